@@ -1,0 +1,214 @@
+"""The feature registry's data model: entities, feature views, on-demand views, feature services.
+
+Plain frozen dataclasses with a JSON round trip. `registry_sync.manifest` builds them from dbt's
+manifest; training sets, online sync and serving only ever read them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Feature value types, as the registry names them (Arrow-like, engine-neutral).
+FEATURE_TYPES = ("bool", "int32", "int64", "float32", "float64", "string", "date", "timestamp", "decimal")
+
+VIEW_KINDS = ("batch", "push", "stream", "on_demand")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One column of a feature view."""
+
+    name: str
+    #: One of FEATURE_TYPES.
+    dtype: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A thing features describe (a user, a merchant), identified by its join keys."""
+
+    name: str
+    #: Columns that identify one instance; every feature view of this entity carries them.
+    join_keys: tuple[str, ...]
+    description: str = ""
+    #: Where it was declared, for error messages: "models/sources.yml".
+    original_file_path: str = ""
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """A dbt model materialized as a `feature_view`: one Delta table of feature values over time."""
+
+    name: str
+    #: batch (built by dbt), push or stream.
+    kind: str
+    #: Names of the entities this view is keyed on.
+    entities: tuple[str, ...]
+    #: The join-key columns, in the order the model's `entities` config lists them.
+    join_keys: tuple[str, ...]
+    #: Event time of each row: the value holds from this instant on.
+    timestamp_field: str
+    #: When the row became known (late corrections); None if not declared.
+    created_field: str | None
+    #: Rows older than this are stale (training: NULL; serving: EXPIRED). None = never stale.
+    ttl_seconds: int | None
+    #: Synced to the online store.
+    online: bool
+    #: The Delta table, as a local path or a URI deltalake accepts.
+    delta_uri: str
+    features: tuple[Feature, ...]
+    description: str = ""
+    owner: str = ""
+    tags: tuple[str, ...] = ()
+    #: Columns the Delta table is partitioned by (not features).
+    partition_columns: tuple[str, ...] = ()
+    #: dbt unique ids of upstream sources and models (lineage).
+    upstream: tuple[str, ...] = ()
+    unique_id: str = ""
+    original_file_path: str = ""
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def ttl(self) -> dt.timedelta | None:
+        return None if self.ttl_seconds is None else dt.timedelta(seconds=self.ttl_seconds)
+
+
+@dataclass(frozen=True)
+class RequestField:
+    """A value that arrives with the request (serving) or as a spine column (training)."""
+
+    name: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class OnDemandFeatureView:
+    """A Python function over request fields and other views' features, run at read time."""
+
+    name: str
+    #: Features it reads, as "view:feature".
+    feature_inputs: tuple[str, ...]
+    request_fields: tuple[RequestField, ...]
+    features: tuple[Feature, ...]
+    #: "module:qualname" of the function, imported by training sets and serving.
+    function: str
+    description: str = ""
+    owner: str = ""
+    tags: tuple[str, ...] = ()
+    kind: str = "on_demand"
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """One feature of a service: `view:feature`, optionally renamed in the output."""
+
+    view: str
+    feature: str
+    alias: str | None = None
+
+    @property
+    def output_name(self) -> str:
+        return self.alias or self.feature
+
+    def __str__(self) -> str:
+        return f"{self.view}:{self.feature}"
+
+
+@dataclass(frozen=True)
+class FeatureService:
+    """A named set of features that one model consumes (a dbt exposure of type `ml`)."""
+
+    name: str
+    features: tuple[FeatureRef, ...]
+    description: str = ""
+    owner: str = ""
+    tags: tuple[str, ...] = ()
+    original_file_path: str = ""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Everything Hindsight knows about the project's features at one point."""
+
+    project: str
+    entities: tuple[Entity, ...] = ()
+    feature_views: tuple[FeatureView, ...] = ()
+    on_demand_views: tuple[OnDemandFeatureView, ...] = ()
+    feature_services: tuple[FeatureService, ...] = ()
+    #: Set by `registry_sync.store` when a version is applied.
+    version: int | None = None
+    applied_at: str | None = None
+    manifest_generated_at: str | None = None
+
+    def view(self, name: str) -> FeatureView | OnDemandFeatureView:
+        for v in self.feature_views:
+            if v.name == name:
+                return v
+        for v in self.on_demand_views:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def entity(self, name: str) -> Entity:
+        for e in self.entities:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def service(self, name: str) -> FeatureService:
+        for s in self.feature_services:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Registry:
+        return cls(
+            project=data["project"],
+            entities=tuple(Entity(**{**e, "join_keys": tuple(e["join_keys"])}) for e in data.get("entities", ())),
+            feature_views=tuple(_view_from_dict(v) for v in data.get("feature_views", ())),
+            on_demand_views=tuple(_odfv_from_dict(v) for v in data.get("on_demand_views", ())),
+            feature_services=tuple(_service_from_dict(s) for s in data.get("feature_services", ())),
+            version=data.get("version"),
+            applied_at=data.get("applied_at"),
+            manifest_generated_at=data.get("manifest_generated_at"),
+        )
+
+
+def _features(items: Any) -> tuple[Feature, ...]:
+    return tuple(Feature(**f) for f in items)
+
+
+def _view_from_dict(v: dict[str, Any]) -> FeatureView:
+    tuples = ("entities", "join_keys", "tags", "partition_columns", "upstream")
+    return FeatureView(**{**v, **{k: tuple(v.get(k, ())) for k in tuples}, "features": _features(v["features"])})
+
+
+def _odfv_from_dict(v: dict[str, Any]) -> OnDemandFeatureView:
+    return OnDemandFeatureView(
+        **{
+            **v,
+            "feature_inputs": tuple(v.get("feature_inputs", ())),
+            "request_fields": tuple(RequestField(**r) for r in v.get("request_fields", ())),
+            "features": _features(v["features"]),
+            "tags": tuple(v.get("tags", ())),
+        }
+    )
+
+
+def _service_from_dict(s: dict[str, Any]) -> FeatureService:
+    return FeatureService(
+        **{**s, "features": tuple(FeatureRef(**f) for f in s["features"]), "tags": tuple(s.get("tags", ()))}
+    )
