@@ -70,6 +70,9 @@ class FeatureView:
     upstream: tuple[str, ...] = ()
     unique_id: str = ""
     original_file_path: str = ""
+    #: dtype (one of FEATURE_TYPES) of each join key, parallel to join_keys; () if not recorded.
+    #: Serving checks request join keys against it.
+    join_key_dtypes: tuple[str, ...] = ()
 
     def feature(self, name: str) -> Feature:
         for f in self.features:
@@ -192,7 +195,7 @@ def _features(items: Any) -> tuple[Feature, ...]:
 
 
 def _view_from_dict(v: dict[str, Any]) -> FeatureView:
-    tuples = ("entities", "join_keys", "tags", "partition_columns", "upstream")
+    tuples = ("entities", "join_keys", "tags", "partition_columns", "upstream", "join_key_dtypes")
     return FeatureView(**{**v, **{k: tuple(v.get(k, ())) for k in tuples}, "features": _features(v["features"])})
 
 

@@ -1,3 +1,5 @@
 """Shared pytest set-up. Fixture modules live in tests/fixtures/ and are registered here."""
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.fixtures.serving",
+]

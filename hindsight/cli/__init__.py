@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import click
 
+from hindsight.cli.demo import demo_data
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Hindsight: a SQL-first feature store for dbt teams."""
+
+
+main.add_command(demo_data)

@@ -1,0 +1,72 @@
+{#-
+  The `feature_view` materialization on DuckDB: the model's rows become a Delta table written by
+  delta-rs (through the dbt-duckdb plugin in offline_store/dbt_plugin.py), and a view over
+  delta_scan() keeps ref() and dbt tests working.
+
+  Steps: read and validate config -> decide the processing range (full refresh, incremental,
+  backfill) -> stage the model's rows in that range -> validate them -> one Delta commit
+  (overwrite, MERGE, or replace of the range) -> point the view at the table.
+  Nothing is written to Delta unless every check passed.
+-#}
+{% materialization feature_view, adapter='duckdb' %}
+  {%- set cfg = hindsight.feature_view_config() -%}
+  {%- set range = hindsight.processing_range() -%}
+
+  {%- set target_relation = this.incorporate(type='view') -%}
+  {%- set stage = make_intermediate_relation(this.incorporate(type='table'), suffix='__hindsight_stage') -%}
+  {%- set stage_out = make_intermediate_relation(target_relation, suffix='__hindsight_out') -%}
+  {{ drop_relation_if_exists(load_cached_relation(stage)) }}
+  {{ drop_relation_if_exists(load_cached_relation(stage_out)) }}
+
+  {{ run_hooks(pre_hooks, inside_transaction=False) }}
+  {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+  {% call statement('stage') -%}
+    create table {{ stage }} as
+    select * from (
+      {{ compiled_code }}
+    ) as model_rows
+    where {{ hindsight.range_predicate(adapter.quote(range.column or cfg.timestamp_field), range) }}
+  {%- endcall %}
+
+  {% do hindsight.validate_feature_view_rows(stage, cfg) %}
+
+  {% call statement('stage_out') -%}
+    create view {{ stage_out }} as
+    select *{% if cfg.derived_partition %}, cast({{ adapter.quote(cfg.timestamp_field) }} as date) as _partition_date{% endif %}
+    from {{ stage }}
+  {%- endcall %}
+  {{ adapter.commit() }}
+
+  {%- set write = {
+      'model': cfg.model,
+      'uri': cfg.location,
+      'mode': range.mode,
+      'unique_key': cfg.unique_key,
+      'timestamp_field': cfg.timestamp_field,
+      'partition_by': cfg.partition_by,
+      'range_start': none if range.start is none else range.start.isoformat(),
+      'range_end': none if range.end is none else range.end.isoformat(),
+      'on_schema_change': cfg.on_schema_change,
+      'commit_metadata': {
+          'dbt_invocation_id': invocation_id,
+          'dbt_model': model.unique_id,
+          'hindsight_mode': range.mode,
+      },
+  } -%}
+  {% do adapter.store_relation('hindsight', stage_out, [], cfg.location, 'delta', write) %}
+
+  {% call statement('main') -%}
+    create or replace view {{ target_relation }} as
+    select * from delta_scan('{{ cfg.location }}')
+  {%- endcall %}
+
+  {{ drop_relation_if_exists(stage_out) }}
+  {{ drop_relation_if_exists(stage) }}
+  {{ run_hooks(post_hooks, inside_transaction=True) }}
+  {% do persist_docs(target_relation, model) %}
+  {{ adapter.commit() }}
+  {{ run_hooks(post_hooks, inside_transaction=False) }}
+
+  {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}

@@ -1,0 +1,64 @@
+{#-
+  Which rows this run of the current feature view computes and writes:
+    full_refresh  everything                              start = end = none
+    incremental   from the table's newest timestamp minus `lookback` (late rows), onwards;
+                  on a view with a created_field, by created time, so late corrections of old
+                  events are picked up however old the event
+    backfill      event times in [var backfill_start, var backfill_end)
+  `column` names the output column the range applies to.
+  Called by the materialization and by models (through source_time_filter / window_aggregates),
+  so the rows read and the rows written always agree.
+-#}
+{% macro processing_range() %}
+  {%- set full = {'mode': 'full_refresh', 'start': none, 'end': none, 'column': none} -%}
+  {%- if not execute or model.config.materialized != 'feature_view' -%}
+    {{ return(full) }}
+  {%- endif -%}
+  {%- set cfg = hindsight.feature_view_config() -%}
+  {%- set start = var('backfill_start', none) -%}
+  {%- set end = var('backfill_end', none) -%}
+  {%- if start is not none or end is not none -%}
+    {{ return(hindsight._backfill_range(cfg, start, end)) }}
+  {%- endif -%}
+  {%- if not is_incremental() -%}
+    {{ return(full) }}
+  {%- endif -%}
+  {%- set column = cfg.created_field or cfg.timestamp_field -%}
+  {%- set newest = run_query("select max(" ~ adapter.quote(column) ~ ") from " ~ this)[0][0] -%}
+  {%- if newest is none -%}
+    {{ return({'mode': 'incremental', 'start': none, 'end': none, 'column': column}) }}
+  {%- endif -%}
+  {%- set start = hindsight._as_utc(newest) - modules.datetime.timedelta(seconds=cfg.lookback_seconds) -%}
+  {{ return({'mode': 'incremental', 'start': start, 'end': none, 'column': column}) }}
+{% endmacro %}
+
+{% macro _backfill_range(cfg, start, end) %}
+  {%- if start is none or end is none -%}
+    {{ exceptions.raise_compiler_error(cfg.where ~ ": a backfill needs both vars backfill_start and backfill_end (end exclusive), e.g. --vars '{\"backfill_start\": \"2026-06-01\", \"backfill_end\": \"2026-06-02\"}'.") }}
+  {%- endif -%}
+  {%- set parsed = [] -%}
+  {%- for value in [start, end] -%}
+    {%- set text = value | string -%}
+    {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?', text) -%}
+      {{ exceptions.raise_compiler_error(cfg.where ~ ": cannot read backfill bound '" ~ text ~ "': use YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (UTC).") }}
+    {%- endif -%}
+    {%- do parsed.append(modules.datetime.datetime.fromisoformat(text.replace('T', ' '))) -%}
+  {%- endfor -%}
+  {%- if parsed[0] >= parsed[1] -%}
+    {{ exceptions.raise_compiler_error(cfg.where ~ ": backfill_start (" ~ start ~ ") must be before backfill_end (" ~ end ~ "); the range is [start, end).") }}
+  {%- endif -%}
+  {%- if adapter.get_relation(this.database, this.schema, this.identifier) is none -%}
+    {{ exceptions.raise_compiler_error(cfg.where ~ ": cannot backfill a feature view that was never built; run it once without backfill vars first.") }}
+  {%- endif -%}
+  {{ return({'mode': 'backfill', 'start': parsed[0], 'end': parsed[1], 'column': cfg.timestamp_field}) }}
+{% endmacro %}
+
+{% macro _as_utc(value) %}
+  {%- if value is string -%}
+    {%- set value = modules.datetime.datetime.fromisoformat(value) -%}
+  {%- endif -%}
+  {%- if value.tzinfo is not none -%}
+    {%- set value = value.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
+  {%- endif -%}
+  {{ return(value) }}
+{% endmacro %}

@@ -1,0 +1,76 @@
+{#-
+  Checks a feature view's staged rows before anything is written; the first broken rule raises a
+  compiler error naming the model, the column and the rule, and the Delta table stays as it was.
+    1. entity, timestamp and created columns exist
+    2. their types are usable (keys: integer or string; times: timestamp or date)
+    3. no reserved column (_partition_date) in the model's output
+    4. no NULL keys
+    5. no duplicate (entities, timestamp[, created]) rows
+-#}
+{% macro validate_feature_view_rows(relation, cfg) %}
+  {%- set columns = adapter.get_columns_in_relation(relation) -%}
+  {%- set types = {} -%}
+  {%- for column in columns -%}
+    {%- do types.update({column.name: column.dtype | lower}) -%}
+  {%- endfor -%}
+  {%- set fail = cfg.where ~ ": rule '" -%}
+  {%- set unchanged = " The Delta table was not changed." -%}
+
+  {%- set time_columns = [cfg.timestamp_field] + ([cfg.created_field] if cfg.created_field else []) -%}
+  {%- for name in cfg.entities + time_columns -%}
+    {%- if name not in types -%}
+      {{ exceptions.raise_compiler_error(fail ~ "key columns exist' failed: column " ~ name ~ " is not in the model's output (columns: " ~ types.keys() | list | join(', ') ~ ")." ~ unchanged) }}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- for name in cfg.entities -%}
+    {%- if not hindsight._is_key_type(types[name]) -%}
+      {{ exceptions.raise_compiler_error(fail ~ "entity columns are integers or strings' failed: column " ~ name ~ " has type " ~ types[name] ~ "." ~ unchanged) }}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- for name in time_columns -%}
+    {%- if not (types[name].startswith('timestamp') or types[name] == 'date') -%}
+      {{ exceptions.raise_compiler_error(fail ~ "time columns are timestamps' failed: column " ~ name ~ " has type " ~ types[name] ~ "; cast it to timestamp." ~ unchanged) }}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- if cfg.derived_partition and '_partition_date' in types -%}
+    {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column _partition_date is added by the materialization; rename it or set partition_by." ~ unchanged) }}
+  {%- endif -%}
+
+  {%- set keys = cfg.unique_key -%}
+  {%- set null_counts -%}
+    select
+    {%- for name in keys %}
+      sum(case when {{ adapter.quote(name) }} is null then 1 else 0 end) as {{ adapter.quote(name) }}{{ ',' if not loop.last }}
+    {%- endfor %}
+    from {{ relation }}
+  {%- endset -%}
+  {%- set row = run_query(null_counts)[0] -%}
+  {%- for name in keys -%}
+    {%- if row[loop.index0] and row[loop.index0] > 0 -%}
+      {{ exceptions.raise_compiler_error(fail ~ "no NULL keys' failed: column " ~ name ~ " is NULL in " ~ row[loop.index0] ~ " row(s)." ~ unchanged) }}
+    {%- endif -%}
+  {%- endfor -%}
+
+  {%- set quoted_keys = [] -%}
+  {%- for name in keys -%}{%- do quoted_keys.append(adapter.quote(name)) -%}{%- endfor -%}
+  {%- set duplicates -%}
+    select {{ quoted_keys | join(', ') }}, count(*) as n, count(*) over () as groups
+    from {{ relation }}
+    group by {{ quoted_keys | join(', ') }}
+    having count(*) > 1
+    limit 1
+  {%- endset -%}
+  {%- set found = run_query(duplicates) -%}
+  {%- if found | length > 0 -%}
+    {%- set example = [] -%}
+    {%- for name in keys -%}{%- do example.append(name ~ '=' ~ found[0][loop.index0]) -%}{%- endfor -%}
+    {{ exceptions.raise_compiler_error(fail ~ "unique (" ~ keys | join(', ') ~ ")' failed: " ~ found[0][-1] ~ " key(s) occur more than once, e.g. " ~ example | join(', ') ~ " (" ~ found[0][-2] ~ " rows)." ~ unchanged) }}
+  {%- endif -%}
+{% endmacro %}
+
+{% macro _is_key_type(dtype) %}
+  {%- set integer_types = ['tinyint', 'smallint', 'integer', 'int', 'bigint', 'hugeint', 'utinyint', 'usmallint', 'uinteger', 'ubigint', 'int8', 'int4', 'int2', 'long', 'short', 'byte'] -%}
+  {%- set string_types = ['varchar', 'string', 'text', 'char'] -%}
+  {%- set base = dtype.split('(')[0] | trim -%}
+  {{ return(base in integer_types or base in string_types) }}
+{% endmacro %}

@@ -1,0 +1,151 @@
+"""DynamoDB batch calls with DynamoDB's limits and retries: BatchWriteItem and BatchGetItem.
+
+Both calls may answer with part of the work undone (UnprocessedItems / UnprocessedKeys) when the
+table is throttled; the AWS guidance is to resend just that part with exponential backoff and
+jitter: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+#: DynamoDB's limits per request.
+MAX_WRITE_BATCH = 25
+MAX_GET_BATCH = 100
+
+_BASE_DELAY_S = 0.05
+_MAX_DELAY_S = 5.0
+_MAX_ROUNDS = 12
+
+
+class RetriesExhausted(RuntimeError):
+    """DynamoDB kept part of a batch unprocessed through every retry."""
+
+
+def backoff_delay(attempt: int) -> float:
+    """Seconds to sleep before retry `attempt` (0-based): full jitter over an exponential cap.
+
+    >>> 0 <= backoff_delay(0) <= 0.05 and 0 <= backoff_delay(30) <= 5.0
+    True
+    """
+    return random.uniform(0, min(_MAX_DELAY_S, _BASE_DELAY_S * 2**attempt))
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of at most `size` items.
+
+    >>> list(chunked(range(5), 2))
+    [[0, 1], [2, 3], [4]]
+    """
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def write_batch(client: Any, table: str, items: list[dict[str, Any]]) -> int:
+    """Put up to 25 items with one BatchWriteItem, resending unprocessed ones; returns the count."""
+    request: dict[str, list[dict[str, Any]]] = {table: [{"PutRequest": {"Item": item}} for item in items]}
+    for attempt in range(_MAX_ROUNDS):
+        unprocessed = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+        if not unprocessed:
+            return len(items)
+        request = unprocessed
+        time.sleep(backoff_delay(attempt))
+    raise RetriesExhausted(f"table {table}: items still unprocessed after {_MAX_ROUNDS} attempts (throttled)")
+
+
+def get_batch(client: Any, request_items: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """One BatchGetItem of up to 100 keys, resending unprocessed keys; returns items per table."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    request = request_items
+    for attempt in range(_MAX_ROUNDS):
+        response = client.batch_get_item(RequestItems=request)
+        for table, items in response.get("Responses", {}).items():
+            found.setdefault(table, []).extend(items)
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            return found
+        time.sleep(backoff_delay(attempt))
+    raise RetriesExhausted(f"keys still unprocessed after {_MAX_ROUNDS} attempts (throttled)")
+
+
+class BatchWriter:
+    """Writes items to one table in 25-item batches from a thread pool, with bounded memory.
+
+    `put` blocks while `max_in_flight` batches are pending, so a producer streaming from Delta never
+    holds more than that many batches. The first failed batch is re-raised by `put` or `close`.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        threads: int = 4,
+        on_written: Callable[[int], None] | None = None,
+        max_in_flight: int | None = None,
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"write-{table}")
+        self._max_in_flight = max_in_flight or threads * 4
+        self._pending: set[Future[int]] = set()
+        self._buffer: list[dict[str, Any]] = []
+        self._on_written = on_written
+        self._lock = threading.Lock()
+        self.written = 0
+
+    def put(self, item: dict[str, Any]) -> None:
+        """Queue one item; sends a batch whenever 25 have accumulated."""
+        self._buffer.append(item)
+        if len(self._buffer) == MAX_WRITE_BATCH:
+            self._submit(self._buffer)
+            self._buffer = []
+
+    def _submit(self, items: list[dict[str, Any]]) -> None:
+        while len(self._pending) >= self._max_in_flight:
+            done, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
+            self._collect(done)
+        self._pending.add(self._pool.submit(write_batch, self._client, self._table, items))
+
+    def _collect(self, done: Iterable[Future[int]]) -> None:
+        for future in done:
+            count = future.result()  # re-raises the batch's error
+            with self._lock:
+                self.written += count
+            if self._on_written:
+                self._on_written(count)
+
+    def close(self) -> int:
+        """Send what is buffered, wait for every batch and return the number of items written."""
+        try:
+            if self._buffer:
+                self._submit(self._buffer)
+                self._buffer = []
+            done, self._pending = wait(self._pending), set()
+            self._collect(done.done)
+        finally:
+            self.abort()
+        return self.written
+
+    def abort(self) -> None:
+        """Stop without sending the buffer; batches already sent may still land."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

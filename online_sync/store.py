@@ -1,0 +1,267 @@
+"""The online store's read API (the contract `serving` codes against).
+
+`OnlineStore.read` turns entity rows and view -> feature names into BatchGetItem calls: each entity
+of each view is two keys (its sync slot and its push slot), all of them in one call when they fit in
+100 keys, the rest in parallel calls; only the features asked for are projected. The newer of the
+two slots wins, and the registry's ttl decides EXPIRED at read time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from online_sync.batching import MAX_GET_BATCH, RetriesExhausted, get_batch
+from online_sync.codec import (
+    KEY_ATTR,
+    ORDER_ATTR,
+    PUSH_WRITER,
+    SYNC_WRITER,
+    WRITER_ATTR,
+    decoder,
+    entity_key,
+    event_micros,
+    micros_to_datetime,
+)
+from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client
+from online_sync.tables import ensure_tables
+from registry_sync.model import FeatureView, Registry
+
+__all__ = ["OnlineStore", "OnlineStoreConfig", "OnlineStoreUnavailable", "ViewRead", "ensure_tables"]
+
+PRESENT = "PRESENT"
+NOT_FOUND = "NOT_FOUND"
+EXPIRED = "EXPIRED"
+
+_WRITERS = (SYNC_WRITER, PUSH_WRITER)
+_PAIRS_PER_CALL = MAX_GET_BATCH // len(_WRITERS)
+_PLAN_CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class ViewRead:
+    """One view's values for one entity."""
+
+    #: "PRESENT" | "NOT_FOUND" | "EXPIRED"
+    status: str
+    #: Feature name -> value (None for each when not PRESENT).
+    values: dict[str, Any]
+    #: Event time of the values, UTC (also set when EXPIRED).
+    event_timestamp: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class _ViewPlan:
+    """How to read some features of one view: built once per (view, features) and cached."""
+
+    view: FeatureView
+    table: str
+    features: tuple[str, ...]
+    decoders: tuple[tuple[str, Any], ...]
+    projection: str
+    attribute_names: dict[str, str]
+
+
+def _plan(view: FeatureView, table: str, features: tuple[str, ...]) -> _ViewPlan:
+    decoders = []
+    for name in features:
+        try:
+            decoders.append((name, decoder(view.feature(name).dtype)))
+        except KeyError:
+            raise KeyError(f"feature view {view.name!r} has no feature {name!r}") from None
+    # Every name goes through ExpressionAttributeNames: feature names may be DynamoDB reserved words.
+    names = {f"#a{i}": n for i, n in enumerate((KEY_ATTR, WRITER_ATTR, ORDER_ATTR, *dict.fromkeys(features)))}
+    return _ViewPlan(view, table, features, tuple(decoders), ", ".join(names), names)
+
+
+def _unavailable(err: Exception, where: str) -> Exception:
+    """The exception a DynamoDB failure becomes: OnlineStoreUnavailable or, for bad input, ValueError."""
+    if isinstance(err, ClientError):
+        code = err.response["Error"]["Code"]
+        message = err.response["Error"].get("Message", "")
+        if code == "ResourceNotFoundException":
+            return OnlineStoreUnavailable(f"{where}: a table does not exist ({message}); run `hindsight apply`")
+        if code == "ValidationException":
+            return ValueError(f"{where}: DynamoDB rejected the request: {message}")
+        return OnlineStoreUnavailable(f"{where}: {code}: {message}")
+    return OnlineStoreUnavailable(f"{where}: {err}")
+
+
+class OnlineStore:
+    """Reads feature values from DynamoDB; one per process, shared by threads."""
+
+    def __init__(self, registry: Registry, config: OnlineStoreConfig | None = None, client: Any = None) -> None:
+        self.registry = registry
+        self.config = config or OnlineStoreConfig.from_env()
+        self._client = client
+        self._client_lock = threading.Lock()
+        self._plans: dict[tuple[str, tuple[str, ...]], _ViewPlan] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, created on first use (after a pre-forking server has forked)."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = make_client(self.config)
+        return self._client
+
+    def _view_plan(self, view_name: str, features: tuple[str, ...]) -> _ViewPlan:
+        plan = self._plans.get((view_name, features))
+        if plan is None:
+            try:
+                view = self.registry.view(view_name)
+            except KeyError:
+                raise KeyError(f"no feature view named {view_name!r}") from None
+            if not isinstance(view, FeatureView):
+                raise KeyError(f"{view_name!r} is an on-demand view: it is computed at request time, not stored")
+            if not view.online:
+                raise ValueError(f"feature view {view_name!r} is not online (set online: true in its config)")
+            plan = _plan(view, self.config.table_name(view.name), features)
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.clear()
+            self._plans[(view_name, features)] = plan
+        return plan
+
+    def read(
+        self,
+        entity_rows: list[dict[str, Any]],
+        features: dict[str, list[str]],
+        now: dt.datetime | None = None,
+    ) -> list[dict[str, ViewRead]]:
+        """The newest values of some features for some entities.
+
+        Args:
+            entity_rows: one dict per entity, join-key name -> value (extra keys are ignored).
+            features: view name -> feature names to read.
+            now: the reference time for ttl (default: the current time, UTC).
+
+        Returns:
+            For each entity row, view name -> ViewRead.
+
+        Raises:
+            KeyError: a row lacks a join key a view needs, or a view or feature is unknown.
+            ValueError: a view is not online.
+            OnlineStoreUnavailable: DynamoDB cannot be reached or a table is missing.
+        """
+        return self._read(entity_rows, features, now or dt.datetime.now(dt.timezone.utc), enforce_ttl=True)
+
+    def _read(self, entity_rows: list[dict[str, Any]], features: dict[str, list[str]], now: dt.datetime,
+              enforce_ttl: bool) -> list[dict[str, ViewRead]]:
+        plans = [self._view_plan(name, tuple(names)) for name, names in features.items()]
+        row_keys = [[_row_key(row, i, plan.view) for plan in plans] for i, row in enumerate(entity_rows)]
+        wanted = list(dict.fromkeys((plan.table, keys[j]) for keys in row_keys for j, plan in enumerate(plans)))
+        found = self._fetch(wanted, {plan.table: plan for plan in plans})
+        now_us = None if now is None else _utc_micros(now)
+        return [
+            {plan.view.name: _view_read(plan, found.get((plan.table, keys[j])), now_us, enforce_ttl)
+             for j, plan in enumerate(plans)}
+            for keys in row_keys
+        ]
+
+    def _fetch(self, wanted: list[tuple[str, str]], plans: dict[str, _ViewPlan]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Newest item per (table, entity key), over both writers' slots."""
+        requests = list(_requests(wanted, plans))
+        try:
+            if len(requests) <= 1:
+                responses = [get_batch(self.client, r) for r in requests]
+            else:
+                responses = list(self._executor().map(lambda r: get_batch(self.client, r), requests))
+        except (BotoCoreError, ClientError, RetriesExhausted) as err:
+            raise _unavailable(err, f"reading the online store at {self.config.endpoint_url or 'AWS'}") from err
+        newest: dict[tuple[str, str], dict[str, Any]] = {}
+        for response in responses:
+            for table, items in response.items():
+                for item in items:
+                    slot = (table, item[KEY_ATTR]["S"])
+                    held = newest.get(slot)
+                    # On a tie the push slot wins: a push is the latest word on that event.
+                    if held is None or _order(item) > _order(held) or (
+                        _order(item) == _order(held) and item[WRITER_ATTR]["S"] == PUSH_WRITER
+                    ):
+                        newest[slot] = item
+        return newest
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._client_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="online-read")
+        return self._pool
+
+    def ping(self) -> bool:
+        """Whether DynamoDB answers (for a readiness probe); never raises."""
+        try:
+            self.client.list_tables(Limit=1)
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return False
+
+    def close(self) -> None:
+        """Stop the read threads (the client needs no closing)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+
+def _row_key(row: dict[str, Any], index: int, view: FeatureView) -> str:
+    try:
+        values = [row[k] for k in view.join_keys]
+    except KeyError as err:
+        raise KeyError(
+            f"entity row {index} lacks join key {err.args[0]!r}, which feature view {view.name!r} needs"
+        ) from None
+    try:
+        return entity_key(values)
+    except ValueError as err:
+        raise KeyError(f"entity row {index}: {err} (feature view {view.name!r})") from None
+
+
+def _requests(wanted: list[tuple[str, str]], plans: dict[str, _ViewPlan]) -> Iterator[dict[str, Any]]:
+    """BatchGetItem RequestItems of at most 100 keys (two slots per entity)."""
+    for start in range(0, len(wanted), _PAIRS_PER_CALL):
+        request: dict[str, Any] = {}
+        for table, key in wanted[start:start + _PAIRS_PER_CALL]:
+            entry = request.get(table)
+            if entry is None:
+                plan = plans[table]
+                entry = request[table] = {
+                    "Keys": [],
+                    "ProjectionExpression": plan.projection,
+                    "ExpressionAttributeNames": plan.attribute_names,
+                }
+            entry["Keys"].extend({KEY_ATTR: {"S": key}, WRITER_ATTR: {"S": w}} for w in _WRITERS)
+        yield request
+
+
+def _order(item: dict[str, Any]) -> int:
+    return int(item[ORDER_ATTR]["N"])
+
+
+def _utc_micros(moment: dt.datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _view_read(plan: _ViewPlan, item: dict[str, Any] | None, now_us: int | None, enforce_ttl: bool) -> ViewRead:
+    if item is None:
+        return ViewRead(NOT_FOUND, dict.fromkeys(plan.features), None)
+    event_us = event_micros(_order(item))
+    event_time = micros_to_datetime(event_us)
+    ttl = plan.view.ttl_seconds
+    if enforce_ttl and ttl is not None and now_us is not None and event_us < now_us - ttl * 1_000_000:
+        return ViewRead(EXPIRED, dict.fromkeys(plan.features), event_time)
+    values = {}
+    for name, decode in plan.decoders:
+        attr = item.get(name)
+        values[name] = None if attr is None else decode(attr)
+    return ViewRead(PRESENT, values, event_time)

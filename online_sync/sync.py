@@ -1,0 +1,285 @@
+"""`sync`: copy each online feature view's newest row per entity from Delta into its sync slot.
+
+Per view: take the view's lease, read the state (last Delta version synced), read either the change
+data feed since then or the whole table, keep the newest row per entity, drop rows the online sync
+slot already has something newer for (incremental only), write the rest with parallel
+BatchWriteItem calls, then advance the state. A sync killed half-way leaves the state where it was:
+the rerun re-reads the same changes and rewrites the same items (puts are idempotent), so nothing is
+lost and, items being keyed by entity, nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from botocore.exceptions import BotoCoreError
+from tqdm import tqdm
+
+from online_sync.batching import MAX_GET_BATCH, BatchWriter, chunked, get_batch
+from online_sync.codec import (
+    EXPIRES_ATTR,
+    KEY_ATTR,
+    ORDER_ATTR,
+    SYNC_WRITER,
+    WRITER_ATTR,
+    check_item_size,
+    encoder,
+    entity_key,
+    order_key,
+)
+from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client
+from online_sync.newest import DeltaSnapshot, NewestRows, change_source, full_source, open_delta
+from online_sync.state import Lease, LeaseLost, SyncState, read_state
+from online_sync.tables import ensure_table, online_views
+from registry_sync.model import FeatureView, Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ViewSyncReport:
+    """What one view's sync did."""
+
+    view: str
+    #: "full", "incremental" or "unchanged".
+    mode: str
+    #: Delta rows read (changed rows for incremental).
+    rows_read: int
+    #: Items written to DynamoDB.
+    rows_written: int
+    #: Rows not written because the online store already held a newer row for the entity.
+    rows_skipped: int
+    #: Delta versions covered: (from, to]; from is None for a full sync.
+    from_version: int | None
+    to_version: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What a `sync` call did, per view."""
+
+    views: tuple[ViewSyncReport, ...]
+
+    @property
+    def rows_written(self) -> int:
+        return sum(v.rows_written for v in self.views)
+
+    def __str__(self) -> str:
+        lines = [f"{'view':<32} {'mode':<12} {'versions':>12} {'read':>10} {'written':>10} {'skipped':>8} {'s':>7}"]
+        for v in self.views:
+            versions = f"{'' if v.from_version is None else v.from_version}..{v.to_version}"
+            lines.append(
+                f"{v.view:<32} {v.mode:<12} {versions:>12} {v.rows_read:>10,} {v.rows_written:>10,} "
+                f"{v.rows_skipped:>8,} {v.seconds:>7.2f}"
+            )
+        return "\n".join(lines)
+
+
+def _micros(column: pa.Array) -> list[int | None]:
+    """A timestamp or date column as epoch microseconds (naive timestamps are taken as UTC)."""
+    if pa.types.is_date(column.type):
+        column = column.cast(pa.timestamp("us"))
+    elif column.type != pa.timestamp("us", column.type.tz):
+        column = column.cast(pa.timestamp("us", column.type.tz))
+    return column.cast(pa.int64()).to_pylist()
+
+
+def _feature_columns(batch: pa.RecordBatch, view: FeatureView) -> list[tuple[str, Any, list[Any]]]:
+    columns = []
+    for feature in view.features:
+        column = batch.column(feature.name)
+        is_time = pa.types.is_timestamp(column.type) or (feature.dtype == "timestamp" and pa.types.is_date(column.type))
+        values = _micros(column) if is_time else column.to_pylist()
+        columns.append((feature.name, encoder(feature.dtype), values))
+    return columns
+
+
+def items_from_batch(batch: pa.RecordBatch, view: FeatureView, writer: str = SYNC_WRITER) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(entity key, order, DynamoDB item) for each row of a batch of newest rows."""
+    keys = list(zip(*(batch.column(k).to_pylist() for k in view.join_keys)))
+    events = _micros(batch.column(view.timestamp_field))
+    created = _micros(batch.column(view.created_field)) if view.created_field else [None] * len(events)
+    features = _feature_columns(batch, view)
+    ttl = view.ttl_seconds
+    for i, key_values in enumerate(keys):
+        key = entity_key(key_values)
+        order = order_key(events[i], created[i])
+        item: dict[str, Any] = {KEY_ATTR: {"S": key}, WRITER_ATTR: {"S": writer}, ORDER_ATTR: {"N": str(order)}}
+        if ttl is not None:
+            item[EXPIRES_ATTR] = {"N": str(events[i] // 1_000_000 + ttl)}
+        for name, encode, values in features:
+            value = values[i]
+            if value is not None:
+                item[name] = encode(value)
+        check_item_size(item, f"feature view {view.name!r}, entity {key}")
+        yield key, order, item
+
+
+def _online_orders(client: Any, table: str, keys: list[str], pool: ThreadPoolExecutor) -> dict[str, int]:
+    """The order of each key's current sync-slot item (keys without one are absent)."""
+    def fetch(chunk: list[str]) -> dict[str, list[dict[str, Any]]]:
+        request = {
+            table: {
+                "Keys": [{KEY_ATTR: {"S": k}, WRITER_ATTR: {"S": SYNC_WRITER}} for k in chunk],
+                "ProjectionExpression": "#k, #o",
+                "ExpressionAttributeNames": {"#k": KEY_ATTR, "#o": ORDER_ATTR},
+                "ConsistentRead": True,
+            }
+        }
+        return get_batch(client, request)
+
+    orders: dict[str, int] = {}
+    for found in pool.map(fetch, chunked(keys, MAX_GET_BATCH)):
+        for item in found.get(table, []):
+            orders[item[KEY_ATTR]["S"]] = int(item[ORDER_ATTR]["N"])
+    return orders
+
+
+def _progress_bar(view: FeatureView, total: int, progress: bool) -> tqdm:
+    return tqdm(total=total, unit="row", desc=view.name, disable=not (progress and sys.stderr.isatty()), leave=False)
+
+
+def write_newest(
+    client: Any,
+    config: OnlineStoreConfig,
+    view: FeatureView,
+    newest: NewestRows,
+    *,
+    skip_older_than_online: bool,
+    progress: bool = True,
+) -> tuple[int, int]:
+    """Write the newest rows into the view's sync slot; returns (written, skipped as not newer)."""
+    table = config.table_name(view.name)
+    skipped = 0
+    with _progress_bar(view, newest.count, progress) as bar, ThreadPoolExecutor(config.write_threads) as readers:
+        with BatchWriter(client, table, config.write_threads, on_written=bar.update) as writer:
+            for batch in newest.batches():
+                rows = list(items_from_batch(batch, view))
+                if skip_older_than_online:
+                    online = _online_orders(client, table, [key for key, _, _ in rows], readers)
+                    # Equal order is written: a later commit corrected the same event in place.
+                    kept = [r for r in rows if online.get(r[0], -1) <= r[1]]
+                    skipped += len(rows) - len(kept)
+                    bar.update(len(rows) - len(kept))
+                    rows = kept
+                for _, _, item in rows:
+                    writer.put(item)
+    return writer.written, skipped
+
+
+def _plan(view: FeatureView, state: SyncState | None, snapshot: DeltaSnapshot, full: bool) -> tuple[str, int | None]:
+    """("full" | "incremental" | "unchanged", first Delta version to read)."""
+    if full:
+        return "full", None
+    if state is None:
+        log.info("feature view %s: never synced into this table; full sync", view.name)
+        return "full", None
+    if state.delta_table_id != snapshot.table_id:
+        log.warning("feature view %s: the Delta table was recreated since the last sync; full resync", view.name)
+        return "full", None
+    if state.delta_version > snapshot.version:
+        log.warning(
+            "feature view %s: state says version %s but the table is at %s; full resync",
+            view.name, state.delta_version, snapshot.version,
+        )
+        return "full", None
+    if state.delta_version == snapshot.version:
+        return "unchanged", state.delta_version + 1
+    return "incremental", state.delta_version + 1
+
+
+def _load(newest: NewestRows, view: FeatureView, snapshot: DeltaSnapshot, mode: str, first: int | None) -> str:
+    """Fill `newest` for the plan; returns the mode actually used (CDF may fall back to full)."""
+    if mode == "incremental":
+        try:
+            newest.load(change_source(snapshot, view, first), from_change_feed=True)
+            return mode
+        except Exception as err:  # noqa: BLE001 - delta-rs and DuckDB raise several types for this
+            log.warning(
+                "feature view %s: the change data feed of versions %s..%s is unavailable (%s); "
+                "falling back to a full resync",
+                view.name, first, snapshot.version, str(err).splitlines()[0] if str(err) else type(err).__name__,
+            )
+    newest.load(full_source(snapshot), from_change_feed=False)
+    return "full"
+
+
+def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full: bool = False,
+              progress: bool = True) -> ViewSyncReport:
+    """Sync one online view; see `sync`."""
+    started = time.perf_counter()
+    ensure_table(client, config, view)
+    snapshot = open_delta(view)
+    table = config.table_name(view.name)
+    with Lease(client, table, config.lease_seconds) as lease:
+        state = read_state(client, table)
+        mode, first = _plan(view, state, snapshot, full)
+        previous = None if state is None else state.delta_version
+        if mode == "unchanged":
+            return ViewSyncReport(view.name, mode, 0, 0, 0, previous, snapshot.version, time.perf_counter() - started)
+        with NewestRows(view) as newest:
+            mode = _load(newest, view, snapshot, mode, first)
+            written, skipped = write_newest(
+                client, config, view, newest, skip_older_than_online=(mode == "incremental"), progress=progress
+            )
+        if lease.lost:
+            raise LeaseLost(f"feature view {view.name}: the sync lease expired mid-sync; state not advanced")
+        lease.commit_state(snapshot.table_id, snapshot.version)
+    seconds = time.perf_counter() - started
+    log.info("feature view %s: %s sync wrote %d of %d rows in %.2f s", view.name, mode, written, newest.rows_read, seconds)
+    return ViewSyncReport(
+        view.name, mode, newest.rows_read, written, skipped,
+        previous if mode == "incremental" else None, snapshot.version, seconds,
+    )
+
+
+def sync(
+    registry: Registry,
+    config: OnlineStoreConfig | None = None,
+    select: list[str] | tuple[str, ...] | None = None,
+    full: bool = False,
+    progress: bool = True,
+    *,
+    client: Any = None,
+) -> SyncReport:
+    """Upsert the newest row per entity of every online feature view into DynamoDB.
+
+    Args:
+        registry: the feature views (only `online=True` ones are synced).
+        config: the online store; default `OnlineStoreConfig.from_env()`.
+        select: only these view names.
+        full: ignore the saved state and resync every view from its whole Delta table.
+        progress: show a tqdm bar (only on a terminal).
+        client: a boto3 DynamoDB client to reuse.
+
+    Returns:
+        A SyncReport with rows read, rows written, versions and seconds per view.
+
+    Raises:
+        ValueError: a selected view is unknown or not online, or its table lacks columns.
+        DeltaTableMissing: a view's Delta table does not exist.
+        SyncInProgress: another sync of a view is running.
+        OnlineStoreUnavailable: DynamoDB cannot be reached.
+    """
+    config = config or OnlineStoreConfig.from_env()
+    client = client or make_client(config)
+    reports = []
+    for view in online_views(registry, select):
+        try:
+            reports.append(sync_view(client, config, view, full=full, progress=progress))
+        except BotoCoreError as err:
+            raise OnlineStoreUnavailable(
+                f"feature view {view.name!r}: DynamoDB at {config.endpoint_url or 'AWS'} is unreachable: {err}"
+            ) from err
+        except Exception as err:
+            err.add_note(f"while syncing feature view {view.name!r}")
+            raise
+    return SyncReport(tuple(reports))

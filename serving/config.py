@@ -1,0 +1,51 @@
+"""Settings of the serving API, read from the environment (and overridable by `create_app`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be a positive integer")
+    return value
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """How the serving API reads, limits and answers."""
+
+    #: Most entity rows one batch request may carry; more is answered 413 (HINDSIGHT_SERVING_MAX_BATCH_ROWS).
+    max_batch_rows: int = 100
+    #: Largest request body in bytes; more is answered 413 (HINDSIGHT_SERVING_MAX_BODY_BYTES).
+    max_body_bytes: int = 1 << 20
+    #: Threads per process that run store reads under a latency budget (HINDSIGHT_SERVING_BUDGET_THREADS).
+    budget_threads: int = 8
+    #: A registry JSON file (`Registry.to_dict()`) to serve instead of the latest applied registry
+    #: (HINDSIGHT_SERVING_REGISTRY); pins a deployment to one registry version.
+    registry_file: str | None = None
+    #: How many ad-hoc feature lists keep a cached read plan per process.
+    plan_cache_size: int = 256
+
+    @classmethod
+    def from_env(cls) -> ServingConfig:
+        return cls(
+            max_batch_rows=_env_int("HINDSIGHT_SERVING_MAX_BATCH_ROWS", cls.max_batch_rows),
+            max_body_bytes=_env_int("HINDSIGHT_SERVING_MAX_BODY_BYTES", cls.max_body_bytes),
+            budget_threads=_env_int("HINDSIGHT_SERVING_BUDGET_THREADS", cls.budget_threads),
+            registry_file=os.environ.get("HINDSIGHT_SERVING_REGISTRY") or None,
+        )
+
+    def updated(self, overrides: dict[str, Any]) -> ServingConfig:
+        """A copy with the fields named (in upper case, Flask style) in `overrides` replaced."""
+        names = {f.name.upper(): f.name for f in fields(self)}
+        return replace(self, **{names[k]: v for k, v in overrides.items() if k in names})

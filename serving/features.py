@@ -1,0 +1,34 @@
+"""Blueprint `features`: `POST /v1/features`, the online read (single and batch form)."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, request
+
+from serving import jsonio, metrics
+from serving.parsing import parse_feature_request, parse_json_body
+from serving.reader import read_features
+from serving.state import get_state
+
+bp = Blueprint("features", __name__, url_prefix="/v1")
+
+#: Label of the latency histogram for requests that name features instead of a service.
+AD_HOC = "_features"
+
+
+@bp.post("/features")
+def get_features() -> Response:
+    """Feature values for one entity row (`entities` an object) or many (`entities` a list)."""
+    started = time.perf_counter()
+    state = get_state()
+    body = parse_json_body(request.get_data(cache=False), request.mimetype)
+    feature_request = parse_feature_request(body, state)
+    results = read_features(feature_request, state.store, state.pool, started)
+    response = jsonio.response({"results": results} if feature_request.batch else results[0])
+    metrics.observe_request(
+        feature_request.plan.service or AD_HOC,
+        "batch" if feature_request.batch else "single",
+        time.perf_counter() - started,
+    )
+    return response

@@ -1,0 +1,131 @@
+"""Prometheus metrics of the serving API: latency, store reads, errors and feature freshness.
+
+Under gunicorn every worker is its own process, so the metrics use prometheus_client's
+multiprocess mode when `PROMETHEUS_MULTIPROC_DIR` is set (`hindsight serve` sets it up before this
+module is imported): each worker writes its samples to files there and `/metrics` merges them.
+See https://prometheus.github.io/client_python/multiprocess/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Iterable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess, values
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# prometheus_client picks its value class when it is first imported; if something imported it
+# before the serve command set the directory, pick again so the metrics below use the files.
+if os.environ.get(MULTIPROC_ENV) and values.ValueClass.__name__ != "MmapedValue":
+    values.ValueClass = values.get_value_class()
+
+#: Latencies of an online read: sub-millisecond to a few seconds.
+_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+REGISTRY = CollectorRegistry(auto_describe=False)
+
+REQUEST_SECONDS = Histogram(
+    "hindsight_serving_request_seconds",
+    "Time to answer a feature request, by feature service (_features for ad-hoc feature lists) and form.",
+    ["service", "form"],
+    buckets=_BUCKETS,
+    registry=REGISTRY,
+)
+STORE_READ_SECONDS = Histogram(
+    "hindsight_serving_store_read_seconds",
+    "Time spent reading the online store for one request.",
+    buckets=_BUCKETS,
+    registry=REGISTRY,
+)
+ERRORS = Counter(
+    "hindsight_serving_errors",
+    "Error responses, by error code.",
+    ["code"],
+    registry=REGISTRY,
+)
+NEWEST_EVENT = Gauge(
+    "hindsight_serving_newest_event_timestamp_seconds",
+    "Newest event timestamp served per feature view, as a Unix time.",
+    ["view"],
+    multiprocess_mode="max",
+    registry=REGISTRY,
+)
+FRESHNESS_NAME = "hindsight_serving_feature_freshness_seconds"
+
+#: Newest event time already written to NEWEST_EVENT by this process, to skip redundant writes.
+_newest_seen: dict[str, float] = {}
+
+
+def observe_request(service: str, form: str, seconds: float) -> None:
+    REQUEST_SECONDS.labels(service, form).observe(seconds)
+
+
+def observe_store_read(seconds: float) -> None:
+    STORE_READ_SECONDS.observe(seconds)
+
+
+def count_error(code: str) -> None:
+    ERRORS.labels(code).inc()
+
+
+def note_event_time(view: str, timestamp: dt.datetime) -> None:
+    """Remember the newest event timestamp served for `view` (feeds the freshness gauge)."""
+    seconds = timestamp.timestamp()
+    if seconds > _newest_seen.get(view, float("-inf")):
+        _newest_seen[view] = seconds
+        NEWEST_EVENT.labels(view).set(seconds)
+
+
+class _Families:
+    """A fixed list of metric families, in the shape `generate_latest` collects from."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def _freshness(families: list[Metric], now: float) -> Metric:
+    freshness = GaugeMetricFamily(
+        FRESHNESS_NAME,
+        "Seconds between now and the newest event timestamp served per feature view.",
+        labels=["view"],
+    )
+    for family in families:
+        if family.name != NEWEST_EVENT._name:
+            continue
+        for sample in family.samples:
+            freshness.add_metric([sample.labels["view"]], max(0.0, now - sample.value))
+    return freshness
+
+
+def _source() -> CollectorRegistry:
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory:
+        return REGISTRY
+    merged = CollectorRegistry(auto_describe=False)
+    multiprocess.MultiProcessCollector(merged, path=directory)
+    return merged
+
+
+def render(now: float | None = None) -> tuple[bytes, str]:
+    """The Prometheus text exposition of every metric, merged across worker processes.
+
+    Returns:
+        The body and its content type.
+    """
+    families = list(_source().collect())
+    families.append(_freshness(families, time.time() if now is None else now))
+    return generate_latest(_Families(families)), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges (gunicorn's child_exit hook calls this)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)

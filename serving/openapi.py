@@ -1,0 +1,304 @@
+"""The OpenAPI 3.1 document of the serving API (`GET /openapi.json`).
+
+Schemas are JSON Schema 2020-12, as OpenAPI 3.1 requires; the unit tests validate real responses
+against them, so the document cannot drift from what the handlers answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from serving.parsing import MAX_BUDGET_MS
+from serving.reader import STATUSES
+
+_JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json_content(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {_JSON: media}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _json_content(_ref("Error"))}
+
+
+_ENTITY_ROW = {
+    "type": "object",
+    "description": "Join-key values of one entity row, e.g. {\"user_id\": 12, \"merchant_id\": 7}.",
+    "additionalProperties": {"type": ["integer", "string"]},
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "FeatureRequest": {
+        "type": "object",
+        "description": "Name exactly one of feature_service or features. A list of entity rows is the batch form.",
+        "properties": {
+            "feature_service": {"type": "string", "description": "A feature service name."},
+            "features": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[^:]+:[^:]+$"},
+                "description": "Features as 'view:feature', or 'view:*' for every feature of a view.",
+            },
+            "entities": {"oneOf": [_ref("EntityRow"), {"type": "array", "items": _ref("EntityRow")}]},
+            "request_context": {
+                "description": "Request fields of on-demand views: one object, or one per entity row.",
+                "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+            },
+            "include_metadata": {"type": "boolean", "default": False},
+            "latency_budget_ms": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": MAX_BUDGET_MS,
+                "description": "Answer within this budget; features not read in time are TIME_OUT.",
+            },
+        },
+        "required": ["entities"],
+        "oneOf": [{"required": ["feature_service"]}, {"required": ["features"]}],
+        "additionalProperties": False,
+    },
+    "EntityRow": _ENTITY_ROW,
+    "FeatureValues": {
+        "type": "object",
+        "description": "Output name -> value (null when not PRESENT).",
+        "additionalProperties": {"type": ["string", "number", "integer", "boolean", "null"]},
+    },
+    "FeatureStatus": {
+        "type": "object",
+        "properties": {
+            "status": {"enum": list(STATUSES)},
+            "event_timestamp": {"type": ["string", "null"], "format": "date-time"},
+        },
+        "required": ["status", "event_timestamp"],
+        "additionalProperties": False,
+    },
+    "FeatureResult": {
+        "type": "object",
+        "properties": {
+            "features": _ref("FeatureValues"),
+            "metadata": {"type": "object", "additionalProperties": _ref("FeatureStatus")},
+        },
+        "required": ["features"],
+        "additionalProperties": False,
+    },
+    "BatchResult": {
+        "type": "object",
+        "properties": {"results": {"type": "array", "items": _ref("FeatureResult")}},
+        "required": ["results"],
+        "additionalProperties": False,
+    },
+    "Error": {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string", "description": "Stable, machine-readable: unknown_feature_service, ..."},
+                    "message": {"type": "string"},
+                    "details": {"type": "object"},
+                },
+                "required": ["code", "message"],
+                "additionalProperties": False,
+            }
+        },
+        "required": ["error"],
+        "additionalProperties": False,
+    },
+    "FeatureServiceSummary": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "owner": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "feature_count": {"type": "integer"},
+            "servable": {"type": "boolean"},
+        },
+        "required": ["name", "feature_count", "servable"],
+    },
+    "FeatureServiceList": {
+        "type": "object",
+        "properties": {
+            "feature_services": {"type": "array", "items": _ref("FeatureServiceSummary")},
+            "registry_version": {"type": ["integer", "null"]},
+        },
+        "required": ["feature_services"],
+        "additionalProperties": False,
+    },
+    "FeatureServiceSchema": {
+        "allOf": [_ref("FeatureServiceSummary")],
+        "type": "object",
+        "properties": {
+            "entities": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "join_keys": {"type": "array", "items": {"type": "string"}},
+                        "description": {"type": "string"},
+                    },
+                    "required": ["name", "join_keys"],
+                },
+            },
+            "join_keys": {"type": "array", "items": _ref("TypedName")},
+            "request_fields": {"type": "array", "items": _ref("TypedName")},
+            "features": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "description": "Name in responses (alias or view__feature)."},
+                        "ref": {"type": "string", "description": "view:feature"},
+                        "view": {"type": "string"},
+                        "feature": {"type": "string"},
+                        "dtype": {"type": "string"},
+                        "description": {"type": "string"},
+                        "on_demand": {"type": "boolean"},
+                        "ttl_seconds": {"type": ["integer", "null"]},
+                    },
+                    "required": ["name", "ref"],
+                },
+            },
+            "error": {"type": "object", "description": "Why the service cannot be served, if it cannot."},
+        },
+        "required": ["entities", "join_keys", "request_fields", "features"],
+    },
+    "TypedName": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "dtype": {"type": ["string", "null"], "description": "Registry type; null when not recorded."},
+            "views": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["name", "dtype"],
+    },
+    "Status": {
+        "type": "object",
+        "properties": {"status": {"type": "string"}, "registry_version": {"type": ["integer", "null"]}},
+        "required": ["status"],
+    },
+}
+
+_FEATURES_EXAMPLE = {
+    "feature_service": "fraud_detection",
+    "entities": {"user_id": 12, "merchant_id": 7},
+    "request_context": {"amount": 99.5, "country": "FR"},
+    "include_metadata": True,
+}
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/v1/features": {
+            "post": {
+                "operationId": "getFeatures",
+                "summary": "Read online features for one entity row or a batch of rows.",
+                "requestBody": {"required": True, "content": _json_content(_ref("FeatureRequest"), _FEATURES_EXAMPLE)},
+                "responses": {
+                    "200": {
+                        "description": "FeatureResult for one row; BatchResult when entities is a list.",
+                        "content": _json_content({"oneOf": [_ref("FeatureResult"), _ref("BatchResult")]}),
+                    },
+                    "400": _error("Malformed JSON, missing or mistyped join key or request field, bad field."),
+                    "404": _error("Unknown feature service, feature view or feature (close names suggested)."),
+                    "413": _error("Batch over the row limit, or body over the size limit."),
+                    "415": _error("Content type is not application/json."),
+                    "500": _error("Server-side failure (an on-demand view failed); details in the server log."),
+                    "503": _error("The online store cannot be reached."),
+                },
+            }
+        },
+        "/v1/feature-services": {
+            "get": {
+                "operationId": "listFeatureServices",
+                "summary": "List feature services.",
+                "responses": {"200": {"description": "The services.", "content": _json_content(_ref("FeatureServiceList"))}},
+            }
+        },
+        "/v1/feature-services/{name}": {
+            "get": {
+                "operationId": "describeFeatureService",
+                "summary": "A feature service's schema: features with types, join keys, request fields.",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "The schema.", "content": _json_content(_ref("FeatureServiceSchema"))},
+                    "404": _error("Unknown feature service."),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness: the process answers.",
+                "responses": {"200": {"description": "Up.", "content": _json_content(_ref("Status"))}},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Readiness: the online store is reachable.",
+                "responses": {
+                    "200": {"description": "Ready.", "content": _json_content(_ref("Status"))},
+                    "503": _error("The online store cannot be reached."),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (text exposition format).",
+                "responses": {"200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document.",
+                "responses": {"200": {"description": "OpenAPI 3.1 document.", "content": _json_content({"type": "object"})}},
+            }
+        },
+    }
+
+
+def build_document(service_names: list[str] | None = None) -> dict[str, Any]:
+    """The OpenAPI document; `service_names` become the documented values of `feature_service`."""
+    schemas = dict(_SCHEMAS)
+    if service_names:
+        request = dict(schemas["FeatureRequest"])
+        request["properties"] = {
+            **request["properties"],
+            "feature_service": {"type": "string", "description": "A feature service: " + ", ".join(sorted(service_names))},
+        }
+        schemas["FeatureRequest"] = request
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Hindsight feature serving",
+            "version": "1",
+            "description": "Online feature values from the Hindsight online store, with on-demand features.",
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "paths": _paths(),
+        "components": {"schemas": schemas},
+    }
+
+
+def document(app: Flask) -> dict[str, Any]:
+    """The app's OpenAPI document, built once per app."""
+    cached = app.extensions.get("hindsight_openapi")
+    if cached is None:
+        from serving.state import EXTENSION
+
+        state = app.extensions.get(EXTENSION)
+        cached = build_document(sorted(state.services) if state else None)
+        app.extensions["hindsight_openapi"] = cached
+    return cached

@@ -1,0 +1,49 @@
+"""Blueprint `ops`: liveness, readiness, Prometheus metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app
+
+from serving import jsonio, metrics, openapi
+from serving.errors import ApiError, error_response
+from serving.state import get_state
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is up and answering."""
+    return jsonio.response({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """The online store answers: 200 when it does, 503 otherwise."""
+    state = get_state()
+    try:
+        reachable = bool(state.store.ping())
+        reason = "ping returned false"
+    except Exception as error:  # any failure to reach the store means "not ready", not a 500
+        log.warning("online store ping failed: %s", error)
+        reachable, reason = False, f"{type(error).__name__}: {error}"
+    if not reachable:
+        return error_response(ApiError(503, "online_store_unavailable", f"the online store cannot be reached ({reason})"))
+    return jsonio.response({"status": "ready", "registry_version": state.registry.version})
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    """Prometheus text exposition, merged across gunicorn workers."""
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    """The OpenAPI 3.1 description of this API."""
+    return jsonio.response(openapi.document(current_app))

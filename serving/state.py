@@ -1,0 +1,176 @@
+"""The clients one serving app holds: registry, read plans, on-demand views and the online store.
+
+`init_app` creates them once per app (like the flask tutorial's `flaskr/db.py`); handlers reach
+them through `get_state()`, which reads `current_app`. The online store and the thread pool are
+created lazily in each process: gunicorn forks workers from a preloaded app, and a boto3 client's
+open connections must not be shared across a fork.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+
+from registry_sync.model import FeatureService, Registry
+from serving.config import ServingConfig
+from serving.errors import ApiError, unknown
+from serving.plans import OnDemandViewLike, PlanBuilder, ReadPlan
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "hindsight_serving"
+
+
+class ServingSetupError(RuntimeError):
+    """The app cannot start: no registry, no on-demand code, bad configuration."""
+
+
+class ServingState:
+    """Per-app serving state; the store and thread pool are per process."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        on_demand_views: Mapping[str, OnDemandViewLike],
+        store_source: Any,
+        config: ServingConfig,
+    ) -> None:
+        self.registry = registry
+        self.config = config
+        self.on_demand_views = dict(on_demand_views)
+        self.services: dict[str, FeatureService] = {s.name: s for s in registry.feature_services}
+        self._builder = PlanBuilder(registry, self.on_demand_views)
+        self.plans: dict[str, ReadPlan | ApiError] = {name: self._service_plan(s) for name, s in self.services.items()}
+        self._adhoc: dict[tuple[Any, ...], ReadPlan] = {}
+        self._store_source = store_source
+        self._store: Any = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def _service_plan(self, service: FeatureService) -> ReadPlan | ApiError:
+        try:
+            return self._builder.for_service(service)
+        except ApiError as error:
+            # One broken service must not take the others down: its requests get this error.
+            log.warning("feature service %r cannot be served: %s", service.name, error.message)
+            return error
+
+    def plan_for_service(self, name: Any) -> ReadPlan:
+        """The precomputed plan of a service (ApiError 404 if unknown, its build error if broken)."""
+        plan = self.plans.get(name) if isinstance(name, str) else None
+        if plan is None:
+            if not isinstance(name, str):
+                raise ApiError(400, "invalid_request", "'feature_service' must be a string")
+            raise unknown("feature service", name, self.services, "unknown_feature_service")
+        if isinstance(plan, ApiError):
+            raise plan
+        return plan
+
+    def plan_for_features(self, names: Sequence[Any]) -> ReadPlan:
+        """The plan of an ad-hoc feature list, cached per process (the cache is bounded)."""
+        key = tuple(names)
+        plan = self._adhoc.get(key)
+        if plan is None:
+            plan = self._builder.for_features(names)
+            if len(self._adhoc) >= self.config.plan_cache_size:
+                self._adhoc.clear()
+            self._adhoc[key] = plan
+        return plan
+
+    def _ensure_process(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            store = self._store_source
+            if not hasattr(store, "read") and callable(store):
+                store = store(self.registry)
+            self._store = store
+            self._pool = ThreadPoolExecutor(self.config.budget_threads, thread_name_prefix="hindsight-read")
+            self._pid = os.getpid()
+
+    @property
+    def store(self) -> Any:
+        """This process's online store client (created on first use)."""
+        self._ensure_process()
+        return self._store
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """This process's pool for store reads that run under a latency budget."""
+        self._ensure_process()
+        assert self._pool is not None
+        return self._pool
+
+
+def _load_registry(source: Any, config: ServingConfig) -> Registry:
+    if isinstance(source, Registry):
+        return source
+    if callable(source):
+        return source()
+    if config.registry_file:
+        path = Path(config.registry_file)
+        try:
+            return Registry.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ServingSetupError(f"cannot read the registry file {str(path)!r}: {error}") from error
+    try:
+        from registry_sync import load_registry
+    except ImportError as error:
+        raise ServingSetupError(f"registry_sync.load_registry is not available: {error}") from error
+    try:
+        return load_registry()
+    except Exception as error:  # its errors are user-facing (no registry applied yet, ...)
+        raise ServingSetupError(f"cannot load the registry: {error}; run `hindsight apply` first?") from error
+
+
+def _load_on_demand(source: Any) -> Mapping[str, OnDemandViewLike]:
+    if source is not None:
+        return source() if callable(source) else source
+    try:
+        from on_demand import load_views
+    except ImportError as error:
+        raise ServingSetupError(f"on_demand.load_views is not available: {error}") from error
+    return load_views()
+
+
+def _default_store(registry: Registry) -> Any:
+    from online_sync.store import OnlineStore, OnlineStoreConfig
+
+    return OnlineStore(registry, OnlineStoreConfig.from_env())
+
+
+def init_app(app: Flask, test_config: Mapping[str, Any] | None = None) -> ServingState:
+    """Create the app's serving state.
+
+    `test_config` may carry REGISTRY (a Registry or a function returning one), ONLINE_STORE (a
+    store object, or a function of the registry returning one), ON_DEMAND_VIEWS (a mapping or a
+    function returning one) and any ServingConfig field in upper case.
+
+    Raises:
+        ServingSetupError: the registry or the on-demand code cannot be loaded.
+    """
+    overrides = dict(test_config or {})
+    config = ServingConfig.from_env().updated(overrides)
+    registry = _load_registry(overrides.get("REGISTRY"), config)
+    views = _load_on_demand(overrides.get("ON_DEMAND_VIEWS"))
+    store: Callable[[Registry], Any] | Any = overrides.get("ONLINE_STORE") or _default_store
+    state = ServingState(registry, views, store, config)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.extensions[EXTENSION] = state
+    return state
+
+
+def get_state() -> ServingState:
+    """The serving state of the current app (only inside a request or app context)."""
+    return current_app.extensions[EXTENSION]

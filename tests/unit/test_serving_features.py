@@ -1,0 +1,166 @@
+"""POST /v1/features over the Flask test client, with a fake online store and on-demand view."""
+
+from __future__ import annotations
+
+import pytest
+
+FRAUD = {
+    "feature_service": "fraud_detection",
+    "entities": {"user_id": 12, "merchant_id": 7},
+    "request_context": {"amount": 99.5, "country": "DE"},
+}
+
+
+def post(client, body):
+    return client.post("/v1/features", json=body)
+
+
+def test_service_returns_values_with_aliases_and_prefixed_collisions(serving_client):
+    response = post(serving_client, FRAUD)
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "features": {
+            "amount_mean_30d": 50.0,
+            "user_transaction_aggregates__txn_count_7d": 4,
+            "merchant_risk__txn_count_7d": 120,
+            "merchant_fraud_rate": 0.015,
+            "home": "FR",
+            "amount_vs_user_mean_30d": 1.99,
+            "is_foreign_country": True,
+        }
+    }
+    # Response keys keep the service's order.
+    assert list(response.get_json()["features"])[:2] == ["amount_mean_30d", "user_transaction_aggregates__txn_count_7d"]
+
+
+def test_metadata_reports_present_not_found_and_expired(serving_client):
+    body = {**FRAUD, "entities": {"user_id": 13, "merchant_id": 8}, "include_metadata": True}
+    result = post(serving_client, body).get_json()
+    features, metadata = result["features"], result["metadata"]
+    # user 13 has a profile but no aggregates; merchant 8's row is 3 days old with a 2-day ttl.
+    assert features["amount_mean_30d"] is None
+    assert metadata["amount_mean_30d"] == {"status": "NOT_FOUND", "event_timestamp": None}
+    assert features["merchant_risk__txn_count_7d"] is None
+    assert metadata["merchant_risk__txn_count_7d"] == {"status": "EXPIRED", "event_timestamp": "2026-05-29T12:00:00+00:00"}
+    assert features["home"] == "DE"
+    assert metadata["home"] == {"status": "PRESENT", "event_timestamp": "2026-05-22T12:00:00+00:00"}
+    # On-demand outputs are computed over the NULL input: the ratio is null, the flag is not.
+    assert features["amount_vs_user_mean_30d"] is None
+    assert features["is_foreign_country"] is False
+    assert metadata["is_foreign_country"] == {"status": "PRESENT", "event_timestamp": None}
+
+
+def test_unknown_entity_is_not_found_everywhere(serving_client):
+    body = {"features": ["user_profile:*"], "entities": {"user_id": 999}, "include_metadata": True}
+    result = post(serving_client, body).get_json()
+    assert result["features"] == {"home_country": None, "credit_limit": None, "account_tier": None}
+    assert {m["status"] for m in result["metadata"].values()} == {"NOT_FOUND"}
+
+
+def test_feature_list_with_star_expands_a_view(serving_client):
+    body = {"features": ["user_profile:*", "merchant_risk:fraud_rate_30d"], "entities": {"user_id": 12, "merchant_id": 7}}
+    assert post(serving_client, body).get_json() == {
+        "features": {"home_country": "FR", "credit_limit": 2500.0, "account_tier": "gold", "fraud_rate_30d": 0.015}
+    }
+
+
+def test_feature_list_collisions_get_view_prefixes(serving_client):
+    body = {"features": ["user_transaction_aggregates:txn_count_7d", "merchant_risk:txn_count_7d"],
+            "entities": {"user_id": 12, "merchant_id": 7}}
+    assert post(serving_client, body).get_json()["features"] == {
+        "user_transaction_aggregates__txn_count_7d": 4,
+        "merchant_risk__txn_count_7d": 120,
+    }
+
+
+def test_only_needed_join_keys_and_views_are_read(serving_client, fake_store):
+    body = {"features": ["user_profile:home_country"], "entities": {"user_id": 12, "merchant_id": 7, "extra": "x"}}
+    post(serving_client, body)
+    assert fake_store.calls == [([{"user_id": 12}], {"user_profile": ["home_country"]})]
+
+
+def test_on_demand_inputs_are_fetched_but_not_returned(serving_client, fake_store, fake_on_demand):
+    body = {
+        "features": ["transaction_context:is_foreign_country"],
+        "entities": {"user_id": 12},
+        "request_context": {"amount": 10, "country": "FR"},
+    }
+    assert post(serving_client, body).get_json() == {"features": {"is_foreign_country": False}}
+    (rows, features), = fake_store.calls
+    assert features == {"user_transaction_aggregates": ["amount_mean_30d"], "user_profile": ["home_country"]}
+    # compute sees bare feature names and request fields, converted to their dtypes (10 -> 10.0).
+    assert fake_on_demand.calls == [{"amount_mean_30d": [50.0], "home_country": ["FR"], "amount": [10.0], "country": ["FR"]}]
+    assert type(fake_on_demand.calls[0]["amount"][0]) is float
+
+
+def test_batch_with_one_context_for_all_rows(serving_client, fake_on_demand):
+    body = {**FRAUD, "entities": [{"user_id": 12, "merchant_id": 7}, {"user_id": 13, "merchant_id": 8}]}
+    results = post(serving_client, body).get_json()["results"]
+    assert [r["features"]["home"] for r in results] == ["FR", "DE"]
+    assert [r["features"]["is_foreign_country"] for r in results] == [True, False]
+    assert [r["features"]["merchant_fraud_rate"] for r in results] == [0.015, None]
+    # One compute call for the whole batch.
+    assert len(fake_on_demand.calls) == 1 and fake_on_demand.calls[0]["amount"] == [99.5, 99.5]
+
+
+def test_batch_with_one_context_per_row(serving_client):
+    body = {
+        **FRAUD,
+        "entities": [{"user_id": 12, "merchant_id": 7}, {"user_id": 12, "merchant_id": 7}],
+        "request_context": [{"amount": 25.0, "country": "FR"}, {"amount": 100.0, "country": "US"}],
+        "include_metadata": True,
+    }
+    results = post(serving_client, body).get_json()["results"]
+    assert [r["features"]["amount_vs_user_mean_30d"] for r in results] == [0.5, 2.0]
+    assert [r["features"]["is_foreign_country"] for r in results] == [False, True]
+    assert all(set(r) == {"features", "metadata"} for r in results)
+
+
+def test_empty_batch_answers_no_results(serving_client, fake_store):
+    assert post(serving_client, {**FRAUD, "entities": []}).get_json() == {"results": []}
+
+
+def test_batch_at_the_limit_is_served(make_serving_app):
+    client = make_serving_app(MAX_BATCH_ROWS=3).test_client()
+    body = {"features": ["user_profile:home_country"], "entities": [{"user_id": 12}] * 3}
+    assert post(client, body).get_json() == {"results": [{"features": {"home_country": "FR"}}] * 3}
+
+
+def test_nan_values_are_answered_as_null(serving_client, fake_store):
+    fake_store.put("user_profile", {"user_id": 14}, {"home_country": "IT", "credit_limit": float("nan")}, fake_store.now)
+    response = post(serving_client, {"features": ["user_profile:credit_limit"], "entities": {"user_id": 14}})
+    assert response.data == b'{"features":{"credit_limit":null}}'
+
+
+def test_integral_float_ids_read_the_same_entity(serving_client):
+    body = {"features": ["user_profile:home_country"], "entities": {"user_id": 12.0}}
+    assert post(serving_client, body).get_json() == {"features": {"home_country": "FR"}}
+
+
+def test_latency_budget_marks_slow_views_time_out(serving_client, fake_store):
+    fake_store.delays["user_transaction_aggregates"] = 0.5
+    body = {**FRAUD, "include_metadata": True, "latency_budget_ms": 100}
+    result = post(serving_client, body).get_json()
+    features, metadata = result["features"], result["metadata"]
+    # The fast views are served...
+    assert features["home"] == "FR" and metadata["home"]["status"] == "PRESENT"
+    assert features["merchant_risk__txn_count_7d"] == 120
+    # ...the slow view times out, and so do both outputs of the on-demand view that reads it.
+    for name in ("amount_mean_30d", "user_transaction_aggregates__txn_count_7d",
+                 "amount_vs_user_mean_30d", "is_foreign_country"):
+        assert features[name] is None
+        assert metadata[name] == {"status": "TIME_OUT", "event_timestamp": None}
+
+
+def test_generous_latency_budget_changes_nothing(serving_client):
+    with_budget = post(serving_client, {**FRAUD, "latency_budget_ms": 5000, "include_metadata": True}).get_json()
+    without = post(serving_client, {**FRAUD, "include_metadata": True}).get_json()
+    assert with_budget == without
+    assert {m["status"] for m in with_budget["metadata"].values()} == {"PRESENT"}
+
+
+def test_null_request_field_reaches_compute_as_null(serving_client):
+    body = {**FRAUD, "request_context": {"amount": None, "country": "FR"}}
+    features = post(serving_client, body).get_json()["features"]
+    assert features["amount_vs_user_mean_30d"] is None
+    assert features["is_foreign_country"] is False
