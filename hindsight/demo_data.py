@@ -36,7 +36,15 @@ from hindsight.demo.transactions import transaction_batches
 from hindsight.demo.window import Window, to_us
 from hindsight.settings import Settings
 
-__all__ = ["DEFAULT_SEED", "SCALES", "DemoDataError", "WrittenPart", "generate", "parse_timestamp", "write_demo_data"]
+__all__ = [
+    "DEFAULT_SEED",
+    "SCALES",
+    "DemoDataError",
+    "WrittenPart",
+    "generate",
+    "parse_timestamp",
+    "write_demo_data",
+]
 
 TABLES = tuple(SCHEMAS)
 
@@ -51,7 +59,7 @@ class WrittenPart:
 
     table: str
     rows: int
-    #: The part file written, or None when the table was left alone (an append skips users, merchants).
+    #: The part file written, or None for a table left alone (appends skip users, merchants).
     path: Path | None
 
 
@@ -151,7 +159,8 @@ def _write_tables(
         "users": lambda: [users_table(users)],
         "merchants": lambda: [merchants_table(merchants)],
         "transactions": lambda: (
-            loaded.keep(day) for day in transaction_batches(users, merchants, residence, window, scale, seed)
+            loaded.keep(day)
+            for day in transaction_batches(users, merchants, residence, window, scale, seed)
         ),
         "user_updates": lambda: [loaded.keep(profile_table)],
     }
@@ -205,10 +214,14 @@ def _check_append(raw_dir: Path, manifest: dict, loaded: LoadedRange) -> None:
     differing = [key for key in manifest if previous.get(key) != manifest[key]]
     if differing:
         was = ", ".join(f"{key}={previous.get(key)}" for key in differing)
-        raise DemoDataError(f"the raw data in {raw_dir} was generated with {was}: append with the same arguments")
+        raise DemoDataError(
+            f"the raw data in {raw_dir} was generated with {was}: append with the same arguments"
+        )
     until = previous.get("loaded_until")
     if until is None:
-        raise DemoDataError(f"the raw data in {raw_dir} is already complete: there are no rows left to append")
+        raise DemoDataError(
+            f"the raw data in {raw_dir} is already complete: there are no rows left to append"
+        )
     if until != _iso_or_none(loaded.from_us):
         raise DemoDataError(
             f"the raw data in {raw_dir} holds rows loaded before {until}: append with "

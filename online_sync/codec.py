@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import struct
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -136,11 +137,23 @@ def entity_key(values: Sequence[Any]) -> str:
 
 def _encode_float(value: Any) -> dict[str, str]:
     number = float(value)
-    magnitude = abs(number)
-    if number == 0.0 or _MIN_NUMBER <= magnitude < _MAX_NUMBER:
+    if _MIN_NUMBER <= abs(number) < _MAX_NUMBER:
         return {"N": repr(number)}
+    if number == 0.0:
+        # DynamoDB normalises the number -0.0 to 0: keep the sign in a string.
+        return {"N": "0"} if math.copysign(1.0, number) > 0 else {"S": "-0.0"}
     # NaN, +-inf and out-of-range magnitudes: float() reads these strings back exactly.
     return {"S": repr(number) if math.isfinite(number) else str(number).replace("inf", "Infinity")}
+
+
+def _encode_float32(value: Any) -> dict[str, str]:
+    # Round to float32 first, so a pushed 0.1 is stored as the 0.10000000149011612 that a float32
+    # Delta column (and so a sync) holds: the same event reads back the same from either writer.
+    try:
+        narrowed = struct.unpack("f", struct.pack("f", float(value)))[0]
+    except OverflowError:
+        narrowed = math.copysign(math.inf, float(value))
+    return _encode_float(narrowed)
 
 
 def _encode_decimal(value: Any) -> dict[str, str]:
@@ -177,7 +190,7 @@ _ENCODERS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "bool": lambda v: {"BOOL": bool(v)},
     "int32": lambda v: {"N": str(int(v))},
     "int64": lambda v: {"N": str(int(v))},
-    "float32": _encode_float,
+    "float32": _encode_float32,
     "float64": _encode_float,
     "string": lambda v: {"S": str(v)},
     "date": _encode_date,
@@ -236,6 +249,6 @@ def check_item_size(item: dict[str, dict[str, Any]], where: str) -> None:
     )
     if size > MAX_ITEM_BYTES:
         raise ItemTooLarge(
-            f"{where}: the online item is {size:,} bytes, over DynamoDB's {MAX_ITEM_BYTES:,}-byte item "
+            f"{where}: the online item is {size:,} bytes, over DynamoDB's 400 KB ({MAX_ITEM_BYTES:,}-byte) item "
             "limit; shorten its string features or keep them offline (online: false)"
         )

@@ -117,3 +117,18 @@ def make_client(config: OnlineStoreConfig, *, max_pool_connections: int = 16) ->
         return boto3.session.Session().client("dynamodb", **kwargs)
     except BotoCoreError as err:
         raise OnlineStoreUnavailable(f"cannot create a DynamoDB client: {err}") from err
+
+
+def store_error(err: Exception, where: str) -> Exception:
+    """The exception a DynamoDB failure becomes: OnlineStoreUnavailable or, for bad input, ValueError."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(err, ClientError):
+        code = err.response["Error"]["Code"]
+        message = err.response["Error"].get("Message", "")
+        if code == "ResourceNotFoundException":
+            return OnlineStoreUnavailable(f"{where}: a table does not exist ({message}); run `hindsight apply`")
+        if code == "ValidationException":
+            return ValueError(f"{where}: DynamoDB rejected the request: {message}")
+        return OnlineStoreUnavailable(f"{where}: {code}: {message}")
+    return OnlineStoreUnavailable(f"{where}: {err}")

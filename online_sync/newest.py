@@ -118,7 +118,7 @@ def newest_query(view: FeatureView, source: str) -> exp.Select:
     >>> v = FeatureView("v", "batch", ("user",), ("user_id",), "ts", "created", None, True, "/x",
     ...                 (Feature("f", "int64"),))
     >>> newest_query(v, "c").sql("duckdb")
-    'SELECT "user_id", "ts", "created", "f" FROM "c" QUALIFY ROW_NUMBER() OVER (PARTITION BY "user_id" ORDER BY "ts" DESC, "created" DESC NULLS LAST, "_commit_version" DESC) = 1'
+    'SELECT "user_id", "ts", "created", "f" FROM "c" QUALIFY ROW_NUMBER() OVER (PARTITION BY "user_id" ORDER BY "ts" DESC, "created" DESC, "_commit_version" DESC) = 1'
     """
     order_by = [view.timestamp_field, *([view.created_field] if view.created_field else []), COMMIT_VERSION]
     # Rows without a created time are older than rows with one at the same event time (as in codec).
@@ -156,7 +156,7 @@ class NewestRows:
         self._con.register("hs_source", source)
         try:
             for name in ("hs_candidates", "hs_newest"):
-                self._con.execute(exp.Drop(this=exp.table_(name, quoted=True), kind="TABLE", exists=True).sql("duckdb"))
+                self._con.execute(exp.Drop(tables=[exp.table_(name, quoted=True)], kind="TABLE", exists=True).sql("duckdb"))
             self._con.sql(candidates_query(self.view, "hs_source", from_change_feed).sql("duckdb")).create("hs_candidates")
             self.rows_read = _count(self._con, "hs_candidates")
             self._con.sql(newest_query(self.view, "hs_candidates").sql("duckdb")).create("hs_newest")

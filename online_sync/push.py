@@ -28,7 +28,7 @@ from online_sync.codec import (
     order_key,
     to_micros,
 )
-from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client
+from online_sync.config import OnlineStoreConfig, make_client, store_error
 from online_sync.tables import online_views
 from registry_sync.model import FeatureView, Registry
 
@@ -155,7 +155,7 @@ def push(
     try:
         with ThreadPoolExecutor(config.write_threads) as pool:
             landed = list(pool.map(lambda entry: _put_if_newest(client, table, *entry), newest.values()))
-    except BotoCoreError as err:
-        raise OnlineStoreUnavailable(f"push to {view.name!r}: DynamoDB is unreachable: {err}") from err
+    except (BotoCoreError, ClientError) as err:
+        raise store_error(err, f"push to {view.name!r} at {config.endpoint_url or 'AWS'}") from err
     written = sum(landed)
     return PushReport(view.name, count, written, count - written, time.perf_counter() - started)

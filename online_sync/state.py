@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 _BOOKKEEPING_KEY = "_"
 _STATE = {KEY_ATTR: {"S": _BOOKKEEPING_KEY}, WRITER_ATTR: {"S": "state"}}
 _LOCK = {KEY_ATTR: {"S": _BOOKKEEPING_KEY}, WRITER_ATTR: {"S": "lock"}}
+_LOCK_NAMES = {"#k": KEY_ATTR, "#e": "expires_at", "#o": "owner"}
 
 
 class SyncInProgress(RuntimeError):
@@ -99,7 +100,8 @@ class Lease:
                 "pid": {"N": str(os.getpid())},
             },
             ConditionExpression=condition,
-            ExpressionAttributeNames={"#k": KEY_ATTR, "#e": "expires_at", "#o": "owner"},
+            # DynamoDB rejects placeholders the expression does not use.
+            ExpressionAttributeNames={p: n for p, n in _LOCK_NAMES.items() if p in condition},
             ExpressionAttributeValues=values,
         )
 

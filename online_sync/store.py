@@ -29,7 +29,7 @@ from online_sync.codec import (
     event_micros,
     micros_to_datetime,
 )
-from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client
+from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client, store_error
 from online_sync.tables import ensure_tables
 from registry_sync.model import FeatureView, Registry
 
@@ -78,19 +78,6 @@ def _plan(view: FeatureView, table: str, features: tuple[str, ...]) -> _ViewPlan
     # Every name goes through ExpressionAttributeNames: feature names may be DynamoDB reserved words.
     names = {f"#a{i}": n for i, n in enumerate((KEY_ATTR, WRITER_ATTR, ORDER_ATTR, *dict.fromkeys(features)))}
     return _ViewPlan(view, table, features, tuple(decoders), ", ".join(names), names)
-
-
-def _unavailable(err: Exception, where: str) -> Exception:
-    """The exception a DynamoDB failure becomes: OnlineStoreUnavailable or, for bad input, ValueError."""
-    if isinstance(err, ClientError):
-        code = err.response["Error"]["Code"]
-        message = err.response["Error"].get("Message", "")
-        if code == "ResourceNotFoundException":
-            return OnlineStoreUnavailable(f"{where}: a table does not exist ({message}); run `hindsight apply`")
-        if code == "ValidationException":
-            return ValueError(f"{where}: DynamoDB rejected the request: {message}")
-        return OnlineStoreUnavailable(f"{where}: {code}: {message}")
-    return OnlineStoreUnavailable(f"{where}: {err}")
 
 
 class OnlineStore:
@@ -175,7 +162,7 @@ class OnlineStore:
             else:
                 responses = list(self._executor().map(lambda r: get_batch(self.client, r), requests))
         except (BotoCoreError, ClientError, RetriesExhausted) as err:
-            raise _unavailable(err, f"reading the online store at {self.config.endpoint_url or 'AWS'}") from err
+            raise store_error(err, f"reading the online store at {self.config.endpoint_url or 'AWS'}") from err
         newest: dict[tuple[str, str], dict[str, Any]] = {}
         for response in responses:
             for table, items in response.items():

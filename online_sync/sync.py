@@ -35,7 +35,7 @@ from online_sync.codec import (
     order_key,
 )
 from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client
-from online_sync.newest import DeltaSnapshot, NewestRows, change_source, full_source, open_delta
+from online_sync.newest import DeltaSnapshot, DeltaTableMissing, NewestRows, change_source, full_source, open_delta
 from online_sync.state import Lease, LeaseLost, SyncState, read_state
 from online_sync.tables import ensure_table, online_views
 from registry_sync.model import FeatureView, Registry
@@ -48,7 +48,7 @@ class ViewSyncReport:
     """What one view's sync did."""
 
     view: str
-    #: "full", "incremental" or "unchanged".
+    #: "full", "incremental", "unchanged" or "no-table" (a push/stream view without a Delta table).
     mode: str
     #: Delta rows read (changed rows for incremental).
     rows_read: int
@@ -217,7 +217,14 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
     """Sync one online view; see `sync`."""
     started = time.perf_counter()
     ensure_table(client, config, view)
-    snapshot = open_delta(view)
+    try:
+        snapshot = open_delta(view)
+    except DeltaTableMissing:
+        if view.kind == "batch":
+            raise
+        # Push and stream views get rows by push before (or without) any offline table.
+        log.info("feature view %s (%s): no Delta table yet; nothing to sync", view.name, view.kind)
+        return ViewSyncReport(view.name, "no-table", 0, 0, 0, None, -1, time.perf_counter() - started)
     table = config.table_name(view.name)
     with Lease(client, table, config.lease_seconds) as lease:
         state = read_state(client, table)

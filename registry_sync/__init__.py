@@ -3,3 +3,43 @@
 Reads `target/manifest.json` (and the Delta tables' schemas for column types); writes registry
 versions under the registry folder. `registry_sync.model` is the data model.
 """
+
+from __future__ import annotations
+
+from hindsight.settings import Settings
+from registry_sync.errors import DefinitionErrors, RegistryError
+from registry_sync.model import Registry
+from registry_sync.store import RegistryStore
+
+__all__ = ["DefinitionErrors", "Registry", "RegistryError", "RegistryStore", "build_registry", "load_registry"]
+
+
+def load_registry(settings: Settings | None = None, version: int | None = None) -> Registry:
+    """The applied registry (the latest, or `version`), as training sets, sync and serving read it.
+
+    Raises:
+        RegistryError: nothing has been applied yet, or the version does not exist.
+    """
+    settings = settings or Settings.from_env()
+    store = RegistryStore(settings.registry_dir)
+    if version is not None:
+        return store.read(version)
+    registry = store.latest()
+    if registry is None:
+        raise RegistryError(f"no registry applied yet in {settings.registry_dir}: run `hindsight apply`")
+    return registry
+
+
+def build_registry(settings: Settings | None = None) -> Registry:
+    """The registry the dbt project declares now (manifest + Delta schemas + on-demand views)."""
+    from registry_sync.manifest import load_manifest, registry_from_manifest
+
+    settings = settings or Settings.from_env()
+    manifest = load_manifest(settings.manifest_path)
+    return registry_from_manifest(manifest, on_demand_views=_on_demand_views())
+
+
+def _on_demand_views() -> list:
+    import on_demand
+
+    return [on_demand.to_registry(view) for view in on_demand.load_views().values()]

@@ -50,8 +50,14 @@ def suggest(name: str, candidates: Iterable[str]) -> list[str]:
 
     >>> suggest("fraud_detectoin", ["fraud_detection", "churn"])
     ['fraud_detection']
+    >>> suggest("fraud", ["fraud_detection", "churn"])
+    ['fraud_detection']
     """
-    return difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    options = list(candidates)
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.6)
+    # A prefix or fragment ("fraud") is too short for difflib's ratio but is an obvious hint.
+    containing = [o for o in options if name and name.lower() in o.lower() and o not in close]
+    return (close + containing)[:3]
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

@@ -180,7 +180,9 @@ class PlanBuilder:
         store: dict[str, list[str]] = {}
         outputs: list[OutputColumn] = []
         steps: dict[str, OnDemandStep] = {}
-        for ref, name in zip(refs, output_names(refs)):
+        names = output_names(refs)
+        _check_unique(refs, names)
+        for ref, name in zip(refs, names):
             if ref.view in self._on_demand:
                 steps.setdefault(ref.view, self._step(ref.view, store))
                 dtype = self._on_demand[ref.view].outputs[ref.feature]
@@ -231,6 +233,20 @@ class PlanBuilder:
                 if known is None and dtype is not None:
                     keys[key] = (dtype, users)
         return tuple(JoinKey(k, dtype, tuple(users)) for k, (dtype, users) in keys.items())
+
+
+def _check_unique(refs: list[FeatureRef], names: list[str]) -> None:
+    # An alias can still clash after prefixing (v:x next to v:y aliased x): refuse, naming both.
+    seen: dict[str, FeatureRef] = {}
+    for ref, name in zip(refs, names):
+        if name in seen:
+            raise ApiError(
+                400,
+                "ambiguous_feature_names",
+                f"features {str(seen[name])!r} and {str(ref)!r} would both be answered as {name!r}; "
+                "give one of them another alias",
+            )
+        seen[name] = ref
 
 
 def _add(store: dict[str, list[str]], view: str, feature: str) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-from serving import jsonio, metrics
+from serving import metrics
 from serving.errors import ApiError
 from serving.parsing import FeatureRequest
 from serving.plans import OnDemandStep, ReadPlan
@@ -166,7 +167,8 @@ def _assemble(
     computed: dict[str, dict[str, list[Any]] | None],
     include_metadata: bool,
 ) -> list[dict[str, Any]]:
-    finite = jsonio.finite
+    # The innermost loop of every request: locals and an inlined NaN check keep it cheap.
+    isfinite = math.isfinite
     results = []
     for index, row in enumerate(reads):
         features: dict[str, Any] = {}
@@ -178,7 +180,7 @@ def _assemble(
                 if outputs is None:
                     value, status = None, TIME_OUT
                 else:
-                    value, status = finite(outputs[column.feature][index]), PRESENT
+                    value, status = outputs[column.feature][index], PRESENT
             elif column.view in timed_out:
                 value, status = None, TIME_OUT
             else:
@@ -187,7 +189,9 @@ def _assemble(
                     value, status = None, NOT_FOUND
                 else:
                     status, stamp = read.status, read.event_timestamp
-                    value = finite(read.values.get(column.feature)) if status == PRESENT else None
+                    value = read.values.get(column.feature) if status == PRESENT else None
+            if value.__class__ is float and not isfinite(value):
+                value = None  # JSON has no NaN or infinities
             features[column.name] = value
             if include_metadata:
                 metadata[column.name] = {"status": status, "event_timestamp": stamp}

@@ -86,7 +86,8 @@ class ServingState:
             self._adhoc[key] = plan
         return plan
 
-    def _ensure_process(self) -> None:
+    def ensure_clients(self) -> None:
+        """Create this process's store client and read pool unless they exist (after a fork, again)."""
         if self._pid == os.getpid():
             return
         with self._lock:
@@ -102,13 +103,13 @@ class ServingState:
     @property
     def store(self) -> Any:
         """This process's online store client (created on first use)."""
-        self._ensure_process()
+        self.ensure_clients()
         return self._store
 
     @property
     def pool(self) -> ThreadPoolExecutor:
         """This process's pool for store reads that run under a latency budget."""
-        self._ensure_process()
+        self.ensure_clients()
         assert self._pool is not None
         return self._pool
 
@@ -131,7 +132,7 @@ def _load_registry(source: Any, config: ServingConfig) -> Registry:
     try:
         return load_registry()
     except Exception as error:  # its errors are user-facing (no registry applied yet, ...)
-        raise ServingSetupError(f"cannot load the registry: {error}; run `hindsight apply` first?") from error
+        raise ServingSetupError(f"cannot load the registry: {error}") from error
 
 
 def _load_on_demand(source: Any) -> Mapping[str, OnDemandViewLike]:
@@ -169,6 +170,11 @@ def init_app(app: Flask, test_config: Mapping[str, Any] | None = None) -> Servin
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions[EXTENSION] = state
     return state
+
+
+def warm(app: Flask) -> None:
+    """Create this process's store client and thread pool before the first request needs them."""
+    app.extensions[EXTENSION].ensure_clients()
 
 
 def get_state() -> ServingState:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import click
 
 from hindsight.cli.demo import demo_data
+from hindsight.cli.online import check_parity_command, online, push_command, sync_command
+from hindsight.cli.registry import apply, plan, registry_group, summary
+from hindsight.cli.serve import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,3 +20,8 @@ def main() -> None:
 
 
 main.add_command(demo_data)
+for _online_command in (online, sync_command, push_command, check_parity_command):
+    main.add_command(_online_command)
+main.add_command(serve)
+for _registry_command in (plan, apply, registry_group, summary):
+    main.add_command(_registry_command)

@@ -19,10 +19,11 @@ from hindsight.demo_data import DEFAULT_SEED, SCALES, DemoDataError, write_demo_
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Raw data folder. [default: $HINDSIGHT_RAW_DATA or data/raw]")
 @click.option("--loaded-before", metavar="TS", default=None,
-              help="Only transactions and user updates loaded before TS (ISO 8601, UTC if no offset).")
+              help="Only transactions and user updates loaded before TS (ISO 8601, UTC if no "
+                   "offset).")
 @click.option("--loaded-from", metavar="TS", default=None,
-              help="Append, as new part files, the transactions and user updates loaded at or after TS; "
-                   "continue where a --loaded-before write stopped.")  # fmt: skip
+              help="Append, as new part files, the transactions and user updates loaded at or "
+                   "after TS; continue where a --loaded-before write stopped.")  # fmt: skip
 def demo_data(scale, end, seed, out_dir, loaded_before, loaded_from) -> None:
     """Generate deterministic raw demo data (users, merchants, transactions, user_updates)."""
     try:

@@ -8,7 +8,7 @@ append can refuse mismatched arguments. Reads nothing but its arguments; writes 
 The public entry point is `hindsight.demo_data` (`generate`, `write_demo_data`); the modules here
 are its parts:
 
-- `domain`: the world's constants (countries, categories, tiers, daily cycle), scales, seeded streams.
+- `domain`: the world's constants (countries, categories, tiers, daily cycle), scales, seeds.
 - `window`: the 180-day time window in microseconds and the same-microsecond tie breaker.
 - `entities`: users and merchants, with the hidden traits that drive behaviour.
 - `profiles`: the slowly changing user profile (user_updates) and where each user lives when.

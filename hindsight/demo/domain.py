@@ -89,7 +89,9 @@ class Scale:
 
 
 SCALES = {
-    "small": Scale("small", users=1_000, merchants=100, transactions=30_000, row_group_size=250_000),
+    "small": Scale(
+        "small", users=1_000, merchants=100, transactions=30_000, row_group_size=250_000
+    ),
     "medium": Scale(
         "medium", users=200_000, merchants=10_000, transactions=10_000_000, row_group_size=1_000_000
     ),

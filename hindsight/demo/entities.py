@@ -1,4 +1,4 @@
-"""Users and merchants: the columns the raw tables show and the hidden traits that drive behaviour."""
+"""Users and merchants: the columns of their raw tables and the hidden traits driving behaviour."""
 
 from __future__ import annotations
 

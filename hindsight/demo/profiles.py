@@ -100,7 +100,9 @@ def make_profiles(users: Users, window: Window, seed: int) -> tuple[pa.Table, Re
     return table, residence
 
 
-def _profile_events(rng: np.random.Generator, users: Users, window: Window) -> tuple[_Rows, Residence]:
+def _profile_events(
+    rng: np.random.Generator, users: Users, window: Window
+) -> tuple[_Rows, Residence]:
     n = len(users.user_id)
     start = users.first_seen_us
     changes = np.repeat(np.arange(n), rng.poisson(CHANGES_PER_USER, size=n))
@@ -109,9 +111,8 @@ def _profile_events(rng: np.random.Generator, users: Users, window: Window) -> t
     movers = np.flatnonzero(rng.random(n) < MOVER_SHARE)
     move_ts = uniform_times(rng, start[movers], window.end_us)
     new_home = users.home.copy()
-    new_home[movers] = (users.home[movers] + rng.integers(1, len(COUNTRIES), size=len(movers))) % len(
-        COUNTRIES
-    )
+    shift = rng.integers(1, len(COUNTRIES), size=len(movers))
+    new_home[movers] = (users.home[movers] + shift) % len(COUNTRIES)
     moved_us = np.full(n, NEVER, dtype=np.int64)
     moved_us[movers] = move_ts
     rows = _Rows(

@@ -106,37 +106,36 @@ def clear_parts(table_dir: Path) -> None:
         path.unlink()
 
 
-def write_part(path: Path, schema: pa.Schema, batches: Iterable[pa.Table], row_group_size: int) -> int:
+def write_part(
+    path: Path, schema: pa.Schema, batches: Iterable[pa.Table], row_group_size: int
+) -> int:
     """Write tables of one schema into one Parquet file, in row groups of `row_group_size` rows.
 
-    Batches are buffered up to a row group so a file of small daily batches still has few, large
-    row groups, and no more than one row group is held at a time. The file appears under its
-    final name only when complete, so a reader never globs a half-written part.
+    Batches are buffered until they fill a row group, so a file of small daily batches still has
+    few, full row groups and memory holds about one row group, never the whole table. The file
+    appears under its final name only when complete, so a reader never globs a half-written part.
 
     Returns:
         The number of rows written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.tmp")
-    rows, buffer, buffered = 0, [], 0
+    rows, pending = 0, []
     with pq.ParquetWriter(partial, schema) as writer:
         for batch in batches:
-            buffer.append(batch)
-            buffered += batch.num_rows
-            if buffered >= row_group_size:
-                rows += _flush(writer, buffer, row_group_size)
-                buffer, buffered = [], 0
-        rows += _flush(writer, buffer, row_group_size)
+            pending.append(batch)
+            if sum(t.num_rows for t in pending) >= row_group_size:
+                table = pa.concat_tables(pending).combine_chunks()
+                full = table.num_rows - table.num_rows % row_group_size
+                writer.write_table(table.slice(0, full), row_group_size=row_group_size)
+                rows += full
+                pending = [table.slice(full)]
+        rest = pa.concat_tables(pending) if pending else schema.empty_table()
+        if rest.num_rows:
+            writer.write_table(rest, row_group_size=row_group_size)
+            rows += rest.num_rows
     os.replace(partial, path)
     return rows
-
-
-def _flush(writer: pq.ParquetWriter, buffer: list[pa.Table], row_group_size: int) -> int:
-    if not buffer:
-        return 0
-    table = pa.concat_tables(buffer).combine_chunks()
-    writer.write_table(table, row_group_size=row_group_size)
-    return table.num_rows
 
 
 def read_manifest(raw_dir: Path) -> dict | None:

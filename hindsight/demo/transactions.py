@@ -28,7 +28,13 @@ from hindsight.demo.domain import (
     Scale,
     stream,
 )
-from hindsight.demo.entities import Merchants, MerchantPicker, Users, everyday_picker, fraudster_picker
+from hindsight.demo.entities import (
+    MerchantPicker,
+    Merchants,
+    Users,
+    everyday_picker,
+    fraudster_picker,
+)
 from hindsight.demo.profiles import Residence
 from hindsight.demo.raw_files import SCHEMAS, labels, timestamps
 from hindsight.demo.window import (
@@ -61,7 +67,8 @@ class _Bursts:
 
     user: np.ndarray
     ts: np.ndarray
-    abroad: np.ndarray
+    #: Where the stolen card is used: a country index, or -1 for the card holder's home.
+    country: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -71,14 +78,20 @@ class _Day:
     user: np.ndarray
     ts: np.ndarray
     burst: np.ndarray
-    burst_abroad: np.ndarray
+    #: Country of a burst transaction (-1: at home); -1 for organic ones.
+    burst_country: np.ndarray
 
 
 def transaction_batches(
-    users: Users, merchants: Merchants, residence: Residence, window: Window, scale: Scale, seed: int
+    users: Users,
+    merchants: Merchants,
+    residence: Residence,
+    window: Window,
+    scale: Scale,
+    seed: int,
 ) -> Iterator[pa.Table]:
     """The window's transactions, one Arrow table per day, in time order."""
-    bursts = _make_bursts(users, window, scale, seed)
+    bursts = _make_bursts(users, residence, window, scale, seed)
     day_factor = _day_factors(window)
     rate = _user_daily_rates(users, window, day_factor, scale.transactions - len(bursts.ts))
     pickers = (everyday_picker(merchants), fraudster_picker(merchants))
@@ -97,14 +110,19 @@ def _day_factors(window: Window) -> np.ndarray:
     return weekday * (1.0 + 0.1 * np.arange(WINDOW_DAYS) / WINDOW_DAYS)
 
 
-def _user_daily_rates(users: Users, window: Window, day_factor: np.ndarray, expected: int) -> np.ndarray:
+def _user_daily_rates(
+    users: Users, window: Window, day_factor: np.ndarray, expected: int
+) -> np.ndarray:
     """Each user's expected transactions per unit day factor, so the window totals `expected`."""
     first_day = (users.first_seen_us - window.start_us) // US_PER_DAY
     exposure = np.r_[np.cumsum(day_factor[::-1])[::-1], 0.0][first_day]
     return users.activity * max(expected, 0) / float(np.sum(users.activity * exposure))
 
 
-def _make_bursts(users: Users, window: Window, scale: Scale, seed: int) -> _Bursts:
+def _make_bursts(
+    users: Users, residence: Residence, window: Window, scale: Scale, seed: int
+) -> _Bursts:
+    """Stolen cards: each used a few times within hours, most often in one foreign country."""
     rng = stream(seed, "bursts")
     mean_size = sum(BURST_SIZE) / 2
     cards = max(1, round(scale.transactions * BURST_SHARE / mean_size))
@@ -112,14 +130,15 @@ def _make_bursts(users: Users, window: Window, scale: Scale, seed: int) -> _Burs
     start = users.first_seen_us[victim]
     compromised = start + (rng.random(len(victim)) * (window.end_us - start)).astype(np.int64)
     size = rng.integers(BURST_SIZE[0], BURST_SIZE[1] + 1, size=len(victim))
+    abroad = rng.random(len(victim)) < BURST_ABROAD_SHARE
+    destination = _foreign_country(rng, residence.home_at(victim, compromised))
+    country = np.repeat(np.where(abroad, destination, -1), size)
     user = np.repeat(victim, size)
     gaps = (rng.exponential(BURST_GAP_MINUTES * 60e6, size=len(user))).astype(np.int64) + 1
     ts = np.repeat(compromised, size) + _cumsum_per_burst(gaps, size)
     keep = ts < window.end_us
-    user, ts = user[keep], ts[keep]
-    abroad = rng.random(len(user)) < BURST_ABROAD_SHARE
-    order = np.argsort(ts, kind="stable")
-    return _Bursts(user[order], ts[order], abroad[order])
+    order = np.argsort(ts[keep], kind="stable")
+    return _Bursts(user[keep][order], ts[keep][order], country[keep][order])
 
 
 def _cumsum_per_burst(gaps: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -129,9 +148,14 @@ def _cumsum_per_burst(gaps: np.ndarray, size: np.ndarray) -> np.ndarray:
 
 
 def _day_events(
-    rng: np.random.Generator, users: Users, rate: np.ndarray, bursts: _Bursts, window: Window, day: int
+    rng: np.random.Generator,
+    users: Users,
+    rate: np.ndarray,
+    bursts: _Bursts,
+    window: Window,
+    day: int,
 ) -> _Day:
-    """Organic events of one day plus the bursts that fall in it, ties between a user's events split."""
+    """One day's organic events plus the bursts falling in it; a user's ties split apart."""
     day_start = window.day_start_us(day)
     active = np.flatnonzero(users.signup_us < day_start + US_PER_DAY)
     user = np.repeat(active, rng.poisson(rate[active]))
@@ -142,10 +166,11 @@ def _day_events(
     lo, hi = np.searchsorted(bursts.ts, [day_start, day_start + US_PER_DAY])
     user = np.concatenate([user, bursts.user[lo:hi]])
     ts = np.concatenate([ts, bursts.ts[lo:hi]])
-    burst = np.r_[np.zeros(len(user) - (hi - lo), dtype=bool), np.ones(hi - lo, dtype=bool)]
-    burst_abroad = np.r_[np.zeros(len(user) - (hi - lo), dtype=bool), bursts.abroad[lo:hi]]
+    organic = len(user) - (hi - lo)
+    burst = np.r_[np.zeros(organic, dtype=bool), np.ones(hi - lo, dtype=bool)]
+    burst_country = np.r_[np.full(organic, -1), bursts.country[lo:hi]]
     order, ts = separate_equal_times(user, ts)
-    return _Day(user[order], ts, burst[order], burst_abroad[order])
+    return _Day(user[order], ts, burst[order], burst_country[order])
 
 
 def _transactions(
@@ -159,8 +184,11 @@ def _transactions(
 ) -> pa.Table:
     n = len(day.ts)
     home = residence.home_at(day.user, day.ts)
-    abroad = np.where(day.burst, day.burst_abroad, rng.random(n) < users.travel[day.user])
-    country = np.where(abroad, _foreign_country(rng, home), home)
+    travelling = rng.random(n) < users.travel[day.user]
+    country = np.where(travelling, _foreign_country(rng, home), home)
+    stolen_card_country = np.where(day.burst_country >= 0, day.burst_country, home)
+    country = np.where(day.burst, stolen_card_country, country)
+    abroad = country != home
     u = rng.random(n)
     merchant = np.where(day.burst, pickers[1].pick(country, u), pickers[0].pick(country, u))
     category = merchants.category[merchant]

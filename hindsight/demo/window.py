@@ -50,7 +50,9 @@ class Window:
         return (self.end - dt.timedelta(days=WINDOW_DAYS - day)).weekday()
 
 
-def uniform_times(rng: np.random.Generator, after_us: np.ndarray, before_us: int | np.ndarray) -> np.ndarray:
+def uniform_times(
+    rng: np.random.Generator, after_us: np.ndarray, before_us: int | np.ndarray
+) -> np.ndarray:
     """Random microseconds strictly after `after_us` and strictly before `before_us`."""
     span = np.asarray(before_us) - after_us - 1
     return after_us + 1 + (rng.random(len(after_us)) * span).astype(np.int64)
@@ -63,7 +65,8 @@ def separate_equal_times(entity: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray
     ambiguous. Ties are rare at microsecond resolution, so the loop almost never repeats.
 
     Returns:
-        (order, ts): the permutation to apply to the other columns, and the adjusted ts in that order.
+        (order, ts): the permutation to apply to the other columns, and the adjusted ts in
+        that order.
 
     >>> order, ts = separate_equal_times(np.array([1, 1, 2]), np.array([5, 5, 5]))
     >>> order.tolist(), ts.tolist()

@@ -13,19 +13,25 @@
   {%- set range = hindsight.processing_range() -%}
 
   {%- set target_relation = this.incorporate(type='view') -%}
+  {%- set model_rows = make_intermediate_relation(target_relation, suffix='__hindsight_model') -%}
   {%- set stage = make_intermediate_relation(this.incorporate(type='table'), suffix='__hindsight_stage') -%}
   {%- set stage_out = make_intermediate_relation(target_relation, suffix='__hindsight_out') -%}
-  {{ drop_relation_if_exists(load_cached_relation(stage)) }}
-  {{ drop_relation_if_exists(load_cached_relation(stage_out)) }}
+  {%- for leftover in [model_rows, stage, stage_out] -%}
+    {{ drop_relation_if_exists(load_cached_relation(leftover)) }}
+  {%- endfor %}
 
   {{ run_hooks(pre_hooks, inside_transaction=False) }}
   {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
+  {% call statement('model_rows') -%}
+    create view {{ model_rows }} as
+    {{ compiled_code }}
+  {%- endcall %}
+  {% do hindsight.validate_feature_view_columns(model_rows, cfg) %}
+
   {% call statement('stage') -%}
     create table {{ stage }} as
-    select * from (
-      {{ compiled_code }}
-    ) as model_rows
+    select * from {{ model_rows }}
     where {{ hindsight.range_predicate(adapter.quote(range.column or cfg.timestamp_field), range) }}
   {%- endcall %}
 
@@ -58,11 +64,12 @@
 
   {% call statement('main') -%}
     create or replace view {{ target_relation }} as
-    select * from delta_scan('{{ cfg.location }}')
+    select * from {{ hindsight.feature_view_relation(cfg.location) }}
   {%- endcall %}
 
   {{ drop_relation_if_exists(stage_out) }}
   {{ drop_relation_if_exists(stage) }}
+  {{ drop_relation_if_exists(model_rows) }}
   {{ run_hooks(post_hooks, inside_transaction=True) }}
   {% do persist_docs(target_relation, model) %}
   {{ adapter.commit() }}

@@ -9,7 +9,7 @@
     online           sync to the online store                              false
     created_field    when each value became known (late corrections)       none
     partition_by     Delta partition column(s)                             date of timestamp_field
-    lookback         how far back an incremental run recomputes            '3d'
+    allowed_lateness how far back an incremental run recomputes            '3d'
     on_schema_change fail | append_new_columns                             fail
     location         the Delta table's URI                                 <location_root>/<model>
 -#}
@@ -38,7 +38,7 @@
 
   {%- set ttl = config.get('ttl') -%}
   {%- set ttl_seconds = none if ttl is none else hindsight.parse_duration(ttl, "ttl of " ~ where) -%}
-  {%- set lookback_seconds = hindsight.parse_duration(config.get('lookback', '3d'), "lookback of " ~ where) -%}
+  {%- set lateness_seconds = hindsight.parse_duration(config.get('allowed_lateness', '3d'), "allowed_lateness of " ~ where) -%}
 
   {%- set online = config.get('online', false) -%}
   {%- if online not in [true, false] -%}
@@ -78,7 +78,7 @@
       'ttl': ttl,
       'ttl_seconds': ttl_seconds,
       'online': online,
-      'lookback_seconds': lookback_seconds,
+      'lateness_seconds': lateness_seconds,
       'on_schema_change': on_schema_change,
       'partition_by': partition_by,
       'derived_partition': derived_partition,

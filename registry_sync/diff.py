@@ -1,0 +1,148 @@
+"""What `hindsight plan` shows: the changes between the applied registry and the project now.
+
+A change is breaking when it can break a consumer that already reads the registry: a feature's
+type changes, a view's join keys change, or a feature (or view) that a feature service still
+uses disappears.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry_sync.model import FeatureService, FeatureView, OnDemandFeatureView, Registry
+
+View = FeatureView | OnDemandFeatureView
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of a plan."""
+
+    #: added | removed | changed
+    action: str
+    #: entity | feature_view | on_demand_view | feature | feature_service
+    kind: str
+    name: str
+    detail: str = ""
+    breaking: bool = False
+
+    def __str__(self) -> str:
+        sign = {"added": "+", "removed": "-", "changed": "~"}[self.action]
+        flag = "  [BREAKING]" if self.breaking else ""
+        return f"{sign} {self.kind} {self.name}{': ' + self.detail if self.detail else ''}{flag}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """All changes, in a stable order."""
+
+    changes: tuple[Change, ...] = field(default_factory=tuple)
+
+    @property
+    def breaking(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.breaking)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "changes": [c.__dict__ for c in self.changes],
+            "breaking": len(self.breaking),
+        }
+
+
+def plan(old: Registry | None, new: Registry) -> Plan:
+    """Compare the applied registry (None: nothing applied yet) with the new one."""
+    old = old or Registry(project=new.project)
+    changes: list[Change] = []
+    changes += _entity_changes(old, new)
+    changes += _view_changes(old, new)
+    changes += _service_changes(old, new)
+    return Plan(tuple(changes))
+
+
+def _entity_changes(old: Registry, new: Registry) -> list[Change]:
+    before = {e.name: e for e in old.entities}
+    after = {e.name: e for e in new.entities}
+    changes = [Change("added", "entity", n) for n in sorted(after.keys() - before.keys())]
+    changes += [Change("removed", "entity", n) for n in sorted(before.keys() - after.keys())]
+    for name in sorted(before.keys() & after.keys()):
+        if before[name].join_keys != after[name].join_keys:
+            detail = f"join keys {list(before[name].join_keys)} -> {list(after[name].join_keys)}"
+            changes.append(Change("changed", "entity", name, detail, breaking=True))
+    return changes
+
+
+def _views(registry: Registry) -> dict[str, View]:
+    return {v.name: v for v in [*registry.feature_views, *registry.on_demand_views]}
+
+
+def _used_features(registry: Registry) -> dict[tuple[str, str], list[str]]:
+    used: dict[tuple[str, str], list[str]] = {}
+    for service in registry.feature_services:
+        for ref in service.features:
+            used.setdefault((ref.view, ref.feature), []).append(service.name)
+    for odfv in registry.on_demand_views:
+        for ref in odfv.feature_inputs:
+            view, _, feature = ref.partition(":")
+            used.setdefault((view, feature), []).append(f"on-demand view {odfv.name}")
+    return used
+
+
+def _view_changes(old: Registry, new: Registry) -> list[Change]:
+    before, after = _views(old), _views(new)
+    used = _used_features(new)
+    changes = [Change("added", _kind(after[n]), n, _summary(after[n])) for n in sorted(after.keys() - before.keys())]
+    for name in sorted(before.keys() - after.keys()):
+        users = sorted({s for (view, _), ss in used.items() if view == name for s in ss})
+        detail = f"still used by {', '.join(users)}" if users else ""
+        changes.append(Change("removed", _kind(before[name]), name, detail, breaking=bool(users)))
+    for name in sorted(before.keys() & after.keys()):
+        changes += _one_view_changes(before[name], after[name], used)
+    return changes
+
+
+def _one_view_changes(old: View, new: View, used: dict[tuple[str, str], list[str]]) -> list[Change]:
+    changes = []
+    kind = _kind(new)
+    if isinstance(old, FeatureView) and isinstance(new, FeatureView):
+        if old.join_keys != new.join_keys:
+            changes.append(Change("changed", kind, new.name, f"join keys {list(old.join_keys)} -> {list(new.join_keys)}", breaking=True))
+        for attribute in ("timestamp_field", "created_field", "ttl_seconds", "online", "delta_uri", "kind"):
+            if getattr(old, attribute) != getattr(new, attribute):
+                changes.append(Change("changed", kind, new.name, f"{attribute} {getattr(old, attribute)!r} -> {getattr(new, attribute)!r}"))
+    before = {f.name: f for f in old.features}
+    after = {f.name: f for f in new.features}
+    for name in sorted(after.keys() - before.keys()):
+        changes.append(Change("added", "feature", f"{new.name}:{name}", after[name].dtype))
+    for name in sorted(before.keys() - after.keys()):
+        users = used.get((new.name, name), [])
+        detail = f"still used by {', '.join(users)}" if users else ""
+        changes.append(Change("removed", "feature", f"{new.name}:{name}", detail, breaking=bool(users)))
+    for name in sorted(before.keys() & after.keys()):
+        if before[name].dtype != after[name].dtype:
+            changes.append(Change("changed", "feature", f"{new.name}:{name}", f"type {before[name].dtype} -> {after[name].dtype}", breaking=True))
+        elif before[name].description != after[name].description:
+            changes.append(Change("changed", "feature", f"{new.name}:{name}", "description"))
+    return changes
+
+
+def _service_changes(old: Registry, new: Registry) -> list[Change]:
+    before: dict[str, FeatureService] = {s.name: s for s in old.feature_services}
+    after: dict[str, FeatureService] = {s.name: s for s in new.feature_services}
+    changes = [Change("added", "feature_service", n, f"{len(after[n].features)} features") for n in sorted(after.keys() - before.keys())]
+    changes += [Change("removed", "feature_service", n) for n in sorted(before.keys() - after.keys())]
+    for name in sorted(before.keys() & after.keys()):
+        gone = [str(r) for r in before[name].features if r not in after[name].features]
+        came = [str(r) for r in after[name].features if r not in before[name].features]
+        if gone or came:
+            detail = "; ".join(p for p in (f"+{', +'.join(came)}" if came else "", f"-{', -'.join(gone)}" if gone else "") if p)
+            changes.append(Change("changed", "feature_service", name, detail))
+    return changes
+
+
+def _kind(view: View) -> str:
+    return "on_demand_view" if isinstance(view, OnDemandFeatureView) else "feature_view"
+
+
+def _summary(view: View) -> str:
+    return f"{len(view.features)} features"

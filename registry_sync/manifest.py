@@ -1,0 +1,313 @@
+"""Build a `Registry` from dbt's manifest.json and the Delta tables' schemas.
+
+Where each object is declared (all visible in dbt docs):
+- entities: `meta.hindsight.entity` of a source table (or model) that describes the entity,
+  e.g. `{name: user, join_keys: [user_id], description: ...}`;
+- feature views: models materialized as `feature_view` (their config keys, description, columns);
+  feature types come from the Delta table's schema;
+- feature services: exposures of type `ml` listing `meta.hindsight.features`
+  (`view:feature`, `view:*`, or `{feature: view:feature, alias: name}`);
+- on-demand feature views: Python functions in the `on_demand` package.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from hindsight.durations import parse_duration
+from registry_sync.errors import DefinitionErrors, RegistryError
+from registry_sync.model import (
+    Entity,
+    Feature,
+    FeatureRef,
+    FeatureService,
+    FeatureView,
+    OnDemandFeatureView,
+    Registry,
+)
+
+SchemaReader = Callable[[str], "pa.Schema | None"]
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise RegistryError(f"no dbt manifest at {path}: run `dbt build` (or `dbt parse`) first")
+    return json.loads(path.read_text())
+
+
+def registry_from_manifest(
+    manifest: dict[str, Any],
+    read_schema: SchemaReader | None = None,
+    on_demand_views: Iterable[OnDemandFeatureView] = (),
+) -> Registry:
+    """Translate the manifest into a Registry, or raise DefinitionErrors listing every problem."""
+    problems: list[str] = []
+    read_schema = read_schema or delta_schema
+    entities = _entities(manifest, problems)
+    views = [
+        view
+        for node in _feature_view_nodes(manifest)
+        if (view := _feature_view(node, entities, read_schema, problems)) is not None
+    ]
+    odfvs = tuple(on_demand_views)
+    _check_on_demand_inputs(odfvs, views, problems)
+    services = _services(manifest, views, odfvs, problems)
+    if problems:
+        raise DefinitionErrors(problems)
+    return Registry(
+        project=manifest["metadata"].get("project_name") or "hindsight",
+        entities=tuple(sorted(entities.values(), key=lambda e: e.name)),
+        feature_views=tuple(sorted(views, key=lambda v: v.name)),
+        on_demand_views=tuple(sorted(odfvs, key=lambda v: v.name)),
+        feature_services=tuple(sorted(services, key=lambda s: s.name)),
+        manifest_generated_at=manifest["metadata"].get("generated_at"),
+    )
+
+
+def delta_schema(uri: str) -> pa.Schema | None:
+    """The Arrow schema of a Delta table, or None if there is no table there yet."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return pa.schema(DeltaTable(uri).schema().to_arrow())
+    except TableNotFoundError:
+        return None
+
+
+def _entities(manifest: dict[str, Any], problems: list[str]) -> dict[str, Entity]:
+    found: dict[str, Entity] = {}
+    for node in [*manifest.get("sources", {}).values(), *manifest.get("nodes", {}).values()]:
+        declared = ((node.get("meta") or {}).get("hindsight") or {}).get("entity")
+        if not declared:
+            continue
+        where = f"{node.get('unique_id')} ({node.get('original_file_path')})"
+        name = declared.get("name")
+        keys = declared.get("join_keys") or []
+        if isinstance(keys, str):
+            keys = [keys]
+        if not name:
+            problems.append(f"{where}: meta.hindsight.entity needs a name")
+            continue
+        if not keys:
+            problems.append(f"entity {name} in {where} has no join_keys")
+            continue
+        if name in found:
+            problems.append(f"entity {name} is declared twice: {found[name].original_file_path} and {where}")
+            continue
+        found[name] = Entity(
+            name=name,
+            join_keys=tuple(keys),
+            description=declared.get("description") or node.get("description", ""),
+            original_file_path=node.get("original_file_path", ""),
+        )
+    return found
+
+
+def _feature_view_nodes(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes = manifest.get("nodes", {}).values()
+    return [
+        n for n in nodes
+        if n.get("resource_type") == "model" and n.get("config", {}).get("materialized") == "feature_view"
+        and n.get("config", {}).get("enabled", True)
+    ]
+
+
+def _feature_view(
+    node: dict[str, Any],
+    entities: dict[str, Entity],
+    read_schema: SchemaReader,
+    problems: list[str],
+) -> FeatureView | None:
+    config = node["config"]
+    name = node["name"]
+    where = f"feature view {name} ({node['original_file_path']})"
+    keys = config.get("entities") or []
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    timestamp_field = config.get("timestamp_field")
+    if not keys or not timestamp_field:
+        problems.append(f"{where}: config needs entities and timestamp_field")
+        return None
+    ttl_seconds = _ttl_seconds(config.get("ttl"), where, problems)
+    view_entities = _entities_of(keys, entities, where, problems)
+    uri = _delta_uri(node)
+    schema = read_schema(uri)
+    if schema is None:
+        problems.append(f"{where}: no Delta table at {uri}; run `dbt build --select {name}` first")
+        return None
+    created_field = config.get("created_field")
+    partition_columns = _partition_columns(config)
+    for column in [*keys, timestamp_field, *([created_field] if created_field else [])]:
+        if column not in schema.names:
+            problems.append(f"{where}: column {column} (from its config) is not in the Delta table ({', '.join(schema.names)})")
+    not_features = {*keys, timestamp_field, created_field, *partition_columns}
+    docs = node.get("columns") or {}
+    features = tuple(
+        Feature(name=f.name, dtype=arrow_type_name(f.type), description=(docs.get(f.name) or {}).get("description", ""))
+        for f in schema
+        if f.name not in not_features
+    )
+    return FeatureView(
+        name=name,
+        kind=config.get("kind") or "batch",
+        entities=view_entities,
+        join_keys=tuple(keys),
+        timestamp_field=timestamp_field,
+        created_field=created_field,
+        ttl_seconds=ttl_seconds,
+        online=bool(config.get("online", False)),
+        delta_uri=uri,
+        features=features,
+        description=(node.get("description") or "").strip(),
+        owner=str((config.get("meta") or {}).get("owner") or ""),
+        tags=tuple(config.get("tags") or ()),
+        partition_columns=tuple(partition_columns),
+        upstream=tuple(node.get("depends_on", {}).get("nodes", ())),
+        unique_id=node["unique_id"],
+        original_file_path=node["original_file_path"],
+    )
+
+
+def _ttl_seconds(ttl: Any, where: str, problems: list[str]) -> int | None:
+    if ttl in (None, ""):
+        return None
+    try:
+        return int(parse_duration(str(ttl)).total_seconds())
+    except ValueError as error:
+        problems.append(f"{where}: ttl {error}")
+        return None
+
+
+def _entities_of(keys: list[str], entities: dict[str, Entity], where: str, problems: list[str]) -> tuple[str, ...]:
+    """The declared entities whose join keys the view carries; every key must belong to one."""
+    matched = [e for e in entities.values() if set(e.join_keys) <= set(keys)]
+    covered = {k for e in matched for k in e.join_keys}
+    for key in keys:
+        if key not in covered:
+            declared = ", ".join(f"{e.name} [{', '.join(e.join_keys)}]" for e in entities.values()) or "none"
+            problems.append(
+                f"{where}: entity column {key} is not a join key of any declared entity (declared: "
+                f"{declared}); declare one in a source's meta.hindsight.entity"
+            )
+    return tuple(e.name for e in sorted(matched, key=lambda e: keys.index(e.join_keys[0])))
+
+
+def _delta_uri(node: dict[str, Any]) -> str:
+    config = node["config"]
+    uri = config.get("location") or f"{str(config.get('location_root') or 'data/offline_store').rstrip('/')}/{node.get('alias') or node['name']}"
+    if "://" in uri or Path(uri).is_absolute():
+        return uri
+    # Relative to the working directory, as the dbt-duckdb plugin that wrote the table resolved it.
+    return str(Path(uri).resolve())
+
+
+def _partition_columns(config: dict[str, Any]) -> list[str]:
+    partition_by = config.get("partition_by")
+    if partition_by is None:
+        return ["_partition_date"]
+    return [partition_by] if isinstance(partition_by, str) else list(partition_by)
+
+
+def arrow_type_name(dtype: pa.DataType) -> str:
+    """The registry's name for an Arrow type.
+
+    >>> arrow_type_name(pa.timestamp("us", tz="UTC"))
+    'timestamp'
+    """
+    checks = [
+        (pa.types.is_boolean, "bool"),
+        (lambda t: pa.types.is_integer(t) and t.bit_width <= 32, "int32"),
+        (pa.types.is_integer, "int64"),
+        (lambda t: pa.types.is_floating(t) and t.bit_width <= 32, "float32"),
+        (pa.types.is_floating, "float64"),
+        (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "string"),
+        (pa.types.is_date, "date"),
+        (pa.types.is_timestamp, "timestamp"),
+        (pa.types.is_decimal, "decimal"),
+    ]
+    for check, name in checks:
+        if check(dtype):
+            return name
+    return str(dtype)
+
+
+def _check_on_demand_inputs(odfvs: tuple[OnDemandFeatureView, ...], views: list[FeatureView], problems: list[str]) -> None:
+    by_name = {v.name: v for v in views}
+    for odfv in odfvs:
+        for ref in odfv.feature_inputs:
+            view_name, _, feature = ref.partition(":")
+            view = by_name.get(view_name)
+            if view is None or feature not in {f.name for f in view.features}:
+                problems.append(f"on-demand view {odfv.name} ({odfv.function}): input {ref} is not a feature of any feature view")
+
+
+def _services(
+    manifest: dict[str, Any],
+    views: list[FeatureView],
+    odfvs: tuple[OnDemandFeatureView, ...],
+    problems: list[str],
+) -> list[FeatureService]:
+    catalog = {v.name: [f.name for f in v.features] for v in [*views, *odfvs]}
+    services = []
+    for exposure in manifest.get("exposures", {}).values():
+        listed = ((exposure.get("meta") or {}).get("hindsight") or {}).get("features")
+        if exposure.get("type") != "ml" or listed is None:
+            continue
+        where = f"feature service {exposure['name']} ({exposure.get('original_file_path')})"
+        refs = _service_refs(listed, catalog, where, problems)
+        _check_collisions(refs, where, problems)
+        owner = exposure.get("owner") or {}
+        services.append(
+            FeatureService(
+                name=exposure["name"],
+                features=tuple(refs),
+                description=(exposure.get("description") or "").strip(),
+                owner=str(owner.get("email") or owner.get("name") or ""),
+                tags=tuple(exposure.get("tags") or ()),
+                original_file_path=exposure.get("original_file_path", ""),
+            )
+        )
+    return services
+
+
+def _service_refs(listed: Any, catalog: dict[str, list[str]], where: str, problems: list[str]) -> list[FeatureRef]:
+    refs: list[FeatureRef] = []
+    for item in listed if isinstance(listed, list) else [listed]:
+        text, alias = (item.get("feature"), item.get("alias")) if isinstance(item, dict) else (item, None)
+        view, sep, feature = str(text).partition(":")
+        if not sep or not view or not feature:
+            problems.append(f"{where}: {text!r} is not of the form view:feature or view:*")
+            continue
+        if view not in catalog:
+            problems.append(f"{where}: unknown feature view {view}{_did_you_mean(view, catalog)}")
+            continue
+        if feature == "*":
+            refs.extend(FeatureRef(view, f) for f in catalog[view])
+        elif feature not in catalog[view]:
+            problems.append(f"{where}: feature view {view} has no feature {feature}{_did_you_mean(feature, catalog[view])}")
+        else:
+            refs.append(FeatureRef(view, feature, alias))
+    return refs
+
+
+def _check_collisions(refs: list[FeatureRef], where: str, problems: list[str]) -> None:
+    seen: dict[str, FeatureRef] = {}
+    for ref in refs:
+        other = seen.get(ref.output_name)
+        if other is not None and other != ref:
+            problems.append(
+                f"{where}: {other} and {ref} are both named {ref.output_name} in the output; give one an alias "
+                f"({{feature: {ref}, alias: ...}})"
+            )
+        seen[ref.output_name] = ref
+
+
+def _did_you_mean(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""

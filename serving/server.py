@@ -1,0 +1,117 @@
+"""Run the serving app under gunicorn: pre-forked worker processes, app preloaded in the master.
+
+The master loads the registry, builds the read plans and imports the on-demand code once, then
+forks; each worker creates its own online-store client after the fork (a boto3 client's pooled
+connections must not be shared between processes). Prometheus metrics use multiprocess mode with a
+directory this module prepares before anything imports prometheus_client's value class.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def default_workers() -> int:
+    """Worker processes for this machine: two per core, at least 2, at most 8.
+
+    Requests wait on DynamoDB most of their time, so a sync worker per core would leave the CPU
+    idle; more than two per core only adds context switches on a small box.
+
+    >>> 2 <= default_workers() <= 8
+    True
+    """
+    return max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How `hindsight serve` runs gunicorn."""
+
+    #: Interface to bind; 127.0.0.1 keeps the API on this machine.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Worker processes (see default_workers).
+    workers: int = 2
+    #: Threads per worker; more than 1 switches to gunicorn's gthread worker (keep-alive).
+    threads: int = 1
+    #: Seconds a worker may spend on one request before gunicorn restarts it.
+    timeout: int = 30
+    #: Write an access log line per request to stderr (costs throughput).
+    access_log: bool = False
+    log_level: str = "info"
+
+
+def prepare_metrics_dir(state_dir: Path, port: int) -> Path:
+    """Set PROMETHEUS_MULTIPROC_DIR (unless already set) and empty it.
+
+    prometheus_client's docs require a directory wiped between runs: stale files from a previous
+    server would be merged into this one's metrics.
+    """
+    directory = Path(os.environ.get(MULTIPROC_ENV) or state_dir / f"serving-metrics-{port}")
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
+    return directory
+
+
+def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
+    from serving import metrics, state
+
+    def post_fork(server: Any, worker: Any) -> None:
+        # Create this worker's store client now, not on its first request.
+        state.warm(worker.app.wsgi())
+
+    def child_exit(server: Any, worker: Any) -> None:
+        metrics.mark_process_dead(worker.pid)
+
+    settings: dict[str, Any] = {
+        "bind": f"{options.host}:{options.port}",
+        "workers": options.workers,
+        "worker_class": "gthread" if options.threads > 1 else "sync",
+        "threads": options.threads,
+        "timeout": options.timeout,
+        "keepalive": 5,
+        "preload_app": True,
+        "accesslog": "-" if options.access_log else None,
+        "errorlog": "-",
+        "loglevel": options.log_level,
+        "proc_name": "hindsight-serve",
+        # Several servers (tests, benchmarks) may run at once: no shared ~/.gunicorn control socket.
+        "control_socket_disable": True,
+        "post_fork": post_fork,
+        "child_exit": child_exit,
+    }
+    if Path("/dev/shm").is_dir():
+        # Worker heartbeats on tmpfs: a slow disk must not make gunicorn think workers hang.
+        settings["worker_tmp_dir"] = "/dev/shm"
+    return settings
+
+
+class ServingApplication(BaseApplication):
+    """gunicorn's application interface around an already created Flask app."""
+
+    def __init__(self, app: Any, settings: dict[str, Any]) -> None:
+        self.application = app
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.settings.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self.application
+
+
+def run(options: ServerOptions, app: Any) -> None:
+    """Serve `app` with gunicorn until interrupted (blocks)."""
+    ServingApplication(app, _gunicorn_settings(options)).run()

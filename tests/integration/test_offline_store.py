@@ -1,0 +1,177 @@
+"""The feature_view materialization on DuckDB, end to end: real dbt runs, real Delta tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from tests.fixtures.dbt_project import DEMO_CUTOFF, FEATURE_VIEWS, DbtProject
+from tests.integration import window_oracle
+from tests.integration.delta_compare import assert_same_rows
+
+pytestmark = pytest.mark.integration
+
+KEYS = {
+    "user_transaction_aggregates": ["user_id", "event_timestamp"],
+    "merchant_risk": ["merchant_id", "event_timestamp"],
+    "user_profile": ["user_id", "event_timestamp", "created_timestamp"],
+    "merchant_profile": ["merchant_id", "event_timestamp"],
+}
+
+
+def raw(project: DbtProject, table: str) -> pd.DataFrame:
+    return ds.dataset(project.settings.raw_data_dir / table, format="parquet").to_table().to_pandas()
+
+
+def frame(project: DbtProject, view: str, version: int | None = None) -> pd.DataFrame:
+    return project.table(view, version).to_pandas()
+
+
+def snapshot(project: DbtProject) -> dict[str, pd.DataFrame]:
+    return {view: frame(project, view) for view in FEATURE_VIEWS}
+
+
+def test_user_window_aggregates_equal_an_independent_computation(demo_project):
+    expected = window_oracle.user_aggregates(raw(demo_project, "transactions"))
+    actual = frame(demo_project, "user_transaction_aggregates")[expected.columns]
+    assert len(actual) > 20_000
+    assert_same_rows(actual, expected, KEYS["user_transaction_aggregates"])
+
+
+def test_merchant_daily_grid_equals_an_independent_computation(demo_project):
+    expected = window_oracle.merchant_daily_risk(raw(demo_project, "transactions"))
+    actual = frame(demo_project, "merchant_risk")[expected.columns]
+    assert (actual["event_timestamp"].dt.hour == 0).all()
+    assert_same_rows(actual, expected, KEYS["merchant_risk"])
+
+
+def test_every_feature_view_is_partitioned_by_date_and_records_its_dbt_run(demo_project):
+    for view in FEATURE_VIEWS:
+        table = demo_project.table(view)
+        assert table.metadata().partition_columns == ["_partition_date"]
+        commit = table.history(1)[0]
+        assert commit["dbt_model"] == f"model.hindsight.{view}"
+        assert len(commit["dbt_invocation_id"]) == 36
+        assert table.metadata().configuration["delta.enableChangeDataFeed"] == "true"
+
+
+def test_incremental_run_after_new_rows_equals_full_refresh_and_reruns_change_nothing(project_copy):
+    before = {view: project_copy.version(view) for view in FEATURE_VIEWS}
+    appended = project_copy.generate(loaded_from=DEMO_CUTOFF)
+    assert appended["transactions"] > 0 and appended["user_updates"] > 0
+
+    project_copy.dbt("run")
+    incremental = snapshot(project_copy)
+    after_first = {view: project_copy.version(view) for view in FEATURE_VIEWS}
+    for view in ("user_transaction_aggregates", "merchant_risk", "user_profile"):
+        assert after_first[view] == before[view] + 1, f"{view} should have taken one MERGE commit"
+        assert project_copy.table(view).history(1)[0]["operation"] == "MERGE"
+
+    project_copy.dbt("run")
+    assert {view: project_copy.version(view) for view in FEATURE_VIEWS} == after_first, "a second incremental run committed"
+
+    project_copy.dbt("run", "--full-refresh")
+    for view in FEATURE_VIEWS:
+        assert_same_rows(incremental[view], frame(project_copy, view), KEYS[view])
+
+
+def test_late_rows_arrive_through_the_incremental_run(project_copy):
+    project_copy.generate(loaded_from=DEMO_CUTOFF)
+    transactions = raw(project_copy, "transactions")
+    late = transactions[(transactions["loaded_at"] >= DEMO_CUTOFF) & (transactions["ts"] < DEMO_CUTOFF - dt.timedelta(hours=1))]
+    assert len(late) > 0, "the demo data should contain late rows across the cutoff"
+    project_copy.dbt("run", "--select", "user_transaction_aggregates")
+    table = frame(project_copy, "user_transaction_aggregates")
+    keys = set(zip(table["user_id"], table["event_timestamp"]))
+    assert all((row.user_id, row.ts) in keys for row in late.itertuples())
+
+
+def test_backfill_replaces_exactly_its_range_in_one_commit(project_copy):
+    view = "user_transaction_aggregates"
+    before = frame(project_copy, view)
+    version = project_copy.version(view)
+    # Change history: every raw amount doubles. Only the backfilled day may reflect it.
+    transactions_dir = project_copy.settings.raw_data_dir / "transactions"
+    table = ds.dataset(transactions_dir, format="parquet").to_table()
+    doubled = table.set_column(table.schema.get_field_index("amount"), "amount", pc.multiply(table["amount"], 2.0))
+    for part in transactions_dir.glob("*.parquet"):
+        part.unlink()
+    pq.write_table(doubled, transactions_dir / "part-00000.parquet")
+
+    start, end = pd.Timestamp("2026-09-10", tz="UTC"), pd.Timestamp("2026-09-11", tz="UTC")
+    project_copy.dbt("run", "--select", view, "--vars", json.dumps({"backfill_start": "2026-09-10", "backfill_end": "2026-09-11"}))
+    assert project_copy.version(view) == version + 1
+    commit = project_copy.table(view).history(1)[0]
+    assert commit["hindsight_mode"] == "backfill"
+
+    after = frame(project_copy, view)
+    inside = lambda f: f[(f["event_timestamp"] >= start) & (f["event_timestamp"] < end)]
+    outside = lambda f: f[(f["event_timestamp"] < start) | (f["event_timestamp"] >= end)]
+    assert_same_rows(outside(after), outside(before), KEYS[view])
+    assert len(inside(after)) == len(inside(before)) > 0
+    assert inside(after)["amount_sum_30d"].sum() == pytest.approx(2 * inside(before)["amount_sum_30d"].sum())
+
+
+BROKEN_VIEW = """
+{{ config(
+    entities=[var('entity_column', 'user_id')],
+    timestamp_field='event_timestamp',
+    ttl=var('ttl', '30d'),
+) }}
+{% set problem = var('problem', 'none') %}
+select
+    user_id,
+    {% if problem == 'string_timestamp' %}cast(signup_ts as varchar){% else %}signup_ts{% endif %} as event_timestamp,
+    home_country
+    {% if problem == 'new_column' %}, birth_year{% endif %}
+from {{ source('raw', 'users') }}
+{# The bad rows are recent, so an incremental run reads them too. #}
+{% if problem == 'null_key' %}
+union all select null, timestamp '2026-10-31 12:00:00', 'FR'
+{% elif problem == 'duplicate_key' %}
+union all select user_id, signup_ts, 'XX' from {{ source('raw', 'users') }}
+where signup_ts = (select max(signup_ts) from {{ source('raw', 'users') }})
+{% endif %}
+"""
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"problem": "null_key"}, ["checked_view", "no NULL keys", "user_id", "1 row"]),
+        ({"problem": "duplicate_key"}, ["checked_view", "unique (user_id, event_timestamp)", "1 key(s) occur more than once"]),
+        ({"problem": "string_timestamp"}, ["checked_view", "time columns are timestamps", "event_timestamp", "varchar"]),
+        ({"entity_column": "account_id"}, ["checked_view", "key columns exist", "account_id"]),
+        ({"problem": "new_column"}, ["checked_view", "no longer match", "added: birth_year", "--full-refresh"]),
+        ({"ttl": "thirty days"}, ["checked_view", "ttl", "thirty days", "'30d'"]),
+        ({"backfill_start": "2026-06-02", "backfill_end": "2026-06-01"}, ["checked_view", "must be before backfill_end"]),
+    ],
+    ids=["null_key", "duplicate_key", "string_timestamp", "missing_column", "schema_change", "bad_ttl", "bad_backfill"],
+)
+def test_a_failed_validation_names_the_problem_and_leaves_the_table_as_it_was(project_copy, variables, expected):
+    project_copy.add_model("checked_view", BROKEN_VIEW)
+    project_copy.dbt("run", "--select", "checked_view")
+    version = project_copy.version("checked_view")
+    rows = frame(project_copy, "checked_view")
+
+    result = project_copy.dbt("run", "--select", "checked_view", "--vars", json.dumps(variables), check=False)
+
+    assert result.returncode != 0
+    for text in expected:
+        assert text in result.stdout, f"{text!r} not in dbt's output:\n{result.stdout[-3000:]}"
+    assert project_copy.version("checked_view") == version
+    assert_same_rows(frame(project_copy, "checked_view"), rows, ["user_id", "event_timestamp"])
+
+
+def test_a_feature_view_config_error_is_reported_before_any_sql_runs(project_copy):
+    project_copy.add_model("no_entities", "{{ config(timestamp_field='ts') }}\nselect 1 as user_id, current_timestamp as ts")
+    result = project_copy.dbt("run", "--select", "no_entities", check=False)
+    assert result.returncode != 0
+    assert "config 'entities' is required" in result.stdout
+    assert not (project_copy.settings.raw_data_dir.parent / "offline_store" / "no_entities").exists()

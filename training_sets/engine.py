@@ -1,0 +1,194 @@
+"""Where the point-in-time SQL runs: DuckDB in process, or Spark over Spark Connect (Sail, Databricks...).
+
+Both engines take the same three calls: register a Delta table pinned to a version, register an
+Arrow table, run a sqlglot query and return Arrow. Version pinning and schemas come from
+deltalake (`pin_tables`), so both engines read exactly the same snapshot.
+
+DuckDB reads Delta with the `delta` extension's `delta_scan(uri, version := v)`, loaded from the
+`duckdb-extension-delta` wheel (DuckDB cannot download extensions here). Measured on 1M spine rows
+x 3 views of 3-4M rows: 1.6 s end to end against 2.0-2.5 s for deltalake's pyarrow dataset. Remote
+URIs (s3://...) go through deltalake's dataset instead, which knows their storage options.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError, TableNotFoundError
+from sqlglot import exp
+
+from registry_sync.model import FeatureView
+from training_sets.errors import TrainingSetError
+from training_sets.sql_parts import column
+
+SPARK_REMOTE_ENV = "HINDSIGHT_SPARK_REMOTE"
+
+
+@dataclass(frozen=True)
+class PinnedTable:
+    """A feature view's Delta table at one version."""
+
+    view: str
+    #: Absolute path or URI.
+    uri: str
+    version: int
+    schema: pa.Schema
+
+
+class Engine(Protocol):
+    """What the training-set code needs from an engine."""
+
+    dialect: str
+
+    def register_delta(self, relation: str, table: PinnedTable, columns: list[str]) -> None: ...
+
+    def register_arrow(self, relation: str, data: pa.Table) -> None: ...
+
+    def run(self, query: exp.Expression) -> pa.Table: ...
+
+    def close(self) -> None: ...
+
+
+def pin_tables(views: dict[str, FeatureView], versions: dict[str, int] | None) -> dict[str, PinnedTable]:
+    """Open each view's Delta table at the requested version, or the latest.
+
+    Raises:
+        TrainingSetError: a missing table or a version it does not have.
+    """
+    pinned = {}
+    for name, view in views.items():
+        uri = absolute_uri(view.delta_uri)
+        wanted = (versions or {}).get(name)
+        try:
+            table = DeltaTable(uri, version=wanted)
+        except TableNotFoundError as error:
+            raise TrainingSetError(
+                f"view {name!r}: no Delta table at {uri!r}; has `dbt run` built it? ({error})"
+            ) from error
+        except DeltaError as error:
+            latest = DeltaTable(uri).version()
+            raise TrainingSetError(
+                f"view {name!r}: cannot read version {wanted} of {uri!r} (latest is {latest}): {error}"
+            ) from error
+        pinned[name] = PinnedTable(name, uri, table.version(), pa.schema(table.schema().to_arrow()))
+    return pinned
+
+
+def absolute_uri(uri: str) -> str:
+    """A local path made absolute (a Spark server does not share our working directory); URIs as given."""
+    if "://" in uri and not uri.startswith("file://"):
+        return uri
+    return os.path.abspath(uri.removeprefix("file://"))
+
+
+def open_engine(engine: str, spark_remote: str | None = None) -> Engine:
+    """An engine by name: "duckdb", or "spark" at `spark_remote` (default: $HINDSIGHT_SPARK_REMOTE).
+
+    Raises:
+        TrainingSetError: for an unknown engine name or a Spark engine without a URL.
+    """
+    if engine == "duckdb":
+        return DuckDBEngine()
+    if engine == "spark":
+        remote = spark_remote or os.environ.get(SPARK_REMOTE_ENV)
+        if not remote:
+            raise TrainingSetError(
+                f"engine='spark' needs a Spark Connect URL: pass spark_remote='sc://host:port' or set {SPARK_REMOTE_ENV}"
+            )
+        return SparkEngine(remote)
+    raise TrainingSetError(f"unknown engine {engine!r}; expected 'duckdb' or 'spark'")
+
+
+class DuckDBEngine:
+    """An in-memory DuckDB connection in UTC with the Delta extension loaded."""
+
+    dialect = "duckdb"
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection | None = None) -> None:
+        self.connection = connection or duckdb.connect()
+        # Spine and feature times compare as instants; UTC also makes the Arrow output zone UTC.
+        self.connection.execute("SET TimeZone = 'UTC'")
+        self._delta_scan = _load_delta_extension(self.connection)
+
+    def register_delta(self, relation: str, table: PinnedTable, columns: list[str]) -> None:
+        """Expose the pinned table under `relation`, with only `columns`."""
+        if self._delta_scan and "://" not in table.uri:
+            version = exp.PropertyEQ(this=exp.to_identifier("version"), expression=exp.Literal.number(table.version))
+            scan = exp.Anonymous(this="delta_scan", expressions=[exp.Literal.string(table.uri), version])
+            source: exp.Expression = exp.Table(this=scan)
+        else:
+            dataset = DeltaTable(table.uri, version=table.version).to_pyarrow_dataset()
+            hidden = f"__hs_dataset__{relation}"
+            self.connection.register(hidden, dataset)
+            source = exp.Table(this=exp.to_identifier(hidden, quoted=True))
+        query = exp.select(*(column(c) for c in columns)).from_(source)
+        self.connection.sql(query.sql("duckdb")).create_view(relation, replace=True)
+
+    def register_arrow(self, relation: str, data: pa.Table) -> None:
+        """Expose an Arrow table under `relation` (no copy)."""
+        self.connection.register(relation, data)
+
+    def run(self, query: exp.Expression) -> pa.Table:
+        """Render for DuckDB, run, return Arrow."""
+        return self.connection.sql(query.sql("duckdb")).to_arrow_table()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class SparkEngine:
+    """A Spark Connect session (its own, stopped on close) with the session zone set to UTC."""
+
+    dialect = "spark"
+
+    def __init__(self, remote: str) -> None:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as error:
+            raise TrainingSetError(
+                "engine='spark' needs pyspark[connect]: install Hindsight's `spark` extra"
+            ) from error
+        self.remote = remote
+        self.session: Any = SparkSession.builder.remote(remote).create()
+        try:
+            self.session.conf.set("spark.sql.session.timeZone", "UTC")
+        except Exception as error:  # grpc and pyspark raise their own classes for an unreachable server
+            self.session.stop()
+            raise TrainingSetError(f"cannot reach Spark Connect at {remote!r}: {error}") from error
+
+    def register_delta(self, relation: str, table: PinnedTable, columns: list[str]) -> None:
+        """Read the pinned version with `versionAsOf` and expose `columns` as a temp view."""
+        frame = self.session.read.format("delta").option("versionAsOf", table.version).load(table.uri)
+        frame.selectExpr(*(column(c).sql("spark") for c in columns)).createOrReplaceTempView(relation)
+
+    def register_arrow(self, relation: str, data: pa.Table) -> None:
+        """Upload an Arrow table as a temp view."""
+        self.session.createDataFrame(data).createOrReplaceTempView(relation)
+
+    def run(self, query: exp.Expression) -> pa.Table:
+        """Render for Spark, run, return Arrow."""
+        return self.session.sql(query.sql("spark")).toArrow()
+
+    def close(self) -> None:
+        self.session.stop()
+
+
+def _load_delta_extension(connection: duckdb.DuckDBPyConnection) -> bool:
+    """Load `delta` from the wheel's file; False (use deltalake datasets) if the wheel lacks it."""
+    try:
+        import duckdb_extension_delta
+    except ImportError:
+        return False
+    path = (
+        Path(duckdb_extension_delta.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "delta.duckdb_extension"
+    )
+    if not path.exists():
+        return False
+    connection.load_extension(str(path))
+    return True
