@@ -1,6 +1,25 @@
 """Hindsight: a SQL-first feature store for dbt teams.
 
 The package holds what fronts the other components: the `hindsight` CLI (`hindsight.cli`), project
-paths and settings (`hindsight.settings`), the demo data generator (`hindsight.demo_data`), and the
-notebook SDK re-exported below.
+paths and settings (`hindsight.settings`), the demo data generator (`hindsight.demo_data`), the
+HTTP client for models (`hindsight.client`) and the notebook SDK:
+
+    import hindsight
+    training = hindsight.training_set(spine, service="fraud_detection")
+    snapshot = hindsight.features_as_of("2026-10-01", features=["user_profile:*"])
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["features_as_of", "training_set"]
+
+
+def __getattr__(name: str) -> Any:
+    # The SDK imports DuckDB, pyarrow and the registry: load them on first use, not with the CLI.
+    if name in __all__:
+        import training_sets
+
+        return getattr(training_sets, name)
+    raise AttributeError(f"module 'hindsight' has no attribute {name!r}")

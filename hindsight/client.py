@@ -35,9 +35,12 @@ class HindsightClient:
     Args:
         url: the server's base URL.
         timeout: seconds to wait for each response (connect and read).
+        session: a `requests.Session` to use (default: a new one; connections are kept alive).
     """
 
-    def __init__(self, url: str = "http://127.0.0.1:8080", timeout: float = 5.0, session: requests.Session | None = None) -> None:
+    def __init__(
+        self, url: str = "http://127.0.0.1:8080", timeout: float = 5.0, session: requests.Session | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._session = session or requests.Session()
@@ -77,7 +80,9 @@ class HindsightClient:
         Raises:
             HindsightError: the server answered an error (413 `batch_too_large` past its row limit).
         """
-        context = request_context if request_context is None or isinstance(request_context, Mapping) else list(request_context)
+        context = request_context
+        if context is not None and not isinstance(context, Mapping):
+            context = list(context)
         body = _body(list(entities), feature_service, features, context, include_metadata, latency_budget_ms)
         return self._request("POST", "/v1/features", body)["results"]
 

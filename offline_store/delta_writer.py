@@ -155,6 +155,10 @@ def _normalize_schema(data: pa.RecordBatchReader) -> pa.RecordBatchReader:
 def _normalized_field(f: pa.Field) -> pa.Field:
     if pa.types.is_timestamp(f.type):
         return f.with_type(pa.timestamp("us", tz="UTC"))
+    # DuckDB sums integers into HUGEINT, exported as decimal(38, 0); a checked cast to int64 keeps
+    # counts and integer sums integers in Delta (and raises rather than wraps on overflow).
+    if pa.types.is_decimal(f.type) and f.type.scale == 0 and f.type.precision > 18:
+        return f.with_type(pa.int64())
     return f
 
 

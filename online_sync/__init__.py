@@ -26,6 +26,11 @@ Each table also holds two bookkeeping items under the key "_" (writers "state" a
 Delta version synced, kept in DynamoDB so a sync from another machine sees it, and the sync lease
 (`online_sync.state`).
 
+Modules: `config` (OnlineStoreConfig, clients), `codec` (attribute encoding), `tables`
+(ensure_tables), `newest` (Delta/CDF -> newest row per entity, in DuckDB), `delta_sync` (sync),
+`push`, `store` (OnlineStore), `state` (sync state and lease), `batching` (batch calls, retries),
+`parity` (check_parity), `local` (DynamoDB Local).
+
 Deleted Delta rows are not retracted: the online store only moves forward in event time, and the
 TTL ages old values out.
 """
@@ -34,7 +39,7 @@ from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable
 from online_sync.parity import ParityReport, check_parity
 from online_sync.push import PushReport, push
 from online_sync.store import OnlineStore, ViewRead
-from online_sync.sync import SyncReport, ViewSyncReport, sync
+from online_sync.delta_sync import SyncReport, ViewSyncReport, sync
 from online_sync.tables import ensure_tables
 
 __all__ = [

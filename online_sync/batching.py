@@ -8,7 +8,6 @@ jitter: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Program
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -79,69 +78,47 @@ def get_batch(client: Any, request_items: dict[str, dict[str, Any]]) -> dict[str
     raise RetriesExhausted(f"keys still unprocessed after {_MAX_ROUNDS} attempts (throttled)")
 
 
-class BatchWriter:
-    """Writes items to one table in 25-item batches from a thread pool, with bounded memory.
+class BoundedExecutor:
+    """A thread pool whose producer blocks while `max_in_flight` jobs are pending.
 
-    `put` blocks while `max_in_flight` batches are pending, so a producer streaming from Delta never
-    holds more than that many batches. The first failed batch is re-raised by `put` or `close`.
+    A producer streaming from Delta thus never holds more than that many jobs' rows in memory.
+    `on_done` gets each job's result in the producer's thread; the first failed job's error is
+    re-raised by `submit` or `close`.
     """
 
-    def __init__(
-        self,
-        client: Any,
-        table: str,
-        threads: int = 4,
-        on_written: Callable[[int], None] | None = None,
-        max_in_flight: int | None = None,
-    ) -> None:
-        self._client = client
-        self._table = table
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"write-{table}")
+    def __init__(self, threads: int = 4, on_done: Callable[[Any], None] | None = None,
+                 max_in_flight: int | None = None, name: str = "online-write") -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self._max_in_flight = max_in_flight or threads * 4
-        self._pending: set[Future[int]] = set()
-        self._buffer: list[dict[str, Any]] = []
-        self._on_written = on_written
-        self._lock = threading.Lock()
-        self.written = 0
+        self._pending: set[Future[Any]] = set()
+        self._on_done = on_done
 
-    def put(self, item: dict[str, Any]) -> None:
-        """Queue one item; sends a batch whenever 25 have accumulated."""
-        self._buffer.append(item)
-        if len(self._buffer) == MAX_WRITE_BATCH:
-            self._submit(self._buffer)
-            self._buffer = []
-
-    def _submit(self, items: list[dict[str, Any]]) -> None:
+    def submit(self, job: Callable[..., Any], *args: Any) -> None:
+        """Run `job(*args)` on the pool, first waiting while too many jobs are pending."""
         while len(self._pending) >= self._max_in_flight:
             done, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
             self._collect(done)
-        self._pending.add(self._pool.submit(write_batch, self._client, self._table, items))
+        self._pending.add(self._pool.submit(job, *args))
 
-    def _collect(self, done: Iterable[Future[int]]) -> None:
+    def _collect(self, done: Iterable[Future[Any]]) -> None:
         for future in done:
-            count = future.result()  # re-raises the batch's error
-            with self._lock:
-                self.written += count
-            if self._on_written:
-                self._on_written(count)
+            result = future.result()  # re-raises the job's error
+            if self._on_done:
+                self._on_done(result)
 
-    def close(self) -> int:
-        """Send what is buffered, wait for every batch and return the number of items written."""
+    def close(self) -> None:
+        """Wait for every job; raise the first failure."""
         try:
-            if self._buffer:
-                self._submit(self._buffer)
-                self._buffer = []
-            done, self._pending = wait(self._pending), set()
-            self._collect(done.done)
+            done, self._pending = wait(self._pending).done, set()
+            self._collect(done)
         finally:
             self.abort()
-        return self.written
 
     def abort(self) -> None:
-        """Stop without sending the buffer; batches already sent may still land."""
+        """Drop jobs not started yet and wait for running ones (their writes may still land)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> BatchWriter:
+    def __enter__(self) -> BoundedExecutor:
         return self
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,23 @@ def make_client(config: OnlineStoreConfig, *, max_pool_connections: int = 16) ->
         return boto3.session.Session().client("dynamodb", **kwargs)
     except BotoCoreError as err:
         raise OnlineStoreUnavailable(f"cannot create a DynamoDB client: {err}") from err
+
+
+_shared_clients: dict[tuple[OnlineStoreConfig, int], Any] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_client(config: OnlineStoreConfig) -> Any:
+    """One client per config and process, reused by `sync`, `push` and `ensure_tables` calls.
+
+    Building a client costs ~0.1 s, more than a small push. Keyed by pid too: a client must not
+    cross a fork (its connection pool would be shared by two processes).
+    """
+    key = (config, os.getpid())
+    with _shared_lock:
+        if key not in _shared_clients:
+            _shared_clients[key] = make_client(config)
+        return _shared_clients[key]
 
 
 def store_error(err: Exception, where: str) -> Exception:

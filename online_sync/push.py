@@ -28,7 +28,7 @@ from online_sync.codec import (
     order_key,
     to_micros,
 )
-from online_sync.config import OnlineStoreConfig, make_client, store_error
+from online_sync.config import OnlineStoreConfig, shared_client, store_error
 from online_sync.tables import online_views
 from registry_sync.model import FeatureView, Registry
 
@@ -150,7 +150,7 @@ def push(
     config = config or OnlineStoreConfig.from_env()
     (view,) = online_views(registry, [view_name])
     count, newest = _newest_per_entity(view, rows)
-    client = client or make_client(config)
+    client = client or shared_client(config)
     table = config.table_name(view.name)
     try:
         with ThreadPoolExecutor(config.write_threads) as pool:

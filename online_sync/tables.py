@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from online_sync.codec import EXPIRES_ATTR, KEY_ATTR, RESERVED_PREFIX, WRITER_ATTR
-from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client
+from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
 from registry_sync.model import FeatureView, Registry
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def ensure_tables(
         ValueError: a view's name or columns cannot be stored.
     """
     config = config or OnlineStoreConfig.from_env()
-    client = client or make_client(config)
+    client = client or shared_client(config)
     try:
         return {config.table_name(v.name): ensure_table(client, config, v) for v in online_views(registry, select)}
     except BotoCoreError as err:

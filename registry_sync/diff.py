@@ -80,7 +80,7 @@ def _used_features(registry: Registry) -> dict[tuple[str, str], list[str]]:
     used: dict[tuple[str, str], list[str]] = {}
     for service in registry.feature_services:
         for ref in service.features:
-            used.setdefault((ref.view, ref.feature), []).append(service.name)
+            used.setdefault((ref.view, ref.feature), []).append(f"feature service {service.name}")
     for odfv in registry.on_demand_views:
         for ref in odfv.feature_inputs:
             view, _, feature = ref.partition(":")
@@ -90,7 +90,11 @@ def _used_features(registry: Registry) -> dict[tuple[str, str], list[str]]:
 
 def _view_changes(old: Registry, new: Registry) -> list[Change]:
     before, after = _views(old), _views(new)
-    used = _used_features(new)
+    # Usage in the applied registry counts: a model deployed against `fraud` still expects a
+    # feature that `view:*` silently stopped listing.
+    used = _used_features(old)
+    for key, users in _used_features(new).items():
+        used[key] = sorted({*used.get(key, []), *users})
     changes = [Change("added", _kind(after[n]), n, _summary(after[n])) for n in sorted(after.keys() - before.keys())]
     for name in sorted(before.keys() - after.keys()):
         users = sorted({s for (view, _), ss in used.items() if view == name for s in ss})

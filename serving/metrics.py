@@ -48,6 +48,12 @@ ERRORS = Counter(
     ["code"],
     registry=REGISTRY,
 )
+TIMEOUTS = Counter(
+    "hindsight_serving_view_timeouts",
+    "Feature view reads answered TIME_OUT because the request's latency budget ran out.",
+    ["view"],
+    registry=REGISTRY,
+)
 NEWEST_EVENT = Gauge(
     "hindsight_serving_newest_event_timestamp_seconds",
     "Newest event timestamp served per feature view, as a Unix time.",
@@ -71,6 +77,11 @@ def observe_store_read(seconds: float) -> None:
 
 def count_error(code: str) -> None:
     ERRORS.labels(code).inc()
+
+
+def count_timeouts(views: frozenset[str]) -> None:
+    for view in views:
+        TIMEOUTS.labels(view).inc()
 
 
 def note_event_time(view: str, timestamp: dt.datetime) -> None:

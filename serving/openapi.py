@@ -221,7 +221,9 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "listFeatureServices",
                 "summary": "List feature services.",
-                "responses": {"200": {"description": "The services.", "content": _json_content(_ref("FeatureServiceList"))}},
+                "responses": {
+                    "200": {"description": "The services.", "content": _json_content(_ref("FeatureServiceList"))}
+                },
             }
         },
         "/v1/feature-services/{name}": {
@@ -256,14 +258,18 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "metrics",
                 "summary": "Prometheus metrics (text exposition format).",
-                "responses": {"200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                "responses": {
+                    "200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                },
             }
         },
         "/openapi.json": {
             "get": {
                 "operationId": "openapi",
                 "summary": "This document.",
-                "responses": {"200": {"description": "OpenAPI 3.1 document.", "content": _json_content({"type": "object"})}},
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1 document.", "content": _json_content({"type": "object"})}
+                },
             }
         },
     }
@@ -276,7 +282,10 @@ def build_document(service_names: list[str] | None = None) -> dict[str, Any]:
         request = dict(schemas["FeatureRequest"])
         request["properties"] = {
             **request["properties"],
-            "feature_service": {"type": "string", "description": "A feature service: " + ", ".join(sorted(service_names))},
+            "feature_service": {
+                "type": "string",
+                "description": "A feature service: " + ", ".join(sorted(service_names)),
+            },
         }
         schemas["FeatureRequest"] = request
     return {

@@ -32,7 +32,8 @@ def readyz() -> Response:
         log.warning("online store ping failed: %s", error)
         reachable, reason = False, f"{type(error).__name__}: {error}"
     if not reachable:
-        return error_response(ApiError(503, "online_store_unavailable", f"the online store cannot be reached ({reason})"))
+        message = f"the online store cannot be reached ({reason})"
+        return error_response(ApiError(503, "online_store_unavailable", message))
     return jsonio.response({"status": "ready", "registry_version": state.registry.version})
 
 

@@ -78,9 +78,8 @@ def parse_feature_request(body: dict[str, Any], state: ServingState) -> FeatureR
     """
     extra = body.keys() - _BODY_FIELD_SET
     if extra:
-        raise ApiError(
-            400, "unknown_field", f"unknown request field(s) {', '.join(map(repr, sorted(extra)))}; accepted: {', '.join(BODY_FIELDS)}"
-        )
+        names = ", ".join(map(repr, sorted(extra)))
+        raise ApiError(400, "unknown_field", f"unknown request field(s) {names}; accepted: {', '.join(BODY_FIELDS)}")
     plan = _plan(body, state)
     entities = body.get("entities")
     batch = isinstance(entities, list)
@@ -112,7 +111,9 @@ def _plan(body: dict[str, Any], state: ServingState) -> ReadPlan:
     if service is not None:
         return state.plan_for_service(service)
     if not isinstance(features, list):
-        raise ApiError(400, "invalid_request", f"'features' must be a list of 'view:feature' names, got {json_type(features)}")
+        raise ApiError(
+            400, "invalid_request", f"'features' must be a list of 'view:feature' names, got {json_type(features)}"
+        )
     return state.plan_for_features(features)
 
 
@@ -190,7 +191,8 @@ def _contexts(raw: Any, plan: ReadPlan, count: int, batch: bool) -> list[dict[st
         raise ApiError(
             400,
             "invalid_request_context",
-            f"'request_context' has {len(raw)} items but 'entities' has {count}: give one per row or one object for all",
+            f"'request_context' has {len(raw)} items but 'entities' has {count}: "
+            "give one per row or one object for all",
         )
     return [_context(item, plan.request_fields, f"request_context[{i}]") for i, item in enumerate(raw)]
 

@@ -63,7 +63,9 @@ def _store_unavailable(error: BaseException) -> ApiError | None:
     return None
 
 
-def read_features(request: FeatureRequest, store: Any, pool: ThreadPoolExecutor, started: float) -> list[dict[str, Any]]:
+def read_features(
+    request: FeatureRequest, store: Any, pool: ThreadPoolExecutor, started: float
+) -> list[dict[str, Any]]:
     """Answer a checked request: one result object (`features`, maybe `metadata`) per entity row.
 
     Args:
@@ -111,12 +113,14 @@ def _read_within(
     futures = {pool.submit(store.read, rows, {view: names}): view for view, names in plan.store_features.items()}
     done, pending = wait(futures, timeout=max(0.0, deadline - time.perf_counter()))
     for future in pending:
-        future.cancel()
+        future.cancel()  # a read already running finishes in the background; its result is dropped
     merged: list[StoreRow] = [{} for _ in rows]
     for future in done:
         for target, got in zip(merged, future.result()):
             target.update(got)
-    return merged, frozenset(futures[f] for f in pending)
+    timed_out = frozenset(futures[f] for f in pending)
+    metrics.count_timeouts(timed_out)
+    return merged, timed_out
 
 
 def _note_freshness(reads: list[StoreRow]) -> None:
@@ -151,11 +155,14 @@ def _run_on_demand(
         outputs = step.view.compute(columns)
     except Exception as error:
         log.exception("on-demand view %r failed", name)
-        raise ApiError(500, "on_demand_failed", f"on-demand view {name!r} failed: {type(error).__name__}: {error}") from None
+        message = f"on-demand view {name!r} failed: {type(error).__name__}: {error}"
+        raise ApiError(500, "on_demand_failed", message) from None
     for output in step.view.outputs:
         if len(outputs.get(output, ())) != len(reads):
             raise ApiError(
-                500, "on_demand_failed", f"on-demand view {name!r} returned no column of {len(reads)} values for {output!r}"
+                500,
+                "on_demand_failed",
+                f"on-demand view {name!r} returned no column of {len(reads)} values for {output!r}",
             )
     return outputs
 

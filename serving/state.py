@@ -77,6 +77,8 @@ class ServingState:
 
     def plan_for_features(self, names: Sequence[Any]) -> ReadPlan:
         """The plan of an ad-hoc feature list, cached per process (the cache is bounded)."""
+        if not all(type(name) is str for name in names):
+            return self._builder.for_features(names)  # raises, naming the bad entry
         key = tuple(names)
         plan = self._adhoc.get(key)
         if plan is None:

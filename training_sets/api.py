@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -191,6 +190,12 @@ def run_plan(
     `dialect` picks the SQL form (default: the engine's); the tests run the Spark form on DuckDB.
     """
     _check_columns(plan, pinned)
+    clashes = [item.output for item in plan.selected if item.output in spine.column_names]
+    if clashes:
+        raise TrainingSetError(
+            f"feature output column(s) {clashes} have the name of a spine column; rename the spine column "
+            "or request the feature through a service with an alias"
+        )
     narrow = prepare_spine(
         spine, event_timestamp=event_timestamp, key_types=_key_types(plan, pinned), request_fields=plan.request_fields()
     )

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -96,7 +97,7 @@ def prepare_spine(
     if missing_fields:
         needs = "; ".join(f"{f} (request field of {view})" for f, view in missing_fields.items())
         raise TrainingSetError(f"the spine lacks column(s): {needs}")
-    columns = {ROW_ID: pa.array(range(spine.num_rows), pa.int64())}
+    columns = {ROW_ID: pa.array(np.arange(spine.num_rows, dtype=np.int64))}
     columns[EVENT_TIME] = event_time_utc(spine.column(event_timestamp), event_timestamp)
     for key, views in key_types.items():
         columns[key] = _checked_key(spine.column(key), key, views)

@@ -12,6 +12,8 @@ from hindsight.cli.demo import demo_data
 from hindsight.cli.online import check_parity_command, online, push_command, sync_command
 from hindsight.cli.registry import apply, plan, registry_group, summary
 from hindsight.cli.serve import serve
+from hindsight.cli.spark import spark
+from hindsight.cli.training import training_set_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,5 +25,7 @@ main.add_command(demo_data)
 for _online_command in (online, sync_command, push_command, check_parity_command):
     main.add_command(_online_command)
 main.add_command(serve)
+main.add_command(spark)
+main.add_command(training_set_command)
 for _registry_command in (plan, apply, registry_group, summary):
     main.add_command(_registry_command)

@@ -58,11 +58,13 @@ def _load_registry(registry_file: Path | None) -> Any:
 
     if registry_file:
         return Registry.from_dict(json.loads(registry_file.read_text()))
+    from registry_sync import load_registry
+    from registry_sync.errors import RegistryError
+
     try:
-        from registry_sync import load_registry
-    except ImportError as err:
-        raise click.ClickException("no registry loader available yet: pass --registry FILE") from err
-    return load_registry()
+        return load_registry()
+    except RegistryError as err:
+        raise click.ClickException(str(err)) from err
 
 
 def _local() -> Any:

@@ -11,9 +11,9 @@ import click
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, envvar="HINDSIGHT_PORT",
               help="Port to listen on (HINDSIGHT_PORT).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, envvar="HINDSIGHT_WORKERS",
-              help="Worker processes (HINDSIGHT_WORKERS) [default: 2 per core, 2 to 8].")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Threads per worker; above 1 uses gunicorn's gthread worker.")
+              help="Worker processes (HINDSIGHT_WORKERS) [default: one per core, 2 to 8].")
+@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True, envvar="HINDSIGHT_THREADS",
+              help="Threads per worker (HINDSIGHT_THREADS); 1 uses gunicorn's sync worker, more its gthread worker.")
 @click.option("--timeout", type=click.IntRange(min=1), default=30, show_default=True,
               help="Seconds before a stuck worker is restarted.")
 @click.option("--registry-file", type=click.Path(exists=True, dir_okay=False), default=None,

@@ -20,133 +20,156 @@
   <name>_<function>_<window>, e.g. amount_sum_7d. A window ending at t covers events in (t - w, t].
   Functions: count, sum, mean, min, max, stddev (sample), last (last non-null), count_distinct.
 
-  Incremental runs and backfills read only the events the processing range needs (the range
-  widened back by the longest window), so a window never misses history.
+  How it is computed depends on the run (same results; see window_aggregates_by_*.sql):
+    full refresh, evaluate='event'  window functions over the events
+    full refresh, on a grid         window functions over step-sized tiles of pre-aggregated events
+                                    (over grid points and events when a window is not a multiple of
+                                    the step, or for count_distinct, which does not pre-aggregate)
+    incremental run or backfill     only the rows this run writes: each joined to its entity's
+                                    events in the longest window, then aggregated; the cost follows
+                                    the new data, not the history
 -#}
 {% macro window_aggregates(relation, entities, timestamp, aggregations, windows, evaluate='event', timestamp_alias=none, where=none) %}
+  {%- set spec = hindsight._window_spec(entities, timestamp, aggregations, windows, evaluate, timestamp_alias) -%}
+  {%- set range = hindsight.processing_range() -%}
+with hs_events as (
+    select {{ spec.key_sql }}, {{ adapter.quote(timestamp) }} as hs_ts, {{ hindsight.epoch_micros(adapter.quote(timestamp)) }} as hs_us, 1 as hs_event
+    {%- for c in spec.columns %}, {{ adapter.quote(c) }} as hs_c{{ loop.index }}{% endfor %}
+    from {{ relation }}
+    where {{ hindsight.source_time_filter(adapter.quote(timestamp), history=spec.widest.seconds ~ 's') }}
+    {%- if where %} and ({{ where }}){% endif %}
+),
+{%- if spec.grid %}
+{#- Grid points stop at the one covering the newest event of all, also when a backfill reads less. #}
+hs_newest as (
+    select {{ hindsight._bucket_of('max(' ~ hindsight.epoch_micros(adapter.quote(timestamp)) ~ ')', spec.step) }} as hs_newest
+    from {{ relation }}
+    {%- if where %} where {{ where }}{% endif %}
+),
+{%- endif %}
+{%- if range.mode != 'full_refresh' %}
+{{ hindsight._window_aggregates_by_join(spec, range) }}
+{%- elif spec.grid and spec.tileable %}
+{{ hindsight._window_aggregates_by_tiles(spec) }}
+{%- else %}
+{{ hindsight._window_aggregates_by_window(spec) }}
+{%- endif %}
+{% endmacro %}
+
+
+{#- Parse and validate the arguments into one spec dict the formulations share. -#}
+{% macro _window_spec(entities, timestamp, aggregations, windows, evaluate, timestamp_alias) %}
   {%- set accepted = ['count', 'sum', 'mean', 'min', 'max', 'stddev', 'last', 'count_distinct'] -%}
+  {%- set where = "window_aggregates in " ~ model.name -%}
   {%- if entities is string -%}{%- set entities = [entities] -%}{%- endif -%}
   {%- if not windows -%}
-    {{ exceptions.raise_compiler_error("window_aggregates in " ~ model.name ~ ": give at least one window, e.g. windows=['1d', '7d'].") }}
+    {{ exceptions.raise_compiler_error(where ~ ": give at least one window, e.g. windows=['1d', '7d'].") }}
   {%- endif -%}
 
-  {%- set all_windows = [] -%}
+  {%- set labels = [] -%}
   {%- for w in windows + (aggregations | map(attribute='windows') | select | sum(start=[])) -%}
-    {%- if (w | lower) not in all_windows -%}{%- do all_windows.append(w | lower) -%}{%- endif -%}
+    {%- if (w | lower) not in labels -%}{%- do labels.append(w | lower) -%}{%- endif -%}
   {%- endfor -%}
   {%- set window_specs = [] -%}
-  {%- set window_by_label = {} -%}
-  {%- for w in all_windows -%}
-    {%- set seconds = hindsight.parse_duration(w, "window '" ~ w ~ "' of window_aggregates in " ~ model.name) -%}
+  {%- set by_label = {} -%}
+  {%- for w in labels -%}
+    {%- set seconds = hindsight.parse_duration(w, "window '" ~ w ~ "' of " ~ where) -%}
     {%- set spec = {'label': w, 'micros': seconds * 1000000, 'seconds': seconds, 'sql_name': 'hs_w_' ~ w} -%}
     {%- do window_specs.append(spec) -%}
-    {%- do window_by_label.update({w: spec}) -%}
+    {%- do by_label.update({w: spec}) -%}
   {%- endfor -%}
-  {%- set widest = window_specs | sort(attribute='micros') | last -%}
 
   {%- set columns = [] -%}
   {%- set features = [] -%}
   {%- for agg in aggregations -%}
     {%- set column = agg.get('column') -%}
     {%- if not column -%}
-      {{ exceptions.raise_compiler_error("window_aggregates in " ~ model.name ~ ": every aggregation needs a 'column' ('*' counts events).") }}
+      {{ exceptions.raise_compiler_error(where ~ ": every aggregation needs a 'column' ('*' counts events).") }}
     {%- endif -%}
     {%- if column != '*' and column not in columns -%}{%- do columns.append(column) -%}{%- endif -%}
-    {%- set expression = 'hs_event' if column == '*' else 'hs_c' ~ (columns.index(column) + 1) -%}
+    {%- set slot = none if column == '*' else columns.index(column) + 1 -%}
     {%- set name = agg.get('name') or ('event' if column == '*' else column) -%}
     {%- for function in agg.get('functions', []) -%}
       {%- if function not in accepted -%}
-        {{ exceptions.raise_compiler_error("window_aggregates in " ~ model.name ~ ": unknown function '" ~ function ~ "' for column " ~ column ~ "; accepted: " ~ accepted | join(', ') ~ ".") }}
+        {{ exceptions.raise_compiler_error(where ~ ": unknown function '" ~ function ~ "' for column " ~ column ~ "; accepted: " ~ accepted | join(', ') ~ ".") }}
       {%- endif -%}
       {%- if column == '*' and function != 'count' -%}
-        {{ exceptions.raise_compiler_error("window_aggregates in " ~ model.name ~ ": column '*' only supports 'count'.") }}
+        {{ exceptions.raise_compiler_error(where ~ ": column '*' only supports 'count'.") }}
       {%- endif -%}
       {%- for label in agg.get('windows') or windows -%}
-        {%- set w = window_by_label[label | lower] -%}
-        {%- do features.append({'name': name ~ '_' ~ function ~ '_' ~ w.label, 'function': function, 'expression': expression, 'window': w.sql_name}) -%}
+        {%- do features.append({
+            'name': name ~ '_' ~ function ~ '_' ~ (label | lower),
+            'function': function,
+            'slot': slot,
+            'expression': 'hs_event' if slot is none else 'hs_c' ~ slot,
+            'window': by_label[label | lower],
+        }) -%}
       {%- endfor -%}
     {%- endfor -%}
   {%- endfor -%}
 
   {%- set grid = evaluate != 'event' -%}
-  {%- if grid -%}
-    {%- set step = hindsight.parse_duration(evaluate, "evaluate step of window_aggregates in " ~ model.name) * 1000000 -%}
-    {%- set reach = ((widest.micros + step - 1) // step) | int -%}
-  {%- endif -%}
+  {%- set step = (hindsight.parse_duration(evaluate, "evaluate step of " ~ where) * 1000000) if grid else none -%}
+  {%- set widest = window_specs | sort(attribute='micros') | last -%}
+  {#- Tiles are exact when every window is a whole number of steps; count_distinct does not
+      pre-aggregate, and stddev from tile sums of squares loses precision near zero variance. -#}
+  {%- set untileable = features | selectattr('function', 'in', ['count_distinct', 'stddev']) | list -%}
+  {%- set remainders = [] -%}
+  {%- for w in window_specs if grid -%}{%- do remainders.append(w.micros % step) -%}{%- endfor -%}
 
-  {%- set keys = [] -%}
-  {%- for e in entities -%}{%- do keys.append(adapter.quote(e)) -%}{%- endfor -%}
-  {%- set keys = keys | join(', ') -%}
-  {%- set out_ts = adapter.quote(timestamp_alias or timestamp) -%}
+  {%- set quoted = [] -%}
+  {%- for e in entities -%}{%- do quoted.append(adapter.quote(e)) -%}{%- endfor -%}
+  {{ return({
+      'entities': entities,
+      'key_list': quoted,
+      'key_sql': quoted | join(', '),
+      'out_ts': adapter.quote(timestamp_alias or timestamp),
+      'windows': window_specs,
+      'widest': widest,
+      'features': features,
+      'columns': columns,
+      'grid': grid,
+      'step': step,
+      'reach': ((widest.micros + step - 1) // step) | int if grid else none,
+      'tileable': grid and not untileable and (remainders | sum) == 0,
+  }) }}
+{% endmacro %}
 
-with hs_events as (
-    select {{ keys }}, {{ adapter.quote(timestamp) }} as hs_ts, 1 as hs_event
-    {%- for c in columns %}, {{ adapter.quote(c) }} as hs_c{{ loop.index }}{% endfor %}
-    from {{ relation }}
-    where {{ hindsight.source_time_filter(adapter.quote(timestamp), history=widest.seconds ~ 's') }}
-    {%- if where %} and ({{ where }}){% endif %}
-),
-{%- if grid %}
-hs_buckets as (
-    select distinct {{ keys }}, cast(ceil({{ hindsight.epoch_micros('hs_ts') }} / cast({{ step }} as double)) as bigint) as hs_bucket
-    from hs_events
+
+{#-
+  Grid points as bucket numbers (t = bucket * step): for each entity, every bucket from its first
+  event's up to `reach` steps after its last, merged into islands so gaps of inactivity add no
+  rows, and never past the bucket of the newest event (hs_newest). Reads `source_cte`.
+-#}
+{% macro _grid_buckets(spec, source_cte, bucket_expression) %}
+hs_active as (
+    select distinct {{ spec.key_sql }}, {{ bucket_expression }} as hs_bucket
+    from {{ source_cte }}
 ),
 hs_island_starts as (
-    select {{ keys }}, hs_bucket,
-        case when lag(hs_bucket) over (partition by {{ keys }} order by hs_bucket) >= hs_bucket - {{ reach + 1 }} then 0 else 1 end as hs_new_island
-    from hs_buckets
+    select {{ spec.key_sql }}, hs_bucket,
+        case when lag(hs_bucket) over (partition by {{ spec.key_sql }} order by hs_bucket) >= hs_bucket - {{ spec.reach + 1 }} then 0 else 1 end as hs_new_island
+    from hs_active
 ),
 hs_islands as (
-    select {{ keys }}, hs_bucket,
-        sum(hs_new_island) over (partition by {{ keys }} order by hs_bucket rows between unbounded preceding and current row) as hs_island
+    select {{ spec.key_sql }}, hs_bucket,
+        sum(hs_new_island) over (partition by {{ spec.key_sql }} order by hs_bucket rows between unbounded preceding and current row) as hs_island
     from hs_island_starts
 ),
 hs_spans as (
-    select {{ keys }}, min(hs_bucket) as hs_first, max(hs_bucket) + {{ reach }} as hs_last
+    select {{ spec.key_sql }}, min(hs_bucket) as hs_first, max(hs_bucket) + {{ spec.reach }} as hs_last
     from hs_islands
-    group by {{ keys }}, hs_island
+    group by {{ spec.key_sql }}, hs_island
 ),
 hs_grid as (
-    select {{ keys }},
-        {{ hindsight.grid_points(
-            hindsight.from_epoch_micros('hs_first * ' ~ step),
-            hindsight.from_epoch_micros('least(hs_last, hs_cap) * ' ~ step),
-            step) }} as hs_ts
+    select {{ spec.key_sql }}, {{ hindsight.integer_series('hs_first', 'least(hs_last, hs_newest)') }} as hs_bucket
     from hs_spans
-    cross join (select max(hs_bucket) as hs_cap from hs_buckets) as hs_newest
+    cross join hs_newest
 ),
-hs_points as (
-    select {{ keys }}, hs_ts, hs_event{% for c in columns %}, hs_c{{ loop.index }}{% endfor %}, 0 as hs_is_grid
-    from hs_events
-    union all
-    select {{ keys }}, hs_ts, null{% for c in columns %}, null{% endfor %}, 1 as hs_is_grid
-    from hs_grid
-),
-{%- else %}
-hs_points as (
-    select *, 0 as hs_is_grid from hs_events
-),
-{%- endif %}
-hs_windowed as (
-    select {{ keys }}, hs_ts, hs_is_grid,
-        {%- for f in features %}
-        {{ hindsight.aggregate_over_window(f.function, f.expression, f.window) }} as {{ adapter.quote(f.name) }},
-        {%- endfor %}
-        count(hs_event) over {{ widest.sql_name }} as hs_events_in_reach,
-        lead(hs_ts) over (partition by {{ keys }} order by hs_ts) as hs_next_ts
-    from hs_points
-    window
-    {%- for w in window_specs %}
-        {{ w.sql_name }} as (partition by {{ keys }} order by hs_ts range between {{ hindsight.interval_micros(w.micros - 1) }} preceding and current row){{ ',' if not loop.last }}
-    {%- endfor %}
-)
-select {{ keys }}, hs_ts as {{ out_ts }}
-    {%- for f in features %}, {{ adapter.quote(f.name) }}{% endfor %}
-from hs_windowed
-{%- if grid %}
-where hs_is_grid = 1 and hs_events_in_reach > 0
-{%- else %}
-{# Events at the same instant share every window; keep one row per (entity, time). #}
-where hs_next_ts is null or hs_next_ts <> hs_ts
-{%- endif %}
-{% endmacro %}
+{%- endmacro %}
+
+
+{#- The bucket (grid point index) an instant falls in: the first grid point at or after it. -#}
+{% macro _bucket_of(us_expression, step) -%}
+  cast(ceil({{ us_expression }} / cast({{ step }} as double)) as bigint)
+{%- endmacro %}

@@ -142,7 +142,7 @@ def test_full_overwrite_and_a_vacuumed_change_feed_fall_back_to_a_full_resync(tm
     write_rows(view, [row(2, 3, 200.0)])
     table = DeltaTable(view.delta_uri)
     table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
-    with caplog.at_level(logging.WARNING, logger="online_sync.sync"):
+    with caplog.at_level(logging.WARNING, logger="online_sync.delta_sync"):
         report = sync(registry, online_config, progress=False).views[0]
     assert report.mode == "full" and report.rows_written == 2
     assert "change data feed of versions 2.." in caplog.text and "falling back to a full resync" in caplog.text
@@ -208,18 +208,18 @@ def test_a_sync_failing_half_way_does_not_advance_and_the_rerun_converges(tmp_pa
 KILLED_SYNC = textwrap.dedent("""
     import json, os, signal, sys
     from online_sync import OnlineStoreConfig, sync
-    from online_sync import batching
+    from online_sync import delta_sync
     from registry_sync.model import Registry
     config = OnlineStoreConfig(**json.loads(sys.argv[1]))
     registry = Registry.from_dict(json.loads(sys.argv[2]))
-    real = batching.write_batch
+    real = delta_sync.write_batch
     calls = []
     def die_after_three(client, table, items):
         calls.append(1)
         if len(calls) > 3:
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no lease release: a real crash
         return real(client, table, items)
-    batching.write_batch = die_after_three
+    delta_sync.write_batch = die_after_three
     sync(registry, config, progress=False)
 """)
 

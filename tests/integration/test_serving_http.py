@@ -128,7 +128,8 @@ def test_client_against_the_live_server(server):
     with HindsightClient(server.url, timeout=5) as client:
         one = client.get_features({"user_id": 12, "merchant_id": 7}, feature_service="fraud_detection",
                                   request_context={"amount": 80.5, "country": "FR"})
-        assert one == {"features": {**features(server, {**FRAUD, "request_context": {"amount": 80.5, "country": "FR"}})["features"]}}
+        same_over_http = features(server, {**FRAUD, "request_context": {"amount": 80.5, "country": "FR"}})
+        assert one == {"features": same_over_http["features"]}
         assert one["features"]["amount_vs_user_mean_30d"] == 2.0 and one["features"]["is_foreign_country"] is False
         batch = client.get_features_batch([{"user_id": 12}, {"user_id": 13}], features=["user_profile:home_country"])
         assert [r["features"]["home_country"] for r in batch] == ["FR", "DE"]

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from online_sync.batching import BatchWriter, RetriesExhausted, get_batch, write_batch
+from online_sync.batching import BoundedExecutor, RetriesExhausted, get_batch, write_batch
 from online_sync.codec import KEY_ATTR, ORDER_ATTR, WRITER_ATTR, order_key, to_micros
 from online_sync.config import OnlineStoreConfig
 from online_sync.store import OnlineStore
@@ -161,9 +161,33 @@ def test_a_batch_that_never_gets_through_raises(monkeypatch):
         get_batch(FakeDynamo(unprocessed_rounds=100), {"t": {"Keys": [{KEY_ATTR: {"S": "1"}, WRITER_ATTR: {"S": "sync"}}]}})
 
 
-def test_batch_writer_sends_25_item_batches_and_counts():
-    client = FlakyWriter(rounds=0)
-    with BatchWriter(client, "t", threads=2) as writer:
-        for i in range(60):
-            writer.put({"k": {"S": str(i)}})
-    assert sorted(client.sent) == [10, 25, 25] and writer.written == 60
+def test_bounded_executor_runs_every_job_and_never_holds_more_than_its_bound():
+    import threading
+
+    running, peak, results = [0], [0], []
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def job(n):
+        with lock:
+            running[0] += 1
+        release.wait(0.01)
+        with lock:
+            running[0] -= 1
+        return n
+
+    pool = BoundedExecutor(threads=2, on_done=results.append, max_in_flight=3)
+    with pool:
+        for n in range(20):
+            pool.submit(job, n)
+            peak[0] = max(peak[0], len(pool._pending))
+    assert sorted(results) == list(range(20)) and peak[0] <= 3
+
+
+def test_bounded_executor_reraises_a_failed_job():
+    def boom():
+        raise ConnectionError("lost")
+
+    with pytest.raises(ConnectionError, match="lost"):
+        with BoundedExecutor(threads=1) as pool:
+            pool.submit(boom)

@@ -37,7 +37,7 @@ def test_serve_defaults_and_port_from_environment(captured_run, registry_file, m
     result = CliRunner().invoke(main, ["serve", "--registry-file", str(registry_file)])
     assert result.exit_code == 0, result.output
     (options, app), = captured_run
-    assert (options.host, options.port, options.threads) == ("127.0.0.1", 9123, 1)
+    assert (options.host, options.port, options.threads) == ("127.0.0.1", 9123, 4)
     assert options.workers == server.default_workers()
     # The app was built (registry loaded, services planned) before gunicorn forks.
     assert sorted(app.extensions["hindsight_serving"].plans) == ["fraud_detection", "merchant_catalog", "user_basics"]
@@ -46,12 +46,14 @@ def test_serve_defaults_and_port_from_environment(captured_run, registry_file, m
 
 def test_serve_options(captured_run, registry_file):
     args = ["serve", "--registry-file", str(registry_file), "--host", "0.0.0.0", "--port", "8099",
-            "--workers", "3", "--threads", "4"]
+            "--workers", "3", "--threads", "1"]
     assert CliRunner().invoke(main, args).exit_code == 0
     options = captured_run[0][0]
-    assert (options.host, options.port, options.workers, options.threads) == ("0.0.0.0", 8099, 3, 4)
+    assert (options.host, options.port, options.workers, options.threads) == ("0.0.0.0", 8099, 3, 1)
     settings = server._gunicorn_settings(options)
-    assert settings["bind"] == "0.0.0.0:8099" and settings["worker_class"] == "gthread"
+    assert settings["bind"] == "0.0.0.0:8099" and settings["worker_class"] == "sync"
+    default = server._gunicorn_settings(server.ServerOptions())
+    assert (default["worker_class"], default["threads"]) == ("gthread", 4)
     assert settings["preload_app"] is True and settings["control_socket_disable"] is True
 
 

@@ -53,7 +53,8 @@ def test_get_features_for_a_service(client):
 
 
 def test_get_features_by_name(client):
-    assert client.get_features({"user_id": 12}, features=["user_profile:home_country"]) == {"features": {"home_country": "FR"}}
+    result = client.get_features({"user_id": 12}, features=["user_profile:home_country"])
+    assert result == {"features": {"home_country": "FR"}}
 
 
 def test_get_features_batch(client):
@@ -75,9 +76,9 @@ def test_server_errors_raise_with_code_and_message(client):
     assert raised.value.details == {"suggestions": ["fraud_detection"]}
 
 
-def test_ready(client, fake_store):
+def test_ready(client, serving_store):
     assert client.ready() is True
-    fake_store.down = True
+    serving_store.down = True
     assert client.ready() is False
 
 

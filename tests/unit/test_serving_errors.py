@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 FRAUD = {
     "feature_service": "fraud_detection",
@@ -31,6 +33,9 @@ def error_of(response):
          ["'user_profile:home_contry'", "'user_profile:home_country'"]),
         ({"features": ["user_profile"], "entities": {"user_id": 1}}, 400, "invalid_feature_ref", ["'view:feature'"]),
         ({"features": "user_profile:*", "entities": {"user_id": 1}}, 400, "invalid_request", ["must be a list"]),
+        ({"features": [{"view": "user_profile"}], "entities": {"user_id": 1}}, 400, "invalid_feature_ref",
+         ["{'view': 'user_profile'}"]),
+        ({**FRAUD, "feature_service": ["fraud_detection"]}, 400, "invalid_request", ["must be a string"]),
         ({"features": [], "entities": {"user_id": 1}}, 400, "no_features", ["at least one"]),
         ({"features": ["merchant_profile:category"], "entities": {"merchant_id": 1}}, 400, "view_not_online",
          ["'merchant_profile'", "online: false"]),
@@ -69,12 +74,12 @@ def error_of(response):
         ({**FRAUD, "entities": [FRAUD["entities"]] * 101}, 413, "batch_too_large", ["101 entity rows", "limit is 100"]),
     ],
 )
-def test_bad_requests_name_the_problem(serving_client, fake_store, body, status, code, fragments):
+def test_bad_requests_name_the_problem(serving_client, serving_store, body, status, code, fragments):
     got_status, got_code, message = error_of(serving_client.post("/v1/features", json=body))
     assert (got_status, got_code) == (status, code), message
     for fragment in fragments:
         assert fragment in message
-    assert fake_store.calls == []  # rejected before touching the store
+    assert serving_store.calls == []  # rejected before touching the store
 
 
 def test_suggestions_are_listed_in_details(serving_client):
@@ -121,24 +126,24 @@ def test_oversized_body(make_serving_app):
     assert (status, code) == (413, "payload_too_large") and "64 bytes" in message
 
 
-def test_unreachable_store_is_503(serving_client, fake_store):
-    fake_store.down = True
+def test_unreachable_store_is_503(serving_client, serving_store):
+    serving_store.down = True
     status, code, message = error_of(serving_client.post("/v1/features", json=FRAUD))
     assert (status, code) == (503, "online_store_unavailable")
     assert "cannot be reached" in message
 
 
-def test_unreachable_store_under_a_budget_is_503(serving_client, fake_store):
-    fake_store.down = True
+def test_unreachable_store_under_a_budget_is_503(serving_client, serving_store):
+    serving_store.down = True
     response = serving_client.post("/v1/features", json={**FRAUD, "latency_budget_ms": 1000})
     assert error_of(response)[:2] == (503, "online_store_unavailable")
 
 
-def test_unexpected_error_is_a_json_500_without_traceback(serving_client, fake_store, caplog):
+def test_unexpected_error_is_a_json_500_without_traceback(serving_client, serving_store, caplog):
     def broken(*args, **kwargs):
         raise KeyError("secret internals")
 
-    fake_store.read = broken
+    serving_store.read = broken
     with caplog.at_level(logging.ERROR):
         response = serving_client.post("/v1/features", json=FRAUD)
     status, code, message = error_of(response)
@@ -147,18 +152,18 @@ def test_unexpected_error_is_a_json_500_without_traceback(serving_client, fake_s
     assert "secret internals" in caplog.text  # the traceback is logged
 
 
-def test_failing_on_demand_view_is_a_json_500_naming_it(serving_client, fake_on_demand):
+def test_failing_on_demand_view_is_a_json_500_naming_it(serving_client, serving_on_demand):
     def fail(columns):
         raise ZeroDivisionError("division by zero")
 
-    fake_on_demand.compute = fail
+    serving_on_demand.compute = fail
     status, code, message = error_of(serving_client.post("/v1/features", json=FRAUD))
     assert (status, code) == (500, "on_demand_failed")
     assert "'transaction_context'" in message and "ZeroDivisionError" in message
 
 
-def test_on_demand_view_returning_short_columns_is_a_500(serving_client, fake_on_demand):
-    fake_on_demand.compute = lambda columns: {"amount_vs_user_mean_30d": [], "is_foreign_country": []}
+def test_on_demand_view_returning_short_columns_is_a_500(serving_client, serving_on_demand):
+    serving_on_demand.compute = lambda columns: {"amount_vs_user_mean_30d": [], "is_foreign_country": []}
     assert error_of(serving_client.post("/v1/features", json=FRAUD))[:2] == (500, "on_demand_failed")
 
 
@@ -173,5 +178,33 @@ def test_http_errors_are_json(serving_client, method, path, status, code):
 def test_errors_are_counted_in_metrics(serving_client):
     serving_client.post("/v1/features", json={**FRAUD, "feature_service": "nope"})
     text = serving_client.get("/metrics").get_data(as_text=True)
-    line = next(l for l in text.splitlines() if l.startswith('hindsight_serving_errors_total{code="unknown_feature_service"}'))
+    sample = 'hindsight_serving_errors_total{code="unknown_feature_service"}'
+    line = next(line for line in text.splitlines() if line.startswith(sample))
     assert float(line.split()[-1]) >= 1.0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 20) | st.floats(allow_nan=False, width=32) | st.text(max_size=8)
+    | st.sampled_from(["fraud_detection", "user_profile:*", "user_profile:home_country", "FR"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["user_id", "merchant_id", "amount", "country", "x"]), inner, max_size=4),
+    max_leaves=12,
+)
+bodies = st.dictionaries(
+    st.sampled_from(["feature_service", "features", "entities", "request_context", "include_metadata",
+                     "latency_budget_ms"]),
+    json_values,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=bodies)
+def test_arbitrary_bodies_never_cause_a_500(serving_client, body):
+    response = serving_client.post("/v1/features", json=body)
+    assert response.status_code in (200, 400, 404, 413), response.get_data(as_text=True)
+    payload = response.get_json()
+    if response.status_code == 200:
+        assert set(payload) in ({"features"}, {"features", "metadata"}, {"results"})
+    else:
+        assert set(payload["error"]) <= {"code", "message", "details"}

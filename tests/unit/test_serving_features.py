@@ -73,34 +73,34 @@ def test_feature_list_collisions_get_view_prefixes(serving_client):
     }
 
 
-def test_only_needed_join_keys_and_views_are_read(serving_client, fake_store):
+def test_only_needed_join_keys_and_views_are_read(serving_client, serving_store):
     body = {"features": ["user_profile:home_country"], "entities": {"user_id": 12, "merchant_id": 7, "extra": "x"}}
     post(serving_client, body)
-    assert fake_store.calls == [([{"user_id": 12}], {"user_profile": ["home_country"]})]
+    assert serving_store.calls == [([{"user_id": 12}], {"user_profile": ["home_country"]})]
 
 
-def test_on_demand_inputs_are_fetched_but_not_returned(serving_client, fake_store, fake_on_demand):
+def test_on_demand_inputs_are_fetched_but_not_returned(serving_client, serving_store, serving_on_demand):
     body = {
         "features": ["transaction_context:is_foreign_country"],
         "entities": {"user_id": 12},
         "request_context": {"amount": 10, "country": "FR"},
     }
     assert post(serving_client, body).get_json() == {"features": {"is_foreign_country": False}}
-    (rows, features), = fake_store.calls
+    (rows, features), = serving_store.calls
     assert features == {"user_transaction_aggregates": ["amount_mean_30d"], "user_profile": ["home_country"]}
     # compute sees bare feature names and request fields, converted to their dtypes (10 -> 10.0).
-    assert fake_on_demand.calls == [{"amount_mean_30d": [50.0], "home_country": ["FR"], "amount": [10.0], "country": ["FR"]}]
-    assert type(fake_on_demand.calls[0]["amount"][0]) is float
+    assert serving_on_demand.calls == [{"amount_mean_30d": [50.0], "home_country": ["FR"], "amount": [10.0], "country": ["FR"]}]
+    assert type(serving_on_demand.calls[0]["amount"][0]) is float
 
 
-def test_batch_with_one_context_for_all_rows(serving_client, fake_on_demand):
+def test_batch_with_one_context_for_all_rows(serving_client, serving_on_demand):
     body = {**FRAUD, "entities": [{"user_id": 12, "merchant_id": 7}, {"user_id": 13, "merchant_id": 8}]}
     results = post(serving_client, body).get_json()["results"]
     assert [r["features"]["home"] for r in results] == ["FR", "DE"]
     assert [r["features"]["is_foreign_country"] for r in results] == [True, False]
     assert [r["features"]["merchant_fraud_rate"] for r in results] == [0.015, None]
     # One compute call for the whole batch.
-    assert len(fake_on_demand.calls) == 1 and fake_on_demand.calls[0]["amount"] == [99.5, 99.5]
+    assert len(serving_on_demand.calls) == 1 and serving_on_demand.calls[0]["amount"] == [99.5, 99.5]
 
 
 def test_batch_with_one_context_per_row(serving_client):
@@ -116,7 +116,7 @@ def test_batch_with_one_context_per_row(serving_client):
     assert all(set(r) == {"features", "metadata"} for r in results)
 
 
-def test_empty_batch_answers_no_results(serving_client, fake_store):
+def test_empty_batch_answers_no_results(serving_client, serving_store):
     assert post(serving_client, {**FRAUD, "entities": []}).get_json() == {"results": []}
 
 
@@ -126,8 +126,8 @@ def test_batch_at_the_limit_is_served(make_serving_app):
     assert post(client, body).get_json() == {"results": [{"features": {"home_country": "FR"}}] * 3}
 
 
-def test_nan_values_are_answered_as_null(serving_client, fake_store):
-    fake_store.put("user_profile", {"user_id": 14}, {"home_country": "IT", "credit_limit": float("nan")}, fake_store.now)
+def test_nan_values_are_answered_as_null(serving_client, serving_store):
+    serving_store.put("user_profile", {"user_id": 14}, {"home_country": "IT", "credit_limit": float("nan")}, serving_store.now)
     response = post(serving_client, {"features": ["user_profile:credit_limit"], "entities": {"user_id": 14}})
     assert response.data == b'{"features":{"credit_limit":null}}'
 
@@ -137,8 +137,8 @@ def test_integral_float_ids_read_the_same_entity(serving_client):
     assert post(serving_client, body).get_json() == {"features": {"home_country": "FR"}}
 
 
-def test_latency_budget_marks_slow_views_time_out(serving_client, fake_store):
-    fake_store.delays["user_transaction_aggregates"] = 0.5
+def test_latency_budget_marks_slow_views_time_out(serving_client, serving_store):
+    serving_store.delays["user_transaction_aggregates"] = 0.5
     body = {**FRAUD, "include_metadata": True, "latency_budget_ms": 100}
     result = post(serving_client, body).get_json()
     features, metadata = result["features"], result["metadata"]
@@ -150,6 +150,8 @@ def test_latency_budget_marks_slow_views_time_out(serving_client, fake_store):
                  "amount_vs_user_mean_30d", "is_foreign_country"):
         assert features[name] is None
         assert metadata[name] == {"status": "TIME_OUT", "event_timestamp": None}
+    text = serving_client.get("/metrics").get_data(as_text=True)
+    assert 'hindsight_serving_view_timeouts_total{view="user_transaction_aggregates"}' in text
 
 
 def test_generous_latency_budget_changes_nothing(serving_client):

@@ -39,8 +39,8 @@ def test_bad_feature_refs(text):
     assert raised.value.code == "invalid_feature_ref"
 
 
-def test_service_plan_reads_what_outputs_and_on_demand_inputs_need(serving_registry, fake_on_demand):
-    plan = PlanBuilder(serving_registry, {"transaction_context": fake_on_demand}).for_service(
+def test_service_plan_reads_what_outputs_and_on_demand_inputs_need(serving_registry, serving_on_demand):
+    plan = PlanBuilder(serving_registry, {"transaction_context": serving_on_demand}).for_service(
         serving_registry.service("fraud_detection")
     )
     assert plan.store_features == {
@@ -54,13 +54,13 @@ def test_service_plan_reads_what_outputs_and_on_demand_inputs_need(serving_regis
     assert plan.entities == ("user", "merchant")
 
 
-def test_on_demand_only_request_reads_its_inputs(serving_registry, fake_on_demand):
-    plan = PlanBuilder(serving_registry, {"transaction_context": fake_on_demand}).for_features(["transaction_context:*"])
+def test_on_demand_only_request_reads_its_inputs(serving_registry, serving_on_demand):
+    plan = PlanBuilder(serving_registry, {"transaction_context": serving_on_demand}).for_features(["transaction_context:*"])
     assert plan.store_features == {"user_transaction_aggregates": ["amount_mean_30d"], "user_profile": ["home_country"]}
     assert [c.name for c in plan.outputs] == ["amount_vs_user_mean_30d", "is_foreign_country"]
 
 
-def test_alias_clash_after_prefixing_is_refused(serving_registry, fake_on_demand):
+def test_alias_clash_after_prefixing_is_refused(serving_registry, serving_on_demand):
     service = FeatureService("clash", (
         FeatureRef("user_profile", "home_country"),
         FeatureRef("user_profile", "account_tier", "home_country"),

@@ -75,22 +75,22 @@ def test_unknown_service_schema_is_404(serving_client):
     assert "did you mean 'fraud_detection'" in response.get_json()["error"]["message"]
 
 
-def test_healthz(serving_client, fake_store):
-    fake_store.down = True  # liveness does not depend on the store
+def test_healthz(serving_client, serving_store):
+    serving_store.down = True  # liveness does not depend on the store
     response = serving_client.get("/healthz")
     assert (response.status_code, response.get_json()) == (200, {"status": "ok"})
 
 
-def test_readyz_follows_the_store(serving_client, fake_store):
+def test_readyz_follows_the_store(serving_client, serving_store):
     assert serving_client.get("/readyz").get_json() == {"status": "ready", "registry_version": 3}
-    fake_store.down = True
+    serving_store.down = True
     response = serving_client.get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "online_store_unavailable"
 
 
-def test_readyz_when_ping_says_no(serving_client, fake_store):
-    fake_store.ping = lambda: False
+def test_readyz_when_ping_says_no(serving_client, serving_store):
+    serving_store.ping = lambda: False
     assert serving_client.get("/readyz").status_code == 503
 
 
@@ -106,7 +106,7 @@ def _sample(text: str, name: str, **labels: str) -> float:
     raise AssertionError(f"no sample {name}{labels} in metrics")
 
 
-def test_metrics_latency_store_reads_and_freshness(serving_client, fake_store):
+def test_metrics_latency_store_reads_and_freshness(serving_client, serving_store):
     before = serving_client.get("/metrics").get_data(as_text=True)
 
     def count(text: str) -> float:
@@ -130,6 +130,6 @@ def test_metrics_latency_store_reads_and_freshness(serving_client, fake_store):
     assert _sample(text, "hindsight_serving_store_read_seconds_count") - reads_before == 3
     # Freshness = now - newest event timestamp served; the fake store's rows are from 2026-06-01 09:00 UTC.
     newest = _sample(text, "hindsight_serving_newest_event_timestamp_seconds", view="merchant_risk")
-    assert newest >= fake_store.now.timestamp() - 3 * 3600
+    assert newest >= serving_store.now.timestamp() - 3 * 3600
     freshness = _sample(text, "hindsight_serving_feature_freshness_seconds", view="merchant_risk")
     assert freshness > 0

@@ -5,15 +5,15 @@ from __future__ import annotations
 from serving import create_app, state
 
 
-def test_store_factory_runs_once_per_process(serving_registry, fake_store, fake_on_demand, monkeypatch):
+def test_store_factory_runs_once_per_process(serving_registry, serving_store, serving_on_demand, monkeypatch):
     made = []
 
     def factory(registry):
         made.append(registry)
-        return fake_store
+        return serving_store
 
     app = create_app({"REGISTRY": serving_registry, "ONLINE_STORE": factory,
-                      "ON_DEMAND_VIEWS": {"transaction_context": fake_on_demand}})
+                      "ON_DEMAND_VIEWS": {"transaction_context": serving_on_demand}})
     assert made == []  # nothing connects before a worker needs it
     client = app.test_client()
     body = {"features": ["user_profile:home_country"], "entities": {"user_id": 12}}
@@ -26,17 +26,17 @@ def test_store_factory_runs_once_per_process(serving_registry, fake_store, fake_
     assert len(made) == 2
 
 
-def test_registry_and_on_demand_factories(serving_registry, fake_store, fake_on_demand):
-    app = create_app({"REGISTRY": lambda: serving_registry, "ONLINE_STORE": fake_store,
-                      "ON_DEMAND_VIEWS": lambda: {"transaction_context": fake_on_demand}})
+def test_registry_and_on_demand_factories(serving_registry, serving_store, serving_on_demand):
+    app = create_app({"REGISTRY": lambda: serving_registry, "ONLINE_STORE": serving_store,
+                      "ON_DEMAND_VIEWS": lambda: {"transaction_context": serving_on_demand}})
     with app.app_context():
         current = state.get_state()
         assert current.registry is serving_registry
-        assert current.on_demand_views == {"transaction_context": fake_on_demand}
+        assert current.on_demand_views == {"transaction_context": serving_on_demand}
 
 
-def test_default_on_demand_views_are_the_projects(serving_registry, fake_store):
-    app = create_app({"REGISTRY": serving_registry, "ONLINE_STORE": fake_store})
+def test_default_on_demand_views_are_the_projects(serving_registry, serving_store):
+    app = create_app({"REGISTRY": serving_registry, "ONLINE_STORE": serving_store})
     body = {
         "features": ["transaction_context:*"],
         "entities": {"user_id": 12},

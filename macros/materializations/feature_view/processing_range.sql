@@ -47,7 +47,7 @@
   {%- if parsed[0] >= parsed[1] -%}
     {{ exceptions.raise_compiler_error(cfg.where ~ ": backfill_start (" ~ start ~ ") must be before backfill_end (" ~ end ~ "); the range is [start, end).") }}
   {%- endif -%}
-  {%- if adapter.get_relation(this.database, this.schema, this.identifier) is none -%}
+  {%- if not hindsight.feature_view_exists() -%}
     {{ exceptions.raise_compiler_error(cfg.where ~ ": cannot backfill a feature view that was never built; run it once without backfill vars first.") }}
   {%- endif -%}
   {{ return({'mode': 'backfill', 'start': parsed[0], 'end': parsed[1], 'column': cfg.timestamp_field}) }}

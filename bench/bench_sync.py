@@ -1,0 +1,147 @@
+"""Benchmark: `sync` of a generated Delta table against a raw boto3 BatchWriteItem loop.
+
+Both write the same items (the newest row of each of 50k entities, from 200k Delta rows) with the
+same thread count to the same in-memory DynamoDB Local, each into fresh tables. A warm-up write runs
+first (the JVM's JIT favours whoever goes second otherwise), then the two alternate `--rounds` times;
+the best round of each is compared. Target: sync >= 70% of the raw loop's items/s.
+
+    .venv/bin/python bench/bench_sync.py [--rows 200000] [--entities 50000] [--threads 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from deltalake import write_deltalake
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from hindsight.settings import Settings  # noqa: E402
+from online_sync import OnlineStoreConfig, sync  # noqa: E402
+from online_sync.batching import MAX_WRITE_BATCH, chunked, write_batch  # noqa: E402
+from online_sync.config import make_client  # noqa: E402
+from online_sync.local import DynamoDBLocal  # noqa: E402
+from online_sync.newest import NewestRows, full_source, open_delta  # noqa: E402
+from online_sync.delta_sync import items_from_batch  # noqa: E402
+from online_sync.tables import ensure_table  # noqa: E402
+from registry_sync.model import Feature, FeatureView, Registry  # noqa: E402
+
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+FEATURES = {"amount_mean_7d": "float64", "txn_count_7d": "int64", "home_country": "string",
+            "segment": "string", "risk_score": "float64"}
+
+
+def generate_delta(path: Path, rows: int, entities: int, seed: int = 7) -> FeatureView:
+    """A feature view table of `rows` rows over `entities` users, CDF on, partitioned by day."""
+    rng = np.random.default_rng(seed)
+    users = np.arange(rows) % entities
+    event_us = (T0.timestamp() * 1e6 + rng.integers(0, 30 * 86_400, rows) * 1_000_000).astype("int64")
+    ts = pa.array(event_us, pa.timestamp("us", tz="UTC"))
+    table = pa.table({
+        "user_id": pa.array(users, pa.int64()),
+        "ts": ts,
+        "created": ts,
+        "_partition_date": ts.cast(pa.date32()),
+        "amount_mean_7d": rng.gamma(2.0, 40.0, rows),
+        "txn_count_7d": rng.integers(0, 200, rows),
+        "home_country": pa.array(rng.choice(["FR", "DE", "US", "GB", "ES", "IT"], rows)),
+        "segment": pa.array(rng.choice(["consumer-retail", "small-business", "enterprise"], rows)),
+        "risk_score": rng.random(rows),
+    })
+    write_deltalake(path, table, partition_by=["_partition_date"], configuration={"delta.enableChangeDataFeed": "true"})
+    return FeatureView("bench_user_features", "batch", ("user",), ("user_id",), "ts", "created", 90 * 86_400, True,
+                       str(path), tuple(Feature(n, t) for n, t in FEATURES.items()))
+
+
+def newest_items(view: FeatureView) -> list[dict]:
+    """The exact items sync writes, built up front so the raw loop only writes."""
+    with NewestRows(view) as newest:
+        newest.load(full_source(open_delta(view)), from_change_feed=False)
+        return [item for batch in newest.batches() for _, _, item in items_from_batch(batch, view)]
+
+
+def run_sync(config: OnlineStoreConfig, registry: Registry) -> tuple[float, int, int]:
+    started = time.perf_counter()
+    report = sync(registry, config, progress=False, client=make_client(config)).views[0]
+    return time.perf_counter() - started, report.rows_read, report.rows_written
+
+
+def run_raw(config: OnlineStoreConfig, view: FeatureView, items: list[dict], threads: int) -> tuple[float, int]:
+    client = make_client(config)
+    ensure_table(client, config, view)
+    table = config.table_name(view.name)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        written = sum(pool.map(lambda chunk: write_batch(client, table, chunk), chunked(items, MAX_WRITE_BATCH)))
+    return time.perf_counter() - started, written
+
+
+def fresh(config: OnlineStoreConfig) -> OnlineStoreConfig:
+    return dataclasses.replace(config, table_prefix=f"b{uuid.uuid4().hex[:8]}_")
+
+
+def drop_tables(config: OnlineStoreConfig) -> None:
+    """Delete every table, so each round starts from the same (empty) DynamoDB Local."""
+    client = make_client(config)
+    for table in client.list_tables()["TableNames"]:
+        client.delete_table(TableName=table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--entities", type=int, default=50_000)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        local = DynamoDBLocal(Settings.from_env(REPO).tools_dir, Path(tmp) / "state")
+        endpoint = local.start(port=port, in_memory=True)
+        try:
+            view = generate_delta(Path(tmp) / "bench_user_features", args.rows, args.entities)
+            registry = Registry("bench", feature_views=(view,))
+            items = newest_items(view)
+            base = OnlineStoreConfig(endpoint_url=endpoint, region="us-east-1", write_threads=args.threads)
+            print(f"{args.rows:,} Delta rows, {len(items):,} entities, {args.threads} threads, "
+                  f"~{sum(len(str(i)) for i in items[:1000]) // 1000} chars per item (repr)")
+            run_raw(fresh(base), view, items[:20_000], args.threads)  # JVM warm-up
+            drop_tables(base)
+            syncs, raws = [], []
+            for round_ in range(args.rounds):
+                # Alternate who goes first: DynamoDB Local drifts as its JVM warms up.
+                for contender in ("sync", "raw") if round_ % 2 == 0 else ("raw", "sync"):
+                    if contender == "sync":
+                        seconds, read, written = run_sync(fresh(base), registry)
+                        syncs.append(written / seconds)
+                        print(f"round {round_ + 1}: sync {read:,} rows read, {written:,} items in {seconds:.2f} s "
+                              f"= {written / seconds:,.0f} items/s ({read / seconds:,.0f} Delta rows/s)")
+                    else:
+                        seconds, written = run_raw(fresh(base), view, items, args.threads)
+                        raws.append(written / seconds)
+                        print(f"round {round_ + 1}: raw BatchWriteItem {written:,} items in {seconds:.2f} s "
+                              f"= {written / seconds:,.0f} items/s")
+                    drop_tables(base)
+            print(f"best: sync {max(syncs):,.0f} items/s, raw {max(raws):,.0f} items/s, "
+                  f"ratio {max(syncs) / max(raws):.0%} (target >= 70%)")
+        finally:
+            local.stop()
+
+
+if __name__ == "__main__":
+    main()

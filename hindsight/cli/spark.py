@@ -1,0 +1,56 @@
+"""Spark commands: `spark up|down|status` run Sail, a local Spark Connect server for the spark target."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from hindsight.settings import Settings
+
+
+def _server() -> Any:
+    from offline_store.sail import SailServer
+
+    settings = Settings.from_env()
+    return SailServer(settings.state_dir, working_dir=settings.project_dir)
+
+
+@click.group("spark")
+def spark() -> None:
+    """Run Sail, a local Spark Connect server with Delta Lake, for `dbt build --target spark`."""
+
+
+@spark.command("up")
+@click.option("--port", default=50051, show_default=True, type=click.IntRange(1, 65535))
+def up(port: int) -> None:
+    """Start Sail in the background (does nothing if it runs); prints the export to use it.
+
+    The status line goes to stderr, so `eval "$(hindsight spark up)"` sets the variable.
+    """
+    from offline_store.sail import SailError
+
+    try:
+        remote = _server().start(port=port)
+    except SailError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"Sail (Spark Connect) answers at {remote}; then: HINDSIGHT_TARGET=spark dbt build", err=True)
+    click.echo(f"export HINDSIGHT_SPARK_REMOTE={remote}")
+
+
+@spark.command("down")
+def down() -> None:
+    """Stop the background Sail (its catalog goes with it; Delta tables stay)."""
+    click.echo("stopped Sail" if _server().stop() else "Sail was not running")
+
+
+@spark.command("status")
+def status() -> None:
+    """Say whether Sail runs and accepts connections (exit 1 if not)."""
+    state = _server().status()
+    if not state.running:
+        click.echo("Sail is not running")
+        sys.exit(1)
+    click.echo(f"Sail runs (pid {state.pid}) at {state.remote}: {'answers' if state.answering else 'does NOT answer'}")
+    sys.exit(0 if state.answering else 1)

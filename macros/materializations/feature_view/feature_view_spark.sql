@@ -1,0 +1,121 @@
+{#-
+  The `feature_view` materialization on Spark (dbt-spark over Spark Connect: Sail, Apache Spark,
+  Databricks): the model's rows become a Delta table at the view's location, written by the Spark
+  server in one Delta commit, registered in the catalog so ref() and dbt tests read it.
+
+  Steps, as on DuckDB: read and validate config -> decide the processing range (full refresh,
+  incremental, backfill; a Delta table found at the location counts even if the catalog lost it)
+  -> stage the model's rows in that range (temporary views) -> validate them -> one Delta commit:
+    full refresh  CREATE OR REPLACE TABLE ... USING delta ... AS SELECT
+    incremental   MERGE on (entities, timestamp[, created]); unchanged rows (floats within 1e-9
+                  relative) are not updated, so a rerun commits nothing
+    backfill      MERGE ... WHEN NOT MATCHED BY SOURCE AND <range> THEN DELETE: the range is
+                  replaced in one commit
+  Nothing is written unless every check passed. Timestamps are stored as Delta `timestamp` (UTC),
+  as delta-rs writes them on DuckDB, so both engines' tables share one Arrow schema.
+
+  Staging uses temporary views, not tables: Sail has no CACHE TABLE and re-parses stored views'
+  SQL without its backticks. The model's SQL therefore runs once per check and once for the write.
+-#}
+{% materialization feature_view, adapter='spark' %}
+  {%- set cfg = hindsight.feature_view_config() -%}
+  {%- set engine = hindsight.spark_engine() -%}
+  {%- set range = hindsight.processing_range() -%}
+  {#- Registers a Delta table found at the location, whatever the catalog knew. -#}
+  {%- set exists = hindsight.feature_view_exists() -%}
+  {%- set target_relation = this.incorporate(type='table') -%}
+  {%- set model_rows = hindsight._spark_temp_view('model') -%}
+  {%- set stage = hindsight._spark_temp_view('stage') -%}
+
+  {{ run_hooks(pre_hooks) }}
+
+  {% call statement('model_rows') -%}
+    create or replace temporary view {{ model_rows }} as
+    {{ compiled_code }}
+  {%- endcall %}
+  {% do hindsight.validate_feature_view_columns(model_rows, cfg) %}
+
+  {% call statement('stage') -%}
+    create or replace temporary view {{ stage }} as
+    select {{ hindsight._spark_stage_columns(adapter.get_columns_in_relation(model_rows), cfg) | join(', ') }}
+    from {{ model_rows }}
+    where {{ hindsight.range_predicate(adapter.quote(range.column or cfg.timestamp_field), range) }}
+  {%- endcall %}
+  {% do hindsight.validate_feature_view_rows(stage, cfg) %}
+
+  {%- set commit_metadata = {
+      'dbt_invocation_id': invocation_id,
+      'dbt_model': model.unique_id,
+      'hindsight_mode': range.mode if exists else 'full_refresh',
+  } -%}
+  {%- if range.mode == 'full_refresh' or not exists -%}
+    {%- set write_sql = hindsight.spark_replace_table_sql(target_relation, stage, cfg, engine, commit_metadata, exists) -%}
+  {%- elif range.mode in ['incremental', 'backfill'] -%}
+    {%- set write_sql = hindsight.spark_merge_sql(target_relation, stage, cfg, range, engine) -%}
+  {%- else -%}
+    {{ exceptions.raise_compiler_error(cfg.where ~ ": unknown processing mode " ~ range.mode ~ "; expected full_refresh, incremental or backfill.") }}
+  {%- endif -%}
+
+  {% do hindsight._spark_set_commit_metadata(engine, commit_metadata) %}
+  {% call statement('main') -%}
+    {{ write_sql }}
+  {%- endcall %}
+  {% do hindsight._spark_set_commit_metadata(engine, none) %}
+  {%- do adapter.cache_added(target_relation) -%}
+
+  {% for view in [stage, model_rows] %}
+    {% call statement('drop_' ~ loop.index) -%}
+      drop view if exists {{ view }}
+    {%- endcall %}
+  {% endfor %}
+  {{ run_hooks(post_hooks) }}
+  {% do persist_docs(target_relation, model) %}
+
+  {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+
+{#- A session-scoped temporary view for one step of this model's run (rendered without schema). -#}
+{% macro _spark_temp_view(step) %}
+  {{ return(api.Relation.create(identifier=this.identifier ~ '__hindsight_' ~ step, type='view')) }}
+{% endmacro %}
+
+
+{#-
+  The staged select list: the model's columns, timestamp_ntz cast to timestamp (delta-rs writes
+  timestamps as UTC-adjusted `timestamp`; the session zone is UTC so the instant is kept), then the
+  derived `_partition_date`.
+-#}
+{% macro _spark_stage_columns(columns, cfg) %}
+  {%- set select_list = [] -%}
+  {%- for column in columns -%}
+    {%- set name = adapter.quote(column.name) -%}
+    {%- if (column.dtype | lower) == 'timestamp_ntz' -%}
+      {%- do select_list.append('cast(' ~ name ~ ' as timestamp) as ' ~ name) -%}
+    {%- else -%}
+      {%- do select_list.append(name) -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- if cfg.derived_partition -%}
+    {%- do select_list.append('cast(' ~ adapter.quote(cfg.timestamp_field) ~ ' as date) as _partition_date') -%}
+  {%- endif -%}
+  {{ return(select_list) }}
+{% endmacro %}
+
+
+{#-
+  Commit metadata (dbt invocation id, model, mode) on Apache Spark and Databricks: Delta records the
+  session setting spark.databricks.delta.commitInfo.userMetadata in each commit's userMetadata, as
+  JSON here. `metadata=none` clears it after the write. Sail accepts neither SQL SET of spark.* keys
+  nor this setting: there only full refreshes carry it (a CREATE TABLE option, see
+  spark_replace_table_sql); its MERGE commits have no userMetadata.
+-#}
+{% macro _spark_set_commit_metadata(engine, metadata) %}
+  {%- if engine == 'sail' -%}{{ return(none) }}{%- endif -%}
+  {%- if metadata is none -%}
+    {%- do run_query('reset spark.databricks.delta.commitInfo.userMetadata') -%}
+  {%- else -%}
+    {#- SET takes the rest of the statement verbatim: JSON needs no quoting, and has no ';'. -#}
+    {%- do run_query('set spark.databricks.delta.commitInfo.userMetadata=' ~ tojson(metadata, sort_keys=true)) -%}
+  {%- endif -%}
+{% endmacro %}

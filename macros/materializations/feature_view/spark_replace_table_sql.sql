@@ -1,0 +1,45 @@
+{#-
+  The full-refresh write on Spark: one CREATE OR REPLACE TABLE ... USING delta ... AS SELECT at the
+  view's location, partitioned, with the change data feed on (online sync reads it).
+
+  Where Sail differs (measured on Sail 0.7.2; see STACK.md):
+    - CREATE OR REPLACE over an existing Delta table keeps the table's schema and casts the new
+      rows into it, where Spark replaces the schema. A changed column list therefore fails here,
+      before anything is written, naming the columns and the way out.
+    - the change data feed is not supported ("Unsupported table features required:
+      [ChangeDataFeed]"): the property is left out, and online sync reads whole tables.
+    - the `userMetadata` write option is honoured on CREATE: it carries the commit metadata.
+    - the Delta schema keeps NOT NULL where the query proves it (e.g. `count(...) over w`), where
+      Spark's Delta and delta-rs make every column nullable: `nullif(c, null)`, which is `c`,
+      makes the column nullable, so both engines' tables have one Arrow schema.
+-#}
+{% macro spark_replace_table_sql(relation, stage, cfg, engine, commit_metadata, exists) %}
+  {%- if engine == 'sail' and exists -%}
+    {%- set problems = hindsight._spark_schema_changes(relation, stage, cfg) -%}
+    {%- if problems -%}
+      {{ exceptions.raise_compiler_error(cfg.where ~ ": the model's columns no longer match its Delta table (" ~ problems | join('; ') ~ "). The table was not changed. Sail cannot replace the schema of an existing Delta table: move or delete " ~ cfg.location ~ ", then run again (Spark and Databricks replace it on --full-refresh).") }}
+    {%- endif -%}
+  {%- endif -%}
+  {%- set nullable = [] -%}
+  {%- for column in hindsight._spark_columns(stage) -%}
+    {%- do nullable.append('nullif(' ~ adapter.quote(column.name) ~ ', null) as ' ~ adapter.quote(column.name)) -%}
+  {%- endfor -%}
+  {%- set partitions = [] -%}
+  {%- for column in cfg.partition_by -%}{%- do partitions.append(adapter.quote(column)) -%}{%- endfor -%}
+  {%- set sql -%}
+    create or replace table {{ relation }}
+    using delta
+    {%- if engine == 'sail' %}
+    options ('userMetadata' = '{{ hindsight.spark_string(tojson(commit_metadata, sort_keys=true)) }}')
+    {%- endif %}
+    {%- if partitions %}
+    partitioned by ({{ partitions | join(', ') }})
+    {%- endif %}
+    location '{{ hindsight.spark_string(cfg.location) }}'
+    {%- if engine != 'sail' %}
+    tblproperties ('delta.enableChangeDataFeed' = 'true')
+    {%- endif %}
+    as select {{ nullable | join(', ') }} from {{ stage }}
+  {%- endset -%}
+  {{ return(sql) }}
+{% endmacro %}
