@@ -2,8 +2,9 @@
 
 Modes, as the `feature_view` materialization chooses them:
 - `full_refresh`: replace the whole table (schema included) atomically.
-- `incremental`: MERGE on the unique key (entities, timestamp[, created]); rows whose values did not
-  change are left alone, so re-running changes nothing and writes no new version.
+- `incremental`: MERGE on the unique key (entities, timestamp[, created]) of only the rows that are
+  new or changed (diffed in DuckDB first), so re-running changes nothing and writes no new version,
+  and the change data feed records exactly what changed.
 - `backfill`: replace exactly the rows whose timestamp lies in [start, end) (delta-rs's
   overwrite-with-predicate, Spark's replaceWhere), in one commit.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 from sqlglot import exp
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
@@ -214,30 +216,68 @@ def _merge(
     commit: CommitProperties,
     schema_mode: str | None,
 ) -> WriteResult:
-    batch = data.read_all()
-    if batch.num_rows == 0:
-        return WriteResult(version=table.version(), rows_written=0, committed=False)
     before = table.version()
+    batch = data.read_all()
+    if schema_mode != "merge":
+        # Only new or changed rows go to the MERGE: delta-rs evaluates a per-row "changed"
+        # predicate very slowly (20 s for 300k rows here), DuckDB diffs them in well under one.
+        batch = _new_or_changed_rows(table, batch, request)
+    if batch.num_rows == 0:
+        return WriteResult(version=before, rows_written=0, committed=False)
     key = [_col(c, "t").eq(_col(c, "s")) for c in request.unique_key]
-    changed = [
-        exp.paren(_value_changed(field))
-        for field in batch.schema
-        if field.name not in request.unique_key
-    ]
     merger = table.merge(
         source=batch,
         predicate=_render(exp.and_(*key, *_partition_pruning(batch, request))),
         source_alias="s",
         target_alias="t",
         merge_schema=schema_mode == "merge",
+        # A materialized source lets delta-rs prune target files by the source's key statistics
+        # (new rows cover a few days of event time); the streamed default scans every file.
+        streamed_exec=False,
         commit_properties=commit,
     )
-    if changed:
-        merger = merger.when_matched_update_all(predicate=_render(exp.or_(*changed)))
-    metrics = merger.when_not_matched_insert_all().execute()
+    metrics = merger.when_matched_update_all().when_not_matched_insert_all().execute()
     written = int(metrics.get("num_target_rows_inserted", 0)) + int(metrics.get("num_target_rows_updated", 0))
     table.update_incremental()
     return WriteResult(version=table.version(), rows_written=written, committed=table.version() != before)
+
+
+def _new_or_changed_rows(table: DeltaTable, batch: pa.Table, request: WriteRequest) -> pa.Table:
+    """The rows of `batch` whose key is new, or whose values differ from the table's."""
+    if batch.num_rows == 0:
+        return batch
+    existing = table.to_pyarrow_dataset()
+    partitions = _partition_filter(batch, request)
+    if partitions is not None:
+        existing = existing.filter(partitions)
+    on = [_col(c, "t").eq(_col(c, "s")) for c in request.unique_key]
+    changed = [exp.paren(_value_changed(f)) for f in batch.schema if f.name not in request.unique_key]
+    query = (
+        exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("s")))
+        .from_(exp.to_table("incoming").as_("s"))
+        .join(exp.to_table("existing").as_("t"), on=exp.and_(*on), join_type="left")
+        .where(exp.or_(exp.column(request.unique_key[0], "t", quoted=True).is_(exp.null()), *changed))
+    )
+    connection = duckdb.connect()
+    try:
+        connection.register("incoming", batch)
+        connection.register("existing", existing)
+        return connection.sql(query.sql(dialect="duckdb")).to_arrow_table().cast(batch.schema)
+    finally:
+        connection.close()
+
+
+def _partition_filter(batch: pa.Table, request: WriteRequest) -> pc.Expression | None:
+    """A pyarrow filter on the partitions the batch's rows fall in."""
+    condition = None
+    for column in request.partition_by:
+        values = batch.column(column)
+        low, high = pc.min(values).as_py(), pc.max(values).as_py()
+        if low is None:
+            continue
+        clause = (pc.field(column) >= low) & (pc.field(column) <= high)
+        condition = clause if condition is None else condition & clause
+    return condition
 
 
 #: Floats closer than this (relative) count as unchanged: window sums recomputed over a different

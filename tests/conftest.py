@@ -4,4 +4,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.dbt_project",
     "tests.fixtures.serving",
     "tests.fixtures.dynamodb",
+    "tests.fixtures.spark",
 ]

@@ -47,15 +47,36 @@ user_rows = st.lists(
     max_size=14,
 )
 merchant_rows = st.lists(st.tuples(st.integers(1, 2), moments, st.floats(-10, 10, allow_nan=False)), max_size=10)
-spine_rows = st.lists(
-    st.tuples(
-        st.one_of(st.none(), st.integers(1, 4)),  # user 4 has no rows; None matches nothing
-        st.integers(1, 3),  # merchant 3 has no rows
-        st.one_of(st.builds(at, st.integers(0, 24), st.sampled_from([0, 0, 1, -1])), st.just(None)),
-    ),
-    min_size=1,
-    max_size=16,
-)
+MICRO = dt.timedelta(microseconds=1)
+
+
+@st.composite
+def spine_rows(draw: st.DrawFn, users: pa.Table, merchants: pa.Table, merchant_ttl: int | None) -> list:
+    """Spine rows aimed at the edges: exactly at a row's ts or created time, at its ttl, a microsecond off."""
+    user_rows, merchant_rows = users.to_pylist(), merchants.to_pylist()
+    user_ttl, merchant_ttl_delta = dt.timedelta(seconds=USER_TTL), dt.timedelta(seconds=merchant_ttl or 0)
+    rows = []
+    for _ in range(draw(st.integers(1, 12))):
+        user, merchant = draw(st.one_of(st.none(), st.integers(1, 4))), draw(st.integers(1, 3))
+        choice = draw(st.sampled_from(["random", "user", "merchant", "null"]))
+        if choice == "user" and user_rows:
+            row = draw(st.sampled_from(user_rows))
+            user = draw(st.sampled_from([row["user_id"], row["user_id"], user]))
+            base = draw(st.sampled_from([row["event_ts"], row["created_ts"] or row["event_ts"], row["event_ts"] + user_ttl]))
+            event = base + draw(st.sampled_from([0, 0, 1, -1])) * MICRO
+        elif choice == "merchant" and merchant_rows:
+            row = draw(st.sampled_from(merchant_rows))
+            merchant = row["merchant_id"]
+            event = draw(st.sampled_from([row["ts"], row["ts"] + merchant_ttl_delta])) + draw(st.sampled_from([0, 1, -1])) * MICRO
+        elif choice == "null":
+            event = None
+        else:
+            event = at(draw(st.integers(0, 24)), draw(st.sampled_from([0, 1, -1])))
+        rows.append((user, merchant, event))
+    # Duplicate spine rows must all stay, each in its place.
+    for index in draw(st.lists(st.integers(0, len(rows) - 1), max_size=3)):
+        rows.insert(draw(st.integers(0, len(rows))), rows[index])
+    return rows
 
 
 def user_table(rows: list) -> pa.Table:
@@ -71,7 +92,8 @@ def user_table(rows: list) -> pa.Table:
             "created_ts": pa.array([r[2] for r in data], pa.timestamp("us", tz="UTC")),
             "_partition_date": pa.array([r[1].date() for r in data], pa.date32()),
             "score": pa.array([r[3] for r in data], pa.float64()),
-            "tier": pa.array([f"tier-{r[0]}-{r[1].second}" for r in data], pa.string()),
+            # Names every row apart, so picking the wrong one of two tied rows shows.
+            "tier": pa.array([f"u{r[0]}@{r[1].isoformat()}/{r[2] and r[2].isoformat()}" for r in data], pa.string()),
         }
     )
 
@@ -166,17 +188,14 @@ def engine() -> Iterator[DuckDBEngine]:
 @given(
     users=user_rows,
     merchants=merchant_rows,
-    spine=spine_rows,
-    duplicated=st.lists(st.integers(0, 15), max_size=4),
     zone=st.sampled_from(ZONES),
     merchant_ttl=st.sampled_from([None, 0, 3, 7]),
     honor_created=st.booleans(),
+    data=st.data(),
 )
-def test_both_sql_forms_match_the_oracle(
-    engine, users, merchants, spine, duplicated, zone, merchant_ttl, honor_created
-) -> None:
-    spine = spine + [spine[i % len(spine)] for i in duplicated]  # duplicate spine rows must all stay
+def test_both_sql_forms_match_the_oracle(engine, users, merchants, zone, merchant_ttl, honor_created, data) -> None:
     user_data, merchant_data = user_table(users), merchant_table(merchants)
+    spine = data.draw(spine_rows(user_data, merchant_data, merchant_ttl), label="spine")
     expected = oracle(spine, user_data, merchant_data, merchant_ttl, honor_created)
     spine_arrow = spine_table(spine, zone)
     with tempfile.TemporaryDirectory() as root:

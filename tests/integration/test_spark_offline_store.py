@@ -1,0 +1,132 @@
+"""The feature_view materialization on Spark (Sail), end to end: real dbt-spark runs, real Delta tables.
+
+Every Spark-built table is compared with the DuckDB build of the same raw data, row for row.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from tests.fixtures.dbt_project import DEMO_CUTOFF, FEATURE_VIEWS, DbtProject
+from tests.integration.delta_compare import assert_same_rows
+from tests.integration.test_offline_store import BROKEN_VIEW, KEYS
+
+pytestmark = pytest.mark.integration
+
+CHANGING_VIEWS = ("user_transaction_aggregates", "merchant_risk", "user_profile")
+
+
+def frame(project: DbtProject, view: str) -> pd.DataFrame:
+    return project.table(view).to_pandas()
+
+
+def versions(project: DbtProject) -> dict[str, int]:
+    return {view: project.version(view) for view in FEATURE_VIEWS}
+
+
+def assert_same_tables(spark: DbtProject, duckdb: DbtProject) -> None:
+    for view in FEATURE_VIEWS:
+        assert_same_rows(frame(spark, view), frame(duckdb, view), KEYS[view])
+
+
+def test_spark_built_views_hold_the_duckdb_rows_with_the_same_arrow_schema(spark_project, demo_project):
+    assert_same_tables(spark_project, demo_project)
+    for view in FEATURE_VIEWS:
+        spark, duckdb = spark_project.table(view), demo_project.table(view)
+        assert pa.schema(spark.schema().to_arrow()) == pa.schema(duckdb.schema().to_arrow()), view
+        assert spark.metadata().partition_columns == ["_partition_date"]
+
+
+def test_a_full_build_records_the_dbt_run_in_its_commit(spark_project):
+    for view in FEATURE_VIEWS:
+        commit = spark_project.table(view).history(1)[0]
+        assert commit["operation"] == "CREATE TABLE"
+        metadata = json.loads(commit["userMetadata"])
+        assert metadata["dbt_model"] == f"model.hindsight.{view}"
+        assert metadata["hindsight_mode"] == "full_refresh"
+        assert len(metadata["dbt_invocation_id"]) == 36
+
+
+def test_incremental_run_equals_the_duckdb_build_and_a_rerun_commits_nothing(spark_project_copy, project_copy):
+    spark, duckdb = spark_project_copy, project_copy
+    before = versions(spark)
+    for project in (spark, duckdb):
+        appended = project.generate(loaded_from=DEMO_CUTOFF)
+        assert appended["transactions"] > 0 and appended["user_updates"] > 0
+    duckdb.dbt("run")
+
+    # The copy starts with an empty Sail catalog: the views are found at their Delta locations.
+    first = spark.dbt("run")
+    assert first.stdout.count("hindsight: registered") == len(FEATURE_VIEWS)
+    after_first = versions(spark)
+    for view in CHANGING_VIEWS:
+        assert after_first[view] == before[view] + 1, f"{view} should have taken one MERGE commit"
+        assert spark.table(view).history(1)[0]["operation"] == "MERGE"
+    assert after_first["merchant_profile"] == before["merchant_profile"], "no new merchants: nothing to commit"
+    assert_same_tables(spark, duckdb)
+
+    spark.dbt("run")
+    assert versions(spark) == after_first, "a second incremental run committed"
+
+
+def test_backfill_replaces_exactly_its_range_in_one_commit(spark_project_copy):
+    project, view = spark_project_copy, "user_transaction_aggregates"
+    before = frame(project, view)
+    version = project.version(view)
+    # Change history: every raw amount doubles. Only the backfilled day may reflect it.
+    transactions_dir = project.settings.raw_data_dir / "transactions"
+    table = ds.dataset(transactions_dir, format="parquet").to_table()
+    doubled = table.set_column(table.schema.get_field_index("amount"), "amount", pc.multiply(table["amount"], 2.0))
+    for part in transactions_dir.glob("*.parquet"):
+        part.unlink()
+    pq.write_table(doubled, transactions_dir / "part-00000.parquet")
+
+    start, end = pd.Timestamp("2026-09-10", tz="UTC"), pd.Timestamp("2026-09-11", tz="UTC")
+    project.dbt("run", "--select", view, "--vars", json.dumps({"backfill_start": "2026-09-10", "backfill_end": "2026-09-11"}))
+    assert project.version(view) == version + 1
+    assert project.table(view).history(1)[0]["operation"] == "MERGE"
+
+    after = frame(project, view)
+    inside = lambda f: f[(f["event_timestamp"] >= start) & (f["event_timestamp"] < end)]
+    outside = lambda f: f[(f["event_timestamp"] < start) | (f["event_timestamp"] >= end)]
+    assert_same_rows(outside(after), outside(before), KEYS[view])
+    assert len(inside(after)) == len(inside(before)) > 0
+    assert inside(after)["amount_sum_30d"].sum() == pytest.approx(2 * inside(before)["amount_sum_30d"].sum())
+
+
+#: Spark SQL wants a length after VARCHAR; STRING is its (and DuckDB's) unbounded text type.
+SPARK_BROKEN_VIEW = BROKEN_VIEW.replace("cast(signup_ts as varchar)", "cast(signup_ts as string)")
+
+#: Broken variants of the view and what dbt must say.
+FAILURES = [
+    ({"problem": "null_key"}, ["no NULL keys", "user_id", "1 row"]),
+    ({"problem": "duplicate_key"}, ["unique (user_id, event_timestamp)", "1 key(s) occur more than once"]),
+    ({"problem": "string_timestamp"}, ["time columns are timestamps", "event_timestamp", "string"]),
+    ({"entity_column": "account_id"}, ["key columns exist", "account_id"]),
+    ({"problem": "new_column"}, ["no longer match", "added: birth_year", "Sail cannot change the schema"]),
+    ({"backfill_start": "2026-06-02", "backfill_end": "2026-06-01"}, ["must be before backfill_end"]),
+]
+
+
+def test_a_failed_validation_names_the_problem_and_leaves_the_table_as_it_was(spark_project_copy):
+    # One project for every variant: each dbt run on Sail costs seconds, and none may write.
+    project = spark_project_copy
+    project.add_model("checked_view", SPARK_BROKEN_VIEW)
+    project.dbt("run", "--select", "checked_view")
+    version, rows = project.version("checked_view"), frame(project, "checked_view")
+    assert version == 0 and len(rows) > 0
+
+    for variables, expected in FAILURES:
+        result = project.dbt("run", "--select", "checked_view", "--vars", json.dumps(variables), check=False)
+        assert result.returncode != 0, variables
+        for text in ["checked_view", *expected]:
+            assert text in result.stdout, f"{variables}: {text!r} not in dbt's output:\n{result.stdout[-3000:]}"
+        assert project.version("checked_view") == version, f"{variables} committed"
+    assert_same_rows(frame(project, "checked_view"), rows, ["user_id", "event_timestamp"])
