@@ -33,7 +33,8 @@ demo: tools
 	$(HINDSIGHT) online up --port $(DYNAMODB_PORT)
 	$(HINDSIGHT) apply
 	$(HINDSIGHT) sync
-	$(HINDSIGHT) serve-demo
+	$(HINDSIGHT) serve --detach
+	$(HINDSIGHT) demo-request
 
 test: tools
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -158,6 +158,7 @@ def _feature_view(
         kind=config.get("kind") or "batch",
         entities=view_entities,
         join_keys=tuple(keys),
+        join_key_dtypes=tuple(arrow_type_name(schema.field(k).type) if k in schema.names else "" for k in keys),
         timestamp_field=timestamp_field,
         created_field=created_field,
         ttl_seconds=ttl_seconds,

@@ -40,3 +40,34 @@ def demo_data(scale, end, seed, out_dir, loaded_before, loaded_from) -> None:
     for part in parts:
         where = part.path if part.path is not None else "unchanged (append)"
         click.echo(f"{part.table:<13} {part.rows:>11,} rows  {where}")
+
+
+@click.command("demo-request")
+@click.option("--url", default=None, help="The serving API. [default: http://127.0.0.1:$HINDSIGHT_PORT or 8080]")
+@click.option("--service", default="fraud_detection", show_default=True, help="The feature service to ask for.")
+def demo_request(url: str | None, service: str) -> None:
+    """Print an example `curl` for the newest demo transaction's card holder and merchant, and its answer."""
+    import json
+    import os
+    import shlex
+
+    import requests
+
+    from hindsight.demo.request import newest_entities
+
+    url = url or f"http://127.0.0.1:{os.environ.get('HINDSIGHT_PORT', '8080')}"
+    body = {
+        "feature_service": service,
+        "entities": newest_entities(),
+        "request_context": {"amount": 99.5, "country": "FR"},
+        "include_metadata": True,
+    }
+    payload = json.dumps(body)
+    click.echo("$ curl -s -X POST " + f"{url}/v1/features -H 'Content-Type: application/json' -d {shlex.quote(payload)}")
+    try:
+        response = requests.post(f"{url}/v1/features", json=body, timeout=10)
+    except requests.RequestException as error:
+        raise click.ClickException(f"the serving API at {url} did not answer: {error}") from None
+    click.echo(json.dumps(response.json(), indent=2))
+    if response.status_code != 200:
+        raise click.ClickException(f"HTTP {response.status_code}")

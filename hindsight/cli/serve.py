@@ -20,9 +20,27 @@ import click
               envvar="HINDSIGHT_SERVING_REGISTRY",
               help="Serve this registry JSON instead of the latest applied registry (HINDSIGHT_SERVING_REGISTRY).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request to stderr.")
+@click.option("--detach", is_flag=True,
+              help="Run in the background (restarting one already detached on this port) and return once it answers.")
+@click.option("--stop", is_flag=True, help="Stop the server detached on this port.")
 def serve(host: str, port: int, workers: int | None, threads: int, timeout: int, registry_file: str | None,
-          access_log: bool) -> None:
+          access_log: bool, detach: bool, stop: bool) -> None:
     """Serve online features over HTTP (POST /v1/features; docs at /openapi.json)."""
+    if stop or detach:
+        from serving.background import BackgroundServer
+        from hindsight.settings import Settings
+
+        server = BackgroundServer(Settings.from_env().state_dir, host, port)
+        if stop:
+            click.echo("stopped" if server.stop() else f"no detached server on port {port}")
+            return
+        try:
+            server.start(_forwarded_options(workers, threads, timeout, registry_file, access_log))
+        except RuntimeError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"serving in the background on {server.url} (pid {server.pid()}, log {server.log_path}); "
+                   f"stop it with `hindsight serve --stop --port {port}`")
+        return
     import logging
 
     from hindsight.settings import Settings
@@ -45,3 +63,15 @@ def serve(host: str, port: int, workers: int | None, threads: int, timeout: int,
                             timeout=timeout, access_log=access_log)
     click.echo(f"serving on http://{host}:{port} with {options.workers} worker(s); API at /openapi.json", err=True)
     run(options, app)
+
+
+def _forwarded_options(workers: int | None, threads: int, timeout: int, registry_file: str | None,
+                       access_log: bool) -> list[str]:
+    options = ["--threads", str(threads), "--timeout", str(timeout)]
+    if workers:
+        options += ["--workers", str(workers)]
+    if registry_file:
+        options += ["--registry-file", registry_file]
+    if access_log:
+        options.append("--access-log")
+    return options

@@ -1,0 +1,26 @@
+"""Entities for the demo's example request: whoever transacted last in the offline store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from registry_sync import load_registry
+
+
+def newest_entities(view: str = "user_transaction_aggregates") -> dict[str, Any]:
+    """The join keys of the newest row of `view`, plus a merchant that has risk features."""
+    registry = load_registry()
+    entities = _newest_row_keys(registry.view(view))
+    merchant_view = next((v for v in registry.feature_views if v.join_keys == ("merchant_id",) and v.online), None)
+    if merchant_view is not None:
+        entities.update(_newest_row_keys(merchant_view))
+    return entities
+
+
+def _newest_row_keys(view) -> dict[str, Any]:
+    table = DeltaTable(view.delta_uri).to_pyarrow_dataset().to_table(columns=[*view.join_keys, view.timestamp_field])
+    newest = pc.index(table[view.timestamp_field], pc.max(table[view.timestamp_field])).as_py()
+    return {key: table[key][newest].as_py() for key in view.join_keys}
