@@ -76,7 +76,9 @@ def shared_join_keys(plan: TrainingPlan) -> tuple[str, ...]:
     return next(iter(plan.views.values())).join_keys
 
 
-def known_entities_query(plan: TrainingPlan, keys: tuple[str, ...], when: dt.datetime, honor_created: bool) -> exp.Select:
+def known_entities_query(
+    plan: TrainingPlan, keys: tuple[str, ...], when: dt.datetime, honor_created: bool
+) -> exp.Select:
     """Every key combination with a row visible at `when` in any of the plan's views, sorted."""
     moment = exp.cast(
         exp.Literal.string(when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")),

@@ -100,7 +100,8 @@ def open_engine(engine: str, spark_remote: str | None = None) -> Engine:
         remote = spark_remote or os.environ.get(SPARK_REMOTE_ENV)
         if not remote:
             raise TrainingSetError(
-                f"engine='spark' needs a Spark Connect URL: pass spark_remote='sc://host:port' or set {SPARK_REMOTE_ENV}"
+                "engine='spark' needs a Spark Connect URL: pass spark_remote='sc://host:port' "
+                f"or set {SPARK_REMOTE_ENV}"
             )
         return SparkEngine(remote)
     raise TrainingSetError(f"unknown engine {engine!r}; expected 'duckdb' or 'spark'")
@@ -209,9 +210,8 @@ def _load_delta_extension(connection: duckdb.DuckDBPyConnection) -> bool:
         import duckdb_extension_delta
     except ImportError:
         return False
-    path = (
-        Path(duckdb_extension_delta.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "delta.duckdb_extension"
-    )
+    extensions = Path(duckdb_extension_delta.__file__).parent / "extensions"
+    path = extensions / f"v{duckdb.__version__}" / "delta.duckdb_extension"
     if not path.exists():
         return False
     connection.load_extension(str(path))

@@ -53,8 +53,17 @@ def point_in_time_query(
     >>> from registry_sync.model import Feature, FeatureView
     >>> view = FeatureView("clicks", "batch", ("user",), ("user_id",), "ts", None, None, False,
     ...                    "/x", (Feature("n", "int64"),))
-    >>> point_in_time_query(SpineSpec(), [ViewRequest(view, "clicks", (("n", "n"),))]).sql("duckdb")
-    'SELECT "spine"."__hs_row", "clicks"."n" AS "n" FROM "spine" ASOF LEFT JOIN "clicks" ON "spine"."user_id" = "clicks"."user_id" AND "spine"."__hs_event_time" >= "clicks"."ts" ORDER BY "spine"."__hs_row"'
+    >>> query = point_in_time_query(SpineSpec(), [ViewRequest(view, "clicks", (("n", "n"),))])
+    >>> print(query.sql("duckdb", pretty=True))
+    SELECT
+      "spine"."__hs_row",
+      "clicks"."n" AS "n"
+    FROM "spine"
+    ASOF LEFT JOIN "clicks"
+      ON "spine"."user_id" = "clicks"."user_id"
+      AND "spine"."__hs_event_time" >= "clicks"."ts"
+    ORDER BY
+      "spine"."__hs_row"
     """
     _check_arguments(spine, requests, dialect)
     form = sql_asof if dialect == "duckdb" else sql_window

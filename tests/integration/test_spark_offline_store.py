@@ -75,6 +75,11 @@ def test_incremental_run_equals_the_duckdb_build_and_a_rerun_commits_nothing(spa
     spark.dbt("run")
     assert versions(spark) == after_first, "a second incremental run committed"
 
+    # A full refresh over the existing tables (Sail overwrites them in place): one commit each.
+    spark.dbt("run", "--full-refresh")
+    assert versions(spark) == {view: version + 1 for view, version in after_first.items()}
+    assert_same_tables(spark, duckdb)
+
 
 def test_backfill_replaces_exactly_its_range_in_one_commit(spark_project_copy):
     project, view = spark_project_copy, "user_transaction_aggregates"
@@ -111,7 +116,7 @@ FAILURES = [
     ({"problem": "string_timestamp"}, ["time columns are timestamps", "event_timestamp", "string"]),
     ({"entity_column": "account_id"}, ["key columns exist", "account_id"]),
     ({"problem": "new_column"}, ["no longer match", "added: birth_year", "Sail cannot change the schema"]),
-    ({"backfill_start": "2026-06-02", "backfill_end": "2026-06-01"}, ["must be before backfill_end"]),
+    ({"problem": "new_column", "full_refresh": True}, ["no longer match", "added: birth_year", "Sail cannot replace the schema"]),
 ]
 
 
@@ -124,7 +129,8 @@ def test_a_failed_validation_names_the_problem_and_leaves_the_table_as_it_was(sp
     assert version == 0 and len(rows) > 0
 
     for variables, expected in FAILURES:
-        result = project.dbt("run", "--select", "checked_view", "--vars", json.dumps(variables), check=False)
+        flags = ["--full-refresh"] if variables.get("full_refresh") else []
+        result = project.dbt("run", "--select", "checked_view", *flags, "--vars", json.dumps(variables), check=False)
         assert result.returncode != 0, variables
         for text in ["checked_view", *expected]:
             assert text in result.stdout, f"{variables}: {text!r} not in dbt's output:\n{result.stdout[-3000:]}"

@@ -46,6 +46,8 @@ user_rows = st.lists(
     ),
     max_size=14,
 )
+# Late corrections: (row to correct, seconds later it was recorded): same keys and ts, new values.
+corrections = st.lists(st.tuples(st.integers(0, 13), st.integers(1, 6)), max_size=5)
 merchant_rows = st.lists(st.tuples(st.integers(1, 2), moments, st.floats(-10, 10, allow_nan=False)), max_size=10)
 MICRO = dt.timedelta(microseconds=1)
 
@@ -79,7 +81,11 @@ def spine_rows(draw: st.DrawFn, users: pa.Table, merchants: pa.Table, merchant_t
     return rows
 
 
-def user_table(rows: list) -> pa.Table:
+def user_table(rows: list, fixes: list) -> pa.Table:
+    for index, later in fixes:
+        if index < len(rows):
+            user, ts, created_after, score = rows[index]
+            rows = [*rows, (user, ts, (created_after or 0) + later, score + later)]
     unique: dict[tuple, tuple] = {}
     for user, ts, created_after, score in rows:
         created = None if created_after is None else ts + dt.timedelta(seconds=created_after)
@@ -187,14 +193,17 @@ def engine() -> Iterator[DuckDBEngine]:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     users=user_rows,
+    fixes=corrections,
     merchants=merchant_rows,
     zone=st.sampled_from(ZONES),
     merchant_ttl=st.sampled_from([None, 0, 3, 7]),
     honor_created=st.booleans(),
     data=st.data(),
 )
-def test_both_sql_forms_match_the_oracle(engine, users, merchants, zone, merchant_ttl, honor_created, data) -> None:
-    user_data, merchant_data = user_table(users), merchant_table(merchants)
+def test_both_sql_forms_match_the_oracle(
+    engine, users, fixes, merchants, zone, merchant_ttl, honor_created, data
+) -> None:
+    user_data, merchant_data = user_table(users, fixes), merchant_table(merchants)
     spine = data.draw(spine_rows(user_data, merchant_data, merchant_ttl), label="spine")
     expected = oracle(spine, user_data, merchant_data, merchant_ttl, honor_created)
     spine_arrow = spine_table(spine, zone)
