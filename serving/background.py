@@ -1,4 +1,4 @@
-"""A `hindsight serve` running in the background: started, found and stopped through a pid file.
+"""A `hindsight serve` running in the background (hindsight.processes), found and stopped by port.
 
 `make demo` ends with the service running; a second `make demo` restarts it (so it serves the
 newly applied registry) instead of failing on a busy port.
@@ -6,81 +6,48 @@ newly applied registry) instead of failing on a busy port.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
+
+from hindsight.processes import BackgroundProcess, ProcessStartError
 
 READY_TIMEOUT_S = 30.0
 
 
 class BackgroundServer:
-    """The detached server for one host and port, with its pid and log files under `state_dir`."""
+    """The detached server for one host and port."""
 
     def __init__(self, state_dir: Path, host: str, port: int):
-        self.state_dir = Path(state_dir)
         self.host = host
         self.port = port
-        self.pid_path = self.state_dir / f"serve-{port}.pid"
-        self.log_path = self.state_dir / f"serve-{port}.log"
+        self.process = BackgroundProcess(f"serve-{port}", state_dir, marker=b"serve")
+        self.log_path = self.process.log_file
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_path.read_text())
-        except (OSError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return None
-        return pid
+        info = self.process.info()
+        return None if info is None else int(info["pid"])
 
     def start(self, options: list[str]) -> None:
         """Start (or restart) the server and wait until /healthz answers.
 
         Raises:
-            RuntimeError: it exited or did not answer in time; the message points at its log.
+            RuntimeError: it exited or did not answer in time; the message carries its log.
         """
         self.stop()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "hindsight.cli", "serve", "--host", self.host, "--port", str(self.port), *options]
-        with open(self.log_path, "ab") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)
-        self.pid_path.write_text(str(process.pid))
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with status {process.returncode}; see {self.log_path}")
-            if self._answers():
-                return
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"the server did not answer on {self.url} within {READY_TIMEOUT_S:.0f}s; see {self.log_path}")
+        try:
+            self.process.start(command, self._answers, record={"url": self.url}, timeout_s=READY_TIMEOUT_S)
+        except ProcessStartError as error:
+            raise RuntimeError(str(error)) from None
 
     def stop(self) -> bool:
         """Stop the detached server if it runs; True if one was stopped."""
-        pid = self.pid()
-        self.pid_path.unlink(missing_ok=True)
-        if pid is None:
-            return False
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                return True
-            time.sleep(0.1)
-        os.killpg(pid, signal.SIGKILL)
-        return True
+        return self.process.stop()
 
     def _answers(self) -> bool:
         try:

@@ -41,16 +41,26 @@ def seeded(dynamodb_endpoint, tmp_path_factory):
     assert sync(registry, config, select=["user_profile"], progress=False).rows_written == 2
     push(registry, config, "user_transaction_aggregates", [
         {"user_id": 12, "event_timestamp": FRESH, "amount_mean_30d": 40.25, "txn_count_7d": 9, "country_last_30d": "FR"},
-        # 31 days old with a 30-day ttl: expired.
-        {"user_id": 14, "event_timestamp": NOW - dt.timedelta(days=31), "amount_mean_30d": 1.0, "txn_count_7d": 1,
-         "country_last_30d": "IT"},
     ])
     push(registry, config, "merchant_risk", [
         {"merchant_id": 7, "event_timestamp": FRESH, "txn_count_7d": 120, "fraud_rate_30d": 0.015},
-        # 3 days old with a 2-day ttl: expired.
+    ])
+    push_expired(registry, config)
+    return registry, config, root
+
+
+def push_expired(registry, config):
+    """Values already past their ttl. DynamoDB Local's TTL sweeper may delete them at any time (AWS
+    within days), after which they read as NOT_FOUND: tests push them again right before reading."""
+    # 31 days old with a 30-day ttl.
+    push(registry, config, "user_transaction_aggregates", [
+        {"user_id": 14, "event_timestamp": NOW - dt.timedelta(days=31), "amount_mean_30d": 1.0, "txn_count_7d": 1,
+         "country_last_30d": "IT"},
+    ])
+    # 3 days old with a 2-day ttl.
+    push(registry, config, "merchant_risk", [
         {"merchant_id": 8, "event_timestamp": NOW - dt.timedelta(days=3), "txn_count_7d": 3, "fraud_rate_30d": 0.5},
     ])
-    return registry, config, root
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +107,8 @@ def test_values_written_come_back_exactly(server):
     assert metadata["is_foreign_country"] == {"status": "PRESENT", "event_timestamp": None}
 
 
-def test_ttl_expiry_and_missing_entities(server):
+def test_ttl_expiry_and_missing_entities(seeded, server):
+    push_expired(*seeded[:2])
     body = {**FRAUD, "entities": {"user_id": 14, "merchant_id": 8}}
     result = features(server, body)
     statuses = {name: m["status"] for name, m in result["metadata"].items()}
