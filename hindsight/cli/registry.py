@@ -79,10 +79,11 @@ def _ensure_online_tables(registry: Registry) -> None:
     from online_sync.store import OnlineStoreConfig, OnlineStoreUnavailable, ensure_tables
 
     try:
-        created = ensure_tables(registry, OnlineStoreConfig.from_env())
+        tables = ensure_tables(registry, OnlineStoreConfig.from_env())
     except OnlineStoreUnavailable as error:
         _fail(RegistryError(f"{error} (start it with `hindsight online up`, or pass --no-online)"))
-    click.echo(f"Online store tables ready{f': created {created}' if created else ''}.")
+    changed = [f"{table} ({state})" for table, state in sorted(tables.items()) if state != "exists"]
+    click.echo(f"Online store: {len(tables)} table(s) ready" + (f"; {', '.join(changed)}" if changed else "") + ".")
 
 
 @click.group(name="registry")
