@@ -327,6 +327,8 @@ def _replace_range(
         exp.and_(ts.copy() >= _timestamp(request.range_start), ts.copy() < _timestamp(request.range_end))
     )
     batch = data.read_all()
+    if batch.num_rows == 0 and not _has_rows_between(request):
+        return WriteResult(version=before, rows_written=0, committed=False)
     write_deltalake(
         request.uri,
         batch,
@@ -338,6 +340,15 @@ def _replace_range(
         commit_properties=commit,
     )
     return _result(request, before, rows=batch.num_rows)
+
+
+def _has_rows_between(request: WriteRequest) -> bool:
+    """Whether the table holds any row whose timestamp lies in the backfill range."""
+    table = DeltaTable(request.uri, storage_options=request.storage_options)
+    column = pc.field(request.timestamp_field)
+    start, end = (dt.datetime.fromisoformat(_iso(v)).replace(tzinfo=dt.timezone.utc) for v in (request.range_start, request.range_end))
+    rows = table.to_pyarrow_dataset().filter((column >= start) & (column < end))
+    return rows.head(1, columns=[request.timestamp_field]).num_rows > 0
 
 
 def _result(request: WriteRequest, before: int | None, rows: int | None = None) -> WriteResult:

@@ -4,7 +4,7 @@ JVM Spark here has no Delta (its jars come only from Maven), so local Spark runs
 `sail spark server --ip 127.0.0.1 --port N -C <project dir>` opens in ~0.1 s. The working
 directory is the project, so relative paths in the profile (HINDSIGHT_OFFLINE_STORE,
 HINDSIGHT_RAW_DATA) mean on the server what they mean to dbt. The pid file and the log live under
-`state_dir`. Sail keeps its catalog per Spark Connect session and in memory: it is gone after a
+`state_dir` (`hindsight.processes.BackgroundProcess`). Sail keeps its catalog per Spark Connect session and in memory: it is gone after a
 restart, which the `feature_view` materialization copes with (it re-registers Delta tables).
 
 Never release (`SparkSession.stop()`) a session whose id is pinned in the URL: Sail then refuses
@@ -13,21 +13,19 @@ that id until it restarts. The URL printed here has no session id; the spark pro
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hindsight.processes import BackgroundProcess, ProcessStartError
+
 #: Sail's own default port.
 DEFAULT_PORT = 50051
 _READY_TIMEOUT_S = 20.0
-_STOP_TIMEOUT_S = 10.0
+_PORT_CLOSE_TIMEOUT_S = 10.0
 
 
 class SailError(RuntimeError):
@@ -84,39 +82,24 @@ def sail_executable() -> Path:
     return Path(found)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    # A recycled pid is not ours: check it still runs Sail (where /proc exists).
-    return not cmdline.exists() or b"sail" in cmdline.read_bytes()
-
-
 class SailServer:
     """Start, stop and inspect one background Sail server."""
 
     def __init__(self, state_dir: Path | str, working_dir: Path | str | None = None) -> None:
-        self.state_dir = Path(state_dir)
+        self.process = BackgroundProcess("sail", state_dir, marker=b"sail")
         self.working_dir = Path(working_dir or Path.cwd()).resolve()
-        self.pid_file = self.state_dir / "sail.json"
-        self.log_file = self.state_dir / "sail.log"
 
-    def _read_pid_file(self) -> dict | None:
-        try:
-            return json.loads(self.pid_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
+    @property
+    def log_file(self) -> Path:
+        return self.process.log_file
 
     def status(self) -> SailStatus:
         """Whether it runs (pid alive) and accepts connections on its port."""
-        info = self._read_pid_file()
-        if not info or not _pid_alive(int(info["pid"])):
+        info = self.process.info()
+        if info is None:
             return SailStatus(False, False, None, None)
-        return SailStatus(True, answers(int(info["port"])), int(info["pid"]), remote_url(int(info["port"])))
+        port = int(info["port"])
+        return SailStatus(True, answers(port), int(info["pid"]), remote_url(port))
 
     def start(self, port: int = DEFAULT_PORT) -> str:
         """Start Sail in the background unless it runs; returns its Spark Connect URL.
@@ -131,44 +114,22 @@ class SailServer:
             raise SailError(f"port {port} is already in use by a server not started here; pick another --port")
         command = [str(sail_executable()), "spark", "server", "--ip", "127.0.0.1", "--port", str(port),
                    "-C", str(self.working_dir)]
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log_stream:
-            process = subprocess.Popen(command, stdout=log_stream, stderr=subprocess.STDOUT, start_new_session=True,
-                                       stdin=subprocess.DEVNULL)
-        self.pid_file.write_text(json.dumps({"pid": process.pid, "port": port}))
-        self._wait_until_answering(process, port)
+        try:
+            self.process.start(command, lambda: answers(port, timeout_s=0.2), record={"port": port},
+                               timeout_s=_READY_TIMEOUT_S)
+        except ProcessStartError as error:
+            raise SailError(f"Sail did not start on port {port}: {error}") from error
         return remote_url(port)
 
-    def _wait_until_answering(self, process: subprocess.Popen, port: int) -> None:
-        deadline = time.monotonic() + _READY_TIMEOUT_S
-        while not answers(port, timeout_s=0.2):
-            if process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                tail = self.log_file.read_text(errors="replace")[-1500:] if self.log_file.exists() else ""
-                raise SailError(f"Sail did not start on port {port}; log {self.log_file}:\n{tail}")
-            time.sleep(0.05)
-
     def stop(self) -> bool:
-        """Stop it if it runs; returns whether it was running. Its catalog is lost."""
-        info = self._read_pid_file()
-        self.pid_file.unlink(missing_ok=True)
-        if not info or not _pid_alive(int(info["pid"])):
-            return False
-        pid = int(info["pid"])
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid) or _reaped(pid):
-                return True
-            time.sleep(0.05)
-        os.killpg(pid, signal.SIGKILL)
-        return True
+        """Stop it if it runs; returns whether it was running. Its catalog is lost.
 
-
-def _reaped(pid: int) -> bool:
-    """Reap our own child if it exited (a zombie still answers kill(pid, 0))."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == pid
-    except ChildProcessError:
-        return False
+        Returns once the port is closed too, so a caller may start another server on it at once.
+        """
+        info = self.process.info()
+        stopped = self.process.stop()
+        if info is not None:
+            deadline = time.monotonic() + _PORT_CLOSE_TIMEOUT_S
+            while answers(int(info["port"]), timeout_s=0.2) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return stopped

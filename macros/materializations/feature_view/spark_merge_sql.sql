@@ -9,7 +9,9 @@
                  [start, end) are never matched, updated or deleted
   A MERGE rather than INSERT ... REPLACE WHERE because open-source Delta on Spark has NOT MATCHED
   BY SOURCE (Delta 2.3+) and Sail has both.
-  The incoming columns are checked against the table's first, with the DuckDB path's rules.
+  The incoming columns are checked against the table's first, with the DuckDB path's rules. With
+  on_schema_change='append_new_columns', Spark adds new columns first (ALTER TABLE: one more
+  commit); Sail cannot alter a Delta table's schema, so there it is an error naming the way out.
 -#}
 {% macro spark_merge_sql(relation, stage, cfg, range, engine) %}
   {%- set existing = hindsight._spark_columns(relation) -%}

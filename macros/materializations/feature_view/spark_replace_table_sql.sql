@@ -2,7 +2,7 @@
   The full-refresh write on Spark: one CREATE OR REPLACE TABLE ... USING delta ... AS SELECT at the
   view's location, partitioned, with the change data feed on (online sync reads it).
 
-  Where Sail differs (measured on Sail 0.7.2; see STACK.md):
+  Where Sail differs (measured on Sail 0.7.2):
     - CREATE OR REPLACE over an existing Delta table keeps the table's schema and casts the new
       rows into it, where Spark replaces the schema. A changed column list therefore fails here,
       before anything is written, naming the columns and the way out.
