@@ -74,12 +74,15 @@ def sample_newest(view: FeatureView, sample: int, seed: int | None = None) -> li
     return chosen
 
 
-def _compare(view: FeatureView, row: dict[str, Any], read: Any) -> tuple[Mismatch | None, bool]:
+def _compare(view: FeatureView, row: dict[str, Any], read: Any, now: dt.datetime) -> tuple[Mismatch | None, bool]:
     entity = {k: row[k] for k in view.join_keys}
-    if read.status == NOT_FOUND:
-        return Mismatch(view.name, entity, "missing online"), False
     delta_time = row[view.timestamp_field]
     delta_time = delta_time if delta_time.tzinfo else delta_time.replace(tzinfo=dt.timezone.utc)
+    if read.status == NOT_FOUND:
+        # Past its ttl, the item is DynamoDB's to delete (TTL sweeps run lazily): absent is right.
+        if view.ttl is not None and now - delta_time > view.ttl:
+            return None, False
+        return Mismatch(view.name, entity, "missing online"), False
     if read.event_timestamp > delta_time:
         return None, True
     if read.event_timestamp < delta_time:
@@ -102,8 +105,9 @@ def check_parity(
 ) -> ParityReport:
     """Compare `sample` random entities per online view between Delta and the online store.
 
-    ttl is not applied: an expired value is still compared. An online value newer than Delta's
-    (pushed) is counted in `online_newer`, not as a mismatch.
+    ttl is not applied: an expired value still present online is compared, and one that DynamoDB's
+    TTL already deleted is not a mismatch. An online value newer than Delta's (pushed) is counted
+    in `online_newer`, not as a mismatch.
 
     Raises:
         OnlineStoreUnavailable: DynamoDB cannot be reached.
@@ -112,11 +116,12 @@ def check_parity(
     checked: dict[str, int] = {}
     mismatches: list[Mismatch] = []
     newer = 0
+    now = dt.datetime.now(dt.timezone.utc)
     for view in online_views(registry, select):
         rows = sample_newest(view, sample, seed)
         reads = store._read(rows, {view.name: [f.name for f in view.features]}, None, enforce_ttl=False)
         for row, read in zip(rows, reads):
-            mismatch, is_newer = _compare(view, row, read[view.name])
+            mismatch, is_newer = _compare(view, row, read[view.name], now)
             newer += is_newer
             if mismatch:
                 mismatches.append(mismatch)
