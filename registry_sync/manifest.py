@@ -31,6 +31,7 @@ from registry_sync.model import (
     OnDemandFeatureView,
     Registry,
 )
+from registry_sync.types import arrow_type_name
 
 SchemaReader = Callable[[str], "pa.Schema | None"]
 
@@ -213,29 +214,6 @@ def _partition_columns(config: dict[str, Any]) -> list[str]:
     if partition_by is None:
         return ["_partition_date"]
     return [partition_by] if isinstance(partition_by, str) else list(partition_by)
-
-
-def arrow_type_name(dtype: pa.DataType) -> str:
-    """The registry's name for an Arrow type.
-
-    >>> arrow_type_name(pa.timestamp("us", tz="UTC"))
-    'timestamp'
-    """
-    checks = [
-        (pa.types.is_boolean, "bool"),
-        (lambda t: pa.types.is_integer(t) and t.bit_width <= 32, "int32"),
-        (pa.types.is_integer, "int64"),
-        (lambda t: pa.types.is_floating(t) and t.bit_width <= 32, "float32"),
-        (pa.types.is_floating, "float64"),
-        (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "string"),
-        (pa.types.is_date, "date"),
-        (pa.types.is_timestamp, "timestamp"),
-        (pa.types.is_decimal, "decimal"),
-    ]
-    for check, name in checks:
-        if check(dtype):
-            return name
-    return str(dtype)
 
 
 def _check_on_demand_inputs(odfvs: tuple[OnDemandFeatureView, ...], views: list[FeatureView], problems: list[str]) -> None:

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from registry_sync.types import ARROW_TYPES as REGISTRY_ARROW_TYPES
 from training_sets.plan import OnDemandStep
 
-#: Registry dtype -> the Arrow type an on-demand output column gets (None: inferred).
-ARROW_TYPES: dict[str, pa.DataType | None] = {
-    "bool": pa.bool_(),
-    "int32": pa.int32(),
-    "int64": pa.int64(),
-    "float32": pa.float32(),
-    "float64": pa.float64(),
-    "string": pa.string(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "decimal": None,
-}
+#: Registry dtype -> the Arrow type an on-demand output column gets (decimals: inferred).
+ARROW_TYPES: dict[str, pa.DataType | None] = {**REGISTRY_ARROW_TYPES, "decimal": None}
 
 
 def run_on_demand(step: OnDemandStep, joined: dict[str, pa.ChunkedArray], spine: pa.Table) -> dict[str, pa.Array]:
