@@ -36,7 +36,7 @@ with hs_events as (
     select {{ spec.key_sql }}, {{ adapter.quote(timestamp) }} as hs_ts, {{ hindsight.epoch_micros(adapter.quote(timestamp)) }} as hs_us, 1 as hs_event
     {%- for c in spec.columns %}, {{ adapter.quote(c) }} as hs_c{{ loop.index }}{% endfor %}
     from {{ relation }}
-    where {{ hindsight.source_time_filter(adapter.quote(timestamp), history=spec.widest.seconds ~ 's') }}
+    where {{ hindsight.source_time_filter(adapter.quote(timestamp), history=spec.widest.seconds ~ 's', range=range) }}
     {%- if where %} and ({{ where }}){% endif %}
 ),
 {%- if spec.grid %}

@@ -9,8 +9,9 @@
   Example:
       from {{ source('raw', 'transactions') }} where {{ hindsight.source_time_filter('ts', history='30d') }}
 -#}
-{% macro source_time_filter(column, history='0s', created_column=none) %}
-  {%- set range = hindsight.processing_range() -%}
+{% macro source_time_filter(column, history='0s', created_column=none, range=none) %}
+  {#- `range`: this run's processing_range(), when the caller already has it (saves a query). -#}
+  {%- set range = range or hindsight.processing_range() -%}
   {%- set cfg = hindsight.feature_view_config() if range.column else none -%}
   {%- set by_created = cfg is not none and cfg.created_field and range.column == cfg.created_field -%}
   {%- if by_created and created_column is none -%}
