@@ -39,12 +39,12 @@ from typing import Any
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from hindsight.settings import Settings
-from online_sync import OnlineStoreConfig, ensure_tables, sync
-from online_sync.codec import KEY_ATTR, ORDER_ATTR, PUSH_WRITER, SYNC_WRITER, WRITER_ATTR, entity_key
-from online_sync.config import make_client
-from online_sync.local import DynamoDBLocal
-from registry_sync.model import Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry
+from hindsight.core.settings import Settings
+from hindsight.online_sync import OnlineStoreConfig, ensure_tables, sync
+from hindsight.online_sync.codec import KEY_ATTR, ORDER_ATTR, PUSH_WRITER, SYNC_WRITER, WRITER_ATTR, entity_key
+from hindsight.online_sync.config import make_client
+from hindsight.online_sync.local import DynamoDBLocal
+from hindsight.registry_sync.model import Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry
 
 REPO = Path(__file__).resolve().parents[1]
 UTC = dt.timezone.utc

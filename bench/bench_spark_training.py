@@ -26,10 +26,10 @@ import pyarrow.dataset as ds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from offline_store.sail import SailServer, free_port  # noqa: E402
-from registry_sync import build_registry  # noqa: E402
+from hindsight.offline_store.sail import SailServer, free_port  # noqa: E402
+from hindsight.registry_sync import build_registry  # noqa: E402
 from tests.fixtures.dbt_project import DbtProject, new_project  # noqa: E402
-from training_sets import training_set  # noqa: E402
+from hindsight.training_sets import training_set  # noqa: E402
 
 END = dt.date(2026, 11, 1)
 #: Four views, no two with a feature of the same name (merchant_risk's counts are left out).

@@ -29,15 +29,15 @@ from deltalake import write_deltalake
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hindsight.settings import Settings  # noqa: E402
-from online_sync import OnlineStoreConfig, sync  # noqa: E402
-from online_sync.batching import MAX_WRITE_BATCH, chunked, write_batch  # noqa: E402
-from online_sync.config import make_client  # noqa: E402
-from online_sync.local import DynamoDBLocal  # noqa: E402
-from online_sync.newest import NewestRows, full_source, open_delta  # noqa: E402
-from online_sync.delta_sync import items_from_batch  # noqa: E402
-from online_sync.tables import ensure_table  # noqa: E402
-from registry_sync.model import Feature, FeatureView, Registry  # noqa: E402
+from hindsight.core.settings import Settings  # noqa: E402
+from hindsight.online_sync import OnlineStoreConfig, sync  # noqa: E402
+from hindsight.online_sync.batching import MAX_WRITE_BATCH, chunked, write_batch  # noqa: E402
+from hindsight.online_sync.config import make_client  # noqa: E402
+from hindsight.online_sync.local import DynamoDBLocal  # noqa: E402
+from hindsight.online_sync.newest import NewestRows, full_source, open_delta  # noqa: E402
+from hindsight.online_sync.delta_sync import items_from_batch  # noqa: E402
+from hindsight.online_sync.tables import ensure_table  # noqa: E402
+from hindsight.registry_sync.model import Feature, FeatureView, Registry  # noqa: E402
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 FEATURES = {"amount_mean_7d": "float64", "txn_count_7d": "int64", "home_country": "string",

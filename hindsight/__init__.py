@@ -1,7 +1,7 @@
 """Hindsight: a SQL-first feature store for dbt teams.
 
 The package holds what fronts the other components: the `hindsight` CLI (`hindsight.cli`), project
-paths and settings (`hindsight.settings`), the demo data generator (`hindsight.demo_data`), the
+paths and settings (`hindsight.core.settings`), the demo data generator (`hindsight.demo_data`), the
 HTTP client for models (`hindsight.client`) and the notebook SDK:
 
     import hindsight
@@ -19,7 +19,7 @@ __all__ = ["features_as_of", "read_versions", "training_set"]
 def __getattr__(name: str) -> Any:
     # The SDK imports DuckDB, pyarrow and the registry: load them on first use, not with the CLI.
     if name in __all__:
-        import training_sets
+        from hindsight import training_sets
 
         return getattr(training_sets, name)
     raise AttributeError(f"module 'hindsight' has no attribute {name!r}")

@@ -34,7 +34,7 @@ from hindsight.demo.raw_files import (
 )
 from hindsight.demo.transactions import transaction_batches
 from hindsight.demo.window import Window, to_us
-from hindsight.settings import Settings
+from hindsight.core.settings import Settings
 
 __all__ = [
     "DEFAULT_SEED",

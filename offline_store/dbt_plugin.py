@@ -18,7 +18,7 @@ from dbt.adapters.duckdb.utils import TargetConfig
 from dbt.adapters.events.logging import AdapterLogger
 from sqlglot import exp
 
-from offline_store.delta_writer import WriteRequest, write_feature_view
+from hindsight.offline_store.delta_writer import WriteRequest, write_feature_view
 
 logger = AdapterLogger("hindsight")
 

@@ -4,7 +4,7 @@ JVM Spark here has no Delta (its jars come only from Maven), so local Spark runs
 `sail spark server --ip 127.0.0.1 --port N -C <project dir>` opens in ~0.1 s. The working
 directory is the project, so relative paths in the profile (HINDSIGHT_OFFLINE_STORE,
 HINDSIGHT_RAW_DATA) mean on the server what they mean to dbt. The pid file and the log live under
-`state_dir` (`hindsight.processes.BackgroundProcess`). Sail keeps its catalog per Spark Connect session and in memory: it is gone after a
+`state_dir` (`hindsight.core.processes.BackgroundProcess`). Sail keeps its catalog per Spark Connect session and in memory: it is gone after a
 restart, which the `feature_view` materialization copes with (it re-registers Delta tables).
 
 Never release (`SparkSession.stop()`) a session whose id is pinned in the URL: Sail then refuses
@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hindsight.processes import BackgroundProcess, ProcessStartError
+from hindsight.core.processes import BackgroundProcess, ProcessStartError
 
 #: Sail's own default port.
 DEFAULT_PORT = 50051

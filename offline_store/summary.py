@@ -9,7 +9,7 @@ import duckdb
 from deltalake import DeltaTable
 from sqlglot import exp
 
-from registry_sync.model import FeatureView
+from hindsight.registry_sync.model import FeatureView
 
 
 @dataclass(frozen=True)

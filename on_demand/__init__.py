@@ -20,8 +20,8 @@ value types against `view.outputs`; any problem raises `OnDemandError` (a ValueE
 `view.outputs` (name -> registry dtype) describe it.
 """
 
-from on_demand.discovery import from_registry, function_path, load_views, to_registry
-from on_demand.view import OnDemandError, OnDemandView, on_demand_feature_view
+from hindsight.on_demand.discovery import from_registry, function_path, load_views, to_registry
+from hindsight.on_demand.view import OnDemandError, OnDemandView, on_demand_feature_view
 
 __all__ = [
     "OnDemandError",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from on_demand.view import OnDemandError, OnDemandView
-from registry_sync.model import Feature, OnDemandFeatureView, RequestField
+from hindsight.on_demand.view import OnDemandError, OnDemandView
+from hindsight.registry_sync.model import Feature, OnDemandFeatureView, RequestField
 
 # Modules of the package that hold machinery, not views.
 _INFRASTRUCTURE = {"view", "discovery"}
 
 
-def load_views(package: str = "on_demand") -> dict[str, OnDemandView]:
+def load_views(package: str = "hindsight.on_demand") -> dict[str, OnDemandView]:
     """Import every module of `package` and collect the on-demand views defined at top level.
 
     Args:

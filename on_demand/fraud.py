@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from on_demand.view import on_demand_feature_view
+from hindsight.on_demand.view import on_demand_feature_view
 
 
 @on_demand_feature_view(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry_sync.model import FEATURE_TYPES
+from hindsight.registry_sync.model import FEATURE_TYPES
 
 Columns = dict[str, list]
 ViewFunction = Callable[[Columns], Columns]

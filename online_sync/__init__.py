@@ -35,12 +35,12 @@ Deleted Delta rows are not retracted: the online store only moves forward in eve
 TTL ages old values out.
 """
 
-from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable
-from online_sync.parity import ParityReport, check_parity
-from online_sync.push import PushReport, push
-from online_sync.store import OnlineStore, ViewRead
-from online_sync.delta_sync import SyncReport, ViewSyncReport, sync
-from online_sync.tables import ensure_tables
+from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable
+from hindsight.online_sync.parity import ParityReport, check_parity
+from hindsight.online_sync.push import PushReport, push
+from hindsight.online_sync.store import OnlineStore, ViewRead
+from hindsight.online_sync.delta_sync import SyncReport, ViewSyncReport, sync
+from hindsight.online_sync.tables import ensure_tables
 
 __all__ = [
     "OnlineStore",

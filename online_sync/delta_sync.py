@@ -21,8 +21,8 @@ import pyarrow as pa
 from botocore.exceptions import BotoCoreError
 from tqdm import tqdm
 
-from online_sync.batching import MAX_GET_BATCH, MAX_WRITE_BATCH, BoundedExecutor, chunked, get_batch, write_batch
-from online_sync.codec import (
+from hindsight.online_sync.batching import MAX_GET_BATCH, MAX_WRITE_BATCH, BoundedExecutor, chunked, get_batch, write_batch
+from hindsight.online_sync.codec import (
     EXPIRES_ATTR,
     KEY_ATTR,
     ORDER_ATTR,
@@ -33,11 +33,11 @@ from online_sync.codec import (
     entity_key,
     order_key,
 )
-from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
-from online_sync.newest import DeltaSnapshot, DeltaTableMissing, NewestRows, change_source, full_source, open_delta
-from online_sync.state import Lease, LeaseLost, SyncState, read_state
-from online_sync.tables import ensure_table, online_views
-from registry_sync.model import FeatureView, Registry
+from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
+from hindsight.online_sync.newest import DeltaSnapshot, DeltaTableMissing, NewestRows, change_source, full_source, open_delta
+from hindsight.online_sync.state import Lease, LeaseLost, SyncState, read_state
+from hindsight.online_sync.tables import ensure_table, online_views
+from hindsight.registry_sync.model import FeatureView, Registry
 
 log = logging.getLogger(__name__)
 

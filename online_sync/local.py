@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from hindsight.processes import BackgroundProcess, ProcessStartError
+from hindsight.core.processes import BackgroundProcess, ProcessStartError
 
 log = logging.getLogger(__name__)
 

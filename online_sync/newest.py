@@ -19,7 +19,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from sqlglot import exp
 
-from registry_sync.model import FeatureView
+from hindsight.registry_sync.model import FeatureView
 
 #: Change types of the Delta change data feed that carry a row's new values.
 CHANGED_ROW_TYPES = ("insert", "update_postimage")

@@ -8,11 +8,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from online_sync.config import OnlineStoreConfig
-from online_sync.newest import NewestRows, full_source, open_delta
-from online_sync.store import NOT_FOUND, OnlineStore
-from online_sync.tables import online_views
-from registry_sync.model import FeatureView, Registry
+from hindsight.online_sync.config import OnlineStoreConfig
+from hindsight.online_sync.newest import NewestRows, full_source, open_delta
+from hindsight.online_sync.store import NOT_FOUND, OnlineStore
+from hindsight.online_sync.tables import online_views
+from hindsight.registry_sync.model import FeatureView, Registry
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from online_sync.codec import (
+from hindsight.online_sync.codec import (
     EXPIRES_ATTR,
     KEY_ATTR,
     ORDER_ATTR,
@@ -28,9 +28,9 @@ from online_sync.codec import (
     order_key,
     to_micros,
 )
-from online_sync.config import OnlineStoreConfig, shared_client, store_error
-from online_sync.tables import online_views
-from registry_sync.model import FeatureView, Registry
+from hindsight.online_sync.config import OnlineStoreConfig, shared_client, store_error
+from hindsight.online_sync.tables import online_views
+from hindsight.registry_sync.model import FeatureView, Registry
 
 #: Columns a pushed row may carry that are not features (the Delta partition column).
 _IGNORED_COLUMNS = frozenset({"_partition_date"})

@@ -24,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from online_sync.codec import KEY_ATTR, WRITER_ATTR
+from hindsight.online_sync.codec import KEY_ATTR, WRITER_ATTR
 
 log = logging.getLogger(__name__)
 

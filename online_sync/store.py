@@ -17,8 +17,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from online_sync.batching import MAX_GET_BATCH, RetriesExhausted, get_batch
-from online_sync.codec import (
+from hindsight.online_sync.batching import MAX_GET_BATCH, RetriesExhausted, get_batch
+from hindsight.online_sync.codec import (
     KEY_ATTR,
     ORDER_ATTR,
     PUSH_WRITER,
@@ -29,9 +29,9 @@ from online_sync.codec import (
     event_micros,
     micros_to_datetime,
 )
-from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client, store_error
-from online_sync.tables import ensure_tables
-from registry_sync.model import FeatureView, Registry
+from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client, store_error
+from hindsight.online_sync.tables import ensure_tables
+from hindsight.registry_sync.model import FeatureView, Registry
 
 __all__ = ["OnlineStore", "OnlineStoreConfig", "OnlineStoreUnavailable", "ViewRead", "ensure_tables"]
 

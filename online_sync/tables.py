@@ -8,9 +8,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from online_sync.codec import EXPIRES_ATTR, KEY_ATTR, RESERVED_PREFIX, WRITER_ATTR
-from online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
-from registry_sync.model import FeatureView, Registry
+from hindsight.online_sync.codec import EXPIRES_ATTR, KEY_ATTR, RESERVED_PREFIX, WRITER_ATTR
+from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
+from hindsight.registry_sync.model import FeatureView, Registry
 
 log = logging.getLogger(__name__)
 

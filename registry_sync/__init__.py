@@ -6,10 +6,10 @@ versions under the registry folder. `registry_sync.model` is the data model.
 
 from __future__ import annotations
 
-from hindsight.settings import Settings
-from registry_sync.errors import DefinitionErrors, RegistryError
-from registry_sync.model import Registry
-from registry_sync.store import RegistryStore
+from hindsight.core.settings import Settings
+from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
+from hindsight.registry_sync.model import Registry
+from hindsight.registry_sync.store import RegistryStore
 
 __all__ = ["DefinitionErrors", "Registry", "RegistryError", "RegistryStore", "build_registry", "load_registry"]
 
@@ -32,7 +32,7 @@ def load_registry(settings: Settings | None = None, version: int | None = None) 
 
 def build_registry(settings: Settings | None = None) -> Registry:
     """The registry the dbt project declares now (manifest + Delta schemas + on-demand views)."""
-    from registry_sync.manifest import load_manifest, registry_from_manifest
+    from hindsight.registry_sync.manifest import load_manifest, registry_from_manifest
 
     settings = settings or Settings.from_env()
     manifest = load_manifest(settings.manifest_path)
@@ -40,6 +40,6 @@ def build_registry(settings: Settings | None = None) -> Registry:
 
 
 def _on_demand_views() -> list:
-    import on_demand
+    from hindsight import on_demand
 
     return [on_demand.to_registry(view) for view in on_demand.load_views().values()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry_sync.model import FeatureService, FeatureView, OnDemandFeatureView, Registry
+from hindsight.registry_sync.model import FeatureService, FeatureView, OnDemandFeatureView, Registry
 
 View = FeatureView | OnDemandFeatureView
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from hindsight.durations import parse_duration
-from registry_sync.errors import DefinitionErrors, RegistryError
-from registry_sync.model import (
+from hindsight.core.durations import parse_duration
+from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
+from hindsight.registry_sync.model import (
     Entity,
     Feature,
     FeatureRef,
@@ -31,7 +31,7 @@ from registry_sync.model import (
     OnDemandFeatureView,
     Registry,
 )
-from registry_sync.types import arrow_type_name
+from hindsight.registry_sync.types import arrow_type_name
 
 SchemaReader = Callable[[str], "pa.Schema | None"]
 

@@ -14,8 +14,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from registry_sync.errors import RegistryError
-from registry_sync.model import Registry
+from hindsight.registry_sync.errors import RegistryError
+from hindsight.registry_sync.model import Registry
 
 _VERSION_FILE = re.compile(r"v(\d{6})\.json")
 

@@ -26,7 +26,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     Raises:
         serving.state.ServingSetupError: the registry or on-demand code cannot be loaded.
     """
-    from serving import errors, features, ops, services, state
+    from hindsight.serving import errors, features, ops, services, state
 
     app = Flask(__name__, static_folder=None)
     # Anything answered through flask.jsonify keeps the handler's key order.

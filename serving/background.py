@@ -1,4 +1,4 @@
-"""A `hindsight serve` running in the background (hindsight.processes), found and stopped by port.
+"""A `hindsight serve` running in the background (hindsight.core.processes), found and stopped by port.
 
 `make demo` ends with the service running; a second `make demo` restarts it (so it serves the
 newly applied registry) instead of failing on a busy port.
@@ -10,7 +10,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from hindsight.processes import BackgroundProcess, ProcessStartError
+from hindsight.core.processes import BackgroundProcess, ProcessStartError
 
 READY_TIMEOUT_S = 30.0
 

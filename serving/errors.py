@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from serving import jsonio, metrics
+from hindsight.serving import jsonio, metrics
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ import time
 
 from flask import Blueprint, Response, request
 
-from serving import jsonio, metrics
-from serving.parsing import parse_feature_request, parse_json_body
-from serving.reader import read_features
-from serving.state import get_state
+from hindsight.serving import jsonio, metrics
+from hindsight.serving.parsing import parse_feature_request, parse_json_body
+from hindsight.serving.reader import read_features
+from hindsight.serving.state import get_state
 
 bp = Blueprint("features", __name__, url_prefix="/v1")
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import Flask
 
-from serving.parsing import MAX_BUDGET_MS
-from serving.reader import STATUSES
+from hindsight.serving.parsing import MAX_BUDGET_MS
+from hindsight.serving.reader import STATUSES
 
 _JSON = "application/json"
 
@@ -305,7 +305,7 @@ def document(app: Flask) -> dict[str, Any]:
     """The app's OpenAPI document, built once per app."""
     cached = app.extensions.get("hindsight_openapi")
     if cached is None:
-        from serving.state import EXTENSION
+        from hindsight.serving.state import EXTENSION
 
         state = app.extensions.get(EXTENSION)
         cached = build_document(sorted(state.services) if state else None)

@@ -6,9 +6,9 @@ import logging
 
 from flask import Blueprint, Response, current_app
 
-from serving import jsonio, metrics, openapi
-from serving.errors import ApiError, error_response
-from serving.state import get_state
+from hindsight.serving import jsonio, metrics, openapi
+from hindsight.serving.errors import ApiError, error_response
+from hindsight.serving.state import get_state
 
 log = logging.getLogger(__name__)
 

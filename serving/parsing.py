@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from serving import jsonio
-from serving.errors import ApiError
-from serving.plans import JoinKey, ReadPlan, RequestFieldSpec
-from serving.state import ServingState
+from hindsight.serving import jsonio
+from hindsight.serving.errors import ApiError
+from hindsight.serving.plans import JoinKey, ReadPlan, RequestFieldSpec
+from hindsight.serving.state import ServingState
 
 BODY_FIELDS = ("feature_service", "features", "entities", "request_context", "include_metadata", "latency_budget_ms")
 _BODY_FIELD_SET = frozenset(BODY_FIELDS)

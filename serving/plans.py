@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from registry_sync.model import FeatureRef, FeatureService, FeatureView, Registry
-from serving.errors import ApiError, unknown
+from hindsight.registry_sync.model import FeatureRef, FeatureService, FeatureView, Registry
+from hindsight.serving.errors import ApiError, unknown
 
 
 class OnDemandViewLike(Protocol):

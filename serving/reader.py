@@ -15,10 +15,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-from serving import metrics
-from serving.errors import ApiError
-from serving.parsing import FeatureRequest
-from serving.plans import OnDemandStep, ReadPlan
+from hindsight.serving import metrics
+from hindsight.serving.errors import ApiError
+from hindsight.serving.parsing import FeatureRequest
+from hindsight.serving.plans import OnDemandStep, ReadPlan
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
         boto.ConnectionClosedError,
     ]
     try:
-        from online_sync.config import OnlineStoreUnavailable
+        from hindsight.online_sync.config import OnlineStoreUnavailable
 
         errors.append(OnlineStoreUnavailable)
     except ImportError:  # online_sync not importable in this process: botocore's errors only

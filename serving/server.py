@@ -70,7 +70,7 @@ def prepare_metrics_dir(state_dir: Path, port: int) -> Path:
 
 
 def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
-    from serving import metrics, state
+    from hindsight.serving import metrics, state
 
     def post_fork(server: Any, worker: Any) -> None:
         # Create this worker's store client now, not on its first request.

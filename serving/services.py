@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from registry_sync.model import FeatureService
-from serving import jsonio
-from serving.errors import ApiError, unknown
-from serving.plans import ReadPlan
-from serving.state import ServingState, get_state
+from hindsight.registry_sync.model import FeatureService
+from hindsight.serving import jsonio
+from hindsight.serving.errors import ApiError, unknown
+from hindsight.serving.plans import ReadPlan
+from hindsight.serving.state import ServingState, get_state
 
 bp = Blueprint("feature_services", __name__, url_prefix="/v1/feature-services")
 

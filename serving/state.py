@@ -19,10 +19,10 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from registry_sync.model import FeatureService, Registry
-from serving.config import ServingConfig
-from serving.errors import ApiError, unknown
-from serving.plans import OnDemandViewLike, PlanBuilder, ReadPlan
+from hindsight.registry_sync.model import FeatureService, Registry
+from hindsight.serving.config import ServingConfig
+from hindsight.serving.errors import ApiError, unknown
+from hindsight.serving.plans import OnDemandViewLike, PlanBuilder, ReadPlan
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +128,9 @@ def _load_registry(source: Any, config: ServingConfig) -> Registry:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ServingSetupError(f"cannot read the registry file {str(path)!r}: {error}") from error
     try:
-        from registry_sync import load_registry
+        from hindsight.registry_sync import load_registry
     except ImportError as error:
-        raise ServingSetupError(f"registry_sync.load_registry is not available: {error}") from error
+        raise ServingSetupError(f"hindsight.registry_sync.load_registry is not available: {error}") from error
     try:
         return load_registry()
     except Exception as error:  # its errors are user-facing (no registry applied yet, ...)
@@ -141,14 +141,14 @@ def _load_on_demand(source: Any) -> Mapping[str, OnDemandViewLike]:
     if source is not None:
         return source() if callable(source) else source
     try:
-        from on_demand import load_views
+        from hindsight.on_demand import load_views
     except ImportError as error:
-        raise ServingSetupError(f"on_demand.load_views is not available: {error}") from error
+        raise ServingSetupError(f"hindsight.on_demand.load_views is not available: {error}") from error
     return load_views()
 
 
 def _default_store(registry: Registry) -> Any:
-    from online_sync.store import OnlineStore, OnlineStoreConfig
+    from hindsight.online_sync.store import OnlineStore, OnlineStoreConfig
 
     return OnlineStore(registry, OnlineStoreConfig.from_env())
 

@@ -9,9 +9,9 @@ Reads the registry (`registry_sync`), the feature views' Delta tables (at pinned
 caller's spine; writes nothing but what it returns (the CLI writes the Parquet file it is told to).
 """
 
-from training_sets.api import features_as_of, read_versions, training_set, training_set_sql
-from training_sets.errors import TrainingSetError
-from training_sets.sql import DIALECTS, SpineSpec, ViewRequest, point_in_time_query
+from hindsight.training_sets.api import features_as_of, read_versions, training_set, training_set_sql
+from hindsight.training_sets.errors import TrainingSetError
+from hindsight.training_sets.sql import DIALECTS, SpineSpec, ViewRequest, point_in_time_query
 
 __all__ = [
     "DIALECTS",

@@ -15,16 +15,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from registry_sync.model import FeatureRef, Registry
-from training_sets import as_of
-from training_sets.engine import Engine, PinnedTable, open_engine, pin_tables
-from training_sets.errors import TrainingSetError
-from training_sets.on_demand_step import run_on_demand
-from training_sets.plan import TrainingPlan, plan_training_set
-from training_sets.selection import select_features
-from training_sets.spine import UTC_MICROS, load_spine, prepare_spine
-from training_sets.sql import SpineSpec, point_in_time_query
-from training_sets.sql_parts import ROW_ID
+from hindsight.registry_sync.model import FeatureRef, Registry
+from hindsight.training_sets import as_of
+from hindsight.training_sets.engine import Engine, PinnedTable, open_engine, pin_tables
+from hindsight.training_sets.errors import TrainingSetError
+from hindsight.training_sets.on_demand_step import run_on_demand
+from hindsight.training_sets.plan import TrainingPlan, plan_training_set
+from hindsight.training_sets.selection import select_features
+from hindsight.training_sets.spine import UTC_MICROS, load_spine, prepare_spine
+from hindsight.training_sets.sql import SpineSpec, point_in_time_query
+from hindsight.training_sets.sql_parts import ROW_ID
 
 VERSIONS_KEY = b"hindsight.versions"
 
@@ -220,7 +220,7 @@ def run_plan(
 def _registry(registry: Registry | None) -> Registry:
     if registry is not None:
         return registry
-    from registry_sync import load_registry  # owned by registry_sync; imported late so tests need no registry on disk
+    from hindsight.registry_sync import load_registry  # owned by registry_sync; imported late so tests need no registry on disk
 
     return load_registry()
 

@@ -14,11 +14,11 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from registry_sync.model import OnDemandFeatureView, Registry
-from training_sets.errors import TrainingSetError
-from training_sets.plan import TrainingPlan
-from training_sets.selection import Selected
-from training_sets.sql_parts import column, known_at, table
+from hindsight.registry_sync.model import OnDemandFeatureView, Registry
+from hindsight.training_sets.errors import TrainingSetError
+from hindsight.training_sets.plan import TrainingPlan
+from hindsight.training_sets.selection import Selected
+from hindsight.training_sets.sql_parts import column, known_at, table
 
 #: The spine's event-time column while it exists; dropped from the result.
 EVENT_COLUMN = "_hindsight_as_of"

@@ -23,10 +23,10 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 from sqlglot import exp
 
-from registry_sync.model import FeatureView
-from training_sets.errors import TrainingSetError
-from training_sets.sql_parts import column
-from training_sets.sql_parts import table as table_ref
+from hindsight.registry_sync.model import FeatureView
+from hindsight.training_sets.errors import TrainingSetError
+from hindsight.training_sets.sql_parts import column
+from hindsight.training_sets.sql_parts import table as table_ref
 
 SPARK_REMOTE_ENV = "HINDSIGHT_SPARK_REMOTE"
 

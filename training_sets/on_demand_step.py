@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from registry_sync.types import ARROW_TYPES as REGISTRY_ARROW_TYPES
-from training_sets.plan import OnDemandStep
+from hindsight.registry_sync.types import ARROW_TYPES as REGISTRY_ARROW_TYPES
+from hindsight.training_sets.plan import OnDemandStep
 
 #: Registry dtype -> the Arrow type an on-demand output column gets (decimals: inferred).
 ARROW_TYPES: dict[str, pa.DataType | None] = {**REGISTRY_ARROW_TYPES, "decimal": None}

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from on_demand import OnDemandError, OnDemandView, from_registry
-from registry_sync.model import FeatureView, OnDemandFeatureView, Registry
-from training_sets.errors import TrainingSetError, near_names
-from training_sets.selection import Selected
-from training_sets.sql_parts import INTERNAL_PREFIX, ViewRequest
+from hindsight.on_demand import OnDemandError, OnDemandView, from_registry
+from hindsight.registry_sync.model import FeatureView, OnDemandFeatureView, Registry
+from hindsight.training_sets.errors import TrainingSetError, near_names
+from hindsight.training_sets.selection import Selected
+from hindsight.training_sets.sql_parts import INTERNAL_PREFIX, ViewRequest
 
 
 @dataclass(frozen=True)

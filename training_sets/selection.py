@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from registry_sync.model import FeatureRef, FeatureService, FeatureView, OnDemandFeatureView, Registry
-from training_sets.errors import TrainingSetError, near_names
+from hindsight.registry_sync.model import FeatureRef, FeatureService, FeatureView, OnDemandFeatureView, Registry
+from hindsight.training_sets.errors import TrainingSetError, near_names
 
 
 @dataclass(frozen=True)

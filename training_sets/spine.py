@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from training_sets.errors import TrainingSetError, near_names
-from training_sets.sql_parts import EVENT_TIME, INTERNAL_PREFIX, ROW_ID
+from hindsight.training_sets.errors import TrainingSetError, near_names
+from hindsight.training_sets.sql_parts import EVENT_TIME, INTERNAL_PREFIX, ROW_ID
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from training_sets import sql_asof, sql_window
-from training_sets.errors import TrainingSetError
-from training_sets.sql_parts import SpineSpec, ViewRequest, column, seconds, table
+from hindsight.training_sets import sql_asof, sql_window
+from hindsight.training_sets.errors import TrainingSetError
+from hindsight.training_sets.sql_parts import SpineSpec, ViewRequest, column, seconds, table
 
 DIALECTS = ("duckdb", "spark")
 

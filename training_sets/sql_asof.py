@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from training_sets.sql_parts import (
+from hindsight.training_sets.sql_parts import (
     KNOWN_AT,
     MATCH_CREATED,
     MATCH_TS,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from registry_sync.model import FeatureView
+from hindsight.registry_sync.model import FeatureView
 
 #: Internal column names; a spine may not use the prefix.
 INTERNAL_PREFIX = "__hs_"

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from hindsight.settings import Settings
+from hindsight.core.settings import Settings
 
 _registry_option = click.option(
     "--registry", "registry_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -28,9 +28,9 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     # Imported when a command runs, not when the CLI loads: keeps `hindsight --help` fast.
     from deltalake.exceptions import DeltaError
 
-    from online_sync.config import OnlineStoreUnavailable
-    from online_sync.local import DynamoDBLocalError
-    from online_sync.state import LeaseLost, SyncInProgress
+    from hindsight.online_sync.config import OnlineStoreUnavailable
+    from hindsight.online_sync.local import DynamoDBLocalError
+    from hindsight.online_sync.state import LeaseLost, SyncInProgress
 
     return (ValueError, KeyError, FileNotFoundError, OnlineStoreUnavailable, DynamoDBLocalError,
             SyncInProgress, LeaseLost, DeltaError)
@@ -54,12 +54,12 @@ def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _load_registry(registry_file: Path | None) -> Any:
-    from registry_sync.model import Registry
+    from hindsight.registry_sync.model import Registry
 
     if registry_file:
         return Registry.from_dict(json.loads(registry_file.read_text()))
-    from registry_sync import load_registry
-    from registry_sync.errors import RegistryError
+    from hindsight.registry_sync import load_registry
+    from hindsight.registry_sync.errors import RegistryError
 
     try:
         return load_registry()
@@ -68,7 +68,7 @@ def _load_registry(registry_file: Path | None) -> Any:
 
 
 def _local() -> Any:
-    from online_sync.local import DynamoDBLocal
+    from hindsight.online_sync.local import DynamoDBLocal
 
     settings = Settings.from_env()
     return DynamoDBLocal(settings.tools_dir, settings.state_dir)
@@ -127,7 +127,7 @@ def status() -> None:
 @_user_errors
 def sync_command(select: tuple[str, ...], full: bool, progress: bool, registry_file: Path | None) -> None:
     """Copy the newest row per entity of online feature views from Delta to DynamoDB."""
-    from online_sync import OnlineStoreConfig, sync
+    from hindsight.online_sync import OnlineStoreConfig, sync
 
     _log_to_stderr()
     report = sync(_load_registry(registry_file), OnlineStoreConfig.from_env(), select=list(select) or None,
@@ -158,7 +158,7 @@ def _json_rows(stream: Any) -> Iterator[dict[str, Any]]:
 @_user_errors
 def push_command(view: str, source: Any, registry_file: Path | None) -> None:
     """Write rows to a view's online store (newest event wins)."""
-    from online_sync import OnlineStoreConfig, push
+    from hindsight.online_sync import OnlineStoreConfig, push
 
     report = push(_load_registry(registry_file), OnlineStoreConfig.from_env(), view, list(_json_rows(source)))
     click.echo(f"{report.view}: {report.rows} rows, {report.written} written, "
@@ -173,7 +173,7 @@ def push_command(view: str, source: Any, registry_file: Path | None) -> None:
 @_user_errors
 def check_parity_command(sample: int, select: tuple[str, ...], seed: int | None, registry_file: Path | None) -> None:
     """Compare sampled entities' newest Delta rows with the online store (exit 1 on a mismatch)."""
-    from online_sync import OnlineStoreConfig, check_parity
+    from hindsight.online_sync import OnlineStoreConfig, check_parity
 
     report = check_parity(_load_registry(registry_file), OnlineStoreConfig.from_env(), sample,
                           list(select) or None, seed=seed)

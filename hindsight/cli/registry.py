@@ -8,12 +8,12 @@ import sys
 
 import click
 
-from hindsight.durations import format_duration
-from hindsight.settings import Settings
-from registry_sync import RegistryError, RegistryStore, build_registry, load_registry
-from registry_sync.diff import plan as diff_plan
-from registry_sync.model import FeatureView, OnDemandFeatureView, Registry
-from registry_sync.store import same_definitions
+from hindsight.core.durations import format_duration
+from hindsight.core.settings import Settings
+from hindsight.registry_sync import RegistryError, RegistryStore, build_registry, load_registry
+from hindsight.registry_sync.diff import plan as diff_plan
+from hindsight.registry_sync.model import FeatureView, OnDemandFeatureView, Registry
+from hindsight.registry_sync.store import same_definitions
 
 
 def _fail(error: Exception) -> None:
@@ -76,7 +76,7 @@ def apply(allow_breaking: bool, online: bool) -> None:
 
 
 def _ensure_online_tables(registry: Registry) -> None:
-    from online_sync.store import OnlineStoreConfig, OnlineStoreUnavailable, ensure_tables
+    from hindsight.online_sync.store import OnlineStoreConfig, OnlineStoreUnavailable, ensure_tables
 
     try:
         tables = ensure_tables(registry, OnlineStoreConfig.from_env())
@@ -199,7 +199,7 @@ def _listing(registry: Registry) -> dict:
 @click.command()
 def summary() -> None:
     """Summarize each feature view's Delta table: rows, entities, time range, version."""
-    from offline_store.summary import summarize
+    from hindsight.offline_store.summary import summarize
 
     settings = Settings.from_env()
     registry = _build(settings)

@@ -27,8 +27,8 @@ def serve(host: str, port: int, workers: int | None, threads: int, timeout: int,
           access_log: bool, detach: bool, stop: bool) -> None:
     """Serve online features over HTTP (POST /v1/features; docs at /openapi.json)."""
     if stop or detach:
-        from serving.background import BackgroundServer
-        from hindsight.settings import Settings
+        from hindsight.serving.background import BackgroundServer
+        from hindsight.core.settings import Settings
 
         server = BackgroundServer(Settings.from_env().state_dir, host, port)
         if stop:
@@ -43,8 +43,8 @@ def serve(host: str, port: int, workers: int | None, threads: int, timeout: int,
         return
     import logging
 
-    from hindsight.settings import Settings
-    from serving.server import ServerOptions, default_workers, prepare_metrics_dir, run
+    from hindsight.core.settings import Settings
+    from hindsight.serving.server import ServerOptions, default_workers, prepare_metrics_dir, run
 
     # The app's own warnings and tracebacks, in gunicorn's log format.
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
@@ -52,8 +52,8 @@ def serve(host: str, port: int, workers: int | None, threads: int, timeout: int,
     # Before the app (and prometheus_client's metric values) is created in this process.
     prepare_metrics_dir(Settings.from_env().state_dir, port)
 
-    from serving import create_app
-    from serving.state import ServingSetupError
+    from hindsight.serving import create_app
+    from hindsight.serving.state import ServingSetupError
 
     try:
         app = create_app({"REGISTRY_FILE": registry_file} if registry_file else None)

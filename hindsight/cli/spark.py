@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from hindsight.settings import Settings
+from hindsight.core.settings import Settings
 
 
 def _server() -> Any:
-    from offline_store.sail import SailServer
+    from hindsight.offline_store.sail import SailServer
 
     settings = Settings.from_env()
     return SailServer(settings.state_dir, working_dir=settings.project_dir)
@@ -29,7 +29,7 @@ def up(port: int) -> None:
 
     The status line goes to stderr, so `eval "$(hindsight spark up)"` sets the variable.
     """
-    from offline_store.sail import SailError
+    from hindsight.offline_store.sail import SailError
 
     try:
         remote = _server().start(port=port)

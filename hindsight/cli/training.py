@@ -45,8 +45,8 @@ def training_set_command(
     """Build a training set: each spine row gets the feature values known at its event time."""
     import pyarrow.parquet as pq
 
-    from registry_sync.errors import RegistryError
-    from training_sets import TrainingSetError, read_versions, training_set, training_set_sql
+    from hindsight.registry_sync.errors import RegistryError
+    from hindsight.training_sets import TrainingSetError, read_versions, training_set, training_set_sql
 
     if (service is None) == (features is None):
         raise click.UsageError("pass exactly one of --service and --features")

@@ -7,7 +7,7 @@ from typing import Any
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from registry_sync import load_registry
+from hindsight.registry_sync import load_registry
 
 
 def newest_entities(view: str = "user_transaction_aggregates") -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from hindsight.cli import main
-from online_sync import OnlineStore
+from hindsight.online_sync import OnlineStore
 from tests.fixtures.dynamodb import _free_port, make_registry, make_view, write_rows
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from online_sync import OnlineStore, ensure_tables, push, sync
+from hindsight.online_sync import OnlineStore, ensure_tables, push, sync
 from tests.fixtures.dynamodb import make_registry, make_view, write_rows
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from online_sync import OnlineStore, OnlineStoreConfig, OnlineStoreUnavailable, ensure_tables, push, sync
-from online_sync.codec import ItemTooLarge
+from hindsight.online_sync import OnlineStore, OnlineStoreConfig, OnlineStoreUnavailable, ensure_tables, push, sync
+from hindsight.online_sync.codec import ItemTooLarge
 from tests.fixtures.dynamodb import make_registry, make_view, write_rows
 
 pytestmark = pytest.mark.integration

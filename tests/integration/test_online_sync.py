@@ -14,9 +14,9 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from online_sync import OnlineStore, ensure_tables, sync
-from online_sync.codec import EXPIRES_ATTR, KEY_ATTR, WRITER_ATTR
-from online_sync.state import read_state
+from hindsight.online_sync import OnlineStore, ensure_tables, sync
+from hindsight.online_sync.codec import EXPIRES_ATTR, KEY_ATTR, WRITER_ATTR
+from hindsight.online_sync.state import read_state
 from tests.fixtures.dynamodb import delta_schema, make_registry, make_view, write_rows
 
 pytestmark = pytest.mark.integration
@@ -142,7 +142,7 @@ def test_full_overwrite_and_a_vacuumed_change_feed_fall_back_to_a_full_resync(tm
     write_rows(view, [row(2, 3, 200.0)])
     table = DeltaTable(view.delta_uri)
     table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
-    with caplog.at_level(logging.WARNING, logger="online_sync.delta_sync"):
+    with caplog.at_level(logging.WARNING, logger="hindsight.online_sync.delta_sync"):
         report = sync(registry, online_config, progress=False).views[0]
     assert report.mode == "full" and report.rows_written == 2
     assert "change data feed of versions 2.." in caplog.text and "falling back to a full resync" in caplog.text
@@ -207,9 +207,9 @@ def test_a_sync_failing_half_way_does_not_advance_and_the_rerun_converges(tmp_pa
 
 KILLED_SYNC = textwrap.dedent("""
     import json, os, signal, sys
-    from online_sync import OnlineStoreConfig, sync
-    from online_sync import delta_sync
-    from registry_sync.model import Registry
+    from hindsight.online_sync import OnlineStoreConfig, sync
+    from hindsight.online_sync import delta_sync
+    from hindsight.registry_sync.model import Registry
     config = OnlineStoreConfig(**json.loads(sys.argv[1]))
     registry = Registry.from_dict(json.loads(sys.argv[2]))
     real = delta_sync.write_batch
@@ -246,8 +246,8 @@ def test_a_killed_sync_process_leaves_a_lease_that_the_next_run_takes_over(tmp_p
 def test_a_live_sync_lease_blocks_another_sync_and_is_renewed(tmp_path, online_config, dynamodb_client):
     import time
 
-    from online_sync.state import Lease, SyncInProgress
-    from online_sync.tables import ensure_table
+    from hindsight.online_sync.state import Lease, SyncInProgress
+    from hindsight.online_sync.tables import ensure_table
 
     view = make_view(tmp_path)
     ensure_table(dynamodb_client, online_config, view)

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from hindsight.client import HindsightClient, HindsightError
-from online_sync import OnlineStoreConfig, ensure_tables, push, sync
+from hindsight.online_sync import OnlineStoreConfig, ensure_tables, push, sync
 from tests.fixtures.dynamodb import write_rows
 from tests.fixtures.serving import build_serving_registry, free_port, start_server
 

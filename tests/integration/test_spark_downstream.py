@@ -7,11 +7,11 @@ import pyarrow.dataset as ds
 import pytest
 from deltalake import DeltaTable
 
-from online_sync import check_parity, sync
-from registry_sync import build_registry
+from hindsight.online_sync import check_parity, sync
+from hindsight.registry_sync import build_registry
 from tests.fixtures.dbt_project import DEMO_CUTOFF, FEATURE_VIEWS
 from tests.integration.delta_compare import assert_same_rows
-from training_sets import training_set
+from hindsight.training_sets import training_set
 
 pytestmark = pytest.mark.integration
 

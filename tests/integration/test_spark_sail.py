@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from offline_store.sail import SailError, SailServer, answers, free_port
+from hindsight.offline_store.sail import SailError, SailServer, answers, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,12 +17,12 @@ import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable, write_deltalake
 
-import on_demand
+from hindsight import on_demand
 from hindsight.cli import main
-from on_demand.fraud import transaction_context
-from registry_sync.model import Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry
-from registry_sync.store import RegistryStore
-from training_sets import TrainingSetError, features_as_of, read_versions, training_set
+from hindsight.on_demand.fraud import transaction_context
+from hindsight.registry_sync.model import Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry
+from hindsight.registry_sync.store import RegistryStore
+from hindsight.training_sets import TrainingSetError, features_as_of, read_versions, training_set
 
 pytestmark = pytest.mark.integration
 
@@ -143,10 +143,10 @@ def test_each_spine_row_gets_the_values_known_at_its_event_time(spine, registry)
 
 
 def test_the_spark_form_gives_the_same_result_on_duckdb(spine, registry, store) -> None:
-    from training_sets.api import run_plan
-    from training_sets.engine import DuckDBEngine, pin_tables
-    from training_sets.plan import plan_training_set
-    from training_sets.selection import select_features
+    from hindsight.training_sets.api import run_plan
+    from hindsight.training_sets.engine import DuckDBEngine, pin_tables
+    from hindsight.training_sets.plan import plan_training_set
+    from hindsight.training_sets.selection import select_features
 
     plan = plan_training_set(registry, select_features(registry, features=FEATURES))
     table = pa.Table.from_pandas(spine, preserve_index=False)

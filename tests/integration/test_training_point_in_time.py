@@ -18,11 +18,11 @@ from deltalake import write_deltalake
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry_sync.model import Entity, Feature, FeatureView, Registry
-from training_sets.api import run_plan
-from training_sets.engine import DuckDBEngine, pin_tables
-from training_sets.plan import plan_training_set
-from training_sets.selection import select_features
+from hindsight.registry_sync.model import Entity, Feature, FeatureView, Registry
+from hindsight.training_sets.api import run_plan
+from hindsight.training_sets.engine import DuckDBEngine, pin_tables
+from hindsight.training_sets.plan import plan_training_set
+from hindsight.training_sets.selection import select_features
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-import on_demand
-from on_demand.fraud import transaction_context
-from registry_sync.model import Entity, Feature, FeatureView, Registry
-from training_sets import features_as_of, read_versions, training_set
+from hindsight import on_demand
+from hindsight.on_demand.fraud import transaction_context
+from hindsight.registry_sync.model import Entity, Feature, FeatureView, Registry
+from hindsight.training_sets import features_as_of, read_versions, training_set
 
 pytestmark = pytest.mark.integration
 

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-import on_demand
-from on_demand import OnDemandError, OnDemandView, on_demand_feature_view
-from on_demand.fraud import transaction_context
-from registry_sync.model import Feature, OnDemandFeatureView, RequestField
+from hindsight import on_demand
+from hindsight.on_demand import OnDemandError, OnDemandView, on_demand_feature_view
+from hindsight.on_demand.fraud import transaction_context
+from hindsight.registry_sync.model import Feature, OnDemandFeatureView, RequestField
 
 
 def ratio(rows: dict[str, list]) -> dict[str, list]:
@@ -150,7 +150,7 @@ def test_to_registry_and_back_gives_the_same_view() -> None:
         feature_inputs=("user_transaction_aggregates:amount_mean_30d", "user_profile:home_country"),
         request_fields=(RequestField("amount", "float64"), RequestField("country", "string")),
         features=(Feature("amount_vs_user_mean_30d", "float64"), Feature("is_foreign_country", "bool")),
-        function="on_demand.fraud:transaction_context",
+        function="hindsight.on_demand.fraud:transaction_context",
         description=transaction_context.description,
         owner="fraud",
         tags=("fraud", "demo"),
@@ -168,8 +168,8 @@ def test_from_registry_wraps_a_bare_function_and_names_an_unimportable_one() -> 
     )
     view = on_demand.from_registry(entry)
     assert view.compute({"amount": [3.0], "mean": [1.5]}) == {"ratio": [2.0]}
-    missing = OnDemandFeatureView("gone", (), (), (Feature("x", "bool"),), function="on_demand.fraud:nope")
-    with pytest.raises(OnDemandError, match=r"cannot import its function 'on_demand.fraud:nope'"):
+    missing = OnDemandFeatureView("gone", (), (), (Feature("x", "bool"),), function="hindsight.on_demand.fraud:nope")
+    with pytest.raises(OnDemandError, match=r"cannot import its function 'hindsight.on_demand.fraud:nope'"):
         on_demand.from_registry(missing)
 
 

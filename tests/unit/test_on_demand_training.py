@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from on_demand.fraud import transaction_context
-from training_sets.on_demand_step import run_on_demand
-from training_sets.plan import OnDemandStep
+from hindsight.on_demand.fraud import transaction_context
+from hindsight.training_sets.on_demand_step import run_on_demand
+from hindsight.training_sets.plan import OnDemandStep
 
 
 def test_inputs_come_from_joined_columns_and_request_fields_from_the_spine() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from online_sync.codec import (
+from hindsight.online_sync.codec import (
     ItemTooLarge,
     check_item_size,
     decoder,

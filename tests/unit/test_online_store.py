@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from online_sync.batching import BoundedExecutor, RetriesExhausted, get_batch, write_batch
-from online_sync.codec import KEY_ATTR, ORDER_ATTR, WRITER_ATTR, order_key, to_micros
-from online_sync.config import OnlineStoreConfig
-from online_sync.store import OnlineStore
-from registry_sync.model import Feature, FeatureView, OnDemandFeatureView, Registry
+from hindsight.online_sync.batching import BoundedExecutor, RetriesExhausted, get_batch, write_batch
+from hindsight.online_sync.codec import KEY_ATTR, ORDER_ATTR, WRITER_ATTR, order_key, to_micros
+from hindsight.online_sync.config import OnlineStoreConfig
+from hindsight.online_sync.store import OnlineStore
+from hindsight.registry_sync.model import Feature, FeatureView, OnDemandFeatureView, Registry
 
 UTC = dt.timezone.utc
 
@@ -154,7 +154,7 @@ def test_unprocessed_items_are_resent_until_written():
 
 
 def test_a_batch_that_never_gets_through_raises(monkeypatch):
-    monkeypatch.setattr("online_sync.batching.time.sleep", lambda s: None)
+    monkeypatch.setattr("hindsight.online_sync.batching.time.sleep", lambda s: None)
     with pytest.raises(RetriesExhausted):
         write_batch(FlakyWriter(rounds=100), "t", [{"k": {"S": "1"}}])
     with pytest.raises(RetriesExhausted):

@@ -8,11 +8,11 @@ import dataclasses
 import pyarrow as pa
 import pytest
 
-from registry_sync.diff import plan
-from registry_sync.errors import DefinitionErrors, RegistryError
-from registry_sync.manifest import registry_from_manifest
-from registry_sync.model import Feature, OnDemandFeatureView, Registry, RequestField
-from registry_sync.store import RegistryStore, same_definitions
+from hindsight.registry_sync.diff import plan
+from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
+from hindsight.registry_sync.manifest import registry_from_manifest
+from hindsight.registry_sync.model import Feature, OnDemandFeatureView, Registry, RequestField
+from hindsight.registry_sync.store import RegistryStore, same_definitions
 
 TS = pa.timestamp("us", tz="UTC")
 SCHEMAS = {
@@ -95,7 +95,7 @@ def test_feature_views_entities_and_services_come_from_the_manifest(manifest):
 
 
 def test_registry_round_trips_through_json(manifest, tmp_path):
-    odfv = OnDemandFeatureView("ctx", ("user_stats:amount_sum_7d",), (RequestField("amount", "float64"),), (Feature("ratio", "float64"),), "on_demand.x:f")
+    odfv = OnDemandFeatureView("ctx", ("user_stats:amount_sum_7d",), (RequestField("amount", "float64"),), (Feature("ratio", "float64"),), "hindsight.on_demand.x:f")
     registry = build(manifest, [odfv])
     store = RegistryStore(tmp_path)
     written = store.write(registry)

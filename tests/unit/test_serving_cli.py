@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from hindsight.cli import main
-from serving import metrics, server
+from hindsight.serving import metrics, server
 
 # Imported before any test sets PROMETHEUS_MULTIPROC_DIR, so this process keeps in-memory metrics.
 assert metrics.REGISTRY is not None

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from registry_sync.model import FeatureRef, FeatureService
-from serving.errors import ApiError
-from serving.plans import PlanBuilder, output_names, parse_feature_ref
+from hindsight.registry_sync.model import FeatureRef, FeatureService
+from hindsight.serving.errors import ApiError
+from hindsight.serving.plans import PlanBuilder, output_names, parse_feature_ref
 
 refs_without_aliases = st.lists(
     st.builds(FeatureRef, st.sampled_from(["users", "merchants", "devices"]), st.sampled_from(["count", "mean", "x"])),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving import create_app, state
+from hindsight.serving import create_app, state
 
 
 def test_store_factory_runs_once_per_process(serving_registry, serving_store, serving_on_demand, monkeypatch):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-import on_demand
-from on_demand.fraud import transaction_context
-from registry_sync.model import Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry
-from training_sets import TrainingSetError
-from training_sets.plan import plan_training_set
-from training_sets.selection import Selected, select_features
+from hindsight import on_demand
+from hindsight.on_demand.fraud import transaction_context
+from hindsight.registry_sync.model import Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry
+from hindsight.training_sets import TrainingSetError
+from hindsight.training_sets.plan import plan_training_set
+from hindsight.training_sets.selection import Selected, select_features
 
 
 def view(name: str, keys: tuple[str, ...], features: list[str], created: str | None = None) -> FeatureView:

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from training_sets import TrainingSetError
-from training_sets.spine import UTC_MICROS, event_time_utc, load_spine, prepare_spine
+from hindsight.training_sets import TrainingSetError
+from hindsight.training_sets.spine import UTC_MICROS, event_time_utc, load_spine, prepare_spine
 
 UTC = dt.timezone.utc
 INSTANT = dt.datetime(2026, 3, 1, 12, 30, tzinfo=UTC)

@@ -11,9 +11,9 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from registry_sync.model import Feature, FeatureView
-from training_sets import TrainingSetError
-from training_sets.sql import SpineSpec, ViewRequest, point_in_time_query
+from hindsight.registry_sync.model import Feature, FeatureView
+from hindsight.training_sets import TrainingSetError
+from hindsight.training_sets.sql import SpineSpec, ViewRequest, point_in_time_query
 
 CLICKS = FeatureView("clicks", "batch", ("user",), ("user_id",), "ts", None, None, False, "/d/clicks",
                      (Feature("n_clicks", "int64"),))
