@@ -158,8 +158,9 @@ def _print_document(document: dict) -> None:
         click.echo(f"{key + ':':<17}{'-' if value is None or value == '' else value}")
     if "features" in document:
         click.echo(f"features ({len(document['features'])}):")
+        width = max((len(f["name"]) for f in document["features"]), default=0)
         for f in document["features"]:
-            click.echo(f"  {f['name']:<44} {f['type']:<10} {f['description'] or ''}".rstrip())
+            click.echo(f"  {f['name']:<{width}}  {f['type']:<8} {f['description'] or ''}".rstrip())
 
 
 def view_document(view: FeatureView | OnDemandFeatureView) -> dict:
