@@ -109,7 +109,7 @@ def check_online_store(registry: Registry, settings: Settings) -> None:
                 if error.response["Error"]["Code"] != "ResourceNotFoundException":
                     raise
                 raise ServingSetupError(
-                    f"the online store at {where} has no table {table} for feature view {view}: "
+                    f"cannot serve: the online store at {where} has no table {table} for feature view {view}: "
                     "run `hindsight apply` (it creates the online tables), then `hindsight sync`"
                 ) from None
     except OnlineStoreUnavailable as error:

@@ -118,7 +118,12 @@ def up(port: int, in_memory: bool) -> None:
 @_user_errors
 def down() -> None:
     """Stop the background DynamoDB Local and forget its recorded endpoint."""
-    click.echo("stopped DynamoDB Local" if _local().stop() else "DynamoDB Local was not running")
+    local = _local()
+    recorded = local.endpoint_record.exists()
+    if local.stop():
+        click.echo("stopped DynamoDB Local")
+    else:
+        click.echo("DynamoDB Local was not running" + ("; forgot its recorded endpoint" if recorded else ""))
 
 
 @online.command("status")

@@ -110,7 +110,7 @@ def test_online_up_is_recorded_for_the_next_commands(local_project, tmp_path, mo
         args = ["serve", "--registry-file", str(registry_file), "--project-dir", str(root)]
         refused = runner.invoke(main, args)
         assert refused.exit_code == 1
-        assert (f"the online store at http://127.0.0.1:{port} has no table {prefix}recorded_view for feature view "
+        assert (f"cannot serve: the online store at http://127.0.0.1:{port} has no table {prefix}recorded_view for feature view "
                 "recorded_view: run `hindsight apply`") in refused.output
         # No export, no variable: sync writes to the recorded DynamoDB Local.
         synced = runner.invoke(main, ["sync", "--registry", str(registry_file), "--no-progress", "--project-dir", str(root)])
