@@ -62,9 +62,14 @@ def test_configured_credentials_are_never_replaced(no_aws, monkeypatch):
     assert credentials(make_client(OnlineStoreConfig(endpoint_url="http://127.0.0.1:8000"))) == "AKIAREALKEY"
 
 
-def test_aws_without_a_region_says_where_to_set_one(no_aws):
+def test_aws_without_a_region_says_where_to_set_one(no_aws, monkeypatch):
     with pytest.raises(OnlineStoreUnavailable, match=r"AWS DynamoDB .*set online_store.region in hindsight.yml"):
         make_client(OnlineStoreConfig())
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert make_client(OnlineStoreConfig()).meta.region_name == "us-west-2"
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")  # honoured first, as by the AWS CLI
+    assert make_client(OnlineStoreConfig()).meta.region_name == "eu-west-3"
+    assert make_client(OnlineStoreConfig(region="ap-south-1")).meta.region_name == "ap-south-1"
 
 
 def record(state, endpoint="http://127.0.0.1:8000"):
