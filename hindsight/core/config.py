@@ -132,6 +132,8 @@ def load_config(project_dir: Path, environ: Mapping[str, str] | None = None) -> 
     """
     path = project_dir / CONFIG_FILE
     data = _read_yaml(path)
+    # `serving:` with every key under it commented out is YAML null: the section's defaults.
+    data = {k: v for k, v in data.items() if not (v is None and _valid_keys(ProjectConfig).get(k))}
     try:
         from_file = ProjectConfig.model_validate(data)
     except ValidationError as error:

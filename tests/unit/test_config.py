@@ -43,6 +43,11 @@ def test_relative_paths_resolve_against_the_project_not_the_working_directory(tm
     assert settings.config_file == root / "hindsight.yml"
 
 
+def test_a_section_with_every_key_commented_out_means_its_defaults(tmp_path):
+    settings = Settings.load(project(tmp_path, "serving:\n  # port: 9000\nonline_store:\n"), environ={})
+    assert (settings.serving.port, settings.online_store.table_prefix) == (8080, "hindsight_")
+
+
 def test_the_environment_overrides_the_file_key_by_key(tmp_path):
     root = project(tmp_path, "registry: reg\nserving:\n  host: 0.0.0.0\n  port: 9000\n"
                              "online_store:\n  endpoint: http://127.0.0.1:8000\n  table_prefix: dev_\n")
