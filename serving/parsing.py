@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hindsight.serving import jsonio
-from hindsight.serving.errors import ApiError
+from hindsight.online_sync.codec import entity_key
+from hindsight.serving.errors import ApiError, body_too_large
 from hindsight.serving.plans import JoinKey, ReadPlan, RequestFieldSpec
 from hindsight.serving.state import ServingState
 
@@ -18,6 +21,45 @@ _BODY_FIELD_SET = frozenset(BODY_FIELDS)
 MAX_BUDGET_MS = 60_000
 #: What a converter returns for a value of the wrong type.
 _INVALID = object()
+#: DynamoDB's limit on a partition key value, in UTF-8 bytes.
+MAX_KEY_BYTES = 2048
+#: Deepest nesting of arrays and objects accepted in a request body (a valid request needs 4).
+MAX_DEPTH = 32
+_INT64 = (-(2**63), 2**63 - 1)
+_INT32 = (-(2**31), 2**31 - 1)
+#: Integer literals longer than this (sign included) are out of every field's range; they are not
+#: converted (Python refuses past 4,300 digits, and converting is quadratic below that).
+_MAX_INT_CHARS = 20
+
+
+class OutOfRangeNumber:
+    """A JSON integer too long to be any field's value, kept as its digit count."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, text: str) -> None:
+        self.digits = len(text.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"<a {self.digits}-digit number>"
+
+
+def _parse_int(text: str) -> int | OutOfRangeNumber:
+    return int(text) if len(text) <= _MAX_INT_CHARS else OutOfRangeNumber(text)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (JSON has no NaN or infinities)")
+
+
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_constant=_reject_constant)
+
+# Values echoed in error messages are cut short: a 1 MB key must not come back as a 1 MB message.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+_SHORT.maxother = 60
+_SHORT.maxlevel = 2
+show = _SHORT.repr
 
 
 @dataclass(frozen=True)
@@ -44,9 +86,40 @@ def json_type(value: Any) -> str:
     """
     if value is None:
         return "null"
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object",
+        OutOfRangeNumber: "number",
+    }.get(type(value), type(value).__name__)
+
+
+def read_body(environ: dict[str, Any], content_length: int | None, limit: int) -> bytes:
+    """The request body, at most `limit` bytes, sized (Content-Length) or chunked.
+
+    A chunked body has no length to check up front: at most `limit + 1` bytes are read, and one
+    byte too many is the same 413 a sized body over the limit gets (Werkzeug would cut it at the
+    limit and leave the rest to fail as malformed JSON).
+
+    Raises:
+        ApiError: 413 when the body is longer than `limit`.
+    """
+    if content_length is not None:
+        if content_length > limit:
+            raise body_too_large(limit)
+        wanted = content_length
+    elif environ.get("wsgi.input_terminated"):
+        wanted = limit + 1  # the server ends the stream (chunked): read until it does, or past the limit
+    else:
+        return b""  # no length and a server that does not end the stream: nothing can be read safely
+    stream, parts, size = environ["wsgi.input"], [], 0
+    while size < wanted:
+        part = stream.read(min(wanted - size, 65536))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > limit:
+        raise body_too_large(limit)
+    return b"".join(parts)
 
 
 def parse_json_body(data: bytes, mimetype: str) -> dict[str, Any]:
@@ -62,12 +135,40 @@ def parse_json_body(data: bytes, mimetype: str) -> dict[str, Any]:
             f"send the body as JSON with 'Content-Type: application/json' (got {mimetype or 'no content type'!r})",
         )
     try:
-        body = jsonio.loads(data)
+        text = data.decode("utf-8")
+        body = _DECODER.decode(text)
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both subclass it
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {error}") from None
+    except RecursionError:
+        body = None
+        depth = MAX_DEPTH + 1
+    else:
+        # Counting brackets (in C) spares the walk for every body that could not be too deep.
+        depth = _depth(body) if data.count(b"[") + data.count(b"{") > MAX_DEPTH else 0
+    if depth > MAX_DEPTH:
+        raise ApiError(400, "malformed_json", f"request body nests arrays and objects deeper than {MAX_DEPTH} levels")
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", f"request body must be a JSON object, got {json_type(body)}")
     return body
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (iterative: no recursion limit).
+
+    >>> _depth({"a": [1, {"b": []}]}), _depth(3)
+    (4, 0)
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, level)
+        if level <= MAX_DEPTH:
+            stack.extend((child, level + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
 
 
 def parse_feature_request(body: dict[str, Any], state: ServingState) -> FeatureRequest:
@@ -100,6 +201,7 @@ def parse_feature_request(body: dict[str, Any], state: ServingState) -> FeatureR
             f"'entities' must be an object of join keys (or a list of them), got {json_type(entities)}",
         )
     rows = [_entity_row(raw, plan.join_keys, _where(batch, i)) for i, raw in enumerate(raw_rows)]
+    _check_composite_keys(rows, plan, state, batch)
     contexts = _contexts(body.get("request_context"), plan, len(rows), batch)
     return FeatureRequest(plan, rows, contexts, batch, _include_metadata(body), _budget(body))
 
@@ -134,6 +236,21 @@ def _key_str(value: Any) -> Any:
     return value if type(value) is str else _INVALID
 
 
+def _key_problem(value: Any, dtype: str | None) -> str | None:
+    """Why a converted key value cannot name an entity in the store, or None."""
+    if type(value) is int:
+        low, high = _INT32 if dtype == "int32" else _INT64
+        if not low <= value <= high:
+            return f"is out of the {dtype or 'int64'} range [{low}, {high}]"
+        return None
+    if not value:
+        return "must not be empty (DynamoDB keys cannot be)"
+    # UTF-8 takes at most 4 bytes a character: only long strings need encoding to be measured.
+    if len(value) * 4 > MAX_KEY_BYTES and len(value.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        return f"is longer than the online store's {MAX_KEY_BYTES}-byte limit on keys"
+    return None
+
+
 def _key_int_or_str(value: Any) -> Any:
     return value if type(value) is str else _key_int(value)
 
@@ -164,10 +281,29 @@ def _entity_row(raw: Any, keys: tuple[JoinKey, ...], where: str) -> dict[str, An
             raise ApiError(
                 400,
                 "invalid_join_key",
-                f"{where}: join key {key.name!r} must be {_key_type(key)}, got {json_type(value)} {value!r}",
+                f"{where}: join key {key.name!r} must be {_key_type(key)}, got {json_type(value)} {show(value)}",
             )
+        problem = _key_problem(value, key.dtype)
+        if problem:
+            raise ApiError(400, "invalid_join_key", f"{where}: join key {key.name!r} {problem}, got {show(value)}")
         row[key.name] = value
     return row
+
+
+def _check_composite_keys(rows: list[dict[str, Any]], plan: ReadPlan, state: ServingState, batch: bool) -> None:
+    """Several join keys form one store key (see `online_sync.codec.entity_key`): bound it too."""
+    for view in plan.store_features:
+        keys = state.registry.view(view).join_keys
+        if len(keys) < 2:
+            continue
+        for index, row in enumerate(rows):
+            if len(entity_key([row[k] for k in keys]).encode("utf-8")) > MAX_KEY_BYTES:
+                raise ApiError(
+                    400,
+                    "invalid_join_key",
+                    f"{_where(batch, index)}: join keys {', '.join(map(repr, keys))} together are longer than "
+                    f"the online store's {MAX_KEY_BYTES}-byte limit on keys (feature view {view!r})",
+                )
 
 
 def _key_type(key: JoinKey) -> str:
@@ -224,18 +360,41 @@ def _request_value(value: Any, field: RequestFieldSpec, where: str) -> Any:
         raise ApiError(
             400,
             "invalid_request_field",
-            f"{where}: request field {field.name!r} must be {field.dtype}, got {json_type(value)} {value!r}",
+            f"{where}: request field {field.name!r} must be {_expected(field.dtype)}, "
+            f"got {json_type(value)} {show(value)}",
         )
     return converted
 
 
+def _expected(dtype: str) -> str:
+    if dtype in _INT_RANGES:
+        low, high = _INT_RANGES[dtype]
+        return f"{dtype} (an integer in [{low}, {high}])"
+    if dtype in ("float32", "float64", "decimal"):
+        return f"{dtype} (a finite number)"
+    return dtype
+
+
 
 def _to_float(value: Any) -> Any:
-    return float(value) if type(value) in (int, float) else _INVALID
+    if type(value) is float:
+        return value if math.isfinite(value) else _INVALID  # 1e999 parses as inf
+    if type(value) is int and abs(value) <= _MAX_FLOAT_INT:
+        return float(value)
+    return _INVALID
 
 
-def _to_int(value: Any) -> Any:
-    return value if type(value) is int else _INVALID
+_MAX_FLOAT_INT = 2**63  # beyond int64 a JSON integer is out of range here, and float() could overflow
+
+
+def _int_in(low: int, high: int) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        return value if type(value) is int and low <= value <= high else _INVALID
+
+    return convert
+
+
+_INT_RANGES = {"int32": _INT32, "int64": _INT64}
 
 
 def _to_str(value: Any) -> Any:
@@ -270,8 +429,8 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "float32": _to_float,
     "float64": _to_float,
     "decimal": _to_float,
-    "int32": _to_int,
-    "int64": _to_int,
+    "int32": _int_in(*_INT32),
+    "int64": _int_in(*_INT64),
     "string": _to_str,
     "bool": _to_bool,
     "timestamp": _to_timestamp,
@@ -294,6 +453,6 @@ def _budget(body: dict[str, Any]) -> float | None:
         raise ApiError(
             400,
             "invalid_request",
-            f"'latency_budget_ms' must be a number of milliseconds in (0, {MAX_BUDGET_MS}], got {value!r}",
+            f"'latency_budget_ms' must be a number of milliseconds in (0, {MAX_BUDGET_MS}], got {show(value)}",
         )
     return value / 1000.0
