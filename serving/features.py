@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 from hindsight.serving import jsonio, metrics
 from hindsight.serving.parsing import parse_feature_request, parse_json_body, read_body
 from hindsight.serving.reader import read_features
+from hindsight.serving.server import request_arrival
 from hindsight.serving.state import get_state
 
 bp = Blueprint("features", __name__, url_prefix="/v1")
@@ -20,7 +21,7 @@ AD_HOC = "_features"
 @bp.post("/features")
 def get_features() -> Response:
     """Feature values for one entity row (`entities` an object) or many (`entities` a list)."""
-    started = time.perf_counter()
+    started = request_arrival() or time.perf_counter()
     state = get_state()
     data = read_body(request.environ, request.content_length, state.config.max_body_bytes)
     body = parse_json_body(data, request.mimetype)
