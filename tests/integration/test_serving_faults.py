@@ -97,8 +97,17 @@ def test_hung_store_answers_503_at_the_deadline_and_liveness_stays_fast(sick):
             time.sleep(0.1)  # all 16 are waiting on the store now
             health, health_s = timed("GET", server.url + "/healthz")
             ready, ready_s = timed("GET", server.url + "/readyz")
+            # A latency budget under the deadline asks for partial answers: TIME_OUT, on time.
+            budget, budget_s = timed("POST", server.url + "/v1/features",
+                                     json={**BODY, "latency_budget_ms": 200, "include_metadata": True})
             answers = [future.result() for future in hung]
         assert health.status_code == 200 and health_s < 0.2, health_s
+        assert budget.status_code == 200 and budget_s < 0.2 + MARGIN_S, (budget.text, budget_s)
+        assert budget.json() == {
+            "features": {"home_country": None, "credit_limit": None},
+            "metadata": {name: {"status": "TIME_OUT", "event_timestamp": None}
+                         for name in ("home_country", "credit_limit")},
+        }
         assert_store_unavailable(ready, port)
         assert ready_s < READY_DEADLINE_MS / 1000 + MARGIN_S, ready_s
         for response, seconds in answers:
