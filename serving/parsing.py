@@ -236,13 +236,16 @@ def _key_str(value: Any) -> Any:
     return value if type(value) is str else _INVALID
 
 
+def _out_of_range(dtype: str | None) -> str:
+    low, high = _INT32 if dtype == "int32" else _INT64
+    return f"is out of the {dtype or 'int64'} range [{low}, {high}]"
+
+
 def _key_problem(value: Any, dtype: str | None) -> str | None:
     """Why a converted key value cannot name an entity in the store, or None."""
     if type(value) is int:
         low, high = _INT32 if dtype == "int32" else _INT64
-        if not low <= value <= high:
-            return f"is out of the {dtype or 'int64'} range [{low}, {high}]"
-        return None
+        return None if low <= value <= high else _out_of_range(dtype)
     if not value:
         return "must not be empty (DynamoDB keys cannot be)"
     # UTF-8 takes at most 4 bytes a character: only long strings need encoding to be measured.
@@ -278,6 +281,9 @@ def _entity_row(raw: Any, keys: tuple[JoinKey, ...], where: str) -> dict[str, An
         value = _KEY_CONVERTERS.get(key.dtype, _key_str)(raw[key.name])
         if value is _INVALID:
             value = raw[key.name]
+            if type(value) is OutOfRangeNumber and key.dtype != "string":
+                message = f"{where}: join key {key.name!r} {_out_of_range(key.dtype)}, got {show(value)}"
+                raise ApiError(400, "invalid_join_key", message)
             raise ApiError(
                 400,
                 "invalid_join_key",

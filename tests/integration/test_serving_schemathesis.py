@@ -65,3 +65,36 @@ def test_every_operation_conforms_to_the_document(live_server, tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-12000:]
     assert "No issues found" in output or "passed" in output, output[-4000:]
+
+
+def test_chunked_body_over_the_limit_is_413_over_http(live_server):
+    import requests
+
+    padding = b"x" * (1 << 20)
+
+    def chunks():  # a generator body: requests sends it chunked, with no Content-Length
+        yield b'{"features": ["user_profile:*"], "entities": {"user_id": 12, "pad": "'
+        yield padding
+        yield b'"}}'
+
+    response = requests.post(live_server.url + "/v1/features", data=chunks(),
+                             headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 413, response.text
+    assert response.json()["error"] == {"code": "payload_too_large",
+                                        "message": "request body too large: the limit is 1048576 bytes"}
+
+    def small():
+        yield b'{"feature_service": "user_basics", '
+        yield b'"entities": {"user_id": 12}}'
+
+    response = requests.post(live_server.url + "/v1/features", data=small(),
+                             headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.json() == {"features": {"home_country": "FR", "credit_limit": 2500.5}}
+
+
+def test_405_over_http_carries_allow(live_server):
+    import requests
+
+    response = requests.get(live_server.url + "/v1/features", timeout=5)
+    assert response.status_code == 405 and "POST" in response.headers["Allow"]
+    assert response.json()["error"]["code"] == "method_not_allowed"

@@ -81,8 +81,8 @@ def test_composite_key_over_the_limit(string_client):
         ("-9223372036854775808", 200),
         ("9223372036854775808", "out of the int64 range"),
         ("-9223372036854775809", "out of the int64 range"),
-        ("1" * 4000, "<a 4000-digit number>"),
-        ("1" * 5000, "<a 5000-digit number>"),  # past Python's 4,300-digit conversion limit
+        ("1" * 4000, "out of the int64 range [-9223372036854775808, 9223372036854775807], got <a 4000-digit number>"),
+        ("1" * 5000, "got <a 5000-digit number>"),  # past Python's 4,300-digit conversion limit
         ("1e300", "out of the int64 range"),  # an integral float
         ("1e999", "got number inf"),
     ],
