@@ -7,7 +7,8 @@ import time
 from flask import Blueprint, Response, request
 
 from hindsight.serving import jsonio, metrics
-from hindsight.serving.parsing import parse_feature_request, parse_json_body, read_body
+from hindsight.serving.body import parse_json_body, read_body
+from hindsight.serving.parsing import parse_feature_request
 from hindsight.serving.reader import read_features
 from hindsight.serving.server import request_arrival
 from hindsight.serving.state import get_state

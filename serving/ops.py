@@ -31,7 +31,7 @@ def readyz() -> Response:
     future = state.pool.submit(state.store.ping)
     try:
         reachable = bool(future.result(timeout=deadline_s))
-        reason = "it refused the check"
+        reason = "the check failed"
     except FutureTimeout:
         future.cancel()
         reachable, reason = False, f"no answer within {state.config.ready_deadline_ms} ms"

@@ -138,14 +138,13 @@ def _read_store(
         raise store_timed_out(deadline - started) from None
     except ApiError:
         raise
-    except Exception as caught:
-        error = caught
+    except Exception as error:
+        unavailable = store_unavailable(error)
+        if unavailable is None:
+            raise
+        raise unavailable from None
     finally:
         metrics.observe_store_read(time.perf_counter() - began)
-    unavailable = store_unavailable(error)
-    if unavailable is None:
-        raise error
-    raise unavailable from None
 
 
 def _note_freshness(reads: list[StoreRow]) -> None:
