@@ -189,6 +189,22 @@ class OnlineStore:
                     self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="online-read")
         return self._pool
 
+    def warm(self) -> None:
+        """Make one BatchGetItem and one ListTables, answered or not; never raises.
+
+        botocore builds each operation's serializer, endpoint resolution and signer on the
+        operation's first call, holding the GIL for tens of milliseconds (much longer on a busy
+        machine). A server calls this after forking so that its first requests do not pay it.
+        """
+        view = next((v for v in self.registry.feature_views if v.online), None)
+        try:
+            self.client.list_tables(Limit=1)
+            if view is not None:
+                key = {KEY_ATTR: {"S": "hindsight-warm-up"}, WRITER_ATTR: {"S": SYNC_WRITER}}
+                self.client.batch_get_item(RequestItems={self.config.table_name(view.name): {"Keys": [key]}})
+        except Exception:  # noqa: BLE001 - a store that is down or not set up is found by real reads
+            pass
+
     def ping(self) -> bool:
         """Whether DynamoDB answers (for a readiness probe); never raises."""
         try:

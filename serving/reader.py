@@ -124,13 +124,19 @@ def _read_store(
     if not plan.store_features:
         return [{} for _ in rows], frozenset()
     began = time.perf_counter()
-    # One read for every view: DynamoDB answers all of a BatchGetItem or none of it, so reading
-    # views separately would multiply calls without making a late answer partial.
-    future = pool.submit(store.read, rows, plan.store_features, deadline=deadline)
     try:
-        return future.result(timeout=max(0.0, deadline - began)), frozenset()
+        if began >= deadline:
+            # Queued past its deadline (an overloaded server): shed it without calling the store.
+            raise FutureTimeout
+        # One read for every view: DynamoDB answers all of a BatchGetItem or none of it, so reading
+        # views separately would multiply calls without making a late answer partial.
+        future = pool.submit(store.read, rows, plan.store_features, deadline=deadline)
+        try:
+            return future.result(timeout=deadline - began), frozenset()
+        except FutureTimeout:
+            future.cancel()  # not started yet: never runs; already running: its result is dropped
+            raise
     except FutureTimeout:
-        future.cancel()  # not started yet: never runs; already running: its result is dropped
         if partial:
             timed_out = frozenset(plan.store_features)
             metrics.count_timeouts(timed_out)

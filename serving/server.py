@@ -108,11 +108,14 @@ def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
     from hindsight.serving import metrics, state
 
     def post_fork(server: Any, worker: Any) -> None:
-        # Create this worker's store client now, not on its first request: building a boto3 client
-        # takes ~0.1 s (more on a busy machine), a large share of a request's store deadline.
+        # Create this worker's store client and make its first calls now, not on its first
+        # requests: building a boto3 client and each operation's first call cost ~0.1 s of CPU
+        # (seconds on a busy machine) with the GIL held, stalling every thread of the worker.
         app = worker.app.wsgi()
         state.warm(app)
-        getattr(app.extensions[state.EXTENSION].store, "client", None)
+        warm = getattr(app.extensions[state.EXTENSION].store, "warm", None)
+        if warm is not None:
+            warm()
 
     def child_exit(server: Any, worker: Any) -> None:
         metrics.mark_process_dead(worker.pid)
