@@ -11,6 +11,10 @@ sampled after the warm-up and every 5 s; it is flat when the last sample is with
 same processes at the end (a restarted worker would hide a leak).
 
     .venv/bin/python bench/bench_soak.py [--seconds 60] [--concurrency 32] [--workers N] [--threads N]
+                                         [--budget-ms MS]
+
+With --budget-ms every request carries `latency_budget_ms` (and include_metadata); answers with
+TIME_OUT features are counted apart, not as errors.
 
 Prints requests, errors, requests/s, latency p50/p90/p99/max and per-worker RSS; exits 1 when
 there were errors or memory grew. Everything listens on 127.0.0.1 (DynamoDB Local itself binds
@@ -77,6 +81,8 @@ class Load:
         self.concurrency = concurrency
         self.latencies: list[list[float]] = [[] for _ in range(concurrency)]
         self.errors: Counter[str] = Counter()
+        #: Answers with at least one TIME_OUT feature (requests with a latency budget only).
+        self.timed_out = 0
         self.examples: dict[str, str] = {}
         self.lock = threading.Lock()
 
@@ -106,6 +112,9 @@ class Load:
                     answer = json.loads(data)
                     if ("results" in answer) != is_batch:
                         self._error("malformed", data.decode(errors="replace"))
+                    elif b'"TIME_OUT"' in data:
+                        with self.lock:
+                            self.timed_out += 1
                 if response.will_close:
                     conn.close()
                     conn = None
@@ -155,8 +164,15 @@ def soak(args: argparse.Namespace) -> int:
                 return [{"user_id": rng.randrange(args.users), "merchant_id": rng.randrange(args.merchants)}
                         for _ in range(count)]
 
-            single = [http_body(entities(1), rng) for _ in range(2000)]
-            batch = [http_body(entities(10), rng) for _ in range(200)]
+            def body(count: int) -> bytes:
+                data = http_body(entities(count), rng)
+                if not args.budget_ms:
+                    return data
+                return json.dumps({**json.loads(data), "latency_budget_ms": args.budget_ms,
+                                   "include_metadata": True}).encode()
+
+            single = [body(1) for _ in range(2000)]
+            batch = [body(10) for _ in range(200)]
             Load(port, single, batch, args.concurrency).run(args.warmup)  # connections, clients, allocator
             workers = worker_pids(server.pid)
             samples = {pid: [rss_bytes(pid)] for pid in workers}
@@ -197,6 +213,10 @@ def report(args: argparse.Namespace, load: Load, wall: float, samples: dict[int,
     print(f"requests {count}   errors {errors}   {count / wall:.0f} requests/s")
     print(f"latency ms: p50 {cut[49] * 1000:.2f}   p90 {cut[89] * 1000:.2f}   p99 {cut[98] * 1000:.2f}   "
           f"max {latencies[-1] * 1000 if count else 0:.2f}")
+    if args.budget_ms:
+        over = sum(1 for t in latencies if t * 1000 > args.budget_ms)
+        print(f"latency_budget_ms {args.budget_ms}: {load.timed_out} answers with TIME_OUT features, "
+              f"{over} answers slower than the budget as measured by the client")
     for kind, seen in load.errors.most_common():
         print(f"  {seen} x {kind}: {load.examples[kind]}")
     flat = True
@@ -224,6 +244,8 @@ def main() -> None:
     parser.add_argument("--merchants", type=int, default=500)
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: hindsight serve's)")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: hindsight serve's)")
+    parser.add_argument("--budget-ms", type=float, default=None,
+                        help="send latency_budget_ms (and include_metadata) with every request")
     parser.add_argument("--rss-tolerance", type=float, default=0.10,
                         help="largest RSS growth per worker counted as flat, as a fraction")
     sys.exit(soak(parser.parse_args()))
