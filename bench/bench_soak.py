@@ -71,6 +71,22 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def server_buckets(port: int) -> dict[float, float]:
+    """Answered feature requests by upper bound of the server's own latency histogram (from arrival)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("hindsight_serving_request_seconds_bucket{"):
+            labels, value = line.rsplit(" ", 1)
+            bound = labels.split('le="', 1)[1].split('"', 1)[0]
+            key = float("inf") if bound == "+Inf" else float(bound)
+            buckets[key] = buckets.get(key, 0.0) + float(value)
+    return buckets
+
+
 class Load:
     """Client threads hammering POST /v1/features until `stop`, each on one keep-alive connection."""
 
@@ -189,7 +205,9 @@ def soak(args: argparse.Namespace) -> int:
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
+            before = server_buckets(port)
             wall = load.run(args.seconds)
+            after = server_buckets(port)
             done.set()
             sampler.join()
             for pid in workers:
@@ -199,11 +217,12 @@ def soak(args: argparse.Namespace) -> int:
             if server is not None:
                 stop_server(server)
             local.stop()
-    return report(args, load, wall, samples, same_workers)
+    server_side = {bound: after.get(bound, 0.0) - before.get(bound, 0.0) for bound in after}
+    return report(args, load, wall, samples, same_workers, server_side)
 
 
 def report(args: argparse.Namespace, load: Load, wall: float, samples: dict[int, list[int]],
-           same_workers: bool) -> int:
+           same_workers: bool, server_side: dict[float, float]) -> int:
     latencies = sorted(t for per_thread in load.latencies for t in per_thread)
     count = len(latencies)
     errors = sum(load.errors.values())
@@ -213,6 +232,11 @@ def report(args: argparse.Namespace, load: Load, wall: float, samples: dict[int,
     print(f"requests {count}   errors {errors}   {count / wall:.0f} requests/s")
     print(f"latency ms: p50 {cut[49] * 1000:.2f}   p90 {cut[89] * 1000:.2f}   p99 {cut[98] * 1000:.2f}   "
           f"max {latencies[-1] * 1000 if count else 0:.2f}")
+    answered = server_side.get(float("inf"), 0.0)
+    if answered:
+        shares = "   ".join(f"<= {bound * 1000:g} ms {server_side[bound] / answered:.1%}"
+                           for bound in (0.05, 0.1, 0.25, 0.5, 1.0) if bound in server_side)
+        print(f"server-side, from arrival to answer ({answered:.0f} answered): {shares}")
     if args.budget_ms:
         over = sum(1 for t in latencies if t * 1000 > args.budget_ms)
         print(f"latency_budget_ms {args.budget_ms}: {load.timed_out} answers with TIME_OUT features, "
