@@ -150,8 +150,9 @@ def test_killed_store_answers_503_at_once_and_a_restart_recovers(sick):
 
 
 def test_time_queued_for_a_thread_counts_toward_the_deadline(sick, tmp_path):
-    """One worker with 2 threads and 6 requests on a hung store: the last ones wait for a thread
-    ~0.5 s, which their deadline counts (from arrival), so all six answer by ~0.5 s, not 1.5 s."""
+    """One worker with 2 threads and 10 requests on a hung store: 8 of them wait for a thread, and
+    their deadline counts that wait (from arrival), so all ten answer by ~0.5 s; if it did not,
+    they would take 5 rounds of 0.5 s (2.5 s)."""
     local, server, port = sick
     registry_env = {"HINDSIGHT_DYNAMODB_ENDPOINT": f"http://127.0.0.1:{port}",
                     "HINDSIGHT_DYNAMODB_TABLE_PREFIX": "faults_", "HINDSIGHT_THREADS": "2",
@@ -163,13 +164,14 @@ def test_time_queued_for_a_thread_counts_toward_the_deadline(sick, tmp_path):
         java = local.status().pid
         os.kill(java, signal.SIGSTOP)
         try:
-            with ThreadPoolExecutor(6) as pool:
-                answers = list(pool.map(lambda _: timed("POST", narrow.url + "/v1/features", json=BODY), range(6)))
+            with ThreadPoolExecutor(10) as pool:
+                answers = list(pool.map(lambda _: timed("POST", narrow.url + "/v1/features", json=BODY), range(10)))
         finally:
             os.kill(java, signal.SIGCONT)
         for response, _ in answers:
             assert_store_unavailable(response, port)
         slowest = max(seconds for _, seconds in answers)
-        assert slowest < DEADLINE_MS / 1000 + MARGIN_S, slowest  # 1.5 s if queueing did not count
+        # 1.05 s measured at worst on the loaded 2-core build machine; 2.5 s if queueing did not count.
+        assert slowest < DEADLINE_MS / 1000 + 2 * MARGIN_S, slowest
     finally:
         narrow.stop()
