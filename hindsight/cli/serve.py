@@ -14,7 +14,7 @@ import click
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes. [default: serving.workers in hindsight.yml, HINDSIGHT_WORKERS, "
                    "or one per core, 2 to 8]")
-@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True, envvar="HINDSIGHT_THREADS",
+@click.option("--threads", type=click.IntRange(min=1), default=32, show_default=True, envvar="HINDSIGHT_THREADS",
               help="Threads per worker (HINDSIGHT_THREADS); 1 uses gunicorn's sync worker, more its gthread worker.")
 @click.option("--timeout", type=click.IntRange(min=1), default=30, show_default=True,
               help="Seconds before a stuck worker is restarted.")
