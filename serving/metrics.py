@@ -62,6 +62,17 @@ NEWEST_EVENT = Gauge(
     registry=REGISTRY,
 )
 FRESHNESS_NAME = "hindsight_serving_feature_freshness_seconds"
+REGISTRY_VERSION = Gauge(
+    "hindsight_serving_registry_version",
+    "Registry version served; with several workers, the lowest any live worker serves.",
+    multiprocess_mode="livemin",
+    registry=REGISTRY,
+)
+RELOAD_FAILURES = Counter(
+    "hindsight_serving_registry_reload_failures",
+    "Applied registry versions a worker could not load (it kept serving the version it had).",
+    registry=REGISTRY,
+)
 
 #: Newest event time already written to NEWEST_EVENT by this process, to skip redundant writes.
 _newest_seen: dict[str, float] = {}
@@ -69,6 +80,15 @@ _newest_seen: dict[str, float] = {}
 
 def observe_request(service: str, form: str, seconds: float) -> None:
     REQUEST_SECONDS.labels(service, form).observe(seconds)
+
+
+def set_registry_version(version: int | None) -> None:
+    if version is not None:
+        REGISTRY_VERSION.set(version)
+
+
+def count_reload_failure() -> None:
+    RELOAD_FAILURES.inc()
 
 
 def observe_store_read(seconds: float) -> None:

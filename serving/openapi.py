@@ -183,7 +183,15 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Status": {
         "type": "object",
-        "properties": {"status": {"type": "string"}, "registry_version": {"type": ["integer", "null"]}},
+        "properties": {
+            "status": {"type": "string"},
+            "registry_version": {"type": ["integer", "null"]},
+            "registry_reload_error": {
+                "type": "object",
+                "description": "The latest applied registry version this worker cannot load; it serves registry_version.",
+                "properties": {"version": {"type": "integer"}, "error": {"type": "string"}},
+            },
+        },
         "required": ["status"],
     },
 }
@@ -302,12 +310,13 @@ def build_document(service_names: list[str] | None = None) -> dict[str, Any]:
 
 
 def document(app: Flask) -> dict[str, Any]:
-    """The app's OpenAPI document, built once per app."""
-    cached = app.extensions.get("hindsight_openapi")
-    if cached is None:
-        from hindsight.serving.state import EXTENSION
+    """The app's OpenAPI document, built once per served registry version."""
+    from hindsight.serving.state import EXTENSION
 
-        state = app.extensions.get(EXTENSION)
-        cached = build_document(sorted(state.services) if state else None)
+    runtime = app.extensions.get(EXTENSION)
+    state = runtime.state if runtime else None
+    cached = app.extensions.get("hindsight_openapi")
+    if cached is None or cached[0] is not state:
+        cached = (state, build_document(sorted(state.services) if state else None))
         app.extensions["hindsight_openapi"] = cached
-    return cached
+    return cached[1]

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app
 
 from hindsight.serving import jsonio, metrics, openapi
 from hindsight.serving.errors import ApiError, error_response
-from hindsight.serving.state import get_state
+from hindsight.serving.state import get_runtime, get_state
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,12 @@ def readyz() -> Response:
     if not reachable:
         message = f"the online store cannot be reached ({reason})"
         return error_response(ApiError(503, "online_store_unavailable", message))
-    return jsonio.response({"status": "ready", "registry_version": state.registry.version})
+    body = {"status": "ready", "registry_version": state.registry.version}
+    follower = get_runtime(current_app).follower
+    if follower is not None and follower.failure is not None:
+        # Still ready: the worker serves the version it has; the failure is for operators to see.
+        body["registry_reload_error"] = follower.failure.to_dict()
+    return jsonio.response(body)
 
 
 @bp.get("/metrics")
