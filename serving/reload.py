@@ -60,7 +60,6 @@ class RegistryFollower:
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
         self._stop = threading.Event()
-        metrics.set_registry_version(served_version)
 
     def start(self) -> None:
         """Start this process's polling thread (again after a fork: threads do not survive one)."""
@@ -69,6 +68,8 @@ class RegistryFollower:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hindsight-registry-follower", daemon=True)
         self._thread_pid = os.getpid()
+        # Set in workers only: a value from gunicorn's master (alive, never reloading) would pin
+        # the "lowest version any live process serves" forever.
         metrics.set_registry_version(self.served_version)
         self._thread.start()
 
@@ -99,11 +100,12 @@ class RegistryFollower:
         try:
             self._swap(self.store.read(latest))
         except Exception as error:  # noqa: BLE001 - any failure keeps the old registry serving
+            reason = f"{type(error).__name__}: {error}"
             if self.failure is None or self.failure.version != latest:
                 log.warning("registry version %s cannot be served (still serving version %s): %s",
-                            latest, self.served_version, error)
+                            latest, self.served_version, reason)
                 metrics.count_reload_failure()
-            self.failure = ReloadFailure(latest, f"{type(error).__name__}: {error}")
+            self.failure = ReloadFailure(latest, reason)
             return False
         log.info("now serving registry version %s (was %s)", latest, self.served_version)
         self.served_version, self._seen_mtime_ns, self.failure = latest, mtime_ns, None
