@@ -62,12 +62,10 @@ NEWEST_EVENT = Gauge(
     registry=REGISTRY,
 )
 FRESHNESS_NAME = "hindsight_serving_feature_freshness_seconds"
-REGISTRY_VERSION = Gauge(
-    "hindsight_serving_registry_version",
-    "Registry version served; with several workers, the lowest any live worker serves.",
-    multiprocess_mode="livemin",
-    registry=REGISTRY,
-)
+REGISTRY_VERSION_NAME = "hindsight_serving_registry_version"
+#: Created on first use, in workers only: an unlabelled metric writes its 0 into the creating
+#: process's file at once, and gunicorn's master (alive, never serving) would pin the minimum at 0.
+_registry_version: Gauge | None = None
 RELOAD_FAILURES = Counter(
     "hindsight_serving_registry_reload_failures",
     "Applied registry versions a worker could not load (it kept serving the version it had).",
@@ -83,8 +81,18 @@ def observe_request(service: str, form: str, seconds: float) -> None:
 
 
 def set_registry_version(version: int | None) -> None:
-    if version is not None:
-        REGISTRY_VERSION.set(version)
+    """Report the registry version this process serves (the gauge is the lowest across live workers)."""
+    global _registry_version
+    if version is None:
+        return
+    if _registry_version is None:
+        _registry_version = Gauge(
+            REGISTRY_VERSION_NAME,
+            "Registry version served; with several workers, the lowest any live worker serves.",
+            multiprocess_mode="livemin",
+            registry=REGISTRY,
+        )
+    _registry_version.set(version)
 
 
 def count_reload_failure() -> None:

@@ -68,9 +68,7 @@ class RegistryFollower:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hindsight-registry-follower", daemon=True)
         self._thread_pid = os.getpid()
-        # Set in workers only: a value from gunicorn's master (alive, never reloading) would pin
-        # the "lowest version any live process serves" forever.
-        metrics.set_registry_version(self.served_version)
+        metrics.set_registry_version(self.served_version)  # in workers only (see metrics)
         self._thread.start()
 
     def stop(self) -> None:

@@ -64,7 +64,7 @@ def test_a_newly_applied_version_is_served_after_one_check(following_app, servin
     assert "user_basics" in str(client.get("/openapi.json").get_json())
     # The new version got its own store client, built by the follower before the swap.
     assert [m.registry.version for m in made] == [1, 2]
-    assert metrics.REGISTRY_VERSION._value.get() == 2
+    assert metrics._registry_version is not None and metrics._registry_version._value.get() == 2
 
 
 def test_a_version_that_cannot_load_keeps_the_old_one_serving(following_app, serving_registry, registry_dir, caplog):
