@@ -39,8 +39,10 @@ demo: tools
 test: tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# Every benchmark in turn; `make bench BENCH_SCALE=small` checks they all run, in minutes.
+BENCH_SCALE ?= medium
 bench: tools
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py --scale $(BENCH_SCALE)
 
 clean:
 	-$(HINDSIGHT) online down
