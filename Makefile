@@ -29,9 +29,9 @@ tools: setup
 demo: tools
 	$(HINDSIGHT) demo-data --scale small
 	$(DBT) build
-	$(HINDSIGHT) summary
+	$(HINDSIGHT) summary --no-parse
 	$(HINDSIGHT) online up --port $(DYNAMODB_PORT)
-	$(HINDSIGHT) apply
+	$(HINDSIGHT) apply --no-parse
 	$(HINDSIGHT) sync
 	$(HINDSIGHT) serve --detach
 	$(HINDSIGHT) demo-request
