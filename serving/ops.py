@@ -23,7 +23,11 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """The online store answers: 200 when it does, 503 otherwise."""
+    """The online store answers: 200 when it does, 503 otherwise.
+
+    Also names the latest applied registry version this worker could not load, if any (it keeps
+    serving the version it has, so it stays ready).
+    """
     state = get_state()
     try:
         reachable = bool(state.store.ping())
