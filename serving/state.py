@@ -73,6 +73,7 @@ class ServingState:
         """
         state = ServingState(registry, self.on_demand_views, self._store_source, self.config, predecessor=self)
         state.ensure_clients()
+        getattr(state._store, "client", None)  # OnlineStore creates its boto3 client on first use: now
         return state
 
     def close_store_unless_shared(self, successor: ServingState) -> None:
