@@ -26,9 +26,9 @@ from flask import Flask, current_app
 
 from hindsight.registry_sync.model import FeatureService, Registry
 from hindsight.serving.config import ServingConfig
-from hindsight.serving.reload import RegistryFollower
 from hindsight.serving.errors import ApiError, unknown
 from hindsight.serving.plans import OnDemandViewLike, PlanBuilder, ReadPlan
+from hindsight.serving.reload import RegistryFollower
 
 log = logging.getLogger(__name__)
 
