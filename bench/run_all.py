@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hindsight.core.suggest import did_you_mean
+
 BENCH = Path(__file__).resolve().parent
 #: Benchmark name -> script, in the order they run.
 SCRIPTS = {
@@ -54,9 +56,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep the built demo project here")
     args = parser.parse_args()
     selected = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = sorted(set(selected) - set(SCRIPTS))
-    if unknown:
-        parser.error(f"--only: unknown benchmark(s) {unknown}; choose from {', '.join(SCRIPTS)}")
+    for name in selected:
+        if name not in SCRIPTS:
+            parser.error(f"--only: unknown benchmark {name!r}{did_you_mean(name, SCRIPTS, quote=True)}; "
+                         f"choose from {', '.join(SCRIPTS)}")
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="hindsight-bench-all-"))
     timings: list[tuple[str, float]] = []
