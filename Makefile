@@ -29,9 +29,9 @@ tools: setup
 demo: tools
 	$(HINDSIGHT) demo-data --scale small
 	$(DBT) build
-	$(HINDSIGHT) summary
+	$(HINDSIGHT) summary --no-parse
 	$(HINDSIGHT) online up --port $(DYNAMODB_PORT)
-	$(HINDSIGHT) apply
+	$(HINDSIGHT) apply --no-parse
 	$(HINDSIGHT) sync
 	$(HINDSIGHT) serve --detach
 	$(HINDSIGHT) demo-request
@@ -39,8 +39,10 @@ demo: tools
 test: tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# Every benchmark in turn; `make bench BENCH_SCALE=small` checks they all run, in minutes.
+BENCH_SCALE ?= medium
 bench: tools
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py --scale $(BENCH_SCALE)
 
 clean:
 	-$(HINDSIGHT) online down

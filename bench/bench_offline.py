@@ -12,21 +12,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.fixtures.dbt_project import DbtProject, new_project  # noqa: E402
+from _support import BenchProject, new_project
 
 END = dt.date(2026, 11, 1)
 #: ~1% of 180 days of rows arrive after the first build.
 NEW_FRACTION = 0.01
 
 
-def timed_dbt(project: DbtProject, *args: str) -> tuple[float, dict[str, float]]:
+def timed_dbt(project: BenchProject, *args: str) -> tuple[float, dict[str, float]]:
     started = time.perf_counter()
     project.dbt(*args)
     wall = time.perf_counter() - started
@@ -79,7 +76,7 @@ def main() -> None:
     print(f"kept in {root}" if args.keep else "")
 
 
-def _generate(project: DbtProject, scale: str, **kwargs) -> dict[str, int]:
+def _generate(project: BenchProject, scale: str, **kwargs) -> dict[str, int]:
     from hindsight.demo_data import generate
 
     return generate(project.settings.raw_data_dir, scale=scale, end=END, **kwargs)

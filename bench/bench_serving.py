@@ -10,7 +10,7 @@ requests/s of
 Both run from the same load generator (threads of this process). Prints a table and the ratios
 against the targets: p50 overhead over raw <= 1.5 ms at 1 client, >= 60% of raw requests/s at 4.
 
-    .venv/bin/python bench/bench_serving.py [--users 3000] [--requests 400] [--seconds 8] [--workers N]
+    .venv/bin/python bench/bench_serving.py [--scale medium] [--users 3000] [--requests 400] [--seconds 8] [--workers N]
 
 Everything listens on 127.0.0.1 only (DynamoDB Local itself binds every interface: it has no
 bind-address option). Each cell is bounded by --requests per thread and --seconds.
@@ -47,6 +47,8 @@ from hindsight.online_sync.local import DynamoDBLocal
 from hindsight.registry_sync.model import Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry
 
 REPO = Path(__file__).resolve().parents[1]
+#: Defaults per scale: users, merchants, requests per client thread per cell, seconds per cell, rounds.
+SCALES = {"small": (300, 50, 50, 2.0, 1), "medium": (3000, 500, 400, 8.0, 4)}
 UTC = dt.timezone.utc
 P50_OVERHEAD_TARGET_MS = 1.5
 THROUGHPUT_TARGET = 0.60
@@ -314,17 +316,22 @@ def stop_server(process: subprocess.Popen) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=3000)
-    parser.add_argument("--merchants", type=int, default=500)
-    parser.add_argument("--requests", type=int, default=400, help="requests per client thread per cell")
-    parser.add_argument("--seconds", type=float, default=8.0, help="time limit per cell")
+    parser.add_argument("--scale", default="medium", choices=sorted(SCALES),
+                        help="defaults for the five options below (medium: 3000, 500, 400, 8, 4)")
+    parser.add_argument("--users", type=int, default=None)
+    parser.add_argument("--merchants", type=int, default=None)
+    parser.add_argument("--requests", type=int, default=None, help="requests per client thread per cell")
+    parser.add_argument("--seconds", type=float, default=None, help="time limit per cell")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: hindsight serve's)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads per gunicorn worker (default: hindsight serve's)")
     parser.add_argument("--clients", default="1,4", help="client thread counts")
     parser.add_argument("--sizes", default="1,10", help="entities per request")
-    parser.add_argument("--rounds", type=int, default=4, help="alternations of raw and HTTP per cell")
+    parser.add_argument("--rounds", type=int, default=None, help="alternations of raw and HTTP per cell")
     args = parser.parse_args()
+    for name, default in zip(("users", "merchants", "requests", "seconds", "rounds"), SCALES[args.scale]):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     rng = random.Random(7)
     now = dt.datetime.now(UTC)
 

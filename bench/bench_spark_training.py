@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,13 +22,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+from _support import BenchProject, new_project
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hindsight.offline_store.sail import SailServer, free_port  # noqa: E402
-from hindsight.registry_sync import build_registry  # noqa: E402
-from tests.fixtures.dbt_project import DbtProject, new_project  # noqa: E402
-from hindsight.training_sets import training_set  # noqa: E402
+from hindsight.offline_store.sail import SailServer, free_port
+from hindsight.registry_sync import build_registry
+from hindsight.training_sets import training_set
 
 END = dt.date(2026, 11, 1)
 #: Four views, no two with a feature of the same name (merchant_risk's counts are left out).
@@ -42,7 +39,7 @@ FEATURES = [
 ]
 
 
-def spine(project: DbtProject, rows: int) -> pa.Table:
+def spine(project: BenchProject, rows: int) -> pa.Table:
     """`rows` transactions sampled without replacement: keys, event time and the label."""
     transactions = ds.dataset(project.settings.raw_data_dir / "transactions", format="parquet").to_table(
         columns=["user_id", "merchant_id", "ts", "is_fraud"]
@@ -127,7 +124,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _spark_build(project: DbtProject, remote: str, root: Path) -> float:
+def _spark_build(project: BenchProject, remote: str, root: Path) -> float:
     """Time `dbt run` on the spark target in a copy of the project (its own offline store)."""
     copy = new_project(root / "spark-project").with_target("spark", remote)
     (copy.root / "data" / "raw").symlink_to(project.settings.raw_data_dir, target_is_directory=True)

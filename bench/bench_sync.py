@@ -5,7 +5,7 @@ same thread count to the same in-memory DynamoDB Local, each into fresh tables. 
 first (the JVM's JIT favours whoever goes second otherwise), then the two alternate `--rounds` times;
 the best round of each is compared. Target: sync >= 70% of the raw loop's items/s.
 
-    .venv/bin/python bench/bench_sync.py [--rows 200000] [--entities 50000] [--threads 4]
+    .venv/bin/python bench/bench_sync.py [--scale medium] [--rows 200000] [--entities 50000] [--threads 4]
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import socket
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -26,18 +25,19 @@ import numpy as np
 import pyarrow as pa
 from deltalake import write_deltalake
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from hindsight.core.settings import Settings
+from hindsight.online_sync import OnlineStoreConfig, sync
+from hindsight.online_sync.batching import MAX_WRITE_BATCH, chunked, write_batch
+from hindsight.online_sync.config import make_client
+from hindsight.online_sync.local import DynamoDBLocal
+from hindsight.online_sync.newest import NewestRows, full_source, open_delta
+from hindsight.online_sync.delta_sync import items_from_batch
+from hindsight.online_sync.tables import ensure_table
+from hindsight.registry_sync.model import Feature, FeatureView, Registry
 
-from hindsight.core.settings import Settings  # noqa: E402
-from hindsight.online_sync import OnlineStoreConfig, sync  # noqa: E402
-from hindsight.online_sync.batching import MAX_WRITE_BATCH, chunked, write_batch  # noqa: E402
-from hindsight.online_sync.config import make_client  # noqa: E402
-from hindsight.online_sync.local import DynamoDBLocal  # noqa: E402
-from hindsight.online_sync.newest import NewestRows, full_source, open_delta  # noqa: E402
-from hindsight.online_sync.delta_sync import items_from_batch  # noqa: E402
-from hindsight.online_sync.tables import ensure_table  # noqa: E402
-from hindsight.registry_sync.model import Feature, FeatureView, Registry  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+#: Delta rows and entities per scale (--rows / --entities override them).
+SCALES = {"small": (20_000, 5_000), "medium": (200_000, 50_000)}
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 FEATURES = {"amount_mean_7d": "float64", "txn_count_7d": "int64", "home_country": "string",
@@ -105,11 +105,14 @@ def drop_tables(config: OnlineStoreConfig) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--entities", type=int, default=50_000)
+    parser.add_argument("--scale", default="medium", choices=sorted(SCALES))
+    parser.add_argument("--rows", type=int, default=None, help="Delta rows (default: 200,000 at medium scale)")
+    parser.add_argument("--entities", type=int, default=None, help="entities (default: 50,000 at medium scale)")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    args.rows = args.rows or SCALES[args.scale][0]
+    args.entities = args.entities or SCALES[args.scale][1]
 
     with tempfile.TemporaryDirectory() as tmp, socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -7,9 +7,10 @@ LEFT JOINs over the same Delta tables, ttl applied after the match. Each run is 
 (so its peak RSS is its own); runs alternate and the best of each is reported, as a ratio to the
 reference in the same command. Target: training_set <= 1.5x the reference's time.
 
-    .venv/bin/python bench/bench_training.py [--project DIR] [--rounds 2]
+    .venv/bin/python bench/bench_training.py [--scale medium] [--project DIR] [--rounds 2]
 
---project reuses a built medium project (bench/bench_offline.py --keep DIR leaves one in DIR/project).
+--project reuses a built project of that scale (bench/bench_offline.py --keep DIR leaves one in
+DIR/project). --scale small takes a 10,000-row spine from the small demo data (a quick check).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _support import REPO, BenchProject
 
-SPINE_ROWS = 1_000_000
+#: Spine rows and the transactions skipped before them, per demo-data scale.
+SPINE = {"small": (10_000, 1_000), "medium": (1_000_000, 500_000)}
 FEATURES = [
     "user_transaction_aggregates:txn_count_1d",
     "user_transaction_aggregates:amount_sum_7d",
@@ -66,9 +67,7 @@ def child(mode: str, project: Path, spine: Path) -> None:
     import duckdb
     from sqlglot import exp
 
-    from tests.fixtures.dbt_project import DbtProject
-
-    settings = DbtProject(project).settings
+    settings = BenchProject(project).settings
     started = time.perf_counter()
     if mode == "reference":
         from hindsight.offline_store.dbt_plugin import load_delta_extension
@@ -100,21 +99,22 @@ def measure(mode: str, project: Path, spine: Path) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def make_spine(project: Path, path: Path) -> None:
+def make_spine(project: Path, path: Path, scale: str) -> int:
     import duckdb
 
-    from tests.fixtures.dbt_project import DbtProject
-
-    raw = DbtProject(project).settings.raw_data_dir / "transactions"
+    raw = BenchProject(project).settings.raw_data_dir / "transactions"
     connection = duckdb.connect()
     connection.execute("SET TimeZone = 'UTC'")
     relation = connection.read_parquet(str(raw / "*.parquet"))
-    sample = relation.order("transaction_id").limit(SPINE_ROWS, offset=500_000)
+    rows, offset = SPINE[scale]
+    sample = relation.order("transaction_id").limit(rows, offset=offset)
     sample.select("user_id, merchant_id, ts as event_timestamp, is_fraud").write_parquet(str(path))
+    return int(connection.read_parquet(str(path)).count("*").fetchone()[0])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="medium", choices=sorted(SPINE))
     parser.add_argument("--project", type=Path, default=None)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--child", default=None)
@@ -123,9 +123,9 @@ def main() -> None:
     if args.child:
         child(args.child, args.project, args.spine)
         return
-    project = args.project or _build_medium_project()
+    project = args.project or _build_project(args.scale)
     spine = Path(tempfile.mkdtemp(prefix="hindsight-spine-")) / "spine.parquet"
-    make_spine(project, spine)
+    spine_rows = make_spine(project, spine, args.scale)
     best: dict[str, dict] = {}
     for _ in range(args.rounds):
         for mode in ("reference", "hindsight_asof", "hindsight"):
@@ -133,7 +133,7 @@ def main() -> None:
             if mode not in best or result["seconds"] < best[mode]["seconds"]:
                 best[mode] = result
     reference = best["reference"]["seconds"]
-    print(f"spine: {SPINE_ROWS:,} rows; {len(FEATURES)} features from 3 views\n")
+    print(f"spine: {spine_rows:,} rows ({args.scale} demo data); {len(FEATURES)} features from 3 views\n")
     print(f"{'run':<48} {'seconds':>8} {'vs ref':>7} {'peak RSS MB':>12}")
     labels = {
         "reference": "hand-written DuckDB ASOF JOIN (reference)",
@@ -146,9 +146,10 @@ def main() -> None:
     print("\ntarget: training_set <= 1.5x the reference")
 
 
-def _build_medium_project() -> Path:
+def _build_project(scale: str) -> Path:
     root = Path(tempfile.mkdtemp(prefix="hindsight-bench-"))
-    subprocess.run([sys.executable, str(REPO / "bench" / "bench_offline.py"), "--keep", str(root)], check=True)
+    subprocess.run([sys.executable, str(REPO / "bench" / "bench_offline.py"), "--scale", scale, "--keep", str(root)],
+                   check=True)
     return root / "project"
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["features_as_of", "read_versions", "training_set"]
+__all__ = ["features_as_of", "read_registry_version", "read_versions", "training_set"]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,7 +2,8 @@
 
 Owns the HTTP API (`POST /v1/features`, `GET /v1/feature-services[/<name>]`, `/healthz`, `/readyz`,
 `/metrics`, `/openapi.json`) and its gunicorn runner (`serving.server`, behind `hindsight serve`).
-Reads the latest applied registry (`registry_sync.load_registry`, or a pinned registry file), the
+Reads the latest applied registry (`registry_sync.load_registry`, followed while it runs: each
+worker swaps in a newly applied version, see `serving.reload`; or a pinned registry file), the
 online store (`online_sync.store.OnlineStore`, DynamoDB) and on-demand view code
 (`on_demand.load_views`), which it runs in-process on what it read and the request context.
 Writes nothing but its responses and Prometheus metric files (multiprocess mode).

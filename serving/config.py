@@ -42,6 +42,9 @@ class ServingConfig:
     registry_file: str | None = None
     #: How many ad-hoc feature lists keep a cached read plan per process.
     plan_cache_size: int = 256
+    #: How often each worker checks the registry folder for a newly applied version, in ms
+    #: (HINDSIGHT_SERVING_RELOAD_INTERVAL_MS); a pinned registry file is never reloaded.
+    reload_interval_ms: int = 1000
 
     @classmethod
     def from_env(cls) -> ServingConfig:
@@ -52,6 +55,7 @@ class ServingConfig:
             store_deadline_ms=_env_int("HINDSIGHT_SERVING_STORE_DEADLINE_MS", cls.store_deadline_ms),
             ready_deadline_ms=_env_int("HINDSIGHT_SERVING_READY_DEADLINE_MS", cls.ready_deadline_ms),
             registry_file=os.environ.get("HINDSIGHT_SERVING_REGISTRY") or None,
+            reload_interval_ms=_env_int("HINDSIGHT_SERVING_RELOAD_INTERVAL_MS", cls.reload_interval_ms),
         )
 
     def updated(self, overrides: dict[str, Any]) -> ServingConfig:

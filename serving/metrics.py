@@ -62,6 +62,15 @@ NEWEST_EVENT = Gauge(
     registry=REGISTRY,
 )
 FRESHNESS_NAME = "hindsight_serving_feature_freshness_seconds"
+REGISTRY_VERSION_NAME = "hindsight_serving_registry_version"
+#: Created on first use, in workers only: an unlabelled metric writes its 0 into the creating
+#: process's file at once, and gunicorn's master (alive, never serving) would pin the minimum at 0.
+_registry_version: Gauge | None = None
+RELOAD_FAILURES = Counter(
+    "hindsight_serving_registry_reload_failures",
+    "Applied registry versions a worker could not load (it kept serving the version it had).",
+    registry=REGISTRY,
+)
 
 #: Newest event time already written to NEWEST_EVENT by this process, to skip redundant writes.
 _newest_seen: dict[str, float] = {}
@@ -69,6 +78,25 @@ _newest_seen: dict[str, float] = {}
 
 def observe_request(service: str, form: str, seconds: float) -> None:
     REQUEST_SECONDS.labels(service, form).observe(seconds)
+
+
+def set_registry_version(version: int | None) -> None:
+    """Report the registry version this process serves (the gauge is the lowest across live workers)."""
+    global _registry_version
+    if version is None:
+        return
+    if _registry_version is None:
+        _registry_version = Gauge(
+            REGISTRY_VERSION_NAME,
+            "Registry version served; with several workers, the lowest any live worker serves.",
+            multiprocess_mode="livemin",
+            registry=REGISTRY,
+        )
+    _registry_version.set(version)
+
+
+def count_reload_failure() -> None:
+    RELOAD_FAILURES.inc()
 
 
 def observe_store_read(seconds: float) -> None:

@@ -184,7 +184,15 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Status": {
         "type": "object",
-        "properties": {"status": {"type": "string"}, "registry_version": {"type": ["integer", "null"]}},
+        "properties": {
+            "status": {"type": "string"},
+            "registry_version": {"type": ["integer", "null"]},
+            "registry_reload_error": {
+                "type": "object",
+                "description": "The latest applied registry version this worker cannot load; it serves registry_version.",
+                "properties": {"version": {"type": "integer"}, "error": {"type": "string"}},
+            },
+        },
         "required": ["status"],
     },
 }
@@ -381,15 +389,18 @@ def build_document(
 
 
 def document(app: Flask) -> dict[str, Any]:
-    """The app's OpenAPI document, built once per app."""
-    cached = app.extensions.get("hindsight_openapi")
-    if cached is None:
-        from hindsight.serving.state import EXTENSION
+    """The app's OpenAPI document, built once per served registry version."""
+    from hindsight.serving.state import EXTENSION
 
-        state = app.extensions.get(EXTENSION)
-        if state is None:
-            cached = build_document()
-        else:
-            cached = build_document(sorted(state.services), state.plans, state.config.max_batch_rows)
+    runtime = app.extensions.get(EXTENSION)
+    state = runtime.state if runtime else None
+    cached = app.extensions.get("hindsight_openapi")
+    if cached is None or cached[0] is not state:
+        document_ = (
+            build_document()
+            if state is None
+            else build_document(sorted(state.services), state.plans, state.config.max_batch_rows)
+        )
+        cached = (state, document_)
         app.extensions["hindsight_openapi"] = cached
-    return cached
+    return cached[1]

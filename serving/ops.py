@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app
 
 from hindsight.serving import jsonio, metrics, openapi
 from hindsight.serving.errors import ApiError, error_response
-from hindsight.serving.state import get_state
+from hindsight.serving.state import get_runtime, get_state
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,11 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """The online store answers within the readiness deadline: 200 when it does, 503 otherwise."""
+    """The online store answers within the readiness deadline: 200 when it does, 503 otherwise.
+
+    Also names the latest applied registry version this worker could not load, if any (it keeps
+    serving the version it has, so it stays ready).
+    """
     state = get_state()
     deadline_s = state.config.ready_deadline_ms / 1000
     # On the read pool, so a hung store costs this probe its deadline, not the client's timeouts.
@@ -42,7 +46,12 @@ def readyz() -> Response:
     if not reachable:
         message = f"the online store cannot be reached ({reason})"
         return error_response(ApiError(503, "online_store_unavailable", message))
-    return jsonio.response({"status": "ready", "registry_version": state.registry.version})
+    body = {"status": "ready", "registry_version": state.registry.version}
+    follower = get_runtime(current_app).follower
+    if follower is not None and follower.failure is not None:
+        # Still ready: the worker serves the version it has; the failure is for operators to see.
+        body["registry_reload_error"] = follower.failure.to_dict()
+    return jsonio.response(body)
 
 
 @bp.get("/metrics")

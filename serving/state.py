@@ -4,6 +4,10 @@
 them through `get_state()`, which reads `current_app`. The online store and the thread pool are
 created lazily in each process: gunicorn forks workers from a preloaded app, and a boto3 client's
 open connections must not be shared across a fork.
+
+A `ServingState` serves one registry version. Serving the latest applied registry, each worker
+follows the registry folder (`serving.reload`) and swaps in a `ServingState` for each newly
+applied version; a request keeps the state `get_state()` gave it, so it never mixes two versions.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +29,7 @@ from hindsight.registry_sync.model import FeatureService, Registry
 from hindsight.serving.config import ServingConfig
 from hindsight.serving.errors import ApiError, unknown
 from hindsight.serving.plans import OnDemandViewLike, PlanBuilder, ReadPlan
+from hindsight.serving.reload import RegistryFollower
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,7 @@ class ServingSetupError(RuntimeError):
 
 
 class ServingState:
-    """Per-app serving state; the store and thread pool are per process."""
+    """The serving state of one registry version; the store and thread pool are per process."""
 
     def __init__(
         self,
@@ -43,6 +49,7 @@ class ServingState:
         on_demand_views: Mapping[str, OnDemandViewLike],
         store_source: Any,
         config: ServingConfig,
+        predecessor: ServingState | None = None,
     ) -> None:
         self.registry = registry
         self.config = config
@@ -56,6 +63,24 @@ class ServingState:
         self._pool: ThreadPoolExecutor | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        #: The state this one replaces in this process: its read pool is reused.
+        self._predecessor = predecessor
+
+    def successor(self, registry: Registry) -> ServingState:
+        """The state serving `registry` with this one's code, store source and settings.
+
+        Builds its plans and (in this process) its store client now, so the first request after
+        a swap does not pay for them.
+        """
+        state = ServingState(registry, self.on_demand_views, self._store_source, self.config, predecessor=self)
+        state.ensure_clients()
+        getattr(state._store, "client", None)  # OnlineStore creates its boto3 client on first use: now
+        return state
+
+    def close_store_unless_shared(self, successor: ServingState) -> None:
+        """Close this state's store client if its successor made its own (requests have drained)."""
+        if self._store is not None and self._store is not successor._store and hasattr(self._store, "close"):
+            self._store.close()
 
     def _service_plan(self, service: FeatureService) -> ReadPlan | ApiError:
         try:
@@ -100,7 +125,12 @@ class ServingState:
             if not hasattr(store, "read") and callable(store):
                 store = store(self.registry)
             self._store = store
-            self._pool = ThreadPoolExecutor(self.config.budget_threads, thread_name_prefix="hindsight-read")
+            previous = self._predecessor
+            if previous is not None and previous._pid == os.getpid() and previous._pool is not None:
+                self._pool = previous._pool
+            else:
+                self._pool = ThreadPoolExecutor(self.config.budget_threads, thread_name_prefix="hindsight-read")
+            self._predecessor = None  # no chain of retired states kept alive
             self._pid = os.getpid()
 
     @property
@@ -115,6 +145,45 @@ class ServingState:
         self.ensure_clients()
         assert self._pool is not None
         return self._pool
+
+
+class ServingRuntime:
+    """What an app holds: the current ServingState and, serving the latest registry, its follower."""
+
+    #: Seconds a replaced state's store stays open for requests still using it (gunicorn's
+    #: default request timeout is 30 s).
+    RETIRE_AFTER_S = 60.0
+
+    def __init__(self, state: ServingState, follower_store: Any = None) -> None:
+        self.state = state
+        self.follower: RegistryFollower | None = None
+        if follower_store is not None:
+            interval = state.config.reload_interval_ms / 1000
+            self.follower = RegistryFollower(follower_store, state.registry.version, self._swap, interval)
+        self._retired: list[tuple[float, ServingState, ServingState]] = []
+
+    def current(self) -> ServingState:
+        """The state to answer a request with (starts this process's follower on first use)."""
+        if self.follower is not None:
+            self.follower.start()
+        return self.state
+
+    def warm(self) -> None:
+        """Create this process's clients and start its follower (gunicorn's post_fork)."""
+        self.current().ensure_clients()
+
+    def _swap(self, registry: Registry) -> None:
+        new = self.state.successor(registry)
+        old, self.state = self.state, new
+        now = time.monotonic()
+        self._retired.append((now, old, new))
+        keep = []
+        for retired_at, state, successor in self._retired:
+            if now - retired_at >= self.RETIRE_AFTER_S:
+                state.close_store_unless_shared(successor)
+            else:
+                keep.append((retired_at, state, successor))
+        self._retired = keep
 
 
 def _load_registry(source: Any, config: ServingConfig) -> Registry:
@@ -174,15 +243,31 @@ def init_app(app: Flask, test_config: Mapping[str, Any] | None = None) -> Servin
     )
     state = ServingState(registry, views, store, config)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    app.extensions[EXTENSION] = state
+    app.extensions[EXTENSION] = ServingRuntime(state, _followed_store(overrides, config))
     return state
+
+
+def _followed_store(overrides: Mapping[str, Any], config: ServingConfig) -> Any:
+    """The registry folder to follow: only when serving the latest applied registry (a pinned
+    registry file, or a registry handed in by a test, is never replaced)."""
+    if overrides.get("REGISTRY") is not None or config.registry_file:
+        return None
+    from hindsight.core.settings import Settings
+    from hindsight.registry_sync.store import RegistryStore
+
+    return RegistryStore(Settings.from_env().registry_dir)
 
 
 def warm(app: Flask) -> None:
     """Create this process's store client and thread pool before the first request needs them."""
-    app.extensions[EXTENSION].ensure_clients()
+    app.extensions[EXTENSION].warm()
+
+
+def get_runtime(app: Flask) -> ServingRuntime:
+    """The app's runtime: current state and registry follower."""
+    return app.extensions[EXTENSION]
 
 
 def get_state() -> ServingState:
     """The serving state of the current app (only inside a request or app context)."""
-    return current_app.extensions[EXTENSION]
+    return current_app.extensions[EXTENSION].current()

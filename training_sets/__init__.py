@@ -9,7 +9,13 @@ Reads the registry (`registry_sync`), the feature views' Delta tables (at pinned
 caller's spine; writes nothing but what it returns (the CLI writes the Parquet file it is told to).
 """
 
-from hindsight.training_sets.api import features_as_of, read_versions, training_set, training_set_sql
+from hindsight.training_sets.api import (
+    features_as_of,
+    read_registry_version,
+    read_versions,
+    training_set,
+    training_set_sql,
+)
 from hindsight.training_sets.errors import TrainingSetError
 from hindsight.training_sets.sql import DIALECTS, SpineSpec, ViewRequest, point_in_time_query
 
@@ -20,6 +26,7 @@ __all__ = [
     "ViewRequest",
     "features_as_of",
     "point_in_time_query",
+    "read_registry_version",
     "read_versions",
     "training_set",
     "training_set_sql",

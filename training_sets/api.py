@@ -2,7 +2,9 @@
 
 Every check runs before a query does; each failure is a `TrainingSetError` naming the problem.
 Results are Arrow tables carrying the Delta version read per view in their schema metadata
-(`hindsight.versions`), which `read_versions` returns and `versions=` replays exactly.
+(`hindsight.versions`), which `read_versions` returns and `versions=` replays exactly, and the
+applied registry version they were planned from (`hindsight.registry_version`), which
+`read_registry_version` returns and `registry_version=` replays.
 
 Each function takes `project_dir=` (default: $HINDSIGHT_PROJECT_DIR, else the current folder or its
 nearest parent with a dbt_project.yml), so a notebook in another folder finds its project.
@@ -31,6 +33,7 @@ from hindsight.training_sets.sql import SpineSpec, point_in_time_query
 from hindsight.training_sets.sql_parts import ROW_ID
 
 VERSIONS_KEY = b"hindsight.versions"
+REGISTRY_VERSION_KEY = b"hindsight.registry_version"
 
 Features = Sequence[str | FeatureRef] | str | None
 ProjectDir = str | os.PathLike[str] | None
@@ -43,6 +46,7 @@ def training_set(
     features: Features = None,
     event_timestamp: str = "event_timestamp",
     registry: Registry | None = None,
+    registry_version: int | None = None,
     versions: Mapping[str, int] | None = None,
     honor_created: bool = True,
     engine: str = "duckdb",
@@ -62,6 +66,8 @@ def training_set(
         features: "view:feature" / "view:*" references (instead of `service`).
         event_timestamp: the spine's event-time column (naive values are UTC).
         registry: defaults to the latest applied registry.
+        registry_version: an applied registry version to plan from instead of the latest (e.g.
+            `read_registry_version(an_earlier_result)`); with `versions=` it replays that result.
         versions: {view: Delta version} to read (e.g. `read_versions(an_earlier_result)`).
         honor_created: ignore rows not yet created at the event time (as-of-known-time).
         engine: "duckdb" (in process) or "spark" (Spark Connect).
@@ -70,21 +76,25 @@ def training_set(
 
     Returns:
         The spine's columns unchanged and in order, then one column per feature, one row per spine
-        row in the spine's order; `read_versions(result)` gives the versions read.
+        row in the spine's order; `read_versions(result)` gives the Delta versions read and
+        `read_registry_version(result)` the registry version used.
 
     Raises:
         TrainingSetError: on any invalid request, before a query runs.
+        RegistryError: no registry is applied, or `registry_version` is not one (the message
+            lists the applied versions).
     """
-    registry = _registry(registry, project_dir)
+    registry = _registry(registry, project_dir, registry_version)
     plan = plan_training_set(registry, select_features(registry, features=features, service=service))
     _check_versions(registry, versions)
     runner = open_engine(engine, spark_remote)
     try:
         table = load_spine(spine, duckdb_connection=getattr(runner, "connection", None))
         pinned = pin_tables(plan.views, dict(versions or {}))
-        return run_plan(runner, plan, table, pinned, event_timestamp=event_timestamp, honor_created=honor_created)
+        result = run_plan(runner, plan, table, pinned, event_timestamp=event_timestamp, honor_created=honor_created)
     finally:
         runner.close()
+    return _with_registry_version(result, registry)
 
 
 def features_as_of(
@@ -94,6 +104,7 @@ def features_as_of(
     service: str | None = None,
     entities: Any = None,
     registry: Registry | None = None,
+    registry_version: int | None = None,
     versions: Mapping[str, int] | None = None,
     honor_created: bool = True,
     engine: str = "duckdb",
@@ -115,6 +126,7 @@ def features_as_of(
             Arrow table of key columns. Default: every entity with a row visible at `when`,
             sorted by key.
         registry: defaults to the latest applied registry.
+        registry_version: as in `training_set`.
         versions: {view: Delta version}.
         honor_created: as in `training_set`.
         engine: as in `training_set`.
@@ -127,7 +139,7 @@ def features_as_of(
     Raises:
         TrainingSetError: on an invalid request, or views keyed on different entities.
     """
-    registry = _registry(registry, project_dir)
+    registry = _registry(registry, project_dir, registry_version)
     instant = as_of.instant(when)
     selected = as_of.without_request_fields(registry, select_features(registry, features=features, service=service))
     plan = plan_training_set(registry, selected)
@@ -146,7 +158,7 @@ def features_as_of(
         result = run_plan(runner, plan, spine, pinned, event_timestamp=as_of.EVENT_COLUMN, honor_created=honor_created)
     finally:
         runner.close()
-    return result.drop_columns([as_of.EVENT_COLUMN])
+    return _with_registry_version(result.drop_columns([as_of.EVENT_COLUMN]), registry)
 
 
 def read_versions(table: pa.Table) -> dict[str, int]:
@@ -159,12 +171,23 @@ def read_versions(table: pa.Table) -> dict[str, int]:
     return json.loads(raw) if raw else {}
 
 
+def read_registry_version(table: pa.Table) -> int | None:
+    """The applied registry version a training set was planned from (None if it carries none).
+
+    >>> read_registry_version(pa.table({"x": [1]}).replace_schema_metadata({REGISTRY_VERSION_KEY: b"2"}))
+    2
+    """
+    raw = (table.schema.metadata or {}).get(REGISTRY_VERSION_KEY)
+    return int(raw) if raw else None
+
+
 def training_set_sql(
     spine_columns: Sequence[str] = (),
     *,
     service: str | None = None,
     features: Features = None,
     registry: Registry | None = None,
+    registry_version: int | None = None,
     dialect: str = "duckdb",
     honor_created: bool = True,
     project_dir: ProjectDir = None,
@@ -174,7 +197,7 @@ def training_set_sql(
     The query reads the relations the engine registers: `spine` (row id, UTC event time, join
     keys) and one per view, named after the view.
     """
-    registry = _registry(registry, project_dir)
+    registry = _registry(registry, project_dir, registry_version)
     plan = plan_training_set(registry, select_features(registry, features=features, service=service))
     missing = sorted({f for f in plan.request_fields() if spine_columns and f not in spine_columns})
     if missing:
@@ -227,8 +250,14 @@ def run_plan(
     return result.replace_schema_metadata({VERSIONS_KEY: versions.encode()})
 
 
-def _registry(registry: Registry | None, project_dir: ProjectDir) -> Registry:
+def _registry(registry: Registry | None, project_dir: ProjectDir, version: int | None = None) -> Registry:
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+        raise TrainingSetError(f"registry_version must be an applied registry version (an integer >= 1); got {version!r}")
     if registry is not None:
+        if version is not None and registry.version != version:
+            raise TrainingSetError(
+                f"registry= is version {registry.version} but registry_version={version}: pass one of them"
+            )
         return registry
     from hindsight.core.config import ConfigError
     from hindsight.core.settings import Settings
@@ -238,7 +267,16 @@ def _registry(registry: Registry | None, project_dir: ProjectDir) -> Registry:
         settings = Settings.load(project_dir, require=True)
     except ConfigError as error:
         raise TrainingSetError(str(error)) from None
-    return load_registry(settings)
+    return load_registry(settings, version=version)
+
+
+def _with_registry_version(table: pa.Table, registry: Registry) -> pa.Table:
+    """Record the applied registry version next to the Delta versions (a registry built but never
+    applied has none, and records none)."""
+    if registry.version is None:
+        return table
+    metadata = {**(table.schema.metadata or {}), REGISTRY_VERSION_KEY: str(registry.version).encode()}
+    return table.replace_schema_metadata(metadata)
 
 
 def _check_versions(registry: Registry, versions: Mapping[str, int] | None) -> None:

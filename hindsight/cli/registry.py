@@ -12,6 +12,7 @@ from hindsight.cli.project import project_settings
 from hindsight.core.durations import format_duration
 from hindsight.core.settings import Settings
 from hindsight.registry_sync import RegistryError, RegistryStore, build_registry, load_registry
+from hindsight.registry_sync.dbt_project import parse_project, require_current_manifest
 from hindsight.registry_sync.diff import plan as diff_plan
 from hindsight.registry_sync.model import FeatureService, FeatureView, OnDemandFeatureView, Registry
 from hindsight.registry_sync.store import same_definitions
@@ -22,21 +23,36 @@ def _fail(error: Exception) -> None:
     sys.exit(2)
 
 
-def _build(settings: Settings) -> Registry:
+def _build(settings: Settings, parse: bool = True) -> Registry:
     try:
+        if parse:
+            seconds = parse_project(settings)
+            click.echo(f"Parsed the dbt project in {seconds:.1f} s.", err=True)
+        else:
+            require_current_manifest(settings)
         return build_registry(settings)
     except RegistryError as error:
         _fail(error)
         raise
 
 
+#: plan, apply and summary read the project as it is now unless told the manifest is current.
+parse_option = click.option(
+    "--parse/--no-parse",
+    default=True,
+    help="Run `dbt parse` first (default). --no-parse uses target/manifest.json as is, "
+    "refusing it if a project file is newer (for CI jobs that just ran dbt).",
+)
+
+
 @click.command()
 @click.option("--allow-breaking", is_flag=True, help="Exit 0 even if a change is breaking.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan(allow_breaking: bool, as_json: bool) -> None:
+@parse_option
+def plan(allow_breaking: bool, as_json: bool, parse: bool) -> None:
     """Show what `apply` would change in the registry; exit 1 on a breaking change."""
     settings = project_settings()
-    new = _build(settings)
+    new = _build(settings, parse)
     result = diff_plan(RegistryStore(settings.registry_dir).latest(), new)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -54,11 +70,12 @@ def plan(allow_breaking: bool, as_json: bool) -> None:
 @click.command()
 @click.option("--allow-breaking", is_flag=True, help="Apply even if a change is breaking.")
 @click.option("--online/--no-online", default=True, help="Create the online store's tables (default: on).")
-def apply(allow_breaking: bool, online: bool) -> None:
+@parse_option
+def apply(allow_breaking: bool, online: bool, parse: bool) -> None:
     """Write the dbt project's features as a new registry version (and create online tables)."""
     settings = project_settings()
     store = RegistryStore(settings.registry_dir)
-    new = _build(settings)
+    new = _build(settings, parse)
     current = store.latest()
     result = diff_plan(current, new)
     if result.breaking and not allow_breaking:
@@ -228,12 +245,13 @@ def _listing(registry: Registry) -> dict:
 
 
 @click.command()
-def summary() -> None:
+@parse_option
+def summary(parse: bool) -> None:
     """Summarize each feature view's Delta table: rows, entities, time range, version."""
     from hindsight.offline_store.summary import summarize
 
     settings = project_settings()
-    registry = _build(settings)
+    registry = _build(settings, parse)
     click.echo(f"{'feature view':<30} {'rows':>10} {'entities':>9}  {'from':<19}  {'to':<19}  version")
     for view in registry.feature_views:
         s = summarize(view)

@@ -20,7 +20,9 @@ import click
               help="Seconds before a stuck worker is restarted.")
 @click.option("--registry-file", type=click.Path(exists=True, dir_okay=False), default=None,
               envvar="HINDSIGHT_SERVING_REGISTRY",
-              help="Serve this registry JSON instead of the latest applied registry (HINDSIGHT_SERVING_REGISTRY).")
+              help="Serve this registry JSON instead of the latest applied registry, which is followed "
+                   "(a newly applied version is served within about a second); a file is never reloaded "
+                   "(HINDSIGHT_SERVING_REGISTRY).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request to stderr.")
 @click.option("--detach", is_flag=True,
               help="Run in the background (restarting one already detached on this port) and return once it answers.")

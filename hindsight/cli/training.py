@@ -29,6 +29,13 @@ import click
 )
 @click.option("--spark-remote", help="Spark Connect URL for --dialect spark (default $HINDSIGHT_SPARK_REMOTE).")
 @click.option("--versions", help='Delta versions to read, as JSON: \'{"user_profile": 3}\'.')
+@click.option("--registry-version", type=click.IntRange(min=1), help="An applied registry version to use (default: the latest).")
+@click.option(
+    "--replay",
+    "replay_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="An earlier training set's Parquet file: use the registry and Delta versions it records.",
+)
 @click.option("--no-created", is_flag=True, help="Ignore created times (use rows however late they were recorded).")
 def training_set_command(
     service: str | None,
@@ -40,6 +47,8 @@ def training_set_command(
     dialect: str,
     spark_remote: str | None,
     versions: str | None,
+    registry_version: int | None,
+    replay_path: str | None,
     no_created: bool,
 ) -> None:
     """Build a training set: each spine row gets the feature values known at its event time."""
@@ -47,14 +56,25 @@ def training_set_command(
 
     from hindsight.cli.project import project_settings
     from hindsight.registry_sync.errors import RegistryError
-    from hindsight.training_sets import TrainingSetError, read_versions, training_set, training_set_sql
+    from hindsight.training_sets import (
+        TrainingSetError,
+        read_registry_version,
+        read_versions,
+        training_set,
+        training_set_sql,
+    )
 
     if (service is None) == (features is None):
         raise click.UsageError("pass exactly one of --service and --features")
     if out is None and not print_sql:
         raise click.UsageError("--out is required (or --print-sql to only show the SQL)")
     pinned = _parse_versions(versions)
-    selection = {"service": service, "features": features, "project_dir": project_settings().project_dir}
+    if replay_path is not None:
+        if versions is not None or registry_version is not None:
+            raise click.UsageError("--replay takes the versions from the file: drop --versions and --registry-version")
+        pinned, registry_version = _recorded_versions(replay_path)
+    selection = {"service": service, "features": features, "registry_version": registry_version,
+                 "project_dir": project_settings().project_dir}
     try:
         if print_sql:
             spine_columns = pq.read_schema(spine_path).names
@@ -74,11 +94,26 @@ def training_set_command(
     except (TrainingSetError, RegistryError) as error:
         raise click.ClickException(str(error)) from error
     pq.write_table(table, out)
+    used = read_registry_version(table)
     click.echo(
-        f"wrote {table.num_rows} rows x {table.num_columns} columns to {out}; "
-        f"Delta versions {json.dumps(read_versions(table), sort_keys=True)} (replay with --versions)",
+        f"wrote {table.num_rows} rows x {table.num_columns} columns to {out}; registry version {used}, "
+        f"Delta versions {json.dumps(read_versions(table), sort_keys=True)} (replay with --replay {out})",
         err=True,
     )
+
+
+def _recorded_versions(path: str) -> tuple[dict[str, int], int | None]:
+    """The Delta versions and registry version an earlier training set's file records."""
+    import pyarrow.parquet as pq
+
+    from hindsight.training_sets import read_registry_version, read_versions
+
+    schema = pq.read_schema(path)
+    empty = schema.empty_table()
+    versions, registry_version = read_versions(empty), read_registry_version(empty)
+    if not versions and registry_version is None:
+        raise click.BadParameter(f"{path} records no versions: it was not written by hindsight training-set", param_hint="--replay")
+    return versions, registry_version
 
 
 def _parse_versions(text: str | None) -> dict[str, int] | None:

@@ -257,7 +257,12 @@ def test_a_live_sync_lease_blocks_another_sync_and_is_renewed(tmp_path, online_c
         first = float(dynamodb_client.get_item(TableName=table, Key=lock_key)["Item"]["expires_at"]["N"])
         with pytest.raises(SyncInProgress, match="holds the lease"):
             Lease(dynamodb_client, table, seconds=3).acquire()
-        time.sleep(1.5)
-        renewed = float(dynamodb_client.get_item(TableName=table, Key=lock_key)["Item"]["expires_at"]["N"])
-        assert renewed > first
+        # The renewer runs every seconds/3 = 1 s: poll for its write against a deadline instead
+        # of sleeping a fixed time that a loaded machine can overrun.
+        deadline = time.monotonic() + 10
+        renewed = first
+        while renewed <= first and time.monotonic() < deadline:
+            time.sleep(0.1)
+            renewed = float(dynamodb_client.get_item(TableName=table, Key=lock_key)["Item"]["expires_at"]["N"])
+        assert renewed > first, "the lease was not renewed within 10 s"
     assert "Item" not in dynamodb_client.get_item(TableName=table, Key=lock_key)

@@ -76,3 +76,43 @@ def test_definition_errors_name_the_exposure_and_its_file(project_copy):
     assert result.returncode == 2
     assert ("feature service fraud_detection (models/features/feature_services.yml): feature view merchant_risk "
             "has no feature fraud_rate_8d (did you mean fraud_rate_7d") in result.stderr
+
+
+def test_plan_and_apply_parse_the_project_as_it_is_now(project_copy):
+    # The copy has no target/: no manifest at all until plan parses.
+    assert not (project_copy.root / "target" / "manifest.json").exists()
+    first = hindsight(project_copy, "apply", "--no-online", check=True)
+    assert "Applied registry version 1" in first.stdout
+    assert "Parsed the dbt project in" in first.stderr
+    profile = project_copy.root / "models" / "features" / "user_profile.yml"
+    profile.write_text(profile.read_text().replace('"Credit limit in EUR."', '"Credit limit in EUR, at the time."'))
+    # No `dbt parse` in between: plan sees the edit.
+    result = hindsight(project_copy, "plan", "--json", check=True)
+    assert json.loads(result.stdout)["changes"] == [
+        {"action": "changed", "kind": "feature", "name": "user_profile:credit_limit", "detail": "description",
+         "breaking": False},
+    ]
+
+
+def test_no_parse_refuses_a_manifest_older_than_the_project(parsed_copy):
+    project_copy = parsed_copy
+    assert hindsight(project_copy, "plan", "--no-parse", check=True).stdout.startswith("+ ")
+    risk = project_copy.root / "models" / "features" / "merchant_risk.sql"
+    risk.write_text(risk.read_text() + "\n-- edited after the last parse\n")
+    result = hindsight(project_copy, "plan", "--no-parse")
+    assert result.returncode == 2
+    assert "is older than 1 project file(s) changed since (models/features/merchant_risk.sql)" in result.stderr
+    assert "run `dbt parse` (or `dbt build`) first, or drop --no-parse" in result.stderr
+    assert hindsight(project_copy, "apply", "--no-online", "--no-parse").returncode == 2
+    project_copy.dbt("parse")
+    assert hindsight(project_copy, "plan", "--no-parse").returncode == 0
+
+
+def test_a_project_dbt_cannot_parse_is_a_clear_error(project_copy):
+    services = project_copy.root / "models" / "features" / "feature_services.yml"
+    services.write_text(services.read_text() + "\n  - name: [unclosed\n")
+    result = hindsight(project_copy, "plan")
+    assert result.returncode == 2
+    assert "error:\ndbt could not parse the project in" in result.stderr
+    assert "feature_services.yml" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

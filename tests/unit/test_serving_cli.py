@@ -42,7 +42,7 @@ def test_serve_defaults_and_port_from_environment(captured_run, registry_file, m
     assert (options.host, options.port, options.threads) == ("127.0.0.1", 9123, server.DEFAULT_THREADS)
     assert options.workers == server.default_workers()
     # The app was built (registry loaded, services planned) before gunicorn forks.
-    assert sorted(app.extensions["hindsight_serving"].plans) == ["fraud_detection", "merchant_catalog", "user_basics"]
+    assert sorted(app.extensions["hindsight_serving"].state.plans) == ["fraud_detection", "merchant_catalog", "user_basics"]
     assert "serving on http://127.0.0.1:9123" in result.output
 
 

@@ -1,0 +1,99 @@
+"""Keep dbt's manifest.json current with the project's files before a registry is built from it.
+
+`plan` and `apply` must judge the project as it is now, not the last `dbt build`: `parse_project`
+runs `dbt parse` in process (dbt's programmatic API, `dbtRunner`), and `stale_files` lists the
+project files changed since the manifest was written, for callers told not to parse (a CI job
+that has just run dbt). Reads the project's files and dbt_project.yml; writes target/ (dbt's).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+from hindsight.core.settings import Settings
+from hindsight.registry_sync.errors import RegistryError
+
+#: Files at the project root that change what dbt parses.
+_ROOT_FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml", "selectors.yml")
+#: dbt_project.yml keys naming folders dbt reads, with dbt's defaults.
+_PATH_KEYS = {
+    "model-paths": ["models"],
+    "macro-paths": ["macros"],
+    "seed-paths": ["seeds"],
+    "snapshot-paths": ["snapshots"],
+    "test-paths": ["tests"],
+    "analysis-paths": ["analyses"],
+}
+#: What dbt parses in those folders (docs blocks live in .md, seeds in .csv).
+_SUFFIXES = {".sql", ".yml", ".yaml", ".py", ".md", ".csv"}
+
+
+def parse_project(settings: Settings) -> float:
+    """Run `dbt parse` on the project so manifest.json reflects its current files.
+
+    Partial parsing makes a second parse of an unchanged project cheap.
+
+    Returns:
+        The seconds the parse took, importing dbt included.
+
+    Raises:
+        RegistryError: dbt could not parse the project; the message is dbt's.
+    """
+    started = time.perf_counter()
+    from dbt.cli.main import dbtRunner  # imported here: dbt takes seconds to import, counted in the parse
+
+    project = settings.project_dir.resolve()
+    args = ["parse", "--project-dir", str(project), "--target-path", str(settings.manifest_path.parent.resolve())]
+    if not os.environ.get("DBT_PROFILES_DIR") and (project / "profiles.yml").exists():
+        args += ["--profiles-dir", str(project)]
+    # dbt's console log would mix into `plan --json`; its errors come back in the result instead.
+    args += ["--log-level", "none"]
+    result = dbtRunner().invoke(args)
+    if not result.success:
+        reason = result.exception or "see logs/dbt.log"
+        raise RegistryError(f"dbt could not parse the project in {project}:\n{reason}")
+    return time.perf_counter() - started
+
+
+def stale_files(settings: Settings) -> list[Path]:
+    """The project files modified after manifest.json was written (all of them if it is missing)."""
+    manifest = settings.manifest_path
+    written = manifest.stat().st_mtime_ns if manifest.exists() else -1
+    return sorted(p for p in _project_files(settings.project_dir) if p.stat().st_mtime_ns > written)
+
+
+def require_current_manifest(settings: Settings) -> None:
+    """Refuse a manifest older than the project files (the `--no-parse` path).
+
+    Raises:
+        RegistryError: naming the newer files and how to refresh the manifest.
+    """
+    manifest = settings.manifest_path
+    if not manifest.exists():
+        raise RegistryError(f"no dbt manifest at {manifest}: run `dbt parse` (or drop --no-parse)")
+    newer = stale_files(settings)
+    if newer:
+        shown = ", ".join(str(p.relative_to(settings.project_dir)) for p in newer[:5])
+        more = f" and {len(newer) - 5} more" if len(newer) > 5 else ""
+        raise RegistryError(
+            f"{manifest} is older than {len(newer)} project file(s) changed since ({shown}{more}): "
+            "run `dbt parse` (or `dbt build`) first, or drop --no-parse to let hindsight parse"
+        )
+
+
+def _project_files(project_dir: Path) -> Iterator[Path]:
+    for name in _ROOT_FILES:
+        if (project_dir / name).is_file():
+            yield project_dir / name
+    config_file = project_dir / "dbt_project.yml"
+    config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+    folders = {folder for key, default in _PATH_KEYS.items() for folder in (config.get(key) or default)}
+    for folder in sorted(folders):
+        root = project_dir / folder
+        if root.is_dir():
+            yield from (p for p in root.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
