@@ -60,27 +60,6 @@ class ServerOptions:
 _METRICS_DIR_PREFIX = "hindsight-serve-"
 
 
-def prepare_metrics_dir(state_dir: Path, port: int) -> Path:
-    """Create this server's own, empty metrics folder and point PROMETHEUS_MULTIPROC_DIR at it.
-
-    prometheus_client needs a folder no earlier server wrote to: stale files would be merged into
-    this one's metrics. The folder is a fresh `hindsight-serve-<pid>-*` inside PROMETHEUS_MULTIPROC_DIR
-    when that is set, else inside `<state>/serving-metrics-<port>`. Only folders a server created are
-    ever removed: its own at exit, and those of servers no longer running (their `.db` files only),
-    so files a user keeps in PROMETHEUS_MULTIPROC_DIR are never touched.
-    """
-    parent = Path(os.environ.get(MULTIPROC_ENV) or state_dir / f"serving-metrics-{port}")
-    parent.mkdir(parents=True, exist_ok=True)
-    for leftover in parent.glob(f"{_METRICS_DIR_PREFIX}*"):
-        if leftover.is_dir() and not _pid_alive(_creator_pid(leftover)):
-            _remove_metrics_dir(leftover)
-    directory = Path(tempfile.mkdtemp(prefix=f"{_METRICS_DIR_PREFIX}{os.getpid()}-", dir=parent))
-    os.environ[MULTIPROC_ENV] = str(directory)
-    # Forked workers inherit this handler and exit through sys.exit too: only the creator removes.
-    atexit.register(_remove_metrics_dir, directory, os.getpid())
-    return directory
-
-
 def _creator_pid(directory: Path) -> int | None:
     pid = directory.name[len(_METRICS_DIR_PREFIX):].split("-", 1)[0]
     return int(pid) if pid.isdigit() else None
@@ -108,6 +87,27 @@ def _remove_metrics_dir(directory: Path, creator: int | None = None) -> None:
         directory.rmdir()
     except OSError:
         pass  # something else is in it: not ours to delete
+
+
+def prepare_metrics_dir(state_dir: Path, port: int) -> Path:
+    """Create this server's own, empty metrics folder and point PROMETHEUS_MULTIPROC_DIR at it.
+
+    prometheus_client needs a folder no earlier server wrote to: stale files would be merged into
+    this one's metrics. The folder is a fresh `hindsight-serve-<pid>-*` inside PROMETHEUS_MULTIPROC_DIR
+    when that is set, else inside `<state>/serving-metrics-<port>`. Only folders a server created are
+    ever removed: its own at exit, and those of servers no longer running (their `.db` files only),
+    so files a user keeps in PROMETHEUS_MULTIPROC_DIR are never touched.
+    """
+    parent = Path(os.environ.get(MULTIPROC_ENV) or state_dir / f"serving-metrics-{port}")
+    parent.mkdir(parents=True, exist_ok=True)
+    for leftover in parent.glob(f"{_METRICS_DIR_PREFIX}*"):
+        if leftover.is_dir() and not _pid_alive(_creator_pid(leftover)):
+            _remove_metrics_dir(leftover)
+    directory = Path(tempfile.mkdtemp(prefix=f"{_METRICS_DIR_PREFIX}{os.getpid()}-", dir=parent))
+    os.environ[MULTIPROC_ENV] = str(directory)
+    # Forked workers inherit this handler and exit through sys.exit too: only the creator removes.
+    atexit.register(_remove_metrics_dir, directory, os.getpid())
+    return directory
 
 
 def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
