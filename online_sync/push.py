@@ -4,10 +4,16 @@ Pushed rows go to the entity's push slot (writer "push") with one conditional Pu
 lands only if the slot holds nothing newer (`_hs_order <= :new`), so pushes racing each other or a
 sync converge on the newest event. The offline half (appending to the Delta table) is a later
 issue; it will grow here, behind the same function.
+
+Event (and created) times may lie at most `max_future_skew` ahead of the pushing machine's clock
+(HINDSIGHT_PUSH_MAX_FUTURE_SKEW, default 5m): newest wins, so one far-future row would otherwise
+hold its entity's online value until real time caught up with it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +34,64 @@ from hindsight.online_sync.codec import (
     order_key,
     to_micros,
 )
+from hindsight.core.durations import format_duration, parse_duration
 from hindsight.online_sync.config import OnlineStoreConfig, shared_client, store_error
 from hindsight.online_sync.tables import online_views
 from hindsight.registry_sync.model import FeatureView, Registry
 
 #: Columns a pushed row may carry that are not features (the Delta partition column).
 _IGNORED_COLUMNS = frozenset({"_partition_date"})
+
+#: How far ahead of this machine's clock a pushed event (or created) time may be.
+MAX_FUTURE_SKEW_ENV = "HINDSIGHT_PUSH_MAX_FUTURE_SKEW"
+DEFAULT_MAX_FUTURE_SKEW = dt.timedelta(minutes=5)
+
+
+def max_future_skew(environ: Mapping[str, str] | None = None) -> dt.timedelta:
+    """The push clock-skew bound: HINDSIGHT_PUSH_MAX_FUTURE_SKEW ('5m', '1h', ...) or 5 minutes.
+
+    >>> max_future_skew({"HINDSIGHT_PUSH_MAX_FUTURE_SKEW": "90s"})
+    datetime.timedelta(seconds=90)
+
+    Raises:
+        ValueError: naming the variable and the accepted form.
+    """
+    text = (os.environ if environ is None else environ).get(MAX_FUTURE_SKEW_ENV) or ""
+    if not text.strip():
+        return DEFAULT_MAX_FUTURE_SKEW
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise ValueError(f"{MAX_FUTURE_SKEW_ENV}: {err}") from None
+
+
+@dataclass(frozen=True)
+class FutureBound:
+    """The newest event or created time a push accepts: `now` plus `skew`."""
+
+    now: dt.datetime
+    skew: dt.timedelta
+
+    @property
+    def latest(self) -> dt.datetime:
+        return self.now + self.skew
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> FutureBound:
+        return cls(dt.datetime.now(dt.timezone.utc), max_future_skew(environ))
+
+
+class FutureEventError(ValueError):
+    """A pushed row's event or created time lies further ahead than the allowed skew."""
+
+    def __init__(self, view: str, index: int, field: str, value: dt.datetime, bound: FutureBound):
+        self.view, self.index, self.field = view, index, field
+        super().__init__(
+            f"push to {view!r}: row {index}: {field} {value.isoformat()} is more than "
+            f"{format_duration(bound.skew)} in the future (latest accepted: "
+            f"{bound.latest.isoformat(timespec='seconds')}); newest wins online, so it would hide every "
+            f"real value until then. Fix the row's time, or raise {MAX_FUTURE_SKEW_ENV}"
+        )
 
 
 @dataclass(frozen=True)
@@ -64,12 +122,17 @@ def _check_row(view: FeatureView, row: Mapping[str, Any], index: int) -> None:
         raise ValueError(f"push to {view.name!r}: row {index} has null {nulls}")
 
 
-def push_item(view: FeatureView, row: Mapping[str, Any], index: int = 0) -> tuple[str, int, dict[str, Any]]:
+def push_item(
+    view: FeatureView, row: Mapping[str, Any], index: int = 0, bound: FutureBound | None = None
+) -> tuple[str, int, dict[str, Any]]:
     """Validate one pushed row and build its push-slot item: (entity key, order, item).
+
+    `bound`: the newest event/created time accepted (None: no bound).
 
     Raises:
         ValueError: a column is missing, unknown or null where it may not be, or a value has the
             wrong type.
+        FutureEventError: the event or created time lies after `bound.latest`.
     """
     _check_row(view, row, index)
     try:
@@ -87,16 +150,27 @@ def push_item(view: FeatureView, row: Mapping[str, Any], index: int = 0) -> tupl
                 item[feature.name] = encoder(feature.dtype)(value)
     except (TypeError, ValueError, ArithmeticError) as err:
         raise ValueError(f"push to {view.name!r}: row {index}: {err}") from err
+    if bound is not None:
+        latest = to_micros(bound.latest)
+        for field, micros in ((view.timestamp_field, event), (view.created_field, created)):
+            if micros is not None and micros > latest:
+                raise FutureEventError(view.name, index, field, _from_micros(micros), bound)
     check_item_size(item, f"push to {view.name!r}, entity {key}")
     return key, order, item
 
 
-def _newest_per_entity(view: FeatureView, rows: Iterable[Mapping[str, Any]]) -> tuple[int, dict[str, tuple[int, dict[str, Any]]]]:
+def _from_micros(micros: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=micros)
+
+
+def _newest_per_entity(
+    view: FeatureView, rows: Iterable[Mapping[str, Any]], bound: FutureBound | None = None
+) -> tuple[int, dict[str, tuple[int, dict[str, Any]]]]:
     newest: dict[str, tuple[int, dict[str, Any]]] = {}
     count = 0
     for index, row in enumerate(rows):
         count += 1
-        key, order, item = push_item(view, row, index)
+        key, order, item = push_item(view, row, index, bound)
         # A later row of the same push wins a tie: it is the caller's latest word on that event.
         if key not in newest or newest[key][0] <= order:
             newest[key] = (order, item)
@@ -126,6 +200,7 @@ def push(
     rows: Iterable[Mapping[str, Any]],
     *,
     client: Any = None,
+    bound: FutureBound | None = None,
 ) -> PushReport:
     """Write rows to a view's online store; an older row never replaces a newer one.
 
@@ -137,6 +212,7 @@ def push(
             optionally the created field. Timestamps: datetimes (naive = UTC), ISO strings or
             epoch microseconds.
         client: a boto3 DynamoDB client to reuse.
+        bound: the newest event/created time accepted; default now plus max_future_skew().
 
     Returns:
         A PushReport.
@@ -144,12 +220,13 @@ def push(
     Raises:
         ValueError: the view is unknown or not online, or a row is malformed (all rows are checked
             before anything is written).
+        FutureEventError: a row's event or created time lies beyond the bound (nothing written).
         OnlineStoreUnavailable: DynamoDB cannot be reached.
     """
     started = time.perf_counter()
     config = config or OnlineStoreConfig.from_env()
     (view,) = online_views(registry, [view_name])
-    count, newest = _newest_per_entity(view, rows)
+    count, newest = _newest_per_entity(view, rows, bound or FutureBound.from_env())
     client = client or shared_client(config)
     table = config.table_name(view.name)
     try:

@@ -8,8 +8,9 @@ directory this module prepares before anything imports prometheus_client's value
 
 from __future__ import annotations
 
+import atexit
 import os
-import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -94,17 +95,57 @@ class ServerOptions:
     log_level: str = "info"
 
 
-def prepare_metrics_dir(state_dir: Path, port: int) -> Path:
-    """Set PROMETHEUS_MULTIPROC_DIR (unless already set) and empty it.
+#: Name prefix of the metrics folder each server creates (followed by its pid).
+_METRICS_DIR_PREFIX = "hindsight-serve-"
 
-    prometheus_client's docs require a directory wiped between runs: stale files from a previous
-    server would be merged into this one's metrics.
+
+def _creator_pid(directory: Path) -> int | None:
+    pid = directory.name[len(_METRICS_DIR_PREFIX):].split("-", 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if pid is None:
+        return True  # not a name we gave: leave it alone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_metrics_dir(directory: Path, creator: int | None = None) -> None:
+    """Remove prometheus_client's `*.db` files from a server's metrics folder, then the folder if empty."""
+    if creator is not None and os.getpid() != creator:
+        return
+    for path in directory.glob("*.db"):
+        path.unlink(missing_ok=True)
+    try:
+        directory.rmdir()
+    except OSError:
+        pass  # something else is in it: not ours to delete
+
+
+def prepare_metrics_dir(state_dir: Path, port: int) -> Path:
+    """Create this server's own, empty metrics folder and point PROMETHEUS_MULTIPROC_DIR at it.
+
+    prometheus_client needs a folder no earlier server wrote to: stale files would be merged into
+    this one's metrics. The folder is a fresh `hindsight-serve-<pid>-*` inside PROMETHEUS_MULTIPROC_DIR
+    when that is set, else inside `<state>/serving-metrics-<port>`. Only folders a server created are
+    ever removed: its own at exit, and those of servers no longer running (their `.db` files only),
+    so files a user keeps in PROMETHEUS_MULTIPROC_DIR are never touched.
     """
-    directory = Path(os.environ.get(MULTIPROC_ENV) or state_dir / f"serving-metrics-{port}")
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    parent = Path(os.environ.get(MULTIPROC_ENV) or state_dir / f"serving-metrics-{port}")
+    parent.mkdir(parents=True, exist_ok=True)
+    for leftover in parent.glob(f"{_METRICS_DIR_PREFIX}*"):
+        if leftover.is_dir() and not _pid_alive(_creator_pid(leftover)):
+            _remove_metrics_dir(leftover)
+    directory = Path(tempfile.mkdtemp(prefix=f"{_METRICS_DIR_PREFIX}{os.getpid()}-", dir=parent))
     os.environ[MULTIPROC_ENV] = str(directory)
+    # Forked workers inherit this handler and exit through sys.exit too: only the creator removes.
+    atexit.register(_remove_metrics_dir, directory, os.getpid())
     return directory
 
 

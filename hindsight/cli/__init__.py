@@ -18,6 +18,7 @@ from hindsight.cli.registry import apply, plan, registry_group, summary
 from hindsight.cli.serve import serve
 from hindsight.cli.spark import spark
 from hindsight.cli.training import training_set_command
+from hindsight.cli.vacuum import vacuum
 
 
 @click.group(cls=ProjectGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,5 +34,6 @@ for _online_command in (online, sync_command, push_command, check_parity_command
 main.add_command(serve)
 main.add_command(spark)
 main.add_command(training_set_command)
+main.add_command(vacuum)
 for _registry_command in (plan, apply, registry_group, summary):
     main.add_command(_registry_command)

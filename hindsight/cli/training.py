@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import click
 
@@ -68,6 +70,8 @@ def training_set_command(
         raise click.UsageError("pass exactly one of --service and --features")
     if out is None and not print_sql:
         raise click.UsageError("--out is required (or --print-sql to only show the SQL)")
+    if out is not None:
+        _check_output(out, spine_path)
     pinned = _parse_versions(versions)
     if replay_path is not None:
         if versions is not None or registry_version is not None:
@@ -93,7 +97,13 @@ def training_set_command(
         )
     except (TrainingSetError, RegistryError) as error:
         raise click.ClickException(str(error)) from error
-    pq.write_table(table, out)
+    # Written beside `out` and renamed into place: a failed write never leaves half a file.
+    partial = Path(out).with_name(f".{Path(out).name}.{os.getpid()}.partial")
+    try:
+        pq.write_table(table, partial)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     used = read_registry_version(table)
     click.echo(
         f"wrote {table.num_rows} rows x {table.num_columns} columns to {out}; registry version {used}, "
@@ -114,6 +124,20 @@ def _recorded_versions(path: str) -> tuple[dict[str, int], int | None]:
     if not versions and registry_version is None:
         raise click.BadParameter(f"{path} records no versions: it was not written by hindsight training-set", param_hint="--replay")
     return versions, registry_version
+
+
+def _check_output(out: str, spine_path: str) -> None:
+    """Refuse, before any computation, an --out that would overwrite the spine or cannot be written."""
+    target, spine = Path(out).resolve(), Path(spine_path).resolve()
+    if target == spine or spine in target.parents:
+        raise click.ClickException(
+            f"--out {out} would overwrite the spine {spine_path}: write the training set to another file"
+        )
+    folder = target.parent
+    if not folder.is_dir():
+        raise click.ClickException(f"--out {out}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.ClickException(f"--out {out}: folder {folder} is not writable")
 
 
 def _parse_versions(text: str | None) -> dict[str, int] | None:

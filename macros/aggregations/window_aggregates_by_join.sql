@@ -30,7 +30,9 @@ hs_pairs as (
         {%- for c in spec.columns %}, hs_events.hs_c{{ loop.index }}{% endfor %}
     from hs_targets
     join hs_events
-        on {% for k in spec.key_list %}hs_events.{{ k }} = hs_targets.{{ k }} and {% endfor %}hs_events.hs_us <= hs_targets.hs_us
+        {#- NULL-safe, as the full refresh's PARTITION BY groups NULL keys: a NULL-key row must reach
+            validation on every run, not vanish from an incremental one. #}
+        on {% for k in spec.key_list %}hs_events.{{ k }} is not distinct from hs_targets.{{ k }} and {% endfor %}hs_events.hs_us <= hs_targets.hs_us
         and hs_events.hs_us > hs_targets.hs_us - {{ spec.widest.micros }}
 )
 select {{ spec.key_sql }}, {{ hindsight.from_epoch_micros('hs_us') if spec.grid else 'hs_ts' }} as {{ spec.out_ts }}

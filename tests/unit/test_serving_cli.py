@@ -81,13 +81,37 @@ def test_bad_port_is_rejected(captured_run):
     assert result.exit_code == 2 and "70000" in result.output
 
 
-def test_metrics_dir_is_emptied_and_exported(tmp_path, monkeypatch):
+def test_metrics_dir_is_new_and_exported_and_stale_server_dirs_go(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # empty = unset; restored after the test
-    stale = tmp_path / "serving-metrics-8080"
-    stale.mkdir()
+    parent = tmp_path / "serving-metrics-8080"
+    # A server that was killed (no such pid) left its folder behind.
+    stale = parent / "hindsight-serve-999999999-abc"
+    stale.mkdir(parents=True)
     (stale / "counter_123.db").write_bytes(b"old")
     directory = server.prepare_metrics_dir(tmp_path, 8080)
-    assert directory == stale and list(directory.iterdir()) == []
+    assert directory.parent == parent and list(directory.iterdir()) == []
+    assert not stale.exists()
     import os
 
-    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(stale)
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(directory)
+    (directory / "counter_1.db").write_bytes(b"x")
+    server._remove_metrics_dir(directory, os.getpid())
+    assert not directory.exists()
+
+
+def test_serve_never_deletes_a_users_files_in_the_metrics_dir(tmp_path, monkeypatch):
+    """PROMETHEUS_MULTIPROC_DIR named a folder holding a user's files: they all survive."""
+    users = tmp_path / "metrics"
+    (users / "nested").mkdir(parents=True)
+    (users / "notes.txt").write_text("mine")
+    (users / "nested" / "data.db").write_text("mine too")
+    (users / "other_app_1.db").write_text("another app's metrics")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(users))
+    directory = server.prepare_metrics_dir(tmp_path / "state", 8080)
+    assert directory.parent == users and directory.name.startswith("hindsight-serve-")
+    import os
+
+    server._remove_metrics_dir(directory, os.getpid())
+    assert sorted(str(p.relative_to(users)) for p in users.rglob("*")) == [
+        "nested", "nested/data.db", "notes.txt", "other_app_1.db"]
+    assert (users / "notes.txt").read_text() == "mine"

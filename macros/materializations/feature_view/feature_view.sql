@@ -4,7 +4,8 @@
   delta_scan() keeps ref() and dbt tests working.
 
   Steps: read and validate config -> decide the processing range (full refresh, incremental,
-  backfill) -> stage the model's rows in that range -> validate them -> one Delta commit
+  backfill) -> stage the model's rows in that range, holding back rows from the future ->
+  validate them (and refuse a full refresh that would empty the table) -> one Delta commit
   (overwrite, MERGE, or replace of the range) -> point the view at the table.
   Nothing is written to Delta unless every check passed.
 -#}
@@ -35,7 +36,13 @@
     where {{ hindsight.range_predicate(adapter.quote(range.column or cfg.timestamp_field), range) }}
   {%- endcall %}
 
-  {% do hindsight.validate_feature_view_rows(stage, cfg) %}
+  {% if hindsight.future_rows(stage, cfg, range) > 0 %}
+    {% call statement('defer_future_rows') -%}
+      delete from {{ stage }} where not {{ hindsight.future_rows_kept(cfg, range) }}
+    {%- endcall %}
+  {% endif %}
+  {% set staged_rows = hindsight.validate_feature_view_rows(stage, cfg) %}
+  {% do hindsight.refuse_empty_full_refresh(staged_rows, cfg, range) %}
 
   {% call statement('stage_out') -%}
     create view {{ stage_out }} as

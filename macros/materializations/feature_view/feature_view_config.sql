@@ -11,6 +11,8 @@
     partition_by     Delta partition column(s)                             date of timestamp_field
     allowed_lateness how far back an incremental run recomputes            '3d'
     on_schema_change fail | append_new_columns                             fail
+    future_rows      defer | fail: rows whose time is after the run's clock defer
+    allow_empty_full_refresh  a full refresh may empty a table holding rows  false (or var of that name)
     location         the Delta table's URI                                 <location_root>/<model>
 -#}
 {% macro feature_view_config() %}
@@ -51,6 +53,15 @@
     {{ exceptions.raise_compiler_error(where ~ ": on_schema_change '" ~ on_schema_change ~ "' is not supported by feature views; use one of: " ~ accepted_policies | join(', ') ~ " (dbt_project.yml sets fail for models/features).") }}
   {%- endif -%}
 
+  {%- set future_rows = config.get('future_rows') or 'defer' -%}
+  {%- if future_rows not in ['defer', 'fail'] -%}
+    {{ exceptions.raise_compiler_error(where ~ ": future_rows '" ~ future_rows ~ "' is not supported; use one of: defer, fail.") }}
+  {%- endif -%}
+  {%- set allow_empty = var('allow_empty_full_refresh', config.get('allow_empty_full_refresh', false)) -%}
+  {%- if allow_empty not in [true, false] -%}
+    {{ exceptions.raise_compiler_error(where ~ ": allow_empty_full_refresh must be true or false, got " ~ allow_empty ~ ".") }}
+  {%- endif -%}
+
   {%- set partition_by = config.get('partition_by') -%}
   {%- set derived_partition = partition_by is none -%}
   {%- if derived_partition -%}
@@ -80,6 +91,8 @@
       'online': online,
       'lateness_seconds': lateness_seconds,
       'on_schema_change': on_schema_change,
+      'future_rows': future_rows,
+      'allow_empty_full_refresh': allow_empty,
       'partition_by': partition_by,
       'derived_partition': derived_partition,
       'location': location,

@@ -5,7 +5,8 @@
 
   Steps, as on DuckDB: read and validate config -> decide the processing range (full refresh,
   incremental, backfill; a Delta table found at the location counts even if the catalog lost it)
-  -> stage the model's rows in that range (temporary views) -> validate them -> one Delta commit:
+  -> stage the model's rows in that range (temporary views), holding back rows from the future ->
+  validate them (and refuse a full refresh that would empty the table) -> one Delta commit:
     full refresh  CREATE OR REPLACE TABLE ... USING delta ... AS SELECT
     incremental   MERGE on (entities, timestamp[, created]); unchanged rows (floats within 1e-9
                   relative) are not updated, so a rerun commits nothing
@@ -35,13 +36,16 @@
   {%- endcall %}
   {% do hindsight.validate_feature_view_columns(model_rows, cfg) %}
 
+  {%- set in_range = hindsight.range_predicate(adapter.quote(range.column or cfg.timestamp_field), range) -%}
+  {%- set deferred = hindsight.future_rows('(select * from ' ~ model_rows ~ ' where ' ~ in_range ~ ') as hs_in_range', cfg, range) -%}
   {% call statement('stage') -%}
     create or replace temporary view {{ stage }} as
     select {{ hindsight._spark_stage_columns(adapter.get_columns_in_relation(model_rows), cfg) | join(', ') }}
     from {{ model_rows }}
-    where {{ hindsight.range_predicate(adapter.quote(range.column or cfg.timestamp_field), range) }}
+    where {{ in_range }}{% if deferred > 0 %} and {{ hindsight.future_rows_kept(cfg, range) }}{% endif %}
   {%- endcall %}
-  {% do hindsight.validate_feature_view_rows(stage, cfg) %}
+  {% set staged_rows = hindsight.validate_feature_view_rows(stage, cfg) %}
+  {% do hindsight.refuse_empty_full_refresh(staged_rows, cfg, range) %}
 
   {%- set commit_metadata = {
       'dbt_invocation_id': invocation_id,

@@ -6,11 +6,17 @@
                   events are picked up however old the event
     backfill      event times in [var backfill_start, var backfill_end)
   `column` names the output column the range applies to.
+  `now` is the run's wall clock (dbt's run_started_at, naive UTC): in every mode the rows written
+  have their watermark column (created_field, else timestamp_field) before it, and rows at or after
+  it wait for a later run (future_rows.sql). So the table's newest watermark never passes the
+  clock of the run that wrote it, and the next incremental run, starting from that newest value
+  minus `allowed_lateness`, cannot skip a row a full refresh would write.
   Called by the materialization and by models (through source_time_filter / window_aggregates),
   so the rows read and the rows written always agree.
 -#}
 {% macro processing_range() %}
-  {%- set full = {'mode': 'full_refresh', 'start': none, 'end': none, 'column': none} -%}
+  {%- set now = hindsight._as_utc(run_started_at) -%}
+  {%- set full = {'mode': 'full_refresh', 'start': none, 'end': none, 'column': none, 'now': now} -%}
   {%- if not execute or model.config.materialized != 'feature_view' -%}
     {{ return(full) }}
   {%- endif -%}
@@ -18,21 +24,24 @@
   {%- set start = var('backfill_start', none) -%}
   {%- set end = var('backfill_end', none) -%}
   {%- if start is not none or end is not none -%}
-    {{ return(hindsight._backfill_range(cfg, start, end)) }}
+    {{ return(hindsight._backfill_range(cfg, start, end, now)) }}
   {%- endif -%}
   {%- if not is_incremental() -%}
     {{ return(full) }}
   {%- endif -%}
   {%- set column = cfg.created_field or cfg.timestamp_field -%}
-  {%- set newest = run_query("select max(" ~ adapter.quote(column) ~ ") from " ~ hindsight.feature_view_relation(cfg.location))[0][0] -%}
+  {#- Rows at or after `now` can only be in a table written before future rows were held back:
+      they must not move the watermark (a full refresh removes them). -#}
+  {%- set newest = run_query("select max(" ~ adapter.quote(column) ~ ") from " ~ hindsight.feature_view_relation(cfg.location)
+      ~ " where " ~ adapter.quote(column) ~ " < " ~ hindsight.timestamp_literal(now))[0][0] -%}
   {%- if newest is none -%}
-    {{ return({'mode': 'incremental', 'start': none, 'end': none, 'column': column}) }}
+    {{ return({'mode': 'incremental', 'start': none, 'end': none, 'column': column, 'now': now}) }}
   {%- endif -%}
   {%- set start = hindsight._as_utc(newest) - modules.datetime.timedelta(seconds=cfg.lateness_seconds) -%}
-  {{ return({'mode': 'incremental', 'start': start, 'end': none, 'column': column}) }}
+  {{ return({'mode': 'incremental', 'start': start, 'end': none, 'column': column, 'now': now}) }}
 {% endmacro %}
 
-{% macro _backfill_range(cfg, start, end) %}
+{% macro _backfill_range(cfg, start, end, now) %}
   {%- if start is none or end is none -%}
     {{ exceptions.raise_compiler_error(cfg.where ~ ": a backfill needs both vars backfill_start and backfill_end (end exclusive), e.g. --vars '{\"backfill_start\": \"2026-06-01\", \"backfill_end\": \"2026-06-02\"}'.") }}
   {%- endif -%}
@@ -50,7 +59,7 @@
   {%- if not hindsight.feature_view_exists() -%}
     {{ exceptions.raise_compiler_error(cfg.where ~ ": cannot backfill a feature view that was never built; run it once without backfill vars first.") }}
   {%- endif -%}
-  {{ return({'mode': 'backfill', 'start': parsed[0], 'end': parsed[1], 'column': cfg.timestamp_field}) }}
+  {{ return({'mode': 'backfill', 'start': parsed[0], 'end': parsed[1], 'column': cfg.timestamp_field, 'now': now}) }}
 {% endmacro %}
 
 {% macro _as_utc(value) %}

@@ -5,7 +5,8 @@
     1. entity, timestamp and created columns exist
     2. their types are usable (keys: integer or string; times: timestamp or date)
     3. no reserved column (_partition_date) in the model's output
-  validate_feature_view_rows runs on the staged rows of this run's range:
+  validate_feature_view_rows runs on the staged rows of this run's range, on every mode (full
+  refresh, incremental, backfill), and returns how many rows are staged:
     4. no NULL keys
     5. no duplicate (entities, timestamp[, created]) rows
 -#}
@@ -47,8 +48,9 @@
   {%- set null_counts -%}
     select
     {%- for name in keys %}
-      sum(case when {{ adapter.quote(name) }} is null then 1 else 0 end) as {{ adapter.quote(name) }}{{ ',' if not loop.last }}
+      sum(case when {{ adapter.quote(name) }} is null then 1 else 0 end) as {{ adapter.quote(name) }},
     {%- endfor %}
+      count(*) as hs_staged_rows
     from {{ relation }}
   {%- endset -%}
   {%- set row = run_query(null_counts)[0] -%}
@@ -73,6 +75,7 @@
     {%- for name in keys -%}{%- do example.append(name ~ '=' ~ found[0][loop.index0]) -%}{%- endfor -%}
     {{ exceptions.raise_compiler_error(fail ~ "unique (" ~ keys | join(', ') ~ ")' failed: " ~ found[0][-1] ~ " key(s) occur more than once, e.g. " ~ example | join(', ') ~ " (" ~ found[0][-2] ~ " rows)." ~ unchanged) }}
   {%- endif -%}
+  {{ return(row[keys | length] or 0) }}
 {% endmacro %}
 
 {% macro _is_key_type(dtype) %}
