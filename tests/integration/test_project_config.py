@@ -35,7 +35,18 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def test_registry_list_from_another_folder(demo_project, demo_registry, tmp_path):
+@pytest.fixture(scope="module")
+def applied(demo_project, tmp_path_factory):
+    """A copy of the built demo with its registry applied (the shared demo's registry stays empty)."""
+    from hindsight.registry_sync import build_registry
+    from hindsight.registry_sync.store import RegistryStore
+
+    copy = demo_project.copy(tmp_path_factory.mktemp("applied") / "project")
+    return copy, RegistryStore(copy.settings.registry_dir).write(build_registry(demo_project.settings))
+
+
+def test_registry_list_from_another_folder(applied, tmp_path):
+    demo_project, demo_registry = applied
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     listed = subprocess.run([str(HINDSIGHT), "registry", "list", "--project-dir", str(demo_project.root)],
@@ -59,7 +70,8 @@ def test_registry_list_from_another_folder(demo_project, demo_registry, tmp_path
     assert f"{elsewhere} has no dbt_project.yml" in outside.stderr and "--project-dir" in outside.stderr
 
 
-def test_the_sdk_takes_project_dir(demo_project, demo_registry, tmp_path, monkeypatch):
+def test_the_sdk_takes_project_dir(applied, tmp_path, monkeypatch):
+    demo_project, _ = applied
     for name in [k for k in os.environ if k.startswith("HINDSIGHT_")]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # a notebook outside the project
