@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, Response, request
 
-from hindsight.serving import jsonio, metrics
+from hindsight.serving import auth, jsonio, metrics
 from hindsight.serving.parsing import parse_feature_request, parse_json_body
 from hindsight.serving.reader import read_features
 from hindsight.serving.state import get_state
@@ -23,6 +23,7 @@ def get_features() -> Response:
     started = time.perf_counter()
     state = get_state()
     body = parse_json_body(request.get_data(cache=False), request.mimetype)
+    auth.authorize_feature_request(body)
     feature_request = parse_feature_request(body, state)
     results = read_features(feature_request, state.store, state.pool, started)
     response = jsonio.response({"results": results} if feature_request.batch else results[0])

@@ -20,12 +20,19 @@ import click
               envvar="HINDSIGHT_SERVING_REGISTRY",
               help="Serve this registry JSON instead of the latest applied registry (HINDSIGHT_SERVING_REGISTRY).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request to stderr.")
+@click.option("--no-auth", is_flag=True,
+              help="Serve without API keys (HINDSIGHT_SERVING_AUTH=none); refused unless --host is a loopback address.")
 @click.option("--detach", is_flag=True,
               help="Run in the background (restarting one already detached on this port) and return once it answers.")
 @click.option("--stop", is_flag=True, help="Stop the server detached on this port.")
 def serve(host: str, port: int, workers: int | None, threads: int, timeout: int, registry_file: str | None,
-          access_log: bool, detach: bool, stop: bool) -> None:
-    """Serve online features over HTTP (POST /v1/features; docs at /openapi.json)."""
+          access_log: bool, no_auth: bool, detach: bool, stop: bool) -> None:
+    """Serve online features over HTTP (POST /v1/features; docs at /openapi.json).
+
+    Clients send 'Authorization: Bearer KEY' with a key from `hindsight keys create`.
+    """
+    if not stop:
+        auth_mode = _auth_mode(host, no_auth)
     if stop or detach:
         from hindsight.serving.background import BackgroundServer
         from hindsight.core.settings import Settings
@@ -35,7 +42,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, timeout: int,
             click.echo("stopped" if server.stop() else f"no detached server on port {port}")
             return
         try:
-            server.start(_forwarded_options(workers, threads, timeout, registry_file, access_log))
+            server.start(_forwarded_options(workers, threads, timeout, registry_file, access_log, no_auth))
         except RuntimeError as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"serving in the background on {server.url} (pid {server.pid()}, log {server.log_path}); "
@@ -55,18 +62,34 @@ def serve(host: str, port: int, workers: int | None, threads: int, timeout: int,
     from hindsight.serving import create_app
     from hindsight.serving.state import ServingSetupError
 
+    overrides = {"REGISTRY_FILE": registry_file} if registry_file else {}
     try:
-        app = create_app({"REGISTRY_FILE": registry_file} if registry_file else None)
+        app = create_app({**overrides, "AUTH": auth_mode})
     except (ServingSetupError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     options = ServerOptions(host=host, port=port, workers=workers or default_workers(), threads=threads,
                             timeout=timeout, access_log=access_log)
-    click.echo(f"serving on http://{host}:{port} with {options.workers} worker(s); API at /openapi.json", err=True)
+    access = ("API keys required (`hindsight keys create`)" if auth_mode == "keys"
+              else "WITHOUT API keys: every local process can read every feature")
+    click.echo(f"serving on http://{host}:{port} with {options.workers} worker(s); {access}; API at /openapi.json",
+               err=True)
     run(options, app)
 
 
+def _auth_mode(host: str, no_auth: bool) -> str:
+    """"keys" or "none" (--no-auth, else HINDSIGHT_SERVING_AUTH); keyless only on loopback."""
+    from hindsight.serving.auth import AuthConfig, check_bind
+
+    try:
+        mode = "none" if no_auth else AuthConfig.from_env().mode
+        check_bind(host, mode)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    return mode
+
+
 def _forwarded_options(workers: int | None, threads: int, timeout: int, registry_file: str | None,
-                       access_log: bool) -> list[str]:
+                       access_log: bool, no_auth: bool = False) -> list[str]:
     options = ["--threads", str(threads), "--timeout", str(timeout)]
     if workers:
         options += ["--workers", str(workers)]
@@ -74,4 +97,6 @@ def _forwarded_options(workers: int | None, threads: int, timeout: int, registry
         options += ["--registry-file", registry_file]
     if access_log:
         options.append("--access-log")
+    if no_auth:
+        options.append("--no-auth")
     return options
