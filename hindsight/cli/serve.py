@@ -31,8 +31,6 @@ def serve(host: str, port: int, workers: int | None, threads: int, timeout: int,
 
     Clients send 'Authorization: Bearer KEY' with a key from `hindsight keys create`.
     """
-    if not stop:
-        auth_mode = _auth_mode(host, no_auth)
     if stop or detach:
         from hindsight.serving.background import BackgroundServer
         from hindsight.core.settings import Settings
@@ -41,6 +39,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, timeout: int,
         if stop:
             click.echo("stopped" if server.stop() else f"no detached server on port {port}")
             return
+        _auth_mode(host, no_auth)  # refuse here, not only in the detached process's log
         try:
             server.start(_forwarded_options(workers, threads, timeout, registry_file, access_log, no_auth))
         except RuntimeError as error:
@@ -58,6 +57,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, timeout: int,
                         datefmt="%Y-%m-%d %H:%M:%S %z")
     # Before the app (and prometheus_client's metric values) is created in this process.
     prepare_metrics_dir(Settings.from_env().state_dir, port)
+    auth_mode = _auth_mode(host, no_auth)
 
     from hindsight.serving import create_app
     from hindsight.serving.state import ServingSetupError
@@ -77,7 +77,11 @@ def serve(host: str, port: int, workers: int | None, threads: int, timeout: int,
 
 
 def _auth_mode(host: str, no_auth: bool) -> str:
-    """"keys" or "none" (--no-auth, else HINDSIGHT_SERVING_AUTH); keyless only on loopback."""
+    """"keys" or "none" (--no-auth, else HINDSIGHT_SERVING_AUTH); keyless only on loopback.
+
+    In the serving process call it after prepare_metrics_dir: it imports the serving package,
+    whose metrics must see PROMETHEUS_MULTIPROC_DIR first.
+    """
     from hindsight.serving.auth import AuthConfig, check_bind
 
     try:
