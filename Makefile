@@ -33,7 +33,7 @@ demo: tools
 	$(HINDSIGHT) online up --port $(DYNAMODB_PORT)
 	$(HINDSIGHT) apply
 	$(HINDSIGHT) sync
-	$(HINDSIGHT) keys create --name demo --read '*' --metrics --save "$${HINDSIGHT_STATE:-data/state}/demo_api_key"
+	$(HINDSIGHT) keys create --name demo --read '*' --metrics --replace --save "$${HINDSIGHT_STATE:-data/state}/demo_api_key"
 	$(HINDSIGHT) serve --detach
 	$(HINDSIGHT) demo-request
 

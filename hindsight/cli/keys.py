@@ -54,8 +54,11 @@ def keys() -> None:
 @click.option("--metrics", is_flag=True, help="The key may read GET /metrics.")
 @click.option("--save", "save", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the key to this file (mode 0600), for scripts and `hindsight demo-request`.")
+@click.option("--replace", is_flag=True,
+              help="Revoke the other active keys of this --name once the new key is stored (rotation; `make demo`).")
 @_user_errors
-def create(name: str, read: tuple[str, ...], write: tuple[str, ...], metrics: bool, save: Path | None) -> None:
+def create(name: str, read: tuple[str, ...], write: tuple[str, ...], metrics: bool, save: Path | None,
+           replace: bool) -> None:
     """Create a key; it is printed once, as the last word of the output, and stored only hashed."""
     known = _registry_names()
     if known is None:
@@ -63,7 +66,13 @@ def create(name: str, read: tuple[str, ...], write: tuple[str, ...], metrics: bo
     else:
         _check_names("--read", read, known[0], "feature service or view")
         _check_names("--write", write, known[1], "feature view")
-    key, record = _store().create(name, read, write, metrics)
+    store = _store()
+    key, record = store.create(name, read, write, metrics)
+    if replace:
+        for old in store.list():
+            if old.name == record.name and old.active and old.key_id != record.key_id:
+                store.revoke(old.key_id)
+                click.echo(f"revoked the previous key {old.key_id} of {old.name!r}")
     if save is not None:
         save.parent.mkdir(parents=True, exist_ok=True)
         # Created with 0600 from the start: the key is never readable by others, not even briefly.

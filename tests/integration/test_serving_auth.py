@@ -190,3 +190,30 @@ def test_keyless_serving_is_refused_on_the_network(deployment, args, env):
     result = hindsight({**deployment[3], **env}, "serve", "--port", str(port), *args, check=False)
     assert result.returncode == 2
     assert "refusing to serve without API keys on 0.0.0.0" in result.stderr
+
+
+def test_demo_key_saved_replaced_and_used_by_demo_request(server, deployment, monkeypatch):
+    from click.testing import CliRunner
+
+    from hindsight.cli import main
+
+    _, _, root, env = deployment
+    key_file = Path(env["HINDSIGHT_STATE"]) / "demo_api_key"
+    first = create_key(env, "--name", "demo", "--read", "*", "--replace", "--save", str(key_file))
+    second = hindsight(env, "keys", "create", "--name", "demo", "--read", "*", "--replace", "--save", str(key_file))
+    key = second.stdout.split()[-1]
+    assert f"revoked the previous key {parse_key(first)} of 'demo'" in second.stdout
+    assert key_file.read_text() == key + "\n" and (key_file.stat().st_mode & 0o777) == 0o600
+    active_demo = [line for line in hindsight(env, "keys", "list", "--active").stdout.splitlines() if " demo " in line]
+    assert [line.split()[0] for line in active_demo] == [parse_key(key)]
+
+    monkeypatch.setattr("hindsight.demo.request.newest_entities", lambda: {"user_id": 12})
+    monkeypatch.delenv("HINDSIGHT_API_KEY", raising=False)
+    result = CliRunner().invoke(main, ["demo-request", "--url", server.url, "--service", "user_basics"],
+                                env={"HINDSIGHT_STATE": env["HINDSIGHT_STATE"]})
+    assert result.exit_code == 0, result.output
+    curl = result.output.splitlines()[0]
+    assert curl.startswith("$ curl ") and f"-H 'Authorization: Bearer {key}'" in curl
+    # The printed curl works as printed.
+    answer = subprocess.run(["bash", "-c", curl[2:]], capture_output=True, text=True, timeout=30)
+    assert '"home_country":"FR"' in answer.stdout
