@@ -242,7 +242,8 @@ class KeyStore:
         except (BotoCoreError, ClientError) as err:
             raise store_error(err, f"creating {self._where()}") from err
 
-    def create(self, name: str, read: Iterable[str] = (), write: Iterable[str] = (), metrics: bool = False) -> tuple[str, ApiKey]:
+    def create(self, name: str, read: Iterable[str] = (), write: Iterable[str] = (),
+               metrics: bool = False) -> tuple[str, ApiKey]:
         """Mint a key, store its hash and record, and return the key (the only time it exists in clear).
 
         Raises:

@@ -113,7 +113,8 @@ def revoke(key_id: str) -> None:
 
     record, changed = _store().revoke(key_id)
     if not changed:
-        click.echo(f"API key {record.key_id} ({record.name!r}) was already revoked at {record.revoked_at:%Y-%m-%d %H:%M:%S}Z")
+        click.echo(f"API key {record.key_id} ({record.name!r}) was already revoked at "
+                   f"{record.revoked_at:%Y-%m-%d %H:%M:%S}Z")
         return
     cache = AuthConfig.from_env().cache_seconds
     click.echo(f"revoked API key {record.key_id} ({record.name!r}); servers refuse it within {cache:g} s "

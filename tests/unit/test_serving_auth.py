@@ -65,8 +65,8 @@ def test_scopes():
 
 def test_auth_config_from_env():
     assert auth.AuthConfig.from_env({}) == auth.AuthConfig("keys", 5.0)
-    assert auth.AuthConfig.from_env({"HINDSIGHT_SERVING_AUTH": "None", "HINDSIGHT_SERVING_KEY_CACHE_SECONDS": "0.5"}) \
-        == auth.AuthConfig("none", 0.5)
+    environ = {"HINDSIGHT_SERVING_AUTH": "None", "HINDSIGHT_SERVING_KEY_CACHE_SECONDS": "0.5"}
+    assert auth.AuthConfig.from_env(environ) == auth.AuthConfig("none", 0.5)
     with pytest.raises(ValueError, match=r"HINDSIGHT_SERVING_AUTH='nope' is not one of keys, none \(did you mean none\?\)"):
         auth.AuthConfig.from_env({"HINDSIGHT_SERVING_AUTH": "nope"})
     with pytest.raises(ValueError, match="HINDSIGHT_SERVING_KEY_CACHE_SECONDS='soon' must be a number of seconds"):
