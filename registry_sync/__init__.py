@@ -36,7 +36,7 @@ def build_registry(settings: Settings | None = None) -> Registry:
 
     settings = settings or Settings.from_env()
     manifest = load_manifest(settings.manifest_path)
-    return registry_from_manifest(manifest, on_demand_views=_on_demand_views())
+    return registry_from_manifest(manifest, on_demand_views=_on_demand_views(), project_dir=settings.project_dir)
 
 
 def _on_demand_views() -> list:

@@ -46,15 +46,19 @@ def registry_from_manifest(
     manifest: dict[str, Any],
     read_schema: SchemaReader | None = None,
     on_demand_views: Iterable[OnDemandFeatureView] = (),
+    project_dir: Path | None = None,
 ) -> Registry:
-    """Translate the manifest into a Registry, or raise DefinitionErrors listing every problem."""
+    """Translate the manifest into a Registry, or raise DefinitionErrors listing every problem.
+
+    Relative Delta locations resolve against `project_dir` (default: the working directory).
+    """
     problems: list[str] = []
     read_schema = read_schema or delta_schema
     entities = _entities(manifest, problems)
     views = [
         view
         for node in _feature_view_nodes(manifest)
-        if (view := _feature_view(node, entities, read_schema, problems)) is not None
+        if (view := _feature_view(node, entities, read_schema, problems, project_dir)) is not None
     ]
     odfvs = tuple(on_demand_views)
     _check_on_demand_inputs(odfvs, views, problems)
@@ -125,6 +129,7 @@ def _feature_view(
     entities: dict[str, Entity],
     read_schema: SchemaReader,
     problems: list[str],
+    project_dir: Path | None = None,
 ) -> FeatureView | None:
     config = node["config"]
     name = node["name"]
@@ -137,7 +142,7 @@ def _feature_view(
         return None
     ttl_seconds = _ttl_seconds(config.get("ttl"), where, problems)
     view_entities = _entities_of(keys, entities, where, problems)
-    uri = _delta_uri(node)
+    uri = _delta_uri(node, project_dir)
     schema = read_schema(uri)
     if schema is None:
         problems.append(f"{where}: no Delta table at {uri}; run `dbt build --select {name}` first")
@@ -200,13 +205,14 @@ def _entities_of(keys: list[str], entities: dict[str, Entity], where: str, probl
     return tuple(e.name for e in sorted(matched, key=lambda e: keys.index(e.join_keys[0])))
 
 
-def _delta_uri(node: dict[str, Any]) -> str:
+def _delta_uri(node: dict[str, Any], project_dir: Path | None = None) -> str:
     config = node["config"]
     uri = config.get("location") or f"{str(config.get('location_root') or 'data/offline_store').rstrip('/')}/{node.get('alias') or node['name']}"
     if "://" in uri or Path(uri).is_absolute():
         return uri
-    # Relative to the working directory, as the dbt-duckdb plugin that wrote the table resolved it.
-    return str(Path(uri).resolve())
+    # Relative to the project folder, where dbt runs (so the dbt-duckdb plugin wrote it there), even
+    # when `hindsight apply --project-dir` runs from elsewhere.
+    return str(((project_dir or Path.cwd()) / uri).resolve())
 
 
 def _partition_columns(config: dict[str, Any]) -> list[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from hindsight.cli.project import project_settings
 from hindsight.demo_data import DEFAULT_SEED, SCALES, DemoDataError, write_demo_data
 
 
@@ -28,7 +29,7 @@ def demo_data(scale, end, seed, out_dir, loaded_before, loaded_from) -> None:
     """Generate deterministic raw demo data (users, merchants, transactions, user_updates)."""
     try:
         parts = write_demo_data(
-            out_dir,
+            out_dir or project_settings().raw_data_dir,
             scale=scale,
             end=end.date() if end else None,
             seed=seed,
@@ -43,27 +44,27 @@ def demo_data(scale, end, seed, out_dir, loaded_before, loaded_from) -> None:
 
 
 @click.command("demo-request")
-@click.option("--url", default=None, help="The serving API. [default: http://127.0.0.1:$HINDSIGHT_PORT or 8080]")
+@click.option("--url", default=None, help="The serving API. [default: serving.host and serving.port of hindsight.yml]")
 @click.option("--service", default="fraud_detection", show_default=True, help="The feature service to ask for.")
 @click.option("--api-key", envvar="HINDSIGHT_API_KEY", default=None,
               help="The key to send (HINDSIGHT_API_KEY). [default: the one `make demo` saved in the state folder]")
 def demo_request(url: str | None, service: str, api_key: str | None) -> None:
     """Print an example `curl` for the newest demo transaction's card holder and merchant, and its answer."""
     import json
-    import os
     import shlex
 
     import requests
 
-    from hindsight.core.settings import Settings
     from hindsight.demo.request import DEMO_KEY_FILE, demo_key, newest_entities
 
-    url = url or f"http://127.0.0.1:{os.environ.get('HINDSIGHT_PORT', '8080')}"
-    state_dir = Settings.from_env().state_dir
+    serving = project_settings().serving
+    # A server bound to every interface answers on loopback too.
+    url = url or f"http://{'127.0.0.1' if serving.host in ('0.0.0.0', '::') else serving.host}:{serving.port}"
+    state_dir = project_settings().state_dir
     api_key = api_key or demo_key(state_dir)
     body = {
         "feature_service": service,
-        "entities": newest_entities(),
+        "entities": newest_entities(project_settings()),
         "request_context": {"amount": 99.5, "country": "FR"},
         "include_metadata": True,
     }

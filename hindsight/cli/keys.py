@@ -11,18 +11,21 @@ from hindsight.cli.online import _user_errors
 
 
 def _store():
+    from hindsight.cli.project import project_settings
+    from hindsight.online_sync.config import OnlineStoreConfig
     from hindsight.online_sync.keys import KeyStore
 
-    return KeyStore()
+    return KeyStore(OnlineStoreConfig.from_settings(project_settings()))
 
 
 def _registry_names() -> tuple[list[str], list[str]] | None:
     """What keys may name: (services and views to read, feature views to write) of the latest
     applied registry; None when no registry is applied yet."""
+    from hindsight.cli.project import project_settings
     from hindsight.registry_sync import load_registry
 
     try:
-        registry = load_registry()
+        registry = load_registry(project_settings())
     except Exception:  # noqa: BLE001 - no registry applied (yet): names cannot be checked
         return None
     views = [v.name for v in registry.feature_views]

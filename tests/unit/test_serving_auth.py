@@ -330,7 +330,7 @@ def test_keys_create_checks_names_against_the_registry(monkeypatch, serving_regi
 
     keys_cli = importlib.import_module("hindsight.cli.keys")  # the package's `keys` is the click group
 
-    monkeypatch.setattr("hindsight.registry_sync.load_registry", lambda: serving_registry)
+    monkeypatch.setattr("hindsight.registry_sync.load_registry", lambda *args, **kwargs: serving_registry)
     monkeypatch.setattr(keys_cli, "_store", lambda: pytest.fail("must not reach the key table"))
     result = CliRunner().invoke(main, ["keys", "create", "--name", "m", "--read", "fraud_detectoin"])
     assert result.exit_code == 2
