@@ -208,7 +208,7 @@ def test_demo_key_saved_replaced_and_used_by_demo_request(server, deployment, mo
     active_demo = [line for line in hindsight(env, "keys", "list", "--active").stdout.splitlines() if " demo " in line]
     assert [line.split()[0] for line in active_demo] == [parse_key(key)]
 
-    monkeypatch.setattr("hindsight.demo.request.newest_entities", lambda: {"user_id": 12})
+    monkeypatch.setattr("hindsight.demo.request.newest_entities", lambda *args, **kwargs: {"user_id": 12})
     monkeypatch.delenv("HINDSIGHT_API_KEY", raising=False)
     result = CliRunner().invoke(main, ["demo-request", "--url", server.url, "--service", "user_basics"],
                                 env={"HINDSIGHT_STATE": env["HINDSIGHT_STATE"]})
