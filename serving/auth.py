@@ -13,8 +13,8 @@ JSON error shape. Which scope each endpoint needs:
 - push/ingest endpoints: `require_write(target)`, one call.
 
 Keys are looked up in the online store's key table (`online_sync.keys`) and cached per process
-for `HINDSIGHT_SERVING_KEY_CACHE_SECONDS` (default 5): a revoked key stops working on every server
-within that time. `HINDSIGHT_SERVING_AUTH=none` (or `hindsight serve --no-auth`) turns keys off,
+for hindsight.yml's `serving: key_cache_seconds:` (default 5): a revoked key stops working on every
+server within that time. `serving: auth: none` (or `hindsight serve --no-auth`) turns keys off,
 which `serve` allows on loopback addresses only (`check_bind`).
 """
 
@@ -38,8 +38,6 @@ from hindsight.serving.errors import ApiError, error_response
 log = logging.getLogger(__name__)
 
 EXTENSION = "hindsight_auth"
-MODE_ENV = "HINDSIGHT_SERVING_AUTH"
-CACHE_ENV = "HINDSIGHT_SERVING_KEY_CACHE_SECONDS"
 #: `keys`: every request but the probes needs a key; `none`: nobody is asked for one.
 MODES = ("keys", "none")
 #: Endpoints answered without a key: liveness and readiness probes.
@@ -61,39 +59,30 @@ class AuthError(ApiError):
 class AuthConfig:
     """Whether the API asks for keys, and how long a server trusts a key lookup."""
 
-    #: "keys" (default) or "none" (HINDSIGHT_SERVING_AUTH; `serve --no-auth`).
+    #: "keys" (default) or "none" (hindsight.yml serving.auth, HINDSIGHT_SERVING_AUTH; `serve --no-auth`).
     mode: str = "keys"
     #: Seconds a key lookup is cached per process; a revocation takes effect within it
-    #: (HINDSIGHT_SERVING_KEY_CACHE_SECONDS; 0 looks every request up).
+    #: (serving.key_cache_seconds, HINDSIGHT_SERVING_KEY_CACHE_SECONDS; 0 looks every request up).
     cache_seconds: float = 5.0
 
     @classmethod
+    def from_settings(cls, settings: Any) -> AuthConfig:
+        """From the `serving:` section of a project's `hindsight.core.settings.Settings`."""
+        return cls(settings.serving.auth, settings.serving.key_cache_seconds)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthConfig:
-        """Read the environment.
+        """From hindsight.yml (`serving: auth:`, `key_cache_seconds:`) with its environment overrides.
 
         >>> AuthConfig.from_env({"HINDSIGHT_SERVING_AUTH": "none"}).mode
         'none'
 
         Raises:
-            ValueError: naming the variable, its value and what it accepts.
+            hindsight.core.config.ConfigError: (a ValueError) naming the key or variable and what it accepts.
         """
-        env = os.environ if environ is None else environ
-        mode = (env.get(MODE_ENV) or "keys").strip().lower()
-        if mode not in MODES:
-            from hindsight.core.suggest import did_you_mean
+        from hindsight.core.settings import Settings
 
-            raise ValueError(f"{MODE_ENV}={env.get(MODE_ENV)!r} is not one of {', '.join(MODES)}"
-                             f"{did_you_mean(mode, MODES)}")
-        raw = env.get(CACHE_ENV)
-        cache = cls.cache_seconds
-        if raw:
-            try:
-                cache = float(raw)
-            except ValueError:
-                cache = -1.0
-            if not 0 <= cache <= 3600:
-                raise ValueError(f"{CACHE_ENV}={raw!r} must be a number of seconds from 0 to 3600")
-        return cls(mode, cache)
+        return cls.from_settings(Settings.load(environ=environ))
 
     def updated(self, overrides: Mapping[str, Any]) -> AuthConfig:
         """A copy with AUTH and KEY_CACHE_SECONDS from a Flask-style config applied."""

@@ -119,6 +119,8 @@ def revoke(key_id: str) -> None:
         click.echo(f"API key {record.key_id} ({record.name!r}) was already revoked at "
                    f"{record.revoked_at:%Y-%m-%d %H:%M:%S}Z")
         return
-    cache = AuthConfig.from_env().cache_seconds
+    from hindsight.cli.project import project_settings
+
+    cache = AuthConfig.from_settings(project_settings()).cache_seconds
     click.echo(f"revoked API key {record.key_id} ({record.name!r}); servers refuse it within {cache:g} s "
-               "(their key cache, HINDSIGHT_SERVING_KEY_CACHE_SECONDS)")
+               "(their key cache, serving.key_cache_seconds)")

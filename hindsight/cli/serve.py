@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
@@ -48,7 +50,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int,
         if stop:
             click.echo("stopped" if server.stop() else f"no detached server on port {port}")
             return
-        _auth_mode(host, no_auth)  # refuse here, not only in the detached process's log
+        _auth_mode(settings, host, no_auth)  # refuse here, not only in the detached process's log
         try:
             server.start(_forwarded_options(workers, threads, timeout, registry_file, access_log, no_auth))
         except RuntimeError as error:
@@ -65,7 +67,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int,
                         datefmt="%Y-%m-%d %H:%M:%S %z")
     # Before the app (and prometheus_client's metric values) is created in this process.
     prepare_metrics_dir(settings.state_dir, port)
-    auth_mode = _auth_mode(host, no_auth)
+    auth_mode = _auth_mode(settings, host, no_auth)
 
     from hindsight.serving import create_app
     from hindsight.serving.state import EXTENSION, ServingSetupError
@@ -87,8 +89,8 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int,
     run(options, app)
 
 
-def _auth_mode(host: str, no_auth: bool) -> str:
-    """"keys" or "none" (--no-auth, else HINDSIGHT_SERVING_AUTH); keyless only on loopback.
+def _auth_mode(settings: Any, host: str, no_auth: bool) -> str:
+    """"keys" or "none" (--no-auth, else serving.auth of hindsight.yml); keyless only on loopback.
 
     In the serving process call it after prepare_metrics_dir: it imports the serving package,
     whose metrics must see PROMETHEUS_MULTIPROC_DIR first.
@@ -96,7 +98,7 @@ def _auth_mode(host: str, no_auth: bool) -> str:
     from hindsight.serving.auth import AuthConfig, check_bind
 
     try:
-        mode = "none" if no_auth else AuthConfig.from_env().mode
+        mode = "none" if no_auth else AuthConfig.from_settings(settings).mode
         check_bind(host, mode)
     except ValueError as error:
         raise click.UsageError(str(error)) from None

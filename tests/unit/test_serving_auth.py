@@ -65,12 +65,25 @@ def test_scopes():
 
 def test_auth_config_from_env():
     assert auth.AuthConfig.from_env({}) == auth.AuthConfig("keys", 5.0)
-    environ = {"HINDSIGHT_SERVING_AUTH": "None", "HINDSIGHT_SERVING_KEY_CACHE_SECONDS": "0.5"}
+    environ = {"HINDSIGHT_SERVING_AUTH": "none", "HINDSIGHT_SERVING_KEY_CACHE_SECONDS": "0.5"}
     assert auth.AuthConfig.from_env(environ) == auth.AuthConfig("none", 0.5)
-    with pytest.raises(ValueError, match=r"HINDSIGHT_SERVING_AUTH='nope' is not one of keys, none \(did you mean none\?\)"):
+    with pytest.raises(ValueError, match=r"HINDSIGHT_SERVING_AUTH='nope' \('serving.auth'\) should be 'keys' or 'none'"):
         auth.AuthConfig.from_env({"HINDSIGHT_SERVING_AUTH": "nope"})
-    with pytest.raises(ValueError, match="HINDSIGHT_SERVING_KEY_CACHE_SECONDS='soon' must be a number of seconds"):
-        auth.AuthConfig.from_env({"HINDSIGHT_SERVING_KEY_CACHE_SECONDS": "soon"})
+    with pytest.raises(ValueError, match=r"HINDSIGHT_SERVING_KEY_CACHE_SECONDS='-1' \('serving.key_cache_seconds'\)"):
+        auth.AuthConfig.from_env({"HINDSIGHT_SERVING_KEY_CACHE_SECONDS": "-1"})
+
+
+def test_hindsight_yml_sets_the_auth_mode(tmp_path):
+    from hindsight.core.settings import Settings
+
+    (tmp_path / "hindsight.yml").write_text("serving:\n  auth: none\n  key_cache_seconds: 0.5\n")
+    assert auth.AuthConfig.from_settings(Settings.load(tmp_path, environ={})) == auth.AuthConfig("none", 0.5)
+    # The environment wins over the file.
+    settings = Settings.load(tmp_path, environ={"HINDSIGHT_SERVING_AUTH": "keys"})
+    assert auth.AuthConfig.from_settings(settings).mode == "keys"
+    (tmp_path / "hindsight.yml").write_text("serving:\n  auth: nokeys\n")
+    with pytest.raises(ValueError, match=r"serving.auth.*should be 'keys' or 'none'"):
+        Settings.load(tmp_path, environ={})
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5", "example.com"])
