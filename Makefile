@@ -33,6 +33,7 @@ demo: tools
 	$(HINDSIGHT) online up --port $(DYNAMODB_PORT)
 	$(HINDSIGHT) apply --no-parse
 	$(HINDSIGHT) sync
+	$(HINDSIGHT) keys create --name demo --read '*' --metrics --replace --save "$${HINDSIGHT_STATE:-data/state}/demo_api_key"
 	$(HINDSIGHT) serve --detach
 	$(HINDSIGHT) demo-request
 

@@ -43,6 +43,7 @@ from hindsight.core.settings import Settings
 from hindsight.online_sync import OnlineStoreConfig, ensure_tables, sync
 from hindsight.online_sync.codec import KEY_ATTR, ORDER_ATTR, PUSH_WRITER, SYNC_WRITER, WRITER_ATTR, entity_key
 from hindsight.online_sync.config import make_client
+from hindsight.online_sync.keys import KeyStore
 from hindsight.online_sync.local import DynamoDBLocal
 from hindsight.registry_sync.model import Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry
 
@@ -146,15 +147,17 @@ def http_body(entities: list[dict[str, int]], rng: random.Random) -> bytes:
 class HttpCaller:
     """One keep-alive connection per thread (reopened when the server closes it)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, api_key: str) -> None:
         self.port = port
         self.local = threading.local()
+        # Measured with API keys on, as deployments run: each request's key is checked.
+        self.headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"}
 
     def __call__(self, body: bytes) -> None:
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        conn.request("POST", "/v1/features", body, {"Content-Type": "application/json"})
+        conn.request("POST", "/v1/features", body, self.headers)
         response = conn.getresponse()
         data = response.read()
         if response.status != 200:
@@ -358,7 +361,7 @@ def main() -> None:
             server = start_server(registry_file, port, env, args.workers, args.threads, work / "serve.log")
             print(f"hindsight serve ready in {time.perf_counter() - began:.2f} s", file=sys.stderr)
             client = make_client(config)
-            caller = HttpCaller(port)
+            caller = HttpCaller(port, KeyStore(config).create("bench", read=["*"])[0])
             meter = CpuMeter(server.pid, local.status().pid)
 
             def raw(items: dict[str, Any]) -> None:

@@ -1,21 +1,26 @@
 """A small Python client of the serving API, for models and notebooks.
 
-    client = HindsightClient("http://127.0.0.1:8080")
+    client = HindsightClient("http://127.0.0.1:8080", api_key="hsk_...")  # or $HINDSIGHT_API_KEY
     client.get_features({"user_id": 12, "merchant_id": 7}, feature_service="fraud_detection",
                         request_context={"amount": 99.5, "country": "FR"})["features"]
 
 One keep-alive `requests.Session` per client; errors the server answers raise `HindsightError`
-with its code and message.
+with its code and message (401 `unauthorized` without a valid key, 403 `forbidden` when the key
+does not cover the service or views asked for).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
 
 EntityRow = Mapping[str, Any]
+
+#: Where the client finds its API key when none is passed.
+API_KEY_ENV = "HINDSIGHT_API_KEY"
 
 
 class HindsightError(Exception):
@@ -36,14 +41,24 @@ class HindsightClient:
         url: the server's base URL.
         timeout: seconds to wait for each response (connect and read).
         session: a `requests.Session` to use (default: a new one; connections are kept alive).
+        api_key: the key sent as `Authorization: Bearer <key>` (default: $HINDSIGHT_API_KEY; none
+            for a server started with --no-auth).
     """
 
     def __init__(
-        self, url: str = "http://127.0.0.1:8080", timeout: float = 5.0, session: requests.Session | None = None
+        self, url: str = "http://127.0.0.1:8080", timeout: float = 5.0, session: requests.Session | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._session = session or requests.Session()
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        # Per request, not on the session: a session passed in may be shared with other code.
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def __repr__(self) -> str:
+        # Never the key: reprs end up in logs and notebooks.
+        return f"HindsightClient({self.url!r}, api_key={'<set>' if self._headers else None})"
 
     def get_features(
         self,
@@ -113,7 +128,8 @@ class HindsightClient:
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         try:
-            response = self._session.request(method, self.url + path, json=body, timeout=self.timeout)
+            response = self._session.request(method, self.url + path, json=body, timeout=self.timeout,
+                                             headers=self._headers)
         except requests.RequestException as error:
             raise HindsightError(0, "unreachable", f"cannot reach {self.url}: {error}") from error
         if response.status_code >= 400:

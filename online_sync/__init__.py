@@ -29,7 +29,8 @@ Delta version synced, kept in DynamoDB so a sync from another machine sees it, a
 Modules: `config` (OnlineStoreConfig, clients), `codec` (attribute encoding), `tables`
 (ensure_tables), `newest` (Delta/CDF -> newest row per entity, in DuckDB), `delta_sync` (sync),
 `push`, `store` (OnlineStore), `state` (sync state and lease), `batching` (batch calls, retries),
-`parity` (check_parity), `local` (DynamoDB Local).
+`parity` (check_parity), `local` (DynamoDB Local), `keys` (the serving API's keys, hashed, in
+`<prefix>api_keys`).
 
 Deleted Delta rows are not retracted: the online store only moves forward in event time, and the
 TTL ages old values out.

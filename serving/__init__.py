@@ -7,6 +7,7 @@ worker swaps in a newly applied version, see `serving.reload`; or a pinned regis
 online store (`online_sync.store.OnlineStore`, DynamoDB) and on-demand view code
 (`on_demand.load_views`), which it runs in-process on what it read and the request context.
 Writes nothing but its responses and Prometheus metric files (multiprocess mode).
+Every endpoint but the probes needs an API key (`serving.auth`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     Args:
         test_config: overrides; see `serving.state.init_app` (REGISTRY, ONLINE_STORE,
-            ON_DEMAND_VIEWS, MAX_BATCH_ROWS, ...).
+            ON_DEMAND_VIEWS, MAX_BATCH_ROWS, ...) and `serving.auth.init_app` (AUTH, API_KEYS, ...).
 
     Raises:
         serving.state.ServingSetupError: the registry or on-demand code cannot be loaded.
+        ValueError: a serving setting (HINDSIGHT_SERVING_AUTH, ...) is not valid.
     """
-    from hindsight.serving import errors, features, ops, services, state
+    from hindsight.serving import auth, errors, features, ops, services, state
 
     app = Flask(__name__, static_folder=None)
     # Anything answered through flask.jsonify keeps the handler's key order.
@@ -36,6 +38,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update({k: v for k, v in test_config.items() if k in ("TESTING", "DEBUG")})
     state.init_app(app, test_config)
     errors.register_error_handlers(app)
+    auth.init_app(app, test_config)
     app.register_blueprint(features.bp)
     app.register_blueprint(services.bp)
     app.register_blueprint(ops.bp)

@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, Response, request
 
-from hindsight.serving import jsonio, metrics
+from hindsight.serving import auth, jsonio, metrics
 from hindsight.serving.body import parse_json_body, read_body
 from hindsight.serving.parsing import parse_feature_request
 from hindsight.serving.reader import read_features
@@ -26,6 +26,7 @@ def get_features() -> Response:
     state = get_state()
     data = read_body(request.environ, request.content_length, state.config.max_body_bytes)
     body = parse_json_body(data, request.mimetype)
+    auth.authorize_feature_request(body)
     feature_request = parse_feature_request(body, state)
     results = read_features(
         feature_request, state.store, state.pool, started, state.config.store_deadline_ms / 1000

@@ -284,6 +284,31 @@ def _paths() -> dict[str, Any]:
     }
 
 
+#: Operations answered without an API key (probes); every other one needs the bearer key.
+_OPEN_OPERATIONS = ("healthz", "readyz")
+_SECURITY_SCHEMES = {
+    "apiKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key from `hindsight keys create`, sent as 'Authorization: Bearer <key>'.",
+    }
+}
+
+
+def _secure(paths: dict[str, Any]) -> dict[str, Any]:
+    """Declare who may call each operation: the probes are open, the rest answer 401 and 403."""
+    for item in paths.values():
+        for operation in item.values():
+            if operation["operationId"] in _OPEN_OPERATIONS:
+                operation["security"] = []
+                continue
+            operation["responses"].setdefault("401", _error("No API key, or not a valid one."))
+            if operation["operationId"] != "openapi":
+                operation["responses"].setdefault("403", _error("The API key does not cover what was asked for."))
+    return paths
+
+
+
 _INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _NUMBER = {"type": "number"}
 _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -383,8 +408,9 @@ def build_document(
             "description": "Online feature values from the Hindsight online store, with on-demand features.",
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
-        "paths": _paths(),
-        "components": {"schemas": schemas},
+        "paths": _secure(_paths()),
+        "components": {"schemas": schemas, "securitySchemes": _SECURITY_SCHEMES},
+        "security": [{"apiKey": []}],
     }
 
 

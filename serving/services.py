@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response
 
 from hindsight.registry_sync.model import FeatureService
-from hindsight.serving import jsonio
+from hindsight.serving import auth, jsonio
 from hindsight.serving.errors import ApiError, unknown
 from hindsight.serving.plans import ReadPlan
 from hindsight.serving.state import ServingState, get_state
@@ -17,9 +17,10 @@ bp = Blueprint("feature_services", __name__, url_prefix="/v1/feature-services")
 
 @bp.get("")
 def list_services() -> Response:
-    """Every feature service in the registry, with whether it can be served."""
+    """Every feature service in the registry the API key may read, with whether it can be served."""
     state = get_state()
-    items = [_summary(state, service) for service in state.services.values()]
+    items = [_summary(state, service) for service in state.services.values()
+             if auth.may_read_service(service.name, [ref.view for ref in service.features])]
     return jsonio.response({"feature_services": items, "registry_version": state.registry.version})
 
 

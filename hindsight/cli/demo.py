@@ -46,18 +46,22 @@ def demo_data(scale, end, seed, out_dir, loaded_before, loaded_from) -> None:
 @click.command("demo-request")
 @click.option("--url", default=None, help="The serving API. [default: serving.host and serving.port of hindsight.yml]")
 @click.option("--service", default="fraud_detection", show_default=True, help="The feature service to ask for.")
-def demo_request(url: str | None, service: str) -> None:
+@click.option("--api-key", envvar="HINDSIGHT_API_KEY", default=None,
+              help="The key to send (HINDSIGHT_API_KEY). [default: the one `make demo` saved in the state folder]")
+def demo_request(url: str | None, service: str, api_key: str | None) -> None:
     """Print an example `curl` for the newest demo transaction's card holder and merchant, and its answer."""
     import json
     import shlex
 
     import requests
 
-    from hindsight.demo.request import newest_entities
+    from hindsight.demo.request import DEMO_KEY_FILE, demo_key, newest_entities
 
     serving = project_settings().serving
     # A server bound to every interface answers on loopback too.
     url = url or f"http://{'127.0.0.1' if serving.host in ('0.0.0.0', '::') else serving.host}:{serving.port}"
+    state_dir = project_settings().state_dir
+    api_key = api_key or demo_key(state_dir)
     body = {
         "feature_service": service,
         "entities": newest_entities(project_settings()),
@@ -65,11 +69,18 @@ def demo_request(url: str | None, service: str) -> None:
         "include_metadata": True,
     }
     payload = json.dumps(body)
-    click.echo("$ curl -s -X POST " + f"{url}/v1/features -H 'Content-Type: application/json' -d {shlex.quote(payload)}")
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    auth = f" -H {shlex.quote(f'Authorization: Bearer {api_key}')}" if api_key else ""
+    click.echo("$ curl -s -X POST " + f"{url}/v1/features -H 'Content-Type: application/json'{auth} "
+               f"-d {shlex.quote(payload)}")
     try:
-        response = requests.post(f"{url}/v1/features", json=body, timeout=10)
+        response = requests.post(f"{url}/v1/features", json=body, headers=headers, timeout=10)
     except requests.RequestException as error:
         raise click.ClickException(f"the serving API at {url} did not answer: {error}") from None
     click.echo(json.dumps(response.json(), indent=2))
+    if response.status_code == 401 and not api_key:
+        raise click.ClickException(
+            f"HTTP 401: the server wants an API key; pass --api-key, set HINDSIGHT_API_KEY, or save one with "
+            f"`hindsight keys create --name demo --read '*' --save {state_dir / DEMO_KEY_FILE}`")
     if response.status_code != 200:
         raise click.ClickException(f"HTTP {response.status_code}")

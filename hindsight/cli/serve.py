@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
@@ -24,6 +26,8 @@ import click
                    "(a newly applied version is served within about a second); a file is never reloaded "
                    "(HINDSIGHT_SERVING_REGISTRY).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request to stderr.")
+@click.option("--no-auth", is_flag=True,
+              help="Serve without API keys (HINDSIGHT_SERVING_AUTH=none); refused unless --host is a loopback address.")
 @click.option("--detach", is_flag=True,
               help="Run in the background (restarting one already detached on this port) and return once it answers.")
 @click.option("--stop", is_flag=True, help="Stop the server detached on this port.")
@@ -32,10 +36,12 @@ import click
                    "Without the check the server starts anyway and answers 503 (and /readyz fails) until "
                    "the store answers, e.g. where an orchestrator starts the store later.")
 def serve(host: str | None, port: int | None, workers: int | None, threads: int, timeout: int,
-          registry_file: str | None, access_log: bool, detach: bool, stop: bool, store_check: bool) -> None:
+          registry_file: str | None, access_log: bool, no_auth: bool, detach: bool, stop: bool,
+          store_check: bool) -> None:
     """Serve online features over HTTP (POST /v1/features; docs at /openapi.json).
 
-    Refuses to start when the online store does not answer or lacks a feature view's table.
+    Clients send 'Authorization: Bearer KEY' with a key from `hindsight keys create`. Refuses to
+    start when the online store does not answer or lacks a feature view's table.
     """
     from hindsight.cli.project import project_settings
 
@@ -51,8 +57,10 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int,
         if stop:
             click.echo("stopped" if server.stop() else f"no detached server on port {port}")
             return
+        _auth_mode(settings, host, no_auth)  # refuse here, not only in the detached process's log
         try:
-            server.start(_forwarded_options(workers, threads, timeout, registry_file, access_log, store_check))
+            server.start(_forwarded_options(workers, threads, timeout, registry_file, access_log, store_check,
+                                            no_auth))
         except RuntimeError as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"serving in the background on {server.url} (pid {server.pid()}, log {server.log_path}); "
@@ -67,12 +75,14 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int,
                         datefmt="%Y-%m-%d %H:%M:%S %z")
     # Before the app (and prometheus_client's metric values) is created in this process.
     prepare_metrics_dir(settings.state_dir, port)
+    auth_mode = _auth_mode(settings, host, no_auth)
 
     from hindsight.serving import create_app
     from hindsight.serving.state import EXTENSION, ServingSetupError
 
+    overrides = {"REGISTRY_FILE": registry_file} if registry_file else {}
     try:
-        app = create_app({"REGISTRY_FILE": registry_file} if registry_file else None)
+        app = create_app({**overrides, "AUTH": auth_mode})
         # Said now, not on the first request: a new shell without the store's settings would
         # otherwise start a server that answers 503 to everything.
         if store_check:
@@ -81,12 +91,31 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int,
         raise click.ClickException(str(error)) from None
     options = ServerOptions(host=host, port=port, workers=workers or default_workers(), threads=threads,
                             timeout=timeout, access_log=access_log)
-    click.echo(f"serving on http://{host}:{port} with {options.workers} worker(s); API at /openapi.json", err=True)
+    access = ("API keys required (`hindsight keys create`)" if auth_mode == "keys"
+              else "WITHOUT API keys: every local process can read every feature")
+    click.echo(f"serving on http://{host}:{port} with {options.workers} worker(s); {access}; API at /openapi.json",
+               err=True)
     run(options, app)
 
 
+def _auth_mode(settings: Any, host: str, no_auth: bool) -> str:
+    """"keys" or "none" (--no-auth, else serving.auth of hindsight.yml); keyless only on loopback.
+
+    In the serving process call it after prepare_metrics_dir: it imports the serving package,
+    whose metrics must see PROMETHEUS_MULTIPROC_DIR first.
+    """
+    from hindsight.serving.auth import AuthConfig, check_bind
+
+    try:
+        mode = "none" if no_auth else AuthConfig.from_settings(settings).mode
+        check_bind(host, mode)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    return mode
+
+
 def _forwarded_options(workers: int | None, threads: int, timeout: int, registry_file: str | None,
-                       access_log: bool, store_check: bool = True) -> list[str]:
+                       access_log: bool, store_check: bool = True, no_auth: bool = False) -> list[str]:
     options = ["--threads", str(threads), "--timeout", str(timeout)]
     if workers:
         options += ["--workers", str(workers)]
@@ -96,4 +125,6 @@ def _forwarded_options(workers: int | None, threads: int, timeout: int, registry
         options.append("--access-log")
     if not store_check:
         options.append("--no-store-check")
+    if no_auth:
+        options.append("--no-auth")
     return options

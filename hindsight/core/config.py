@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -69,6 +69,10 @@ class ServingSection(_Section):
     """TCP port of the API."""
     workers: int | None = Field(None, ge=1)
     """Worker processes; None: one per core, 2 to 8."""
+    auth: Literal["keys", "none"] = "keys"
+    """`keys`: every request but /healthz and /readyz needs an API key; `none`: loopback hosts only."""
+    key_cache_seconds: float = Field(5.0, ge=0, le=3600)
+    """Seconds a server trusts an API key lookup: a revoked key works at most this long."""
 
 
 class ProjectConfig(_Section):
@@ -100,6 +104,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "HINDSIGHT_HOST": "serving.host",
     "HINDSIGHT_PORT": "serving.port",
     "HINDSIGHT_WORKERS": "serving.workers",
+    "HINDSIGHT_SERVING_AUTH": "serving.auth",
+    "HINDSIGHT_SERVING_KEY_CACHE_SECONDS": "serving.key_cache_seconds",
 }
 
 

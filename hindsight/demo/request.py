@@ -1,7 +1,8 @@
-"""Entities for the demo's example request: whoever transacted last in the offline store."""
+"""The demo's example request: whoever transacted last in the offline store, and the demo's API key."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
@@ -11,6 +12,18 @@ from hindsight.registry_sync import load_registry
 
 if TYPE_CHECKING:
     from hindsight.core.settings import Settings
+
+
+#: Where `make demo` saves the key it creates (`hindsight keys create ... --save`), in the state folder.
+DEMO_KEY_FILE = "demo_api_key"
+
+
+def demo_key(state_dir: Path) -> str | None:
+    """The key `make demo` saved in the state folder, or None if there is none."""
+    try:
+        return (state_dir / DEMO_KEY_FILE).read_text().strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def newest_entities(settings: Settings | None = None, view: str = "user_transaction_aggregates") -> dict[str, Any]:

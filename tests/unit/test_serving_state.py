@@ -13,7 +13,7 @@ def test_store_factory_runs_once_per_process(serving_registry, serving_store, se
         return serving_store
 
     app = create_app({"REGISTRY": serving_registry, "ONLINE_STORE": factory,
-                      "ON_DEMAND_VIEWS": {"transaction_context": serving_on_demand}})
+                      "ON_DEMAND_VIEWS": {"transaction_context": serving_on_demand}, "AUTH": "none"})
     assert made == []  # nothing connects before a worker needs it
     client = app.test_client()
     body = {"features": ["user_profile:home_country"], "entities": {"user_id": 12}}
@@ -36,7 +36,7 @@ def test_registry_and_on_demand_factories(serving_registry, serving_store, servi
 
 
 def test_default_on_demand_views_are_the_projects(serving_registry, serving_store):
-    app = create_app({"REGISTRY": serving_registry, "ONLINE_STORE": serving_store})
+    app = create_app({"REGISTRY": serving_registry, "ONLINE_STORE": serving_store, "AUTH": "none"})
     body = {
         "features": ["transaction_context:*"],
         "entities": {"user_id": 12},
