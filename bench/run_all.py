@@ -28,14 +28,17 @@ SCRIPTS = {
     "sync": "bench_sync.py",
     "serving": "bench_serving.py",
     "spark_training": "bench_spark_training.py",
+    "soak": "bench_soak.py",
 }
+#: Benchmarks whose load does not depend on the data's scale (a fixed number of seconds).
+_UNSCALED = {"soak"}
 
 
 def commands(scale: str, project_root: Path, selected: list[str]) -> list[tuple[str, list[str]]]:
     """The command line of each selected benchmark; training reuses the project offline builds.
 
     >>> [name for name, _ in commands("small", Path("/tmp/b"), list(SCRIPTS))]
-    ['offline', 'training', 'sync', 'serving', 'spark_training']
+    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak']
     >>> commands("small", Path("/tmp/b"), list(SCRIPTS))[1][1][-4:]
     ['--scale', 'small', '--project', '/tmp/b/project']
     """
@@ -43,7 +46,8 @@ def commands(scale: str, project_root: Path, selected: list[str]) -> list[tuple[
     if "offline" in selected or (project_root / "project").is_dir():
         extra["training"] = ["--project", str(project_root / "project")]
     return [
-        (name, [sys.executable, str(BENCH / SCRIPTS[name]), "--scale", scale, *extra.get(name, [])])
+        (name, [sys.executable, str(BENCH / SCRIPTS[name]),
+                *([] if name in _UNSCALED else ["--scale", scale]), *extra.get(name, [])])
         for name in SCRIPTS
         if name in selected
     ]

@@ -86,7 +86,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int,
         # Said now, not on the first request: a new shell without the store's settings would
         # otherwise start a server that answers 503 to everything.
         if store_check:
-            check_online_store(app.extensions[EXTENSION].registry, settings)
+            check_online_store(app.extensions[EXTENSION].state.registry, settings)
     except (ServingSetupError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     options = ServerOptions(host=host, port=port, workers=workers or default_workers(), threads=threads,

@@ -53,7 +53,7 @@ def string_client():
 
     registry = _string_keyed_registry()
     store = FakeOnlineStore(registry)
-    return create_app({"TESTING": True, "REGISTRY": registry, "ONLINE_STORE": store, "ON_DEMAND_VIEWS": {}}).test_client()
+    return create_app({"TESTING": True, "REGISTRY": registry, "ONLINE_STORE": store, "ON_DEMAND_VIEWS": {}, "AUTH": "none"}).test_client()
 
 
 @pytest.mark.parametrize(("key", "status"), [("d" * 2048, 200), ("d" * 2049, 400), ("é" * 1024, 200),
@@ -172,7 +172,7 @@ def test_error_bodies_do_not_reveal_the_store_endpoint(serving_registry, serving
     config = deadline_config(OnlineStoreConfig(endpoint_url=f"http://127.0.0.1:{port}",
                                                table_prefix=f"x{uuid.uuid4().hex[:6]}_", region="us-east-1"), 0.5)
     app = create_app({"TESTING": True, "REGISTRY": serving_registry, "ONLINE_STORE": OnlineStore(serving_registry, config),
-                      "ON_DEMAND_VIEWS": {"transaction_context": serving_on_demand}})
+                      "ON_DEMAND_VIEWS": {"transaction_context": serving_on_demand}, "AUTH": "none"})
     client = app.test_client()
     for response in (client.post("/v1/features", json=FRAUD), client.get("/readyz")):
         assert response.status_code == 503

@@ -38,7 +38,7 @@ def following_app(registry_dir, serving_registry, serving_on_demand):
 
     # The polling thread never ticks in these tests: they call check() themselves.
     app = create_app({"ONLINE_STORE": factory, "ON_DEMAND_VIEWS": {"transaction_context": serving_on_demand},
-                      "RELOAD_INTERVAL_MS": 3_600_000})
+                      "RELOAD_INTERVAL_MS": 3_600_000, "AUTH": "none"})
     return app, store, made
 
 
