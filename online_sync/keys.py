@@ -31,10 +31,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hindsight.online_sync.config import OnlineStoreConfig, make_client, store_error
-from hindsight.online_sync.tables import _describe, _wait_active
+from hindsight.online_sync.tables import KEY_TABLE_SUFFIX, _describe, _wait_active
 
 #: The table's name after the prefix: `hindsight_api_keys` with the default prefix.
-TABLE_SUFFIX = "api_keys"
+TABLE_SUFFIX = KEY_TABLE_SUFFIX
 #: Every key starts with this, so secret scanners and humans recognise one.
 KEY_PREFIX = "hsk_"
 #: The scope that covers every service, view or write target.

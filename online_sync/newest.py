@@ -97,7 +97,7 @@ def _col(name: str) -> exp.Column:
 def candidates_query(view: FeatureView, source: str, from_change_feed: bool) -> exp.Select:
     """The rows that may be an entity's newest: non-null keys and event time, new values only.
 
-    >>> from registry_sync.model import FeatureView, Feature
+    >>> from hindsight.registry_sync.model import FeatureView, Feature
     >>> v = FeatureView("v", "batch", ("user",), ("user_id",), "ts", None, None, True, "/x",
     ...                 (Feature("f", "int64"),))
     >>> candidates_query(v, "src", True).sql("duckdb")
@@ -114,7 +114,7 @@ def candidates_query(view: FeatureView, source: str, from_change_feed: bool) -> 
 def newest_query(view: FeatureView, source: str) -> exp.Select:
     """The newest row per entity: greatest (event time, created time, commit version).
 
-    >>> from registry_sync.model import FeatureView, Feature
+    >>> from hindsight.registry_sync.model import FeatureView, Feature
     >>> v = FeatureView("v", "batch", ("user",), ("user_id",), "ts", "created", None, True, "/x",
     ...                 (Feature("f", "int64"),))
     >>> newest_query(v, "c").sql("duckdb")

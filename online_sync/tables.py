@@ -37,8 +37,17 @@ def online_views(registry: Registry, select: list[str] | tuple[str, ...] | None 
     return chosen
 
 
+#: Table names after the prefix that the online store keeps for itself (the API keys' table).
+KEY_TABLE_SUFFIX = "api_keys"
+
+
 def check_view_fits(view: FeatureView) -> None:
-    """Reject views whose names collide with the item's own attributes."""
+    """Reject views whose table or column names collide with the online store's own."""
+    if view.name == KEY_TABLE_SUFFIX:
+        raise ValueError(
+            f"feature view {view.name!r}: its online table would be the API keys' table "
+            f"(<table_prefix>{KEY_TABLE_SUFFIX}); rename the model"
+        )
     clashes = [n for n in (*view.join_keys, *(f.name for f in view.features)) if n.startswith(RESERVED_PREFIX)]
     if clashes:
         raise ValueError(

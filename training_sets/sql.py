@@ -50,7 +50,7 @@ def point_in_time_query(
     Raises:
         TrainingSetError: on an unknown dialect, no requests, or clashing names.
 
-    >>> from registry_sync.model import Feature, FeatureView
+    >>> from hindsight.registry_sync.model import Feature, FeatureView
     >>> view = FeatureView("clicks", "batch", ("user",), ("user_id",), "ts", None, None, False,
     ...                    "/x", (Feature("n", "int64"),))
     >>> query = point_in_time_query(SpineSpec(), [ViewRequest(view, "clicks", (("n", "n"),))])

@@ -193,3 +193,12 @@ def test_bounded_executor_reraises_a_failed_job():
     with pytest.raises(ConnectionError, match="lost"):
         with BoundedExecutor(threads=1) as pool:
             pool.submit(boom)
+
+
+def test_a_view_named_like_the_key_table_is_refused(tmp_path) -> None:
+    from hindsight.online_sync.tables import check_view_fits
+    from tests.fixtures.dynamodb import make_view
+
+    with pytest.raises(ValueError, match=r"feature view 'api_keys': its online table would be the API keys' table"):
+        check_view_fits(make_view(tmp_path, name="api_keys"))
+    check_view_fits(make_view(tmp_path, name="user_stats"))
