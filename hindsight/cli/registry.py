@@ -11,6 +11,7 @@ import click
 from hindsight.core.durations import format_duration
 from hindsight.core.settings import Settings
 from hindsight.registry_sync import RegistryError, RegistryStore, build_registry, load_registry
+from hindsight.registry_sync.contracts import write_registry_contracts
 from hindsight.registry_sync.diff import plan as diff_plan
 from hindsight.registry_sync.model import FeatureView, OnDemandFeatureView, Registry
 from hindsight.registry_sync.store import same_definitions
@@ -71,6 +72,8 @@ def apply(allow_breaking: bool, online: bool) -> None:
     else:
         applied = store.write(new)
         click.echo(f"Applied registry version {applied.version}: {len(result.changes)} change(s).")
+    # What the applied services use: the feature_view materialization refuses to break it.
+    write_registry_contracts(applied, settings.registry_dir)
     if online and any(v.online for v in applied.feature_views):
         _ensure_online_tables(applied)
 
