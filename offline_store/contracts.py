@@ -65,11 +65,12 @@ class Breach:
     used_by: tuple[str, ...]
 
     def __str__(self) -> str:
+        users = f" (used by {', '.join(self.used_by)})"
         if self.kind == "removed":
-            return f"{self.column} ({self.old}) is removed, used by {', '.join(self.used_by)}"
+            return f"{self.column} ({self.old}) is removed{users}"
         if self.kind == "changed keys":
-            return f"join keys {self.old} -> {self.new}, used by {', '.join(self.used_by)}"
-        return f"{self.column} changes type {self.old} -> {self.new}, used by {', '.join(self.used_by)}"
+            return f"join keys change {self.old} -> {self.new}{users}"
+        return f"{self.column} changes type {self.old} -> {self.new}{users}"
 
 
 def contracts_path(registry_dir: str | os.PathLike) -> Path:

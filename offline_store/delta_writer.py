@@ -190,14 +190,12 @@ def _check_contract(incoming: pa.Schema, table: DeltaTable | None, request: Writ
         found = [b for b in found if (b.column, b.kind, b.new) not in before]
     if not found or request.allow_breaking:
         return found
-    users = sorted({u for b in found for u in b.used_by})
-    rerun = f"dbt run --select {request.model}" + (" --full-refresh" if request.mode == "full_refresh" else "")
     version = "" if table is None else f" (version {table.version()})"
     raise FeatureViewWriteError(
-        f"feature view {request.model}: refusing a breaking change to features that {', '.join(users)} "
-        f"use{'s' if len(users) == 1 else ''}: {'; '.join(str(b) for b in found)}. The Delta table was not "
-        f"changed{version}. To make the change anyway: {rerun} --vars '{{\"hindsight_allow_breaking\": true}}', "
-        "then `hindsight apply --allow-breaking` so the services' contracts follow."
+        f"feature view {request.model}: refusing a breaking change: {'; '.join(str(b) for b in found)}. "
+        f"The Delta table was not changed{version}. To make the change anyway: dbt run --select "
+        f"{request.model} --full-refresh --vars '{{\"hindsight_allow_breaking\": true}}', then "
+        "`hindsight apply --allow-breaking` so the services' contracts follow."
     )
 
 
