@@ -1,17 +1,20 @@
 """Feature contracts: what applied feature services expect of each feature view's Delta table.
 
-`hindsight apply` (registry_sync) writes `<registry>/contracts.json` through `write_contracts`;
-the `feature_view` materialization's writer (`delta_writer`) reads it with `read_contracts` and
-refuses a write that would break a contract, before anything is committed. This module owns the
-file's format, so the materialization never imports the registry.
+`hindsight apply` (registry_sync) writes `<registry>/contracts.jsonl` through `write_contracts`;
+the `feature_view` materialization reads it before it writes (on DuckDB `delta_writer` through
+`read_contract`; on Spark the engine reads the same file, see
+macros/materializations/feature_view/spark_check_contract.sql) and refuses a write that would break a
+contract, before anything is committed. This module owns the file's format, so the
+materialization never imports the registry.
 
 Types are Delta's own type names (`long`, `double`, `string`, `timestamp`, `decimal(10,2)`): the
 table records them whatever Arrow spelling a writer used (`string`, `large_string` and
 `string_view` are all Delta `string`), and Spark shows the same names.
 
-    {"format": 1, "registry_version": 3, "views": {"user_profile": {
-        "join_keys": {"user_id": "long"},
-        "features": {"credit_limit": {"type": "double", "used_by": ["feature service fraud_detection"]}}}}}
+JSON Lines, one flat record per contracted column, so Spark reads it as a table:
+
+    {"format": 1, "registry_version": 3, "view": "user_profile", "column": "user_id", "role": "key", "type": "long", "used_by": []}
+    {"format": 1, "registry_version": 3, "view": "user_profile", "column": "credit_limit", "role": "feature", "type": "double", "used_by": ["feature service fraud_detection"]}
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import pyarrow as pa
 from deltalake import Schema
 from deltalake.schema import PrimitiveType
 
-FILE_NAME = "contracts.json"
+FILE_NAME = "contracts.jsonl"
 FORMAT = 1
 
 
@@ -95,23 +98,17 @@ def write_contracts(registry_dir: str | os.PathLike, views: dict[str, ViewContra
     """Replace the contracts file atomically (a running dbt never reads half of it)."""
     path = contracts_path(registry_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "format": FORMAT,
-        "registry_version": registry_version,
-        "views": {
-            name: {
-                "join_keys": dict(view.join_keys),
-                "features": {
-                    feature: {"type": used.dtype, "used_by": list(used.used_by)}
-                    for feature, used in sorted(view.features.items())
-                },
-            }
-            for name, view in sorted(views.items())
-        },
-    }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    head = {"format": FORMAT, "registry_version": registry_version}
+    records = []
+    for name, view in sorted(views.items()):
+        for key, dtype in view.join_keys.items():
+            records.append({**head, "view": name, "column": key, "role": "key", "type": dtype, "used_by": []})
+        for feature, used in sorted(view.features.items()):
+            records.append({**head, "view": name, "column": feature, "role": "feature", "type": used.dtype, "used_by": list(used.used_by)})
+    # Spark lists a folder's files: the temporary file must not end in .jsonl.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".contracts", suffix=".tmp")
     with os.fdopen(fd, "w") as out:
-        json.dump(document, out, indent=2, sort_keys=True)
+        out.writelines(json.dumps(record, sort_keys=True) + "\n" for record in records)
     os.replace(tmp, path)
     return path
 
@@ -124,22 +121,24 @@ def read_contract(path: str | os.PathLike | None, view: str) -> ViewContract | N
     """
     if not path or not os.path.exists(path):
         return None
-    try:
-        document = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); rerun `hindsight apply` to rewrite it") from error
-    if document.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {document.get('format')!r}, this Hindsight reads format {FORMAT}; rerun `hindsight apply`")
-    found = (document.get("views") or {}).get(view)
-    if not found:
+    join_keys: dict[str, str] = {}
+    features: dict[str, UsedFeature] = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} line {number} is not valid JSON ({error}); rerun `hindsight apply` to rewrite it") from error
+        if record.get("format") != FORMAT:
+            raise ValueError(f"{path} has format {record.get('format')!r}, this Hindsight reads format {FORMAT}; rerun `hindsight apply`")
+        if record["view"] != view:
+            continue
+        if record["role"] == "key":
+            join_keys[record["column"]] = record["type"]
+        else:
+            features[record["column"]] = UsedFeature(dtype=record["type"], used_by=tuple(record.get("used_by") or ()))
+    if not join_keys and not features:
         return None
-    return ViewContract(
-        join_keys=dict(found.get("join_keys") or {}),
-        features={
-            name: UsedFeature(dtype=spec["type"], used_by=tuple(spec.get("used_by") or ()))
-            for name, spec in (found.get("features") or {}).items()
-        },
-    )
+    return ViewContract(join_keys=join_keys, features=features)
 
 
 def breaches(contract: ViewContract, schema: pa.Schema, join_keys: tuple[str, ...]) -> list[Breach]:

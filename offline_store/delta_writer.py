@@ -65,7 +65,7 @@ class WriteRequest:
     storage_options: dict[str, str] | None = None
     #: The view's join-key columns (entities), in config order.
     entities: tuple[str, ...] = ()
-    #: The registry folder holding contracts.json; None: no breaking-change gate.
+    #: The registry folder holding contracts.jsonl; None: no breaking-change gate.
     registry: str | None = None
     #: Write even if the change breaks what applied feature services use (var hindsight_allow_breaking).
     allow_breaking: bool = False

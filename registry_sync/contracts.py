@@ -1,6 +1,6 @@
 """On apply: record what the applied feature services use, for the materialization's breaking-change gate.
 
-Reads the applied `Registry` and the Delta tables' schemas; writes `<registry>/contracts.json`
+Reads the applied `Registry` and the Delta tables' schemas; writes `<registry>/contracts.jsonl`
 through `offline_store.contracts`, which owns the format (see there). A view no service or
 on-demand view uses has no contract, so it can change freely.
 """

@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 
+from hindsight.offline_store.contracts import UsedFeature, contracts_path, read_contract
 from tests.fixtures.dbt_project import DbtProject
 from tests.integration.delta_compare import assert_same_rows
 
@@ -74,8 +75,9 @@ def test_a_breaking_change_to_a_served_view_is_refused_until_explicitly_allowed(
     project_copy.dbt("parse")
     applied = project_copy.run("hindsight", "apply", "--no-online")
     assert "Applied registry version 1" in applied.stdout
-    contracts = json.loads((project_copy.settings.registry_dir / "contracts.json").read_text())
-    assert contracts["views"]["user_profile"]["features"]["credit_limit"] == {"type": "double", "used_by": ["feature service fraud_detection"]}
+    assert read_contract(contracts_path(project_copy.settings.registry_dir), "user_profile").features["credit_limit"] == UsedFeature(
+        "double", ("feature service fraud_detection",)
+    )
     version = project_copy.version("user_profile")
 
     edit_user_profile(project_copy, "    updates.credit_limit,", "    cast(updates.credit_limit as varchar) as credit_limit,")
@@ -109,8 +111,7 @@ def test_a_breaking_change_to_a_served_view_is_refused_until_explicitly_allowed(
 
     assert project_copy.run("hindsight", "apply", "--no-online", check=False).returncode == 1
     project_copy.run("hindsight", "apply", "--no-online", "--allow-breaking")
-    contracts = json.loads((project_copy.settings.registry_dir / "contracts.json").read_text())
-    assert contracts["views"]["user_profile"]["features"]["credit_limit"]["type"] == "string"
+    assert read_contract(contracts_path(project_copy.settings.registry_dir), "user_profile").features["credit_limit"].dtype == "string"
     project_copy.dbt("run", "--select", "user_profile", "--full-refresh")
     assert project_copy.version("user_profile") == version + 3
 

@@ -73,12 +73,13 @@ def test_arrow_spellings_of_one_delta_type_are_not_a_change():
 
 def test_contracts_round_trip_and_unknown_views_have_none(tmp_path):
     write_contracts(tmp_path, {"user_stats": CONTRACT}, registry_version=4)
-    document = json.loads(contracts_path(tmp_path).read_text())
-    assert document["registry_version"] == 4 and document["format"] == 1
+    records = [json.loads(line) for line in contracts_path(tmp_path).read_text().splitlines()]
+    assert records[0] == {"format": 1, "registry_version": 4, "view": "user_stats", "column": "user_id", "role": "key", "type": "long", "used_by": []}
+    assert len(records) == 3
     assert read_contract(contracts_path(tmp_path), "user_stats") == CONTRACT
     assert read_contract(contracts_path(tmp_path), "other_view") is None
     assert read_contract(tmp_path / "missing.json", "user_stats") is None
-    contracts_path(tmp_path).write_text('{"format": 99}')
+    contracts_path(tmp_path).write_text('{"format": 99, "view": "user_stats"}\n')
     with pytest.raises(ValueError, match="this Hindsight reads format 1; rerun `hindsight apply`"):
         read_contract(contracts_path(tmp_path), "user_stats")
 

@@ -42,6 +42,7 @@
     where {{ hindsight.range_predicate(adapter.quote(range.column or cfg.timestamp_field), range) }}
   {%- endcall %}
   {% do hindsight.validate_feature_view_rows(stage, cfg) %}
+  {% do hindsight.spark_check_contract(target_relation, stage, cfg, exists, range.mode) %}
 
   {%- set commit_metadata = {
       'dbt_invocation_id': invocation_id,
