@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_feature_view_checks import edit_user_profile
+from tests.integration.test_feature_view_checks import TYPO_VIEW, edit_user_profile
 
 pytestmark = pytest.mark.integration
 
@@ -34,3 +34,10 @@ def test_sail_refuses_a_breaking_change_to_a_served_view_with_the_duckdb_message
     assert dropped.returncode == 1
     assert "account_tier (string) is removed (used by feature service fraud_detection, feature service user_spend_profile)" in dropped.stdout, dropped.stdout[-3000:]
     assert project.version("user_profile") == version
+
+
+def test_sail_fails_an_unknown_config_key_naming_the_nearest(spark_project_copy):
+    spark_project_copy.add_model("typo_view", TYPO_VIEW % ", onlin=true")
+    result = spark_project_copy.dbt("run", "--select", "typo_view", check=False)
+    assert result.returncode == 1
+    assert "typo_view (models/features/typo_view.sql): unknown config key 'onlin' (did you mean online?)" in result.stdout, result.stdout[-3000:]
