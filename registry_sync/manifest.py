@@ -269,16 +269,18 @@ def _service_declaration_ok(exposure: dict[str, Any], declared: Any, where: str,
     if not isinstance(declared, dict):
         problems.append(f"{where}: meta.hindsight must be a mapping with the key features, got {declared!r}")
         return False
-    for key in declared:
-        if key not in SERVICE_KEYS:
-            problems.append(f"{where}: unknown key '{key}' in meta.hindsight{did_you_mean(key, SERVICE_KEYS)}; accepted: {', '.join(SERVICE_KEYS)}")
+    unknown = [key for key in declared if key not in SERVICE_KEYS]
+    for key in unknown:
+        problems.append(f"{where}: unknown key '{key}' in meta.hindsight{did_you_mean(key, SERVICE_KEYS)}; accepted: {', '.join(SERVICE_KEYS)}")
     if exposure.get("type") != "ml":
         problems.append(f"{where}: meta.hindsight declares a feature service, but the exposure's type is {exposure.get('type')!r}; feature services are exposures of type ml")
+        return False
+    if unknown:
         return False
     if "features" not in declared:
         problems.append(f"{where}: meta.hindsight needs features: a list of view:feature, view:* or {{feature: view:feature, alias: name}}")
         return False
-    return all(key in SERVICE_KEYS for key in declared)
+    return True
 
 
 def _service_refs(listed: Any, catalog: dict[str, list[str]], where: str, problems: list[str]) -> list[FeatureRef]:

@@ -152,5 +152,6 @@ def test_feature_service_definitions_with_unknown_keys_fail(manifest, change, me
     with pytest.raises(DefinitionErrors) as raised:
         registry_from_manifest(manifest, read_schema=SCHEMAS.get)
     assert message in str(raised.value)
+    assert len(raised.value.problems) == 1, raised.value.problems
     if "alais" in message:
         assert "(did you mean alias?)" in str(raised.value)
