@@ -154,6 +154,7 @@ def _write(data: pa.RecordBatchReader, table: DeltaTable | None, request: WriteR
         )
         return _result(request, None)
     data, schema_mode = _reconcile_schema(data, table, request)
+    notice = None
     if schema_mode == "merge":
         # New columns: read what they leave NULL before the write, say it after (and how to fill it).
         batch = data.read_all()
@@ -163,7 +164,7 @@ def _write(data: pa.RecordBatchReader, table: DeltaTable | None, request: WriteR
         result = _merge(table, data, request, commit, schema_mode)
     else:
         result = _replace_range(data, request, commit, schema_mode, table.version())
-    if schema_mode == "merge" and notice and result.committed:
+    if notice and result.committed:
         result = dataclasses.replace(result, notices=(notice,))
     return result
 
@@ -298,7 +299,8 @@ def _new_columns_notice(table: DeltaTable, batch: pa.Table, request: WriteReques
     ).where(untouched)
     connection = duckdb.connect()
     try:
-        connection.execute("set TimeZone = 'UTC'")
+        # Naive range bounds and the printed times are UTC, as everywhere in Hindsight.
+        connection.execute("SET TimeZone = 'UTC'")
         connection.register("incoming", batch.select(list(request.unique_key)))
         connection.register("existing", table.to_pyarrow_dataset())
         rows, first, last = connection.sql(query.sql(dialect="duckdb")).fetchone()

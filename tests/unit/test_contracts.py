@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pyarrow as pa
@@ -155,3 +156,23 @@ def test_feature_service_definitions_with_unknown_keys_fail(manifest, change, me
     assert len(raised.value.problems) == 1, raised.value.problems
     if "alais" in message:
         assert "(did you mean alias?)" in str(raised.value)
+
+
+def test_a_backfill_that_adds_a_column_counts_the_rows_outside_its_range(tmp_path):
+    day = 86_400_000_000
+    times = pa.array([0, day, 2 * day, 3 * day], pa.timestamp("us", tz="UTC"))
+    base = pa.table({"user_id": pa.array([1, 1, 1, 2], pa.int64()), "event_timestamp": times})
+    plain = WriteRequest(
+        model="user_stats", uri=str(tmp_path / "user_stats"), mode="full_refresh",
+        unique_key=("user_id", "event_timestamp"), timestamp_field="event_timestamp",
+        on_schema_change="append_new_columns",
+    )
+    write_feature_view(base, plain)
+    widened = base.slice(1, 1).append_column("score", pa.array([0.5]))
+    backfill = dataclasses.replace(plain, mode="backfill", range_start="1970-01-02", range_end="1970-01-03")
+    result = write_feature_view(widened, backfill)
+    assert result.notices == (
+        "user_stats: new column(s) score are NULL in 3 historical rows (event times 1970-01-01 00:00:00 to "
+        "1970-01-04 00:00:00); fill them with: dbt run --select user_stats --vars "
+        "'{\"backfill_start\": \"1970-01-01\", \"backfill_end\": \"1970-01-05\"}'",
+    )
