@@ -69,7 +69,14 @@ class Plugin(BasePlugin):
             result = write_feature_view(relation.to_arrow_reader(BATCH_ROWS), request)
         finally:
             cursor.close()
+        for breach in result.allowed_breaches:
+            logger.warning(
+                f"hindsight: {request.model}: breaking change written because hindsight_allow_breaking "
+                f"is set: {breach}; run `hindsight apply --allow-breaking` so the services' contracts follow"
+            )
         logger.info(
             f"hindsight: {request.model} {request.mode}: {result.rows_written} rows, "
             f"delta version {result.version}{'' if result.committed else ' (nothing to commit)'}"
         )
+        for notice in result.notices:
+            logger.info(f"hindsight: {notice}")

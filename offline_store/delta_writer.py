@@ -7,10 +7,15 @@ Modes, as the `feature_view` materialization chooses them:
   and the change data feed records exactly what changed.
 - `backfill`: replace exactly the rows whose timestamp lies in [start, end) (delta-rs's
   overwrite-with-predicate, Spark's replaceWhere), in one commit.
+
+Before any of them, the breaking-change gate: a write that would remove or retype a feature an
+applied feature service uses, or change the view's join keys, is refused (contracts written by
+`hindsight apply`, see `offline_store.contracts`) unless the request allows it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from dataclasses import dataclass, field
@@ -23,6 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+
+from hindsight.offline_store.contracts import Breach, breaches, contracts_path, read_contract
 
 MODES = ("full_refresh", "incremental", "backfill")
 SCHEMA_CHANGE_POLICIES = ("fail", "append_new_columns")
@@ -56,6 +63,12 @@ class WriteRequest:
     #: Recorded in the Delta commit (dbt invocation id, model id, mode).
     commit_metadata: dict[str, str] = field(default_factory=dict)
     storage_options: dict[str, str] | None = None
+    #: The view's join-key columns (entities), in config order.
+    entities: tuple[str, ...] = ()
+    #: The registry folder holding contracts.jsonl; None: no breaking-change gate.
+    registry: str | None = None
+    #: Write even if the change breaks what applied feature services use (var hindsight_allow_breaking).
+    allow_breaking: bool = False
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> WriteRequest:
@@ -80,6 +93,9 @@ class WriteRequest:
             on_schema_change=policy,
             commit_metadata={k: str(v) for k, v in (config.get("commit_metadata") or {}).items()},
             storage_options=config.get("storage_options") or None,
+            entities=tuple(config.get("entities") or ()),
+            registry=config.get("registry") or None,
+            allow_breaking=str(config.get("allow_breaking")).lower() == "true",
         )
 
 
@@ -90,6 +106,10 @@ class WriteResult:
     version: int | None
     rows_written: int
     committed: bool
+    #: Breaking changes written anyway because the request allowed them.
+    allowed_breaches: tuple[str, ...] = ()
+    #: Things the user should know, e.g. new columns left NULL in older rows and how to fill them.
+    notices: tuple[str, ...] = ()
 
 
 def resolve_uri(uri: str) -> str:
@@ -107,12 +127,19 @@ def write_feature_view(data: pa.RecordBatchReader | pa.Table, request: WriteRequ
     """Write `data` to the request's Delta table in a single commit.
 
     Raises:
-        FeatureViewWriteError: on a schema change the policy refuses, or a backfill row outside
-            its range; nothing is committed then.
+        FeatureViewWriteError: on a schema change the policy refuses, a change that breaks what an
+            applied feature service uses, or a backfill row outside its range; nothing is
+            committed then.
     """
     table = _open(request)
     data = _as_reader(data)
     data = _normalize_schema(data)
+    allowed = _check_contract(data.schema, table, request)
+    result = _write(data, table, request)
+    return dataclasses.replace(result, allowed_breaches=tuple(str(b) for b in allowed))
+
+
+def _write(data: pa.RecordBatchReader, table: DeltaTable | None, request: WriteRequest) -> WriteResult:
     commit = CommitProperties(custom_metadata=request.commit_metadata)
     if request.mode == "full_refresh" or table is None:
         write_deltalake(
@@ -127,9 +154,63 @@ def write_feature_view(data: pa.RecordBatchReader | pa.Table, request: WriteRequ
         )
         return _result(request, None)
     data, schema_mode = _reconcile_schema(data, table, request)
+    notice = None
+    if schema_mode == "merge":
+        # New columns: read what they leave NULL before the write, say it after (and how to fill it).
+        batch = data.read_all()
+        notice = _new_columns_notice(table, batch, request)
+        data = batch.to_reader()
     if request.mode == "incremental":
-        return _merge(table, data, request, commit, schema_mode)
-    return _replace_range(data, request, commit, schema_mode, table.version())
+        result = _merge(table, data, request, commit, schema_mode)
+    else:
+        result = _replace_range(data, request, commit, schema_mode, table.version())
+    if notice and result.committed:
+        result = dataclasses.replace(result, notices=(notice,))
+    return result
+
+
+def _check_contract(incoming: pa.Schema, table: DeltaTable | None, request: WriteRequest) -> list[Breach]:
+    """Refuse a write that breaks what applied feature services use; returns breaches allowed anyway.
+
+    Only what this write changes counts: a breach the table already has (written with
+    hindsight_allow_breaking, not yet applied) does not block later runs.
+    """
+    if request.registry is None:
+        return []
+    try:
+        contract = read_contract(contracts_path(request.registry), request.model)
+    except ValueError as error:
+        raise FeatureViewWriteError(f"feature view {request.model}: cannot read the breaking-change contracts: {error}") from error
+    if contract is None:
+        return []
+    keys = request.entities or tuple(contract.join_keys)
+    after = _schema_after_write(incoming, table, request)
+    found = breaches(contract, after, keys)
+    if table is not None:
+        before = {(b.column, b.kind, b.new) for b in breaches(contract, pa.schema(table.schema().to_arrow()), tuple(contract.join_keys))}
+        found = [b for b in found if (b.column, b.kind, b.new) not in before]
+    if not found or request.allow_breaking:
+        return found
+    version = "" if table is None else f" (version {table.version()})"
+    raise FeatureViewWriteError(
+        f"feature view {request.model}: refusing a breaking change: {'; '.join(str(b) for b in found)}. "
+        f"The Delta table was not changed{version}. To make the change anyway: dbt run --select "
+        f"{request.model} --full-refresh --vars '{{\"hindsight_allow_breaking\": true}}', then "
+        "`hindsight apply --allow-breaking` so the services' contracts follow."
+    )
+
+
+def _schema_after_write(incoming: pa.Schema, table: DeltaTable | None, request: WriteRequest) -> pa.Schema:
+    """The table's schema once this write is committed (incremental writes keep compatible types)."""
+    if table is None or request.mode == "full_refresh":
+        return incoming
+    existing = pa.schema(table.schema().to_arrow())
+    return pa.schema(
+        [
+            existing.field(f.name) if f.name in existing.names and _compatible(f.type, existing.field(f.name).type) else f
+            for f in incoming
+        ]
+    )
 
 
 def _open(request: WriteRequest) -> DeltaTable | None:
@@ -198,6 +279,47 @@ def _reconcile_schema(
     if not target.equals(incoming):
         data = pa.RecordBatchReader.from_batches(target, (b.cast(target) for b in data))
     return data, ("merge" if added else None)
+
+
+def _new_columns_notice(table: DeltaTable, batch: pa.Table, request: WriteRequest) -> str | None:
+    """How many rows this write leaves without the new columns, and the backfill that fills them.
+
+    Those are the table's rows that the write does not rewrite: every row whose key is not in
+    `batch` (and, for a backfill, outside its range).
+    """
+    existing = pa.schema(table.schema().to_arrow())
+    added = [n for n in batch.schema.names if n not in existing.names]
+    ts = _col(request.timestamp_field, "t")
+    on = [_col(c, "t").eq(_col(c, "s")) for c in request.unique_key]
+    untouched = exp.not_(exp.Exists(this=exp.select("1").from_(exp.to_table("incoming").as_("s")).where(exp.and_(*on))))
+    if request.mode == "backfill":
+        untouched = exp.and_(untouched, exp.or_(ts.copy() < _duckdb_timestamp(request.range_start), ts.copy() >= _duckdb_timestamp(request.range_end)))
+    query = exp.select(exp.func("count", exp.Star()), exp.func("min", ts.copy()), exp.func("max", ts.copy())).from_(
+        exp.to_table("existing").as_("t")
+    ).where(untouched)
+    connection = duckdb.connect()
+    try:
+        # Naive range bounds and the printed times are UTC, as everywhere in Hindsight.
+        connection.execute("SET TimeZone = 'UTC'")
+        connection.register("incoming", batch.select(list(request.unique_key)))
+        connection.register("existing", table.to_pyarrow_dataset())
+        rows, first, last = connection.sql(query.sql(dialect="duckdb")).fetchone()
+    finally:
+        connection.close()
+    if not rows:
+        return None
+    start = first.date().isoformat()
+    end = (last.date() + dt.timedelta(days=1)).isoformat()
+    variables = f'{{"backfill_start": "{start}", "backfill_end": "{end}"}}'
+    return (
+        f"{request.model}: new column(s) {', '.join(added)} are NULL in {rows} historical rows "
+        f"(event times {first:%Y-%m-%d %H:%M:%S} to {last:%Y-%m-%d %H:%M:%S}); fill them with: "
+        f"dbt run --select {request.model} --vars '{variables}'"
+    )
+
+
+def _duckdb_timestamp(value: str | None) -> exp.Expression:
+    return exp.cast(exp.Literal.string(_iso(str(value))), exp.DataType.build("timestamptz"))
 
 
 def _compatible(incoming: pa.DataType, existing: pa.DataType) -> bool:

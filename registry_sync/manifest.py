@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from hindsight.core.durations import parse_duration
+from hindsight.core.suggest import did_you_mean
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
 from hindsight.registry_sync.model import (
     Entity,
@@ -241,10 +242,13 @@ def _services(
     catalog = {v.name: [f.name for f in v.features] for v in [*views, *odfvs]}
     services = []
     for exposure in manifest.get("exposures", {}).values():
-        listed = ((exposure.get("meta") or {}).get("hindsight") or {}).get("features")
-        if exposure.get("type") != "ml" or listed is None:
+        declared = (exposure.get("meta") or {}).get("hindsight")
+        if declared is None:
             continue
         where = f"feature service {exposure['name']} ({exposure.get('original_file_path')})"
+        if not _service_declaration_ok(exposure, declared, where, problems):
+            continue
+        listed = declared["features"]
         refs = _service_refs(listed, catalog, where, problems)
         _check_collisions(refs, where, problems)
         owner = exposure.get("owner") or {}
@@ -261,9 +265,37 @@ def _services(
     return services
 
 
+#: The keys of an exposure's `meta.hindsight`, and of one entry of its `features` list.
+SERVICE_KEYS = ("features",)
+SERVICE_FEATURE_KEYS = ("feature", "alias")
+
+
+def _service_declaration_ok(exposure: dict[str, Any], declared: Any, where: str, problems: list[str]) -> bool:
+    """Whether `meta.hindsight` declares a feature service; every problem is recorded, none skipped."""
+    if not isinstance(declared, dict):
+        problems.append(f"{where}: meta.hindsight must be a mapping with the key features, got {declared!r}")
+        return False
+    unknown = [key for key in declared if key not in SERVICE_KEYS]
+    for key in unknown:
+        problems.append(f"{where}: unknown key '{key}' in meta.hindsight{did_you_mean(key, SERVICE_KEYS)}; accepted: {', '.join(SERVICE_KEYS)}")
+    if exposure.get("type") != "ml":
+        problems.append(f"{where}: meta.hindsight declares a feature service, but the exposure's type is {exposure.get('type')!r}; feature services are exposures of type ml")
+        return False
+    if unknown:
+        return False
+    if "features" not in declared:
+        problems.append(f"{where}: meta.hindsight needs features: a list of view:feature, view:* or {{feature: view:feature, alias: name}}")
+        return False
+    return True
+
+
 def _service_refs(listed: Any, catalog: dict[str, list[str]], where: str, problems: list[str]) -> list[FeatureRef]:
     refs: list[FeatureRef] = []
     for item in listed if isinstance(listed, list) else [listed]:
+        if isinstance(item, dict) and (unknown := [k for k in item if k not in SERVICE_FEATURE_KEYS]):
+            for key in unknown:
+                problems.append(f"{where}: unknown key '{key}' in the features entry {item}{did_you_mean(key, SERVICE_FEATURE_KEYS)}; accepted: {', '.join(SERVICE_FEATURE_KEYS)}")
+            continue
         text, alias = (item.get("feature"), item.get("alias")) if isinstance(item, dict) else (item, None)
         view, sep, feature = str(text).partition(":")
         if not sep or not view or not feature:

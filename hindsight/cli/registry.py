@@ -12,6 +12,7 @@ from hindsight.cli.project import project_settings
 from hindsight.core.durations import format_duration
 from hindsight.core.settings import Settings
 from hindsight.registry_sync import RegistryError, RegistryStore, build_registry, load_registry
+from hindsight.registry_sync.contracts import write_registry_contracts
 from hindsight.registry_sync.dbt_project import parse_project, require_current_manifest
 from hindsight.registry_sync.diff import plan as diff_plan
 from hindsight.registry_sync.model import FeatureService, FeatureView, OnDemandFeatureView, Registry
@@ -89,6 +90,8 @@ def apply(allow_breaking: bool, online: bool, parse: bool) -> None:
     else:
         applied = store.write(new)
         click.echo(f"Applied registry version {applied.version}: {len(result.changes)} change(s).")
+    # What the applied services use: the feature_view materialization refuses to break it.
+    write_registry_contracts(applied, settings.registry_dir)
     if online and any(v.online for v in applied.feature_views):
         _ensure_online_tables(applied)
 

@@ -16,6 +16,11 @@
     timestamp_alias  name of the output time column (default: `timestamp`)
     where         optional extra filter on the events
 
+  Composable: the macro renders one SELECT statement (its own CTEs sit inside a subquery), so it
+  can be a model's whole body, a CTE's body, or the final SELECT after the model's own WITH:
+      with transactions as (select user_id, ts, amount from {{ source('raw', 'transactions') }})
+      {{ hindsight.window_aggregates(relation='transactions', ...) }}
+
   Output: entities, the time column, then one column per (aggregation, function, window) named
   <name>_<function>_<window>, e.g. amount_sum_7d. A window ending at t covers events in (t - w, t].
   Functions: count, sum, mean, min, max, stddev (sample), last (last non-null), count_distinct.
@@ -32,6 +37,8 @@
 {% macro window_aggregates(relation, entities, timestamp, aggregations, windows, evaluate='event', timestamp_alias=none, where=none) %}
   {%- set spec = hindsight._window_spec(entities, timestamp, aggregations, windows, evaluate, timestamp_alias) -%}
   {%- set range = hindsight.processing_range() -%}
+{#- A subquery, not a bare WITH: a leading `with` cannot follow the model's own CTE list. #}
+select * from (
 with hs_events as (
     select {{ spec.key_sql }}, {{ adapter.quote(timestamp) }} as hs_ts, {{ hindsight.epoch_micros(adapter.quote(timestamp)) }} as hs_us, 1 as hs_event
     {%- for c in spec.columns %}, {{ adapter.quote(c) }} as hs_c{{ loop.index }}{% endfor %}
@@ -54,6 +61,7 @@ hs_newest as (
 {%- else %}
 {{ hindsight._window_aggregates_by_window(spec) }}
 {%- endif %}
+) as hs_window_aggregates
 {% endmacro %}
 
 

@@ -50,7 +50,9 @@ def test_plan_gates_a_breaking_change_and_apply_keeps_old_versions(parsed_copy):
     # ... and change the type of one that fraud_detection names.
     risk = features / "merchant_risk.sql"
     risk.write_text(risk.read_text().replace("    txn_count_30d,\n", "    cast(txn_count_30d as double) as txn_count_30d,\n"))
-    project_copy.dbt("run", "--select", "merchant_risk", "user_transaction_aggregates", "--full-refresh")
+    # The materialization's gate refuses these without the var (tests/integration/test_feature_view_checks.py).
+    project_copy.dbt("run", "--select", "merchant_risk", "user_transaction_aggregates", "--full-refresh",
+                     "--vars", '{"hindsight_allow_breaking": true}')
 
     plan = hindsight(project_copy, "plan")
     assert plan.returncode == 1, plan.stdout + plan.stderr

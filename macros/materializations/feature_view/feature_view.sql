@@ -61,6 +61,9 @@
       'range_start': none if range.start is none else range.start.isoformat(),
       'range_end': none if range.end is none else range.end.isoformat(),
       'on_schema_change': cfg.on_schema_change,
+      'entities': cfg.entities,
+      'registry': hindsight.registry_location(),
+      'allow_breaking': cfg.allow_breaking,
       'commit_metadata': {
           'dbt_invocation_id': invocation_id,
           'dbt_model': model.unique_id,

@@ -14,10 +14,34 @@
     future_rows      defer | fail: rows whose time is after the run's clock defer
     allow_empty_full_refresh  a full refresh may empty a table holding rows  false (or var of that name)
     location         the Delta table's URI                                 <location_root>/<model>
+    location_root    the folder of every view's table (dbt_project.yml)    HINDSIGHT_OFFLINE_STORE
+    kind             batch (built by dbt), push or stream                  batch
+  A key the user sets (in config(), the model's .yml or dbt_project.yml) that is neither one of
+  these nor one of dbt's own fails the run, naming the nearest valid key: a typo such as `onlin`
+  must not silently leave a view offline.
 -#}
+{#- Every config key a feature view accepts: the materialization's own, and dbt's. The one list. -#}
+{% macro feature_view_config_keys() %}
+  {{- return({
+      'feature_view': [
+          'entities', 'timestamp_field', 'ttl', 'online', 'created_field', 'partition_by',
+          'allowed_lateness', 'on_schema_change', 'location', 'location_root', 'kind', 'future_rows',
+          'allow_empty_full_refresh',
+      ],
+      'dbt': [
+          'enabled', 'alias', 'schema', 'database', 'tags', 'meta', 'group', 'access', 'docs', 'contract',
+          'materialized', 'incremental_strategy', 'unique_key', 'on_schema_change', 'on_configuration_change',
+          'persist_docs', 'post-hook', 'pre-hook', 'post_hook', 'pre_hook', 'quoting', 'column_types',
+          'full_refresh', 'grants', 'packages', 'event_time', 'batch_size', 'lookback', 'begin',
+          'concurrent_batches', 'freshness', 'static_analysis', 'sql_header',
+      ],
+  }) -}}
+{% endmacro %}
+
 {% macro feature_view_config() %}
   {%- set model_name = model.name -%}
   {%- set where = "feature view " ~ model_name ~ " (" ~ model.original_file_path ~ ")" -%}
+  {%- do hindsight._check_config_keys(model_name ~ " (" ~ model.original_file_path ~ ")") -%}
 
   {%- set entities = config.get('entities') -%}
   {%- if entities is string -%}{%- set entities = [entities] -%}{%- endif -%}
@@ -79,6 +103,12 @@
     {%- set location = root.rstrip('/') ~ '/' ~ this.identifier -%}
   {%- endif -%}
 
+  {#- The breaking-change gate's way out: a var, so it is a decision of one run, never left in code. -#}
+  {%- set allow_breaking = var('hindsight_allow_breaking', false) -%}
+  {%- if allow_breaking not in [true, false, 'true', 'false'] -%}
+    {{ exceptions.raise_compiler_error(where ~ ": var hindsight_allow_breaking must be true or false, got " ~ allow_breaking ~ ".") }}
+  {%- endif -%}
+
   {%- set unique_key = entities + [timestamp_field] + ([created_field] if created_field else []) -%}
   {{ return({
       'model': model_name,
@@ -97,5 +127,20 @@
       'derived_partition': derived_partition,
       'location': location,
       'unique_key': unique_key,
+      'allow_breaking': allow_breaking in [true, 'true'],
   }) }}
+{% endmacro %}
+
+
+{#-
+  Fails on a config key the user set that no one reads. `model.unrendered_config` holds exactly
+  the keys the user set (config(), .yml, dbt_project.yml), where `model.config` also holds every
+  default dbt fills in.
+-#}
+{% macro _check_config_keys(where) %}
+  {%- set keys = hindsight.feature_view_config_keys() -%}
+  {%- set known = keys.feature_view + keys.dbt -%}
+  {%- for key in (model.unrendered_config or {}) | sort if key not in known -%}
+    {{ exceptions.raise_compiler_error(where ~ ": unknown config key '" ~ key ~ "'" ~ hindsight.did_you_mean(key, known) ~ ". Feature view keys: " ~ keys.feature_view | join(', ') ~ "; dbt's own keys are accepted too.") }}
+  {%- endfor -%}
 {% endmacro %}

@@ -46,6 +46,7 @@
   {%- endcall %}
   {% set staged_rows = hindsight.validate_feature_view_rows(stage, cfg) %}
   {% do hindsight.refuse_empty_full_refresh(staged_rows, cfg, range) %}
+  {% do hindsight.spark_check_contract(target_relation, stage, cfg, exists, range.mode) %}
 
   {%- set commit_metadata = {
       'dbt_invocation_id': invocation_id,
