@@ -12,6 +12,7 @@
     allowed_lateness how far back an incremental run recomputes            '3d'
     on_schema_change fail | append_new_columns                             fail
     location         the Delta table's URI                                 <location_root>/<model>
+    location_root    folder of the view's Delta table                      offline_store of hindsight.yml
 -#}
 {% macro feature_view_config() %}
   {%- set model_name = model.name -%}
@@ -61,10 +62,8 @@
 
   {%- set location = config.get('location') -%}
   {%- if not location -%}
-    {%- set root = config.get('location_root') -%}
-    {%- if not root -%}
-      {{ exceptions.raise_compiler_error(where ~ ": no Delta location: set location_root (dbt_project.yml sets it for models/features) or location.") }}
-    {%- endif -%}
+    {#- No root configured: the project's offline store (hindsight.yml, HINDSIGHT_OFFLINE_STORE). -#}
+    {%- set root = config.get('location_root') or hindsight.project_setting('offline_store') -%}
     {%- set location = root.rstrip('/') ~ '/' ~ this.identifier -%}
   {%- endif -%}
 
