@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from hindsight.cli.demo import demo_data, demo_request
+from hindsight.cli.init import init
 from hindsight.cli.online import check_parity_command, online, push_command, sync_command
 from hindsight.cli.registry import apply, plan, registry_group, summary
 from hindsight.cli.serve import serve
@@ -21,6 +22,7 @@ def main() -> None:
     """Hindsight: a SQL-first feature store for dbt teams."""
 
 
+main.add_command(init)
 main.add_command(demo_data)
 main.add_command(demo_request)
 for _online_command in (online, sync_command, push_command, check_parity_command):
