@@ -7,7 +7,7 @@ Where each object is declared (all visible in dbt docs):
   feature types come from the Delta table's schema;
 - feature services: exposures of type `ml` listing `meta.hindsight.features`
   (`view:feature`, `view:*`, or `{feature: view:feature, alias: name}`);
-- on-demand feature views: Python functions in the `on_demand` package.
+- on-demand feature views: Python functions in the project's on-demand folder (`hindsight.on_demand`).
 """
 
 from __future__ import annotations
