@@ -9,23 +9,21 @@ import click
 
 @click.command("init")
 @click.option(
-    "--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="HINDSIGHT_PROJECT_DIR",
-    help="The dbt project to set up (default: the current directory).",
-)
-@click.option(
     "--profiles-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Folder of the profiles.yml to edit (default: where dbt looks: DBT_PROFILES_DIR, the project, ~/.dbt).",
 )
-def init(project_dir: Path | None, profiles_dir: Path | None) -> None:
+def init(profiles_dir: Path | None) -> None:
     """Add Hindsight to the dbt project here: packages.yml, dbt_project.yml, the profile, hindsight.yml.
 
     Only adds what is missing (a rerun changes nothing) and prints each change; what you wrote stays.
     Then run `dbt deps` and put feature views in models/features/.
     """
+    from hindsight.cli.project import project_settings
     from hindsight.project_init import InitError, init_project
 
     try:
-        result = init_project(project_dir or Path.cwd(), profiles_dir)
+        # --project-dir (every command has it) has already checked that this is a dbt project.
+        result = init_project(project_settings().project_dir, profiles_dir)
     except InitError as error:
         raise click.ClickException(str(error)) from error
     for change in result.changes:

@@ -45,6 +45,7 @@ def training_set_command(
     """Build a training set: each spine row gets the feature values known at its event time."""
     import pyarrow.parquet as pq
 
+    from hindsight.cli.project import project_settings
     from hindsight.registry_sync.errors import RegistryError
     from hindsight.training_sets import TrainingSetError, read_versions, training_set, training_set_sql
 
@@ -53,7 +54,7 @@ def training_set_command(
     if out is None and not print_sql:
         raise click.UsageError("--out is required (or --print-sql to only show the SQL)")
     pinned = _parse_versions(versions)
-    selection = {"service": service, "features": features}
+    selection = {"service": service, "features": features, "project_dir": project_settings().project_dir}
     try:
         if print_sql:
             spine_columns = pq.read_schema(spine_path).names

@@ -222,7 +222,7 @@ def test_a_new_dbt_project_builds_applies_trains_syncs_and_serves(installed, tmp
     assert second.stdout.strip() == "Nothing to change: the project is already set up for Hindsight."
     assert snapshot(project) == before
     outside = run("hindsight", "init", cwd=elsewhere, check=False)
-    assert outside.returncode == 1 and f"no dbt_project.yml in {elsewhere}" in outside.stderr
+    assert outside.returncode == 2 and f"{elsewhere} has no dbt_project.yml" in outside.stderr
 
     # The user's feature view, feature service and on-demand view.
     (project / "models" / "features" / "customer_orders.sql").write_text(FEATURE_VIEW)

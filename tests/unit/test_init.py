@@ -82,7 +82,9 @@ def test_init_adds_what_is_missing_and_keeps_what_the_user_wrote(project: Path) 
     assert load(project / "hindsight.yml")["offline_store"] == "data/offline_store"
 
 
-def test_a_second_run_changes_nothing(project: Path) -> None:
+def test_a_second_run_changes_nothing(project: Path, monkeypatch) -> None:
+    # The in-process CLI exports the project it ran for; monkeypatch takes it back after the test.
+    monkeypatch.setenv("HINDSIGHT_PROJECT_DIR", str(project))
     init_project(project)
     before = files(project)
     again = CliRunner().invoke(main, ["init", "--project-dir", str(project)])
@@ -141,11 +143,12 @@ def test_missing_profile_is_a_note_not_a_failure(project: Path) -> None:
     assert any("has no profile 'shop'" in n for n in result.notes)
 
 
-def test_outside_a_dbt_project_it_fails_clearly(tmp_path: Path) -> None:
+def test_outside_a_dbt_project_it_fails_clearly(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HINDSIGHT_PROJECT_DIR", str(tmp_path))
     with pytest.raises(InitError, match=r"no dbt_project.yml in .*: run `hindsight init` inside an existing dbt project"):
         init_project(tmp_path)
     result = CliRunner().invoke(main, ["init", "--project-dir", str(tmp_path)])
-    assert result.exit_code == 1 and "Error: no dbt_project.yml in" in result.output
+    assert result.exit_code == 2 and f"Error: {tmp_path} has no dbt_project.yml" in result.output
 
 
 def test_hindsights_own_project_is_refused() -> None:
