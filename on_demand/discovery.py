@@ -149,14 +149,18 @@ def from_registry(entry: OnDemandFeatureView, folder: Path | str | None = None) 
     Args:
         entry: the registry's description of the view.
         folder: the project's on-demand folder, for views recorded under `hindsight_on_demand`
-            (default: the current project's, see `project_folder`).
+            (default: the folder `load_views`/`use_folder` registered last, else the current
+            project's, see `project_folder`).
 
     Raises:
         OnDemandError: when the function cannot be imported.
     """
     module_name, _, qualname = entry.function.partition(":")
     if module_name == PROJECT_PACKAGE or module_name.startswith(PROJECT_PACKAGE + "."):
-        use_folder(Path(folder) if folder is not None else project_folder())
+        if folder is not None:
+            use_folder(Path(folder))
+        elif PROJECT_PACKAGE not in sys.modules:
+            use_folder(project_folder())
     try:
         target: object = importlib.import_module(module_name)
         for part in qualname.split("."):

@@ -244,14 +244,13 @@ def test_a_new_dbt_project_builds_applies_trains_syncs_and_serves(installed, tmp
     assert (project / "data" / "offline_store" / "customer_orders" / "_delta_log").is_dir()
 
     # apply from another folder: the registry holds the user's definitions and no demo code.
-    applied = run("hindsight", "apply", "--no-online", cwd=elsewhere, HINDSIGHT_PROJECT_DIR=str(project))
+    applied = run("hindsight", "apply", "--no-online", "--project-dir", str(project), cwd=elsewhere)
     assert "version 1" in applied.stdout, applied.stdout
-    registry = json.loads(run("hindsight", "registry", "list", "--json", cwd=elsewhere,
-                              HINDSIGHT_PROJECT_DIR=str(project)).stdout)
+    registry = json.loads(run("hindsight", "registry", "list", "--json", "--project-dir", str(project), cwd=elsewhere).stdout)
     text = json.dumps(registry)
     assert "customer_orders" in text and "order_context" in text and "churn_model" in text
     assert "transaction_context" not in text and "fraud" not in text
-    shown = run("hindsight", "registry", "show", "order_context", "--json", cwd=elsewhere, HINDSIGHT_PROJECT_DIR=str(project))
+    shown = run("hindsight", "registry", "show", "order_context", "--json", "--project-dir", str(project), cwd=elsewhere)
     assert "hindsight_on_demand.orders:order_context" in shown.stdout  # imported from the project's folder
 
     # A training set through the CLI: point-in-time values and the user's on-demand view.
@@ -273,27 +272,26 @@ def test_a_new_dbt_project_builds_applies_trains_syncs_and_serves(installed, tmp
 
     # The same through the SDK, from a notebook-like process in another folder.
     monkeypatch.chdir(elsewhere)
-    monkeypatch.setenv("HINDSIGHT_PROJECT_DIR", str(project))
+    monkeypatch.delenv("HINDSIGHT_PROJECT_DIR", raising=False)
     import hindsight
 
-    sdk = hindsight.training_set(spine, service="churn_model").sort_by(
+    sdk = hindsight.training_set(spine, service="churn_model", project_dir=project).sort_by(
         [("customer_id", "ascending"), ("event_timestamp", "ascending")])
     for column, values in expected.items():
         assert sdk.column(column).to_pylist() == pytest.approx(values), column
 
-    # Online: DynamoDB Local started by the CLI, synced, served over HTTP.
+    # Online: DynamoDB Local started by the CLI (which records its endpoint for the next commands),
+    # synced, served over HTTP.
     dynamodb_port = free_port()
     up = run("hindsight", "online", "up", "--port", str(dynamodb_port), "--in-memory")
     try:
-        online_env = {"HINDSIGHT_DYNAMODB_ENDPOINT": f"http://127.0.0.1:{dynamodb_port}",
-                      "HINDSIGHT_DYNAMODB_TABLE_PREFIX": "shop_"}
         assert f"127.0.0.1:{dynamodb_port}" in up.stdout
-        run("hindsight", "apply", **online_env)
-        synced = run("hindsight", "sync", "--no-progress", **online_env)
+        run("hindsight", "apply")
+        synced = run("hindsight", "sync", "--no-progress", "--project-dir", str(project), cwd=elsewhere)
         assert "customer_orders" in synced.stdout + synced.stderr
         port = free_port()
         server = subprocess.Popen([str(BIN / "hindsight"), "serve", "--port", str(port), "--workers", "1"],
-                                  cwd=project, env={**run.env, **online_env}, stdout=subprocess.PIPE,
+                                  cwd=project, env=run.env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, start_new_session=True)
         try:
             url = f"http://127.0.0.1:{port}"
