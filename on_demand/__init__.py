@@ -1,8 +1,9 @@
 """On-demand feature views: Python functions over stored features and request-time values.
 
 Owns the `@on_demand_feature_view` decorator, the `OnDemandView` object, discovery of the views
-declared in this package's modules (the demo's are in `on_demand/fraud.py`) and their conversion to
-registry entries. Reads nothing from disk but its own modules; writes nothing: the registry
+declared in the project's on-demand folder (`on_demand` of hindsight.yml; the demo's are this
+package's `fraud.py`) and their conversion to registry entries. Reads nothing from disk but those
+modules; writes nothing: the registry
 (`registry_sync`) stores `to_registry(view)`, and training sets and serving import the function
 back from the "module:qualname" it records (`from_registry`).
 
@@ -20,15 +21,26 @@ value types against `view.outputs`; any problem raises `OnDemandError` (a ValueE
 `view.outputs` (name -> registry dtype) describe it.
 """
 
-from hindsight.on_demand.discovery import from_registry, function_path, load_views, to_registry
+from hindsight.on_demand.discovery import (
+    PROJECT_PACKAGE,
+    from_registry,
+    function_path,
+    load_views,
+    project_folder,
+    to_registry,
+    use_folder,
+)
 from hindsight.on_demand.view import OnDemandError, OnDemandView, on_demand_feature_view
 
 __all__ = [
+    "PROJECT_PACKAGE",
     "OnDemandError",
     "OnDemandView",
     "from_registry",
     "function_path",
     "load_views",
     "on_demand_feature_view",
+    "project_folder",
     "to_registry",
+    "use_folder",
 ]

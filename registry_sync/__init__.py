@@ -37,10 +37,20 @@ def build_registry(settings: Settings | None = None) -> Registry:
 
     settings = settings or Settings.from_env()
     manifest = load_manifest(settings.manifest_path)
-    return registry_from_manifest(manifest, on_demand_views=_on_demand_views(), project_dir=settings.project_dir)
+    return registry_from_manifest(
+        manifest,
+        on_demand_views=_on_demand_views(settings),
+        offline_store=settings.offline_store,
+        project_dir=settings.project_dir,
+    )
 
 
-def _on_demand_views() -> list:
+def _on_demand_views(settings: Settings) -> list:
+    """The on-demand views of the project's own folder (never the demo's, unless this is the demo)."""
     from hindsight import on_demand
 
-    return [on_demand.to_registry(view) for view in on_demand.load_views().values()]
+    try:
+        views = on_demand.load_views(on_demand.project_folder(settings))
+    except on_demand.OnDemandError as error:
+        raise RegistryError(str(error)) from error
+    return [on_demand.to_registry(view) for view in views.values()]

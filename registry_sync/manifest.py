@@ -7,7 +7,7 @@ Where each object is declared (all visible in dbt docs):
   feature types come from the Delta table's schema;
 - feature services: exposures of type `ml` listing `meta.hindsight.features`
   (`view:feature`, `view:*`, or `{feature: view:feature, alias: name}`);
-- on-demand feature views: Python functions in the `on_demand` package.
+- on-demand feature views: Python functions in the project's on-demand folder (`hindsight.on_demand`).
 """
 
 from __future__ import annotations
@@ -47,19 +47,26 @@ def registry_from_manifest(
     manifest: dict[str, Any],
     read_schema: SchemaReader | None = None,
     on_demand_views: Iterable[OnDemandFeatureView] = (),
+    offline_store: str = "data/offline_store",
     project_dir: Path | None = None,
 ) -> Registry:
     """Translate the manifest into a Registry, or raise DefinitionErrors listing every problem.
 
-    Relative Delta locations resolve against `project_dir` (default: the working directory).
+    `offline_store` is the project's Delta root (hindsight.yml), the folder of every view that sets
+    no `location_root`/`location`; relative paths resolve against `project_dir` (default: the
+    working directory), where dbt wrote them.
     """
     problems: list[str] = []
     read_schema = read_schema or delta_schema
+    project_dir = project_dir or Path.cwd()
+
+    def uri_of(node: dict[str, Any]) -> str:
+        return _delta_uri(node, offline_store, project_dir)
     entities = _entities(manifest, problems)
     views = [
         view
         for node in _feature_view_nodes(manifest)
-        if (view := _feature_view(node, entities, read_schema, problems, project_dir)) is not None
+        if (view := _feature_view(node, entities, read_schema, problems, uri_of)) is not None
     ]
     odfvs = tuple(on_demand_views)
     _check_on_demand_inputs(odfvs, views, problems)
@@ -130,7 +137,7 @@ def _feature_view(
     entities: dict[str, Entity],
     read_schema: SchemaReader,
     problems: list[str],
-    project_dir: Path | None = None,
+    uri_of: Callable[[dict[str, Any]], str],
 ) -> FeatureView | None:
     config = node["config"]
     name = node["name"]
@@ -143,7 +150,7 @@ def _feature_view(
         return None
     ttl_seconds = _ttl_seconds(config.get("ttl"), where, problems)
     view_entities = _entities_of(keys, entities, where, problems)
-    uri = _delta_uri(node, project_dir)
+    uri = uri_of(node)
     schema = read_schema(uri)
     if schema is None:
         problems.append(f"{where}: no Delta table at {uri}; run `dbt build --select {name}` first")
@@ -206,14 +213,15 @@ def _entities_of(keys: list[str], entities: dict[str, Entity], where: str, probl
     return tuple(e.name for e in sorted(matched, key=lambda e: keys.index(e.join_keys[0])))
 
 
-def _delta_uri(node: dict[str, Any], project_dir: Path | None = None) -> str:
+def _delta_uri(node: dict[str, Any], offline_store: str, project_dir: Path) -> str:
+    """Where the feature_view materialization wrote the view (feature_view_config.sql's rule)."""
     config = node["config"]
-    uri = config.get("location") or f"{str(config.get('location_root') or 'data/offline_store').rstrip('/')}/{node.get('alias') or node['name']}"
+    root = str(config.get("location_root") or offline_store)
+    uri = config.get("location") or f"{root.rstrip('/')}/{node.get('alias') or node['name']}"
     if "://" in uri or Path(uri).is_absolute():
         return uri
-    # Relative to the project folder, where dbt runs (so the dbt-duckdb plugin wrote it there), even
-    # when `hindsight apply --project-dir` runs from elsewhere.
-    return str(((project_dir or Path.cwd()) / uri).resolve())
+    # dbt runs in the project folder, so the plugin that wrote the table resolved it from there.
+    return str((project_dir / uri).resolve())
 
 
 def _partition_columns(config: dict[str, Any]) -> list[str]:

@@ -267,6 +267,11 @@ def _registry(registry: Registry | None, project_dir: ProjectDir, version: int |
         settings = Settings.load(project_dir, require=True)
     except ConfigError as error:
         raise TrainingSetError(str(error)) from None
+    # The registry's on-demand views import from this project's folder, wherever the caller runs.
+    from hindsight.on_demand import project_folder, use_folder
+
+    if project_folder(settings).is_dir():
+        use_folder(project_folder(settings))
     return load_registry(settings, version=version)
 
 

@@ -12,6 +12,7 @@ import click
 
 from hindsight.cli.config import config_command
 from hindsight.cli.demo import demo_data, demo_request
+from hindsight.cli.init import init
 from hindsight.cli.keys import keys
 from hindsight.cli.project import ProjectGroup
 from hindsight.cli.online import check_parity_command, online, push_command, sync_command
@@ -28,6 +29,7 @@ def main() -> None:
 
 
 main.add_command(config_command)
+main.add_command(init)
 main.add_command(demo_data)
 main.add_command(demo_request)
 for _online_command in (online, sync_command, push_command, check_parity_command):

@@ -1,4 +1,5 @@
 {{ config(
+    enabled=hindsight.is_demo_project(),
     entities=['merchant_id'],
     timestamp_field='event_timestamp',
     ttl='2d',

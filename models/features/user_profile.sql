@@ -1,4 +1,5 @@
 {{ config(
+    enabled=hindsight.is_demo_project(),
     entities=['user_id'],
     timestamp_field='event_timestamp',
     created_field='created_timestamp',

@@ -14,7 +14,7 @@
     future_rows      defer | fail: rows whose time is after the run's clock defer
     allow_empty_full_refresh  a full refresh may empty a table holding rows  false (or var of that name)
     location         the Delta table's URI                                 <location_root>/<model>
-    location_root    the folder of every view's table (dbt_project.yml)    HINDSIGHT_OFFLINE_STORE
+    location_root    folder of the view's Delta table                      offline_store of hindsight.yml
     kind             batch (built by dbt), push or stream                  batch
   A key the user sets (in config(), the model's .yml or dbt_project.yml) that is neither one of
   these nor one of dbt's own fails the run, naming the nearest valid key: a typo such as `onlin`
@@ -96,10 +96,8 @@
 
   {%- set location = config.get('location') -%}
   {%- if not location -%}
-    {%- set root = config.get('location_root') -%}
-    {%- if not root -%}
-      {{ exceptions.raise_compiler_error(where ~ ": no Delta location: set location_root (dbt_project.yml sets it for models/features) or location.") }}
-    {%- endif -%}
+    {#- No root configured: the project's offline store (hindsight.yml, HINDSIGHT_OFFLINE_STORE). -#}
+    {%- set root = config.get('location_root') or hindsight.project_setting('offline_store') -%}
     {%- set location = root.rstrip('/') ~ '/' ~ this.identifier -%}
   {%- endif -%}
 

@@ -4,5 +4,5 @@
   resolve against the folder dbt runs in, as the hindsight CLI resolves them.
 -#}
 {% macro registry_location() %}
-  {{- return(env_var('HINDSIGHT_REGISTRY', 'data/registry')) -}}
+  {{- return(hindsight.project_setting('registry')) -}}
 {% endmacro %}
