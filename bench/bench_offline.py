@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.dbt_project import DbtProject, new_project  # noqa: E402
+from tests.fixtures.dbt_project import DbtProject, new_project
 
 END = dt.date(2026, 11, 1)
 #: ~1% of 180 days of rows arrive after the first build.

@@ -26,10 +26,10 @@ import pyarrow.dataset as ds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hindsight.offline_store.sail import SailServer, free_port  # noqa: E402
-from hindsight.registry_sync import build_registry  # noqa: E402
-from tests.fixtures.dbt_project import DbtProject, new_project  # noqa: E402
-from hindsight.training_sets import training_set  # noqa: E402
+from hindsight.offline_store.sail import SailServer, free_port
+from hindsight.project import project_registry
+from tests.fixtures.dbt_project import DbtProject, new_project
+from hindsight.training_sets import training_set
 
 END = dt.date(2026, 11, 1)
 #: Four views, no two with a feature of the same name (merchant_risk's counts are left out).
@@ -100,7 +100,7 @@ def main() -> None:
     duckdb_build = time.perf_counter() - started
     print(f"dbt run on DuckDB: {duckdb_build:.1f}s")
 
-    registry = build_registry(project.settings)
+    registry = project_registry(project.settings)
     rows = spine(project, args.spine_rows)
     sail = SailServer(root / "sail-state", working_dir=project.root)
     remote = sail.start(port=free_port())

@@ -12,7 +12,6 @@ Modes, as the `feature_view` materialization chooses them:
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+
+from hindsight.offline_store.uris import absolute_uri
 
 MODES = ("full_refresh", "incremental", "backfill")
 SCHEMA_CHANGE_POLICIES = ("fail", "append_new_columns")
@@ -53,6 +54,9 @@ class WriteRequest:
     range_start: str | None = None
     range_end: str | None = None
     on_schema_change: str = "fail"
+    #: Floats closer than this (relative) count as unchanged; the materialization sets it
+    #: (macros/materializations/feature_view/feature_view_config.sql says why).
+    float_tolerance: float = 0.0
     #: Recorded in the Delta commit (dbt invocation id, model id, mode).
     commit_metadata: dict[str, str] = field(default_factory=dict)
     storage_options: dict[str, str] | None = None
@@ -70,7 +74,7 @@ class WriteRequest:
             )
         return cls(
             model=config["model"],
-            uri=resolve_uri(config["uri"]),
+            uri=absolute_uri(config["uri"]),
             mode=mode,
             unique_key=tuple(config["unique_key"]),
             timestamp_field=config["timestamp_field"],
@@ -78,6 +82,7 @@ class WriteRequest:
             range_start=config.get("range_start"),
             range_end=config.get("range_end"),
             on_schema_change=policy,
+            float_tolerance=float(config["float_tolerance"]),
             commit_metadata={k: str(v) for k, v in (config.get("commit_metadata") or {}).items()},
             storage_options=config.get("storage_options") or None,
         )
@@ -90,17 +95,6 @@ class WriteResult:
     version: int | None
     rows_written: int
     committed: bool
-
-
-def resolve_uri(uri: str) -> str:
-    """Local paths become absolute (DuckDB's delta_scan and delta-rs agree on them); URIs pass.
-
-    >>> resolve_uri("s3://bucket/features/x")
-    's3://bucket/features/x'
-    """
-    if "://" in uri:
-        return uri
-    return os.path.abspath(uri)
 
 
 def write_feature_view(data: pa.RecordBatchReader | pa.Table, request: WriteRequest) -> WriteResult:
@@ -251,7 +245,9 @@ def _new_or_changed_rows(table: DeltaTable, batch: pa.Table, request: WriteReque
     if partitions is not None:
         existing = existing.filter(partitions)
     on = [_col(c, "t").eq(_col(c, "s")) for c in request.unique_key]
-    changed = [exp.paren(_value_changed(f)) for f in batch.schema if f.name not in request.unique_key]
+    changed = [
+        exp.paren(_value_changed(f, request.float_tolerance)) for f in batch.schema if f.name not in request.unique_key
+    ]
     query = (
         exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("s")))
         .from_(exp.to_table("incoming").as_("s"))
@@ -280,13 +276,8 @@ def _partition_filter(batch: pa.Table, request: WriteRequest) -> pc.Expression |
     return condition
 
 
-#: Floats closer than this (relative) count as unchanged: window sums recomputed over a different
-#: set of rows differ in their last bits, and rewriting those rows would churn files and the CDF.
-FLOAT_TOLERANCE = 1e-9
-
-
-def _value_changed(field: pa.Field) -> exp.Expression:
-    """`t.c` and `s.c` differ: NULL-safe, and within FLOAT_TOLERANCE for floating-point columns."""
+def _value_changed(field: pa.Field, tolerance: float) -> exp.Expression:
+    """`t.c` and `s.c` differ: NULL-safe, and beyond `tolerance` (relative) for floating-point columns."""
     target, source = _col(field.name, "t"), _col(field.name, "s")
     distinct = exp.NullSafeNEQ(this=target, expression=source)
     if not pa.types.is_floating(field.type):
@@ -294,7 +285,7 @@ def _value_changed(field: pa.Field) -> exp.Expression:
     close = exp.LTE(
         this=exp.Abs(this=exp.Sub(this=target.copy(), expression=source.copy())),
         expression=exp.Mul(
-            this=exp.Literal.number(FLOAT_TOLERANCE),
+            this=exp.Literal.number(tolerance),
             expression=exp.Greatest(this=exp.Abs(this=target.copy()), expressions=[exp.Abs(this=source.copy())]),
         ),
     )
@@ -376,7 +367,7 @@ def _timestamp(value: Any) -> exp.Expression:
     return exp.Literal.string(text.replace(" ", "T") + "Z")
 
 
-def _iso(value: str) -> str:
+def _iso(value: object) -> str:
     parsed = dt.datetime.fromisoformat(str(value))
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)

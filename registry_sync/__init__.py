@@ -6,9 +6,11 @@ versions under the registry folder. `registry_sync.model` is the data model.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from hindsight.core.settings import Settings
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
-from hindsight.registry_sync.model import Registry
+from hindsight.registry_sync.model import OnDemandFeatureView, Registry
 from hindsight.registry_sync.store import RegistryStore
 
 __all__ = ["DefinitionErrors", "Registry", "RegistryError", "RegistryStore", "build_registry", "load_registry"]
@@ -30,16 +32,14 @@ def load_registry(settings: Settings | None = None, version: int | None = None) 
     return registry
 
 
-def build_registry(settings: Settings | None = None) -> Registry:
-    """The registry the dbt project declares now (manifest + Delta schemas + on-demand views)."""
+def build_registry(settings: Settings | None = None, on_demand_views: Iterable[OnDemandFeatureView] = ()) -> Registry:
+    """The registry the dbt project declares now: manifest, Delta schemas and `on_demand_views`.
+
+    On-demand views are user code: the caller discovers them (`hindsight.project.project_registry`
+    does) and hands in their registry entries; this package never imports them.
+    """
     from hindsight.registry_sync.manifest import load_manifest, registry_from_manifest
 
     settings = settings or Settings.from_env()
     manifest = load_manifest(settings.manifest_path)
-    return registry_from_manifest(manifest, on_demand_views=_on_demand_views())
-
-
-def _on_demand_views() -> list:
-    from hindsight import on_demand
-
-    return [on_demand.to_registry(view) for view in on_demand.load_views().values()]
+    return registry_from_manifest(manifest, on_demand_views=on_demand_views)

@@ -28,7 +28,7 @@ def readyz() -> Response:
     try:
         reachable = bool(state.store.ping())
         reason = "ping returned false"
-    except Exception as error:  # any failure to reach the store means "not ready", not a 500
+    except Exception as error:  # noqa: BLE001 - any failure to reach the store means "not ready", not a 500
         log.warning("online store ping failed: %s", error)
         reachable, reason = False, f"{type(error).__name__}: {error}"
     if not reachable:

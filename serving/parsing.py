@@ -83,7 +83,7 @@ def parse_feature_request(body: dict[str, Any], state: ServingState) -> FeatureR
     plan = _plan(body, state)
     entities = body.get("entities")
     batch = isinstance(entities, list)
-    if batch:
+    if isinstance(entities, list):
         if len(entities) > state.config.max_batch_rows:
             raise ApiError(
                 413,

@@ -36,19 +36,15 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean the online store cannot be reached (answered 503, not 500)."""
     from botocore import exceptions as boto
 
-    errors: list[type[BaseException]] = [
+    from hindsight.online_sync.config import OnlineStoreUnavailable
+
+    return (
         boto.EndpointConnectionError,
         boto.ConnectTimeoutError,
         boto.ReadTimeoutError,
         boto.ConnectionClosedError,
-    ]
-    try:
-        from hindsight.online_sync.config import OnlineStoreUnavailable
-
-        errors.append(OnlineStoreUnavailable)
-    except ImportError:  # online_sync not importable in this process: botocore's errors only
-        pass
-    return tuple(errors)
+        OnlineStoreUnavailable,
+    )
 
 
 _UNAVAILABLE: tuple[type[BaseException], ...] | None = None
@@ -197,7 +193,7 @@ def _assemble(
                 else:
                     status, stamp = read.status, read.event_timestamp
                     value = read.values.get(column.feature) if status == PRESENT else None
-            if value.__class__ is float and not isfinite(value):
+            if type(value) is float and not isfinite(value):
                 value = None  # JSON has no NaN or infinities
             features[column.name] = value
             if include_metadata:

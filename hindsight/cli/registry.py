@@ -5,25 +5,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from typing import NoReturn
 
 import click
 
 from hindsight.core.durations import format_duration
 from hindsight.core.settings import Settings
-from hindsight.registry_sync import RegistryError, RegistryStore, build_registry, load_registry
+from hindsight.project import project_registry
+from hindsight.registry_sync import RegistryError, RegistryStore, load_registry
 from hindsight.registry_sync.diff import plan as diff_plan
-from hindsight.registry_sync.model import FeatureView, OnDemandFeatureView, Registry
+from hindsight.registry_sync.model import Entity, FeatureService, FeatureView, OnDemandFeatureView, Registry
 from hindsight.registry_sync.store import same_definitions
 
 
-def _fail(error: Exception) -> None:
+def _fail(error: Exception) -> NoReturn:
     click.secho(f"error: {error}" if "\n" not in str(error) else f"error:\n{error}", fg="red", err=True)
     sys.exit(2)
 
 
 def _build(settings: Settings) -> Registry:
     try:
-        return build_registry(settings)
+        return project_registry(settings)
     except RegistryError as error:
         _fail(error)
         raise
@@ -103,7 +105,8 @@ def list_views(as_json: bool, version: int | None) -> None:
     click.echo(f"Registry version {registry.version} (applied {registry.applied_at})")
     for entity in registry.entities:
         click.echo(f"  entity        {entity.name:<30} join keys: {', '.join(entity.join_keys)}")
-    for view in [*registry.feature_views, *registry.on_demand_views]:
+    views: list[FeatureView | OnDemandFeatureView] = [*registry.feature_views, *registry.on_demand_views]
+    for view in views:
         click.echo(f"  {_kind(view):<13} {view.name:<30} {len(view.features)} features")
     for service in registry.feature_services:
         click.echo(f"  service       {service.name:<30} {len(service.features)} features")
@@ -172,8 +175,11 @@ def _load(version: int | None) -> Registry:
         raise
 
 
-def _find(registry: Registry, name: str):
-    for item in [*registry.feature_views, *registry.on_demand_views, *registry.feature_services, *registry.entities]:
+def _find(registry: Registry, name: str) -> FeatureView | OnDemandFeatureView | FeatureService | Entity | None:
+    items: list[FeatureView | OnDemandFeatureView | FeatureService | Entity] = [
+        *registry.feature_views, *registry.on_demand_views, *registry.feature_services, *registry.entities,
+    ]
+    for item in items:
         if item.name == name:
             return item
     return None
@@ -184,11 +190,12 @@ def _kind(view: FeatureView | OnDemandFeatureView) -> str:
 
 
 def _listing(registry: Registry) -> dict:
+    views: list[FeatureView | OnDemandFeatureView] = [*registry.feature_views, *registry.on_demand_views]
     return {
         "version": registry.version,
         "applied_at": registry.applied_at,
         "entities": [dataclasses.asdict(e) for e in registry.entities],
-        "feature_views": [view_document(v) for v in [*registry.feature_views, *registry.on_demand_views]],
+        "feature_views": [view_document(v) for v in views],
         "feature_services": [
             {"name": s.name, "description": s.description, "features": [str(r) if not r.alias else f"{r} as {r.alias}" for r in s.features]}
             for s in registry.feature_services

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -53,7 +54,7 @@ def training_set_command(
     if out is None and not print_sql:
         raise click.UsageError("--out is required (or --print-sql to only show the SQL)")
     pinned = _parse_versions(versions)
-    selection = {"service": service, "features": features}
+    selection: dict[str, Any] = {"service": service, "features": features}
     try:
         if print_sql:
             spine_columns = pq.read_schema(spine_path).names

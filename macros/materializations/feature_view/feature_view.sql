@@ -39,7 +39,7 @@
 
   {% call statement('stage_out') -%}
     create view {{ stage_out }} as
-    select *{% if cfg.derived_partition %}, cast({{ adapter.quote(cfg.timestamp_field) }} as date) as _partition_date{% endif %}
+    select *{% if cfg.derived_partition %}, cast({{ adapter.quote(cfg.timestamp_field) }} as date) as {{ cfg.partition_by[0] }}{% endif %}
     from {{ stage }}
   {%- endcall %}
   {{ adapter.commit() }}
@@ -54,6 +54,7 @@
       'range_start': none if range.start is none else range.start.isoformat(),
       'range_end': none if range.end is none else range.end.isoformat(),
       'on_schema_change': cfg.on_schema_change,
+      'float_tolerance': cfg.float_tolerance,
       'commit_metadata': {
           'dbt_invocation_id': invocation_id,
           'dbt_model': model.unique_id,

@@ -8,7 +8,7 @@
     ttl              how long a value stays valid, e.g. '30d'              none (never stale)
     online           sync to the online store                              false
     created_field    when each value became known (late corrections)       none
-    partition_by     Delta partition column(s)                             date of timestamp_field
+    partition_by     Delta partition column(s)                             _partition_date (date of timestamp_field)
     allowed_lateness how far back an incremental run recomputes            '3d'
     on_schema_change fail | append_new_columns                             fail
     location         the Delta table's URI                                 <location_root>/<model>
@@ -51,23 +51,15 @@
     {{ exceptions.raise_compiler_error(where ~ ": on_schema_change '" ~ on_schema_change ~ "' is not supported by feature views; use one of: " ~ accepted_policies | join(', ') ~ " (dbt_project.yml sets fail for models/features).") }}
   {%- endif -%}
 
-  {%- set partition_by = config.get('partition_by') -%}
-  {%- set derived_partition = partition_by is none -%}
-  {%- if derived_partition -%}
-    {%- set partition_by = ['_partition_date'] -%}
-  {%- elif partition_by is string -%}
-    {%- set partition_by = [partition_by] -%}
-  {%- endif -%}
+  {%- set derived_partition = config.get('partition_by') is none -%}
+  {%- set partition_by = hindsight.feature_view_partition_by(config.get('partition_by')) -%}
+  {%- set location = hindsight.feature_view_location(config.get('location'), config.get('location_root'), this.identifier, where) -%}
 
-  {%- set location = config.get('location') -%}
-  {%- if not location -%}
-    {%- set root = config.get('location_root') -%}
-    {%- if not root -%}
-      {{ exceptions.raise_compiler_error(where ~ ": no Delta location: set location_root (dbt_project.yml sets it for models/features) or location.") }}
-    {%- endif -%}
-    {%- set location = root.rstrip('/') ~ '/' ~ this.identifier -%}
-  {%- endif -%}
-
+  {#- Floats closer than this (relative) count as unchanged when an incremental run compares rows:
+      window sums recomputed over a different set of rows differ in their last bits, and rewriting
+      those rows would churn files and the change data feed. The Spark MERGE and the delta-rs
+      writer (which gets it in the write request) both use this one value. -#}
+  {%- set float_tolerance = 1e-9 -%}
   {%- set unique_key = entities + [timestamp_field] + ([created_field] if created_field else []) -%}
   {{ return({
       'model': model_name,
@@ -84,5 +76,6 @@
       'derived_partition': derived_partition,
       'location': location,
       'unique_key': unique_key,
+      'float_tolerance': float_tolerance,
   }) }}
 {% endmacro %}
