@@ -25,7 +25,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,9 @@ from hindsight.online_sync.local import DynamoDBLocal
 from hindsight.registry_sync.model import Entity, Feature, FeatureRef, FeatureService, FeatureView, Registry
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures.ports import free_port  # noqa: E402
 UTC = dt.timezone.utc
 P50_OVERHEAD_TARGET_MS = 1.5
 THROUGHPUT_TARGET = 0.60
@@ -58,12 +60,6 @@ USER_AGGREGATES = {
 }
 USER_PROFILE = {"home_country": "string", "credit_limit": "float64", "account_tier": "string", "birth_year": "int64"}
 MERCHANT_RISK = {"txn_count_7d": "int64", "fraud_sum_30d": "int64", "fraud_rate_30d": "float64"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _view(root: Path, name: str, key: str, entity: str, ttl_days: int | None, features: dict[str, str]) -> FeatureView:

@@ -26,9 +26,10 @@ import pyarrow.dataset as ds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hindsight.offline_store.sail import SailServer, free_port
+from hindsight.offline_store.sail import SailServer
 from hindsight.project import project_registry
 from tests.fixtures.dbt_project import DbtProject, new_project
+from tests.fixtures.ports import free_port
 from hindsight.training_sets import training_set
 
 END = dt.date(2026, 11, 1)

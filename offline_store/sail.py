@@ -61,13 +61,6 @@ def answers(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:
         return False
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def sail_executable() -> Path:
     """The `sail` command of this environment (pysail), else the one on PATH.
 
