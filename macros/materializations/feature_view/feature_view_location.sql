@@ -5,11 +5,19 @@
   both must agree on (tests/unit/test_conformance.py, tests/integration/test_conformance_jinja.py).
 -#}
 {% macro feature_view_location(location, location_root, identifier, where) %}
-  {%- if location -%}
-    {{ return(location) }}
-  {%- endif -%}
-  {%- if not location_root -%}
+  {%- set found = hindsight._feature_view_location(location, location_root, identifier) -%}
+  {%- if found is none -%}
     {{ exceptions.raise_compiler_error(where ~ ": no Delta location: set location_root (dbt_project.yml sets it for models/features) or location.") }}
   {%- endif -%}
-  {{ return(location_root.rstrip('/') ~ '/' ~ identifier) }}
+  {{ return(found) }}
+{% endmacro %}
+
+{#- The rule itself: the location, or none when neither key is set. -#}
+{% macro _feature_view_location(location, location_root, identifier) %}
+  {%- if location -%}
+    {{ return(location) }}
+  {%- elif location_root -%}
+    {{ return(location_root.rstrip('/') ~ '/' ~ identifier) }}
+  {%- endif -%}
+  {{ return(none) }}
 {% endmacro %}
