@@ -195,6 +195,8 @@ def _reconcile_schema(
 
 
 def _compatible(incoming: pa.DataType, existing: pa.DataType) -> bool:
+    """Whether a column may change from `existing` to `incoming` by a cast (the Spark path's
+    `_spark_type_compatible` agrees on the pairs in tests/cases/schema_changes.yml)."""
     if incoming.equals(existing):
         return True
     widening = (pa.types.is_integer, pa.types.is_floating, pa.types.is_timestamp, pa.types.is_string, pa.types.is_large_string)

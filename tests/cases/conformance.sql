@@ -5,8 +5,8 @@
   Invalid inputs come back as none: the macros' raising wrappers are thin (parse_duration,
   feature_view_location), and a raised error would end the run at the first case.
 -#}
-{% macro hindsight_conformance(durations, locations, partitions) %}
-  {%- set out = {'durations': [], 'locations': [], 'partitions': []} -%}
+{% macro hindsight_conformance(durations, locations, partitions, type_pairs) %}
+  {%- set out = {'durations': [], 'locations': [], 'partitions': [], 'type_pairs': []} -%}
   {%- for text in durations -%}
     {%- do out.durations.append(hindsight._duration_seconds(text)) -%}
   {%- endfor -%}
@@ -15,6 +15,9 @@
   {%- endfor -%}
   {%- for partition_by in partitions -%}
     {%- do out.partitions.append(hindsight.feature_view_partition_by(partition_by)) -%}
+  {%- endfor -%}
+  {%- for pair in type_pairs -%}
+    {%- do out.type_pairs.append(hindsight._spark_type_compatible(pair[0], pair[1])) -%}
   {%- endfor -%}
   {{ print('HINDSIGHT_CONFORMANCE ' ~ tojson(out)) }}
 {% endmacro %}

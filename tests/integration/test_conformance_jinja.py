@@ -11,13 +11,14 @@ import shutil
 
 import pytest
 
-from tests.cases import CASES, load
+from tests.cases import CASES, load, type_pairs
 from tests.fixtures.dbt_project import DbtProject, new_project
 
 pytestmark = pytest.mark.integration
 
 DURATIONS = load("durations")
 STORAGE = load("feature_view_storage")
+SCHEMA_TYPES = load("schema_changes")["types"]
 MARKER = "HINDSIGHT_CONFORMANCE "
 
 
@@ -29,6 +30,7 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "durations": [c["text"] for c in DURATIONS["valid"]] + DURATIONS["invalid"],
         "locations": STORAGE["location"],
         "partitions": [c["partition_by"] for c in STORAGE["partition_by"]],
+        "type_pairs": [[SCHEMA_TYPES[a]["spark"], SCHEMA_TYPES[b]["spark"]] for a, b, _ in type_pairs()],
     }
     result = project.dbt("run-operation", "hindsight_conformance", "--args", json.dumps(args))
     line = next(line for line in result.stdout.splitlines() if line.startswith(MARKER))
@@ -48,3 +50,8 @@ def test_locations_agree_with_the_registry(answers: dict) -> None:
 def test_partition_columns_agree_with_the_registry(answers: dict) -> None:
     assert answers["partitions"] == [c["expected"] for c in STORAGE["partition_by"]]
 
+
+
+def test_type_changes_agree_with_the_duckdb_path(answers: dict) -> None:
+    pairs = type_pairs()
+    assert dict(zip([(a, b) for a, b, _ in pairs], answers["type_pairs"])) == {(a, b): allowed for a, b, allowed in pairs}

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 import pytest
 
 from hindsight.core.durations import format_duration, parse_duration
 from hindsight.registry_sync.manifest import delta_location, partition_columns_of
-from tests.cases import load
+from hindsight.offline_store.delta_writer import _compatible
+from tests.cases import load, type_pairs
 
 DURATIONS = load("durations")
 STORAGE = load("feature_view_storage")
@@ -49,3 +51,22 @@ def test_delta_location(case) -> None:
 @pytest.mark.parametrize("case", STORAGE["partition_by"], ids=lambda c: repr(c["partition_by"]))
 def test_partition_columns(case) -> None:
     assert partition_columns_of(case["partition_by"]) == case["expected"]
+
+
+def _arrow(name: str) -> pa.DataType:
+    """An Arrow type from schema_changes.yml's spelling (pyarrow's own string forms)."""
+    if name.startswith("decimal128("):
+        precision, scale = name.removeprefix("decimal128(").removesuffix(")").split(",")
+        return pa.decimal128(int(precision), int(scale))
+    if name.startswith("timestamp["):
+        return pa.timestamp("us", tz="UTC" if "tz=" in name else None)
+    return pa.type_for_alias(name)
+
+
+SCHEMA_TYPES = load("schema_changes")["types"]
+
+
+@pytest.mark.parametrize(("incoming", "existing", "allowed"), type_pairs(), ids=lambda v: str(v))
+def test_type_changes(incoming: str, existing: str, allowed: bool) -> None:
+    arrow_in, arrow_ex = _arrow(SCHEMA_TYPES[incoming]["arrow"]), _arrow(SCHEMA_TYPES[existing]["arrow"])
+    assert _compatible(arrow_in, arrow_ex) is allowed
