@@ -10,8 +10,8 @@ DBT := $(BIN)/dbt
 STAMP := $(VENV)/.installed
 
 # The demo's online store: DynamoDB Local on this port (it listens on every interface).
+# `hindsight online up` records its endpoint in data/state/online_endpoint; the other commands use it.
 DYNAMODB_PORT ?= 8000
-export HINDSIGHT_DYNAMODB_ENDPOINT ?= http://127.0.0.1:$(DYNAMODB_PORT)
 
 .PHONY: setup tools demo lint test bench clean
 

@@ -7,6 +7,9 @@ HTTP client for models (`hindsight.client`) and the notebook SDK:
     import hindsight
     training = hindsight.training_set(spine, service="fraud_detection")
     snapshot = hindsight.features_as_of("2026-10-01", features=["user_profile:*"])
+
+Each SDK function takes `project_dir=` (a notebook outside the dbt project names it; default:
+$HINDSIGHT_PROJECT_DIR, else the current folder or its nearest parent with a dbt_project.yml).
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 
 
-def absolute_uri(uri: str) -> str:
+def absolute_uri(uri: str, base: str | os.PathLike[str] | None = None) -> str:
     """A local path (or `file://` URI) as an absolute path; any other URI as given.
 
-    Relative paths are taken from the working directory, as dbt resolves them when it runs.
+    Relative paths are taken from `base`, by default the working directory (where dbt runs).
 
     >>> absolute_uri("s3://bucket/features/x")
     's3://bucket/features/x'
@@ -21,7 +21,10 @@ def absolute_uri(uri: str) -> str:
     '/data/offline_store/x'
     >>> absolute_uri("/data/offline_store/../offline_store/x")
     '/data/offline_store/x'
+    >>> absolute_uri("data/offline_store/x", base="/project")
+    '/project/data/offline_store/x'
     """
     if "://" in uri and not uri.startswith("file://"):
         return uri
-    return os.path.abspath(uri.removeprefix("file://"))
+    path = uri.removeprefix("file://")
+    return os.path.abspath(path if base is None else os.path.join(base, path))

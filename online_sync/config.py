@@ -1,15 +1,21 @@
 """Which DynamoDB the online store talks to, and the one boto3 client per store.
 
-Read from the environment by `OnlineStoreConfig.from_env()`:
-- `HINDSIGHT_DYNAMODB_ENDPOINT`: an endpoint override (DynamoDB Local). Unset means real AWS through
-  boto3's normal credential and region chain, with nothing overridden.
-- `HINDSIGHT_DYNAMODB_TABLE_PREFIX`: prepended to every table name (default `hindsight_`).
-- `AWS_REGION` / `AWS_DEFAULT_REGION`: the region; `us-east-1` is the default only with an endpoint
-  override (DynamoDB Local ignores it, but boto3 insists on one).
+`OnlineStoreConfig.from_settings(settings)` (or `from_env()`, for the project found from the working
+directory) takes `online_store:` of hindsight.yml with its environment overrides
+(HINDSIGHT_DYNAMODB_ENDPOINT, HINDSIGHT_DYNAMODB_REGION, HINDSIGHT_DYNAMODB_TABLE_PREFIX). The
+endpoint is, in order: the environment, hindsight.yml, the DynamoDB Local that `hindsight online up`
+recorded in the state folder if it still runs, else none: AWS through boto3's normal credential and
+region chain, with nothing overridden. A recorded DynamoDB Local that is gone is an error, never a
+silent switch to AWS.
+
+Dummy credentials are given to the client only for an emulator on a loopback address (DynamoDB
+Local wants a signature, not a real key) and only when no credentials are configured; a remote
+endpoint (a VPC endpoint, a proxy) always uses boto3's own chain, instance roles included.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import threading
@@ -17,10 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from hindsight.core.settings import Settings
 
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
-# Dummy credentials for an endpoint override: DynamoDB Local wants a signature, not a real key.
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "hindsight", "aws_secret_access_key": "hindsight"}
+#: DynamoDB Local ignores the region, but boto3 insists on one.
+_LOCAL_REGION = "us-east-1"
 
 
 class OnlineStoreUnavailable(RuntimeError):
@@ -49,19 +59,34 @@ class OnlineStoreConfig:
     lease_seconds: int = 60
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> OnlineStoreConfig:
-        """Build the config from environment variables (see the module docstring)."""
-        env = os.environ if environ is None else environ
-        endpoint = env.get("HINDSIGHT_DYNAMODB_ENDPOINT") or None
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
-        if endpoint and not region:
-            region = "us-east-1"
+    def from_settings(cls, settings: Settings, **overrides: Any) -> OnlineStoreConfig:
+        """The config of a project's online store (see the module docstring for the endpoint).
+
+        Raises:
+            OnlineStoreUnavailable: the DynamoDB Local recorded by `hindsight online up` is gone.
+        """
+        section = settings.online_store
         values: dict[str, Any] = {
-            "endpoint_url": endpoint,
-            "table_prefix": env.get("HINDSIGHT_DYNAMODB_TABLE_PREFIX", "hindsight_"),
-            "region": region,
+            "endpoint_url": section.endpoint or _recorded_endpoint(settings.state_dir),
+            "table_prefix": section.table_prefix,
+            "region": section.region,
         }
         return cls(**{**values, **overrides})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> OnlineStoreConfig:
+        """`from_settings` for the project found from the environment and working directory."""
+        return cls.from_settings(Settings.load(environ=environ), **overrides)
+
+    def describe(self) -> str:
+        """Where this config points, for messages.
+
+        >>> OnlineStoreConfig().describe(), OnlineStoreConfig(endpoint_url="http://127.0.0.1:8000").describe()
+        ('AWS DynamoDB (region from boto3: AWS_REGION or ~/.aws/config)', 'http://127.0.0.1:8000')
+        """
+        if self.endpoint_url:
+            return self.endpoint_url
+        return f"AWS DynamoDB ({self.region or 'region from boto3: AWS_REGION or ~/.aws/config'})"
 
     def table_name(self, view_name: str) -> str:
         """The DynamoDB table of a feature view.
@@ -74,17 +99,71 @@ class OnlineStoreConfig:
             raise ValueError(
                 f"feature view {view_name!r}: table name {name!r} is not a valid DynamoDB table name "
                 "(3-255 characters of letters, digits, '_', '-', '.'); change the view name or "
-                "HINDSIGHT_DYNAMODB_TABLE_PREFIX"
+                "online_store.table_prefix in hindsight.yml (HINDSIGHT_DYNAMODB_TABLE_PREFIX)"
             )
         return name
 
 
+def _recorded_endpoint(state_dir: Path) -> str | None:
+    from hindsight.online_sync.local import recorded_endpoint
+
+    record = recorded_endpoint(state_dir)
+    if record is None:
+        return None
+    if not record.alive:
+        raise OnlineStoreUnavailable(
+            f"the DynamoDB Local recorded in {record.path} ({record.endpoint}) is not running: start it again "
+            "with `hindsight online up`, or forget it with `hindsight online down` (the online store is then "
+            "AWS unless hindsight.yml's online_store.endpoint or HINDSIGHT_DYNAMODB_ENDPOINT names one)"
+        )
+    return record.endpoint
+
+
+def is_local_endpoint(url: str | None) -> bool:
+    """Whether `url` points at this machine (a loopback address or localhost).
+
+    >>> [is_local_endpoint(u) for u in ("http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000")]
+    [True, True, True]
+    >>> [is_local_endpoint(u) for u in (None, "https://dynamodb.eu-west-1.amazonaws.com", "http://10.0.0.5:8000")]
+    [False, False, False]
+    """
+    host = urlsplit(url).hostname if url else None
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _credentials_configured(env: Mapping[str, str]) -> bool:
-    """Whether boto3 would find credentials without probing the network (instance metadata)."""
+    """Whether credentials are configured without probing the network (instance metadata)."""
     if env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE"):
         return True
     shared = env.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"
     return Path(shared).expanduser().exists()
+
+
+def client_arguments(config: OnlineStoreConfig, env: Mapping[str, str], session_region: str | None) -> dict[str, Any]:
+    """Endpoint, region and (for a local emulator only) dummy credentials for boto3's client().
+
+    >>> client_arguments(OnlineStoreConfig(endpoint_url="http://127.0.0.1:8000"), {}, None)["aws_access_key_id"]
+    'hindsight'
+    >>> "aws_access_key_id" in client_arguments(OnlineStoreConfig(endpoint_url="https://vpce.example.com"), {}, None)
+    False
+    """
+    arguments: dict[str, Any] = {}
+    local = is_local_endpoint(config.endpoint_url)
+    region = config.region or session_region or (_LOCAL_REGION if local else None)
+    if region:
+        arguments["region_name"] = region
+    if config.endpoint_url:
+        arguments["endpoint_url"] = config.endpoint_url
+    if local and not _credentials_configured(env):
+        arguments.update(_LOCAL_CREDENTIALS)
+    return arguments
 
 
 def make_client(config: OnlineStoreConfig, *, max_pool_connections: int = 16) -> Any:
@@ -107,17 +186,15 @@ def make_client(config: OnlineStoreConfig, *, max_pool_connections: int = 16) ->
         parameter_validation=False,
         tcp_keepalive=True,
     )
-    kwargs: dict[str, Any] = {"config": client_config}
-    if config.region:
-        kwargs["region_name"] = config.region
-    if config.endpoint_url:
-        kwargs["endpoint_url"] = config.endpoint_url
-        if not _credentials_configured(os.environ):
-            kwargs.update(_LOCAL_CREDENTIALS)
     try:
-        return boto3.session.Session().client("dynamodb", **kwargs)
+        session = boto3.session.Session()
+        arguments = client_arguments(config, os.environ, session.region_name)
+        return session.client("dynamodb", config=client_config, **arguments)
     except BotoCoreError as err:
-        raise OnlineStoreUnavailable(f"cannot create a DynamoDB client: {err}") from err
+        raise OnlineStoreUnavailable(
+            f"cannot create a DynamoDB client for {config.describe()}: {err} (set online_store.region in "
+            "hindsight.yml or AWS_REGION; for local development run `hindsight online up`)"
+        ) from err
 
 
 _shared_clients: dict[tuple[OnlineStoreConfig, int], Any] = {}

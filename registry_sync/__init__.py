@@ -42,4 +42,4 @@ def build_registry(settings: Settings | None = None, on_demand_views: Iterable[O
 
     settings = settings or Settings.from_env()
     manifest = load_manifest(settings.manifest_path)
-    return registry_from_manifest(manifest, on_demand_views=on_demand_views)
+    return registry_from_manifest(manifest, on_demand_views=on_demand_views, project_dir=settings.project_dir)

@@ -48,15 +48,19 @@ def registry_from_manifest(
     manifest: dict[str, Any],
     read_schema: SchemaReader | None = None,
     on_demand_views: Iterable[OnDemandFeatureView] = (),
+    project_dir: Path | None = None,
 ) -> Registry:
-    """Translate the manifest into a Registry, or raise DefinitionErrors listing every problem."""
+    """Translate the manifest into a Registry, or raise DefinitionErrors listing every problem.
+
+    Relative Delta locations resolve against `project_dir` (default: the working directory).
+    """
     problems: list[str] = []
     read_schema = read_schema or delta_schema
     entities = _entities(manifest, problems)
     views = [
         view
         for node in _feature_view_nodes(manifest)
-        if (view := _feature_view(node, entities, read_schema, problems)) is not None
+        if (view := _feature_view(node, entities, read_schema, problems, project_dir)) is not None
     ]
     odfvs = tuple(on_demand_views)
     _check_on_demand_inputs(odfvs, views, problems)
@@ -127,6 +131,7 @@ def _feature_view(
     entities: dict[str, Entity],
     read_schema: SchemaReader,
     problems: list[str],
+    project_dir: Path | None = None,
 ) -> FeatureView | None:
     config = node["config"]
     name = node["name"]
@@ -140,7 +145,10 @@ def _feature_view(
     ttl_seconds = _ttl_seconds(config.get("ttl"), where, problems)
     view_entities = _entities_of(keys, entities, where, problems)
     try:
-        uri = absolute_uri(delta_location(config.get("location"), config.get("location_root"), node.get("alias") or name))
+        # Relative to the project folder, where dbt runs (so the dbt-duckdb plugin wrote it there),
+        # even when `hindsight apply --project-dir` runs from elsewhere.
+        location = delta_location(config.get("location"), config.get("location_root"), node.get("alias") or name)
+        uri = absolute_uri(location, base=project_dir)
     except ValueError as error:
         problems.append(f"{where}: {error}")
         return None

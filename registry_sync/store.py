@@ -44,18 +44,30 @@ class RegistryStore:
         return Registry.from_dict(json.loads(path.read_text()))
 
     def write(self, registry: Registry) -> Registry:
-        """Store `registry` as the next version and return it with its version number set."""
+        """Store `registry` as the next version and return it with its version number set.
+
+        Two writers at once (two `hindsight apply`) get two distinct versions: each file is created
+        exclusively, and a writer that finds its number taken retries with the next one.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         version = (self.versions() or [0])[-1] + 1
-        stamped = dataclasses.replace(
-            registry, version=version, applied_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        )
-        # Written to a temporary file and renamed: a reader never sees half a version.
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        with os.fdopen(fd, "w") as out:
-            json.dump(stamped.to_dict(), out, indent=2, sort_keys=True)
-        os.replace(tmp, self._path(version))
-        return stamped
+        while True:
+            stamped = dataclasses.replace(
+                registry, version=version, applied_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            )
+            # Written in full to a temporary file, then hard-linked to its final name: the link
+            # fails if the name exists (unlike a rename, which would replace another writer's
+            # version), and a reader never sees half a file.
+            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w") as out:
+                    json.dump(stamped.to_dict(), out, indent=2, sort_keys=True)
+                os.link(tmp, self._path(version))
+                return stamped
+            except FileExistsError:
+                version = max(version, *self.versions()) + 1
+            finally:
+                os.unlink(tmp)
 
     def _path(self, version: int) -> Path:
         return self.directory / f"v{version:06d}.json"

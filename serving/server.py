@@ -12,9 +12,13 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
+
+if TYPE_CHECKING:
+    from hindsight.core.settings import Settings
+    from hindsight.registry_sync.model import Registry
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -67,6 +71,59 @@ def prepare_metrics_dir(state_dir: Path, port: int) -> Path:
     directory.mkdir(parents=True)
     os.environ[MULTIPROC_ENV] = str(directory)
     return directory
+
+
+#: Seconds the start-up check waits for the online store (one attempt, no retries).
+STORE_CHECK_TIMEOUT_S = 2.0
+
+
+def check_online_store(registry: Registry, settings: Settings) -> None:
+    """Refuse to serve without a usable online store: DescribeTable on each online view's table.
+
+    One cheap call per table (ListTables when no view is online), one attempt, a short timeout.
+
+    Raises:
+        hindsight.serving.state.ServingSetupError: naming the endpoint, what failed and the fix.
+    """
+    from dataclasses import replace
+
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client
+    from hindsight.serving.state import ServingSetupError
+
+    start_store = ("start DynamoDB Local with `hindsight online up`, or name the store in hindsight.yml "
+                   "(online_store.endpoint, or HINDSIGHT_DYNAMODB_ENDPOINT)")
+    try:
+        config = OnlineStoreConfig.from_settings(settings)
+        where = config.describe()
+        client = make_client(replace(config, connect_timeout_s=STORE_CHECK_TIMEOUT_S,
+                                     read_timeout_s=STORE_CHECK_TIMEOUT_S, max_attempts=1))
+        tables = {config.table_name(v.name): v.name for v in registry.feature_views if v.online}
+        if not tables:
+            client.list_tables(Limit=1)
+        for table, view in tables.items():
+            try:
+                client.describe_table(TableName=table)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                    raise
+                raise ServingSetupError(
+                    f"cannot serve: the online store at {where} has no table {table} for feature view {view}: "
+                    "run `hindsight apply` (it creates the online tables), then `hindsight sync`"
+                ) from None
+    except OnlineStoreUnavailable as error:
+        raise ServingSetupError(f"cannot serve: {error}") from None
+    except NoCredentialsError:
+        raise ServingSetupError(
+            f"cannot serve: no AWS credentials for the online store at {where}: configure them (AWS_PROFILE, "
+            f"~/.aws/credentials, an instance role), or {start_store}"
+        ) from None
+    except ClientError as error:
+        detail = f"{error.response['Error']['Code']}: {error.response['Error'].get('Message', '')}"
+        raise ServingSetupError(f"cannot serve: the online store at {where} refused a DescribeTable ({detail})") from None
+    except BotoCoreError as error:
+        raise ServingSetupError(f"cannot serve: the online store at {where} does not answer ({error}): {start_store}") from None
 
 
 def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:

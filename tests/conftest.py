@@ -5,4 +5,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.serving",
     "tests.fixtures.dynamodb",
     "tests.fixtures.spark",
+    "tests.fixtures.project",
 ]

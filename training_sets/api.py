@@ -3,12 +3,16 @@
 Every check runs before a query does; each failure is a `TrainingSetError` naming the problem.
 Results are Arrow tables carrying the Delta version read per view in their schema metadata
 (`hindsight.versions`), which `read_versions` returns and `versions=` replays exactly.
+
+Each function takes `project_dir=` (default: $HINDSIGHT_PROJECT_DIR, else the current folder or its
+nearest parent with a dbt_project.yml), so a notebook in another folder finds its project.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +33,7 @@ from hindsight.training_sets.sql_parts import ROW_ID
 VERSIONS_KEY = b"hindsight.versions"
 
 Features = Sequence[str | FeatureRef] | str | None
+ProjectDir = str | os.PathLike[str] | None
 
 
 def training_set(
@@ -42,6 +47,7 @@ def training_set(
     honor_created: bool = True,
     engine: str = "duckdb",
     spark_remote: str | None = None,
+    project_dir: ProjectDir = None,
 ) -> pa.Table:
     """Point-in-time correct features for every spine row.
 
@@ -60,6 +66,7 @@ def training_set(
         honor_created: ignore rows not yet created at the event time (as-of-known-time).
         engine: "duckdb" (in process) or "spark" (Spark Connect).
         spark_remote: Spark Connect URL; default $HINDSIGHT_SPARK_REMOTE.
+        project_dir: the dbt project whose registry to read (when `registry` is not given).
 
     Returns:
         The spine's columns unchanged and in order, then one column per feature, one row per spine
@@ -68,7 +75,7 @@ def training_set(
     Raises:
         TrainingSetError: on any invalid request, before a query runs.
     """
-    registry = _registry(registry)
+    registry = _registry(registry, project_dir)
     plan = plan_training_set(registry, select_features(registry, features=features, service=service))
     _check_versions(registry, versions)
     runner = open_engine(engine, spark_remote)
@@ -91,6 +98,7 @@ def features_as_of(
     honor_created: bool = True,
     engine: str = "duckdb",
     spark_remote: str | None = None,
+    project_dir: ProjectDir = None,
 ) -> pa.Table:
     """Every entity's feature values as of one instant, without a spine.
 
@@ -111,6 +119,7 @@ def features_as_of(
         honor_created: as in `training_set`.
         engine: as in `training_set`.
         spark_remote: as in `training_set`.
+        project_dir: as in `training_set`.
 
     Returns:
         The join-key columns, then one column per feature; versions in the schema metadata.
@@ -118,7 +127,7 @@ def features_as_of(
     Raises:
         TrainingSetError: on an invalid request, or views keyed on different entities.
     """
-    registry = _registry(registry)
+    registry = _registry(registry, project_dir)
     instant = as_of.instant(when)
     selected = as_of.without_request_fields(registry, select_features(registry, features=features, service=service))
     plan = plan_training_set(registry, selected)
@@ -158,13 +167,14 @@ def training_set_sql(
     registry: Registry | None = None,
     dialect: str = "duckdb",
     honor_created: bool = True,
+    project_dir: ProjectDir = None,
 ) -> str:
     """The point-in-time SQL a training set runs, rendered for `dialect` (what `--print-sql` shows).
 
     The query reads the relations the engine registers: `spine` (row id, UTC event time, join
     keys) and one per view, named after the view.
     """
-    registry = _registry(registry)
+    registry = _registry(registry, project_dir)
     plan = plan_training_set(registry, select_features(registry, features=features, service=service))
     missing = sorted({f for f in plan.request_fields() if spine_columns and f not in spine_columns})
     if missing:
@@ -217,12 +227,18 @@ def run_plan(
     return result.replace_schema_metadata({VERSIONS_KEY: versions.encode()})
 
 
-def _registry(registry: Registry | None) -> Registry:
+def _registry(registry: Registry | None, project_dir: ProjectDir) -> Registry:
     if registry is not None:
         return registry
+    from hindsight.core.config import ConfigError
+    from hindsight.core.settings import Settings
     from hindsight.registry_sync import load_registry  # owned by registry_sync; imported late so tests need no registry on disk
 
-    return load_registry()
+    try:
+        settings = Settings.load(project_dir, require=True)
+    except ConfigError as error:
+        raise TrainingSetError(str(error)) from None
+    return load_registry(settings)
 
 
 def _check_versions(registry: Registry, versions: Mapping[str, int] | None) -> None:

@@ -1,7 +1,9 @@
 """The `hindsight` command line: one entry point for every component.
 
 Each command group lives in its own module here and calls into the component that owns the work;
-a command parses arguments and prints, nothing more. Add a module's commands with `main.add_command`.
+a command parses arguments and prints, nothing more. Add a module's commands with `main.add_command`:
+each then takes `--project-dir` and reads the project's settings with `project_settings()`
+(hindsight.cli.project).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import click
 
 from hindsight.cli.demo import demo_data, demo_request
+from hindsight.cli.project import ProjectGroup
 from hindsight.cli.online import check_parity_command, online, push_command, sync_command
 from hindsight.cli.registry import apply, plan, registry_group, summary
 from hindsight.cli.serve import serve
@@ -16,7 +19,7 @@ from hindsight.cli.spark import spark
 from hindsight.cli.training import training_set_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ProjectGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Hindsight: a SQL-first feature store for dbt teams."""
 

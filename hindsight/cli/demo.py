@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from hindsight.cli.project import project_settings
 from hindsight.demo_data import DEFAULT_SEED, SCALES, DemoDataError, write_demo_data
 
 
@@ -28,7 +29,7 @@ def demo_data(scale, end, seed, out_dir, loaded_before, loaded_from) -> None:
     """Generate deterministic raw demo data (users, merchants, transactions, user_updates)."""
     try:
         parts = write_demo_data(
-            out_dir,
+            out_dir or project_settings().raw_data_dir,
             scale=scale,
             end=end.date() if end else None,
             seed=seed,
@@ -43,22 +44,23 @@ def demo_data(scale, end, seed, out_dir, loaded_before, loaded_from) -> None:
 
 
 @click.command("demo-request")
-@click.option("--url", default=None, help="The serving API. [default: http://127.0.0.1:$HINDSIGHT_PORT or 8080]")
+@click.option("--url", default=None, help="The serving API. [default: serving.host and serving.port of hindsight.yml]")
 @click.option("--service", default="fraud_detection", show_default=True, help="The feature service to ask for.")
 def demo_request(url: str | None, service: str) -> None:
     """Print an example `curl` for the newest demo transaction's card holder and merchant, and its answer."""
     import json
-    import os
     import shlex
 
     import requests
 
     from hindsight.demo.request import newest_entities
 
-    url = url or f"http://127.0.0.1:{os.environ.get('HINDSIGHT_PORT', '8080')}"
+    serving = project_settings().serving
+    # A server bound to every interface answers on loopback too.
+    url = url or f"http://{'127.0.0.1' if serving.host in ('0.0.0.0', '::') else serving.host}:{serving.port}"
     body = {
         "feature_service": service,
-        "entities": newest_entities(),
+        "entities": newest_entities(project_settings()),
         "request_context": {"amount": 99.5, "country": "FR"},
         "include_metadata": True,
     }

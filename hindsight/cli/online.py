@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from hindsight.core.settings import Settings
+from hindsight.cli.project import project_settings
 
 _registry_option = click.option(
     "--registry", "registry_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -62,7 +62,7 @@ def _load_registry(registry_file: Path | None) -> Any:
     from hindsight.registry_sync.errors import RegistryError
 
     try:
-        return load_registry()
+        return load_registry(project_settings())
     except RegistryError as err:
         raise click.ClickException(str(err)) from err
 
@@ -70,8 +70,14 @@ def _load_registry(registry_file: Path | None) -> Any:
 def _local() -> Any:
     from hindsight.online_sync.local import DynamoDBLocal
 
-    settings = Settings.from_env()
+    settings = project_settings()
     return DynamoDBLocal(settings.tools_dir, settings.state_dir)
+
+
+def _online_config() -> Any:
+    from hindsight.online_sync import OnlineStoreConfig
+
+    return OnlineStoreConfig.from_settings(project_settings())
 
 
 @click.group("online")
@@ -92,18 +98,32 @@ def install() -> None:
 @click.option("--in-memory", is_flag=True, help="Keep tables in memory (lost at `down`).")
 @_user_errors
 def up(port: int, in_memory: bool) -> None:
-    """Start DynamoDB Local in the background (installs it on first use)."""
+    """Start DynamoDB Local in the background (installs it on first use) and record its endpoint.
+
+    The project's commands use the recorded endpoint unless hindsight.yml or the environment names
+    another; `online down` forgets it.
+    """
     _log_to_stderr()
-    endpoint = _local().start(port=port, in_memory=in_memory)
-    click.echo(f"DynamoDB Local answers at {endpoint}")
-    click.echo(f"export HINDSIGHT_DYNAMODB_ENDPOINT={endpoint}")
+    local = _local()
+    endpoint = local.start(port=port, in_memory=in_memory)
+    click.echo(f"DynamoDB Local answers at {endpoint}; recorded in {local.endpoint_record}, "
+               "so this project's commands use it (no export needed)")
+    configured = project_settings().online_store.endpoint
+    if configured and configured != endpoint:
+        click.secho(f"note: hindsight.yml or HINDSIGHT_DYNAMODB_ENDPOINT names {configured}, which wins "
+                    "over the recorded endpoint", fg="yellow", err=True)
 
 
 @online.command("down")
 @_user_errors
 def down() -> None:
-    """Stop the background DynamoDB Local."""
-    click.echo("stopped DynamoDB Local" if _local().stop() else "DynamoDB Local was not running")
+    """Stop the background DynamoDB Local and forget its recorded endpoint."""
+    local = _local()
+    recorded = local.endpoint_record.exists()
+    if local.stop():
+        click.echo("stopped DynamoDB Local")
+    else:
+        click.echo("DynamoDB Local was not running" + ("; forgot its recorded endpoint" if recorded else ""))
 
 
 @online.command("status")
@@ -127,10 +147,10 @@ def status() -> None:
 @_user_errors
 def sync_command(select: tuple[str, ...], full: bool, progress: bool, registry_file: Path | None) -> None:
     """Copy the newest row per entity of online feature views from Delta to DynamoDB."""
-    from hindsight.online_sync import OnlineStoreConfig, sync
+    from hindsight.online_sync import sync
 
     _log_to_stderr()
-    report = sync(_load_registry(registry_file), OnlineStoreConfig.from_env(), select=list(select) or None,
+    report = sync(_load_registry(registry_file), _online_config(), select=list(select) or None,
                   full=full, progress=progress)
     click.echo(str(report))
 
@@ -158,9 +178,9 @@ def _json_rows(stream: Any) -> Iterator[dict[str, Any]]:
 @_user_errors
 def push_command(view: str, source: Any, registry_file: Path | None) -> None:
     """Write rows to a view's online store (newest event wins)."""
-    from hindsight.online_sync import OnlineStoreConfig, push
+    from hindsight.online_sync import push
 
-    report = push(_load_registry(registry_file), OnlineStoreConfig.from_env(), view, list(_json_rows(source)))
+    report = push(_load_registry(registry_file), _online_config(), view, list(_json_rows(source)))
     click.echo(f"{report.view}: {report.rows} rows, {report.written} written, "
                f"{report.stale} not newer than the online value")
 
@@ -173,9 +193,9 @@ def push_command(view: str, source: Any, registry_file: Path | None) -> None:
 @_user_errors
 def check_parity_command(sample: int, select: tuple[str, ...], seed: int | None, registry_file: Path | None) -> None:
     """Compare sampled entities' newest Delta rows with the online store (exit 1 on a mismatch)."""
-    from hindsight.online_sync import OnlineStoreConfig, check_parity
+    from hindsight.online_sync import check_parity
 
-    report = check_parity(_load_registry(registry_file), OnlineStoreConfig.from_env(), sample,
+    report = check_parity(_load_registry(registry_file), _online_config(), sample,
                           list(select) or None, seed=seed)
     for mismatch in report.mismatches:
         click.echo(f"MISMATCH {mismatch}")

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import click
 
+from hindsight.cli.project import project_settings
 from hindsight.core.durations import format_duration
 from hindsight.core.settings import Settings
 from hindsight.project import project_registry
@@ -36,7 +37,7 @@ def _build(settings: Settings) -> Registry:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(allow_breaking: bool, as_json: bool) -> None:
     """Show what `apply` would change in the registry; exit 1 on a breaking change."""
-    settings = Settings.from_env()
+    settings = project_settings()
     new = _build(settings)
     result = diff_plan(RegistryStore(settings.registry_dir).latest(), new)
     if as_json:
@@ -57,7 +58,7 @@ def plan(allow_breaking: bool, as_json: bool) -> None:
 @click.option("--online/--no-online", default=True, help="Create the online store's tables (default: on).")
 def apply(allow_breaking: bool, online: bool) -> None:
     """Write the dbt project's features as a new registry version (and create online tables)."""
-    settings = Settings.from_env()
+    settings = project_settings()
     store = RegistryStore(settings.registry_dir)
     new = _build(settings)
     current = store.latest()
@@ -81,7 +82,7 @@ def _ensure_online_tables(registry: Registry) -> None:
     from hindsight.online_sync.store import OnlineStoreConfig, OnlineStoreUnavailable, ensure_tables
 
     try:
-        tables = ensure_tables(registry, OnlineStoreConfig.from_env())
+        tables = ensure_tables(registry, OnlineStoreConfig.from_settings(project_settings()))
     except OnlineStoreUnavailable as error:
         _fail(RegistryError(f"{error} (start it with `hindsight online up`, or pass --no-online)"))
     changed = [f"{table} ({state})" for table, state in sorted(tables.items()) if state != "exists"]
@@ -122,17 +123,48 @@ def show(name: str, as_json: bool, version: int | None) -> None:
     found = _find(registry, name)
     if found is None:
         _fail(RegistryError(f"nothing named {name} in registry version {registry.version}"))
-    document = view_document(found) if isinstance(found, (FeatureView, OnDemandFeatureView)) else dataclasses.asdict(found)
     if as_json:
+        document = view_document(found) if isinstance(found, (FeatureView, OnDemandFeatureView)) else dataclasses.asdict(found)
         click.echo(json.dumps(document, indent=2, default=str))
     else:
-        for key, value in document.items():
-            if key == "features":
-                click.echo("features:")
-                for f in value:
-                    click.echo(f"  {f['name']:<32} {f['type']:<10} {f['description']}")
+        _print_document(_readable(registry, found))
+
+
+def _readable(registry: Registry, found) -> dict:
+    """What `registry show` prints for anything it finds: its fields, then its features."""
+    if isinstance(found, (FeatureView, OnDemandFeatureView)):
+        return view_document(found)
+    if isinstance(found, FeatureService):
+        features = []
+        for ref in found.features:
+            name = f"{ref} as {ref.alias}" if ref.alias else str(ref)
+            views: list[FeatureView | OnDemandFeatureView] = [*registry.feature_views, *registry.on_demand_views]
+            view = next((v for v in views if v.name == ref.view), None)
+            feature = next((f for f in view.features if f.name == ref.feature), None) if view else None
+            if feature is None:
+                features.append({"name": name, "type": "?", "description": "(not in this registry version)"})
             else:
-                click.echo(f"{key}: {value}")
+                features.append({"name": name, "type": feature.dtype, "description": feature.description})
+        return {"name": found.name, "kind": "feature_service", "description": found.description, "owner": found.owner,
+                "tags": list(found.tags), "file": found.original_file_path, "features": features}
+    return {"name": found.name, "kind": "entity", "join_keys": list(found.join_keys), "description": found.description,
+            "file": found.original_file_path}
+
+
+def _print_document(document: dict) -> None:
+    for key, value in document.items():
+        if key == "features":
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} ({v})" for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            value = ", ".join(map(str, value))
+        click.echo(f"{key + ':':<17}{'-' if value is None or value == '' else value}")
+    if "features" in document:
+        click.echo(f"features ({len(document['features'])}):")
+        width = max((len(f["name"]) for f in document["features"]), default=0)
+        for f in document["features"]:
+            click.echo(f"  {f['name']:<{width}}  {f['type']:<8} {f['description'] or ''}".rstrip())
 
 
 def view_document(view: FeatureView | OnDemandFeatureView) -> dict:
@@ -169,7 +201,7 @@ def view_document(view: FeatureView | OnDemandFeatureView) -> dict:
 
 def _load(version: int | None) -> Registry:
     try:
-        return load_registry(version=version)
+        return load_registry(project_settings(), version=version)
     except RegistryError as error:
         _fail(error)
         raise
@@ -208,7 +240,7 @@ def summary() -> None:
     """Summarize each feature view's Delta table: rows, entities, time range, version."""
     from hindsight.offline_store.summary import summarize
 
-    settings = Settings.from_env()
+    settings = project_settings()
     registry = _build(settings)
     click.echo(f"{'feature view':<30} {'rows':>10} {'entities':>9}  {'from':<19}  {'to':<19}  version")
     for view in registry.feature_views:

@@ -6,12 +6,14 @@ import click
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="HINDSIGHT_HOST",
-              help="Interface to bind (HINDSIGHT_HOST). 0.0.0.0 exposes the API to the network.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, envvar="HINDSIGHT_PORT",
-              help="Port to listen on (HINDSIGHT_PORT).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, envvar="HINDSIGHT_WORKERS",
-              help="Worker processes (HINDSIGHT_WORKERS) [default: one per core, 2 to 8].")
+@click.option("--host", default=None,
+              help="Interface to bind; 0.0.0.0 exposes the API to the network. "
+                   "[default: serving.host in hindsight.yml, HINDSIGHT_HOST, or 127.0.0.1]")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port to listen on. [default: serving.port in hindsight.yml, HINDSIGHT_PORT, or 8080]")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes. [default: serving.workers in hindsight.yml, HINDSIGHT_WORKERS, "
+                   "or one per core, 2 to 8]")
 @click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True, envvar="HINDSIGHT_THREADS",
               help="Threads per worker (HINDSIGHT_THREADS); 1 uses gunicorn's sync worker, more its gthread worker.")
 @click.option("--timeout", type=click.IntRange(min=1), default=30, show_default=True,
@@ -23,14 +25,23 @@ import click
 @click.option("--detach", is_flag=True,
               help="Run in the background (restarting one already detached on this port) and return once it answers.")
 @click.option("--stop", is_flag=True, help="Stop the server detached on this port.")
-def serve(host: str, port: int, workers: int | None, threads: int, timeout: int, registry_file: str | None,
-          access_log: bool, detach: bool, stop: bool) -> None:
-    """Serve online features over HTTP (POST /v1/features; docs at /openapi.json)."""
+def serve(host: str | None, port: int | None, workers: int | None, threads: int, timeout: int,
+          registry_file: str | None, access_log: bool, detach: bool, stop: bool) -> None:
+    """Serve online features over HTTP (POST /v1/features; docs at /openapi.json).
+
+    Refuses to start when the online store does not answer or lacks a feature view's table.
+    """
+    from hindsight.cli.project import project_settings
+
+    settings = project_settings()
+    # Flags win over the environment, which wins over hindsight.yml (Settings applied those two).
+    host = host or settings.serving.host
+    port = port or settings.serving.port
+    workers = workers or settings.serving.workers
     if stop or detach:
         from hindsight.serving.background import BackgroundServer
-        from hindsight.core.settings import Settings
 
-        server = BackgroundServer(Settings.from_env().state_dir, host, port)
+        server = BackgroundServer(settings.state_dir, host, port)
         if stop:
             click.echo("stopped" if server.stop() else f"no detached server on port {port}")
             return
@@ -43,20 +54,22 @@ def serve(host: str, port: int, workers: int | None, threads: int, timeout: int,
         return
     import logging
 
-    from hindsight.core.settings import Settings
-    from hindsight.serving.server import ServerOptions, default_workers, prepare_metrics_dir, run
+    from hindsight.serving.server import ServerOptions, check_online_store, default_workers, prepare_metrics_dir, run
 
     # The app's own warnings and tracebacks, in gunicorn's log format.
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
                         datefmt="%Y-%m-%d %H:%M:%S %z")
     # Before the app (and prometheus_client's metric values) is created in this process.
-    prepare_metrics_dir(Settings.from_env().state_dir, port)
+    prepare_metrics_dir(settings.state_dir, port)
 
     from hindsight.serving import create_app
-    from hindsight.serving.state import ServingSetupError
+    from hindsight.serving.state import EXTENSION, ServingSetupError
 
     try:
         app = create_app({"REGISTRY_FILE": registry_file} if registry_file else None)
+        # Said now, not on the first request: a new shell without the store's settings would
+        # otherwise start a server that answers 503 to everything.
+        check_online_store(app.extensions[EXTENSION].registry, settings)
     except (ServingSetupError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     options = ServerOptions(host=host, port=port, workers=workers or default_workers(), threads=threads,

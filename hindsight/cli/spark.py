@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from hindsight.core.settings import Settings
+from hindsight.cli.project import project_settings
 
 
 def _server() -> Any:
     from hindsight.offline_store.sail import SailServer
 
-    settings = Settings.from_env()
+    settings = project_settings()
     return SailServer(settings.state_dir, working_dir=settings.project_dir)
 
 

@@ -46,6 +46,7 @@ def training_set_command(
     """Build a training set: each spine row gets the feature values known at its event time."""
     import pyarrow.parquet as pq
 
+    from hindsight.cli.project import project_settings
     from hindsight.registry_sync.errors import RegistryError
     from hindsight.training_sets import TrainingSetError, read_versions, training_set, training_set_sql
 
@@ -54,7 +55,7 @@ def training_set_command(
     if out is None and not print_sql:
         raise click.UsageError("--out is required (or --print-sql to only show the SQL)")
     pinned = _parse_versions(versions)
-    selection: dict[str, Any] = {"service": service, "features": features}
+    selection: dict[str, Any] = {"service": service, "features": features, "project_dir": project_settings().project_dir}
     try:
         if print_sql:
             spine_columns = pq.read_schema(spine_path).names

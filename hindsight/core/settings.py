@@ -1,55 +1,129 @@
-"""Where Hindsight keeps things, read from the environment with in-repo defaults.
+"""Where one Hindsight project keeps things: hindsight.yml and the environment, as absolute paths.
 
-Relative paths resolve against the working directory, which is the repo root for `make`, `dbt` and
-the CLI (dbt's profile uses the same variables and defaults: see profiles.yml, dbt_project.yml).
+`Settings.load(project_dir)` finds the project (hindsight.core.config.find_project_dir), reads its
+hindsight.yml with environment overrides (hindsight.core.config.load_config) and resolves every
+relative path against the project folder, never the working directory, so a notebook or a command
+run from another folder sees the same store. A few development paths are environment-only:
+HINDSIGHT_RAW_DATA, HINDSIGHT_DUCKDB_PATH, DBT_TARGET_PATH, HINDSIGHT_TOOLS.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from hindsight.core.config import (
+    CONFIG_FILE,
+    OnlineStoreSection,
+    ServingSection,
+    find_project_dir,
+    load_config,
+    require_project,
+)
 
-def _env_path(name: str, default: str) -> Path:
-    return Path(os.environ.get(name) or default)
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _resolve(project: Path, value: str | os.PathLike[str]) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else project / path
+
+
+def _resolve_uri(project: Path, value: str) -> str:
+    """A URI (s3://...) unchanged; a path made absolute against the project.
+
+    >>> _resolve_uri(Path("/p"), "s3://bucket/store"), _resolve_uri(Path("/p"), "data/store")
+    ('s3://bucket/store', '/p/data/store')
+    """
+    return value if _URI.match(value) else str(_resolve(project, value))
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Paths and endpoints of one Hindsight deployment."""
+    """Paths and endpoints of one Hindsight project."""
 
-    #: The dbt project (dbt_project.yml, profiles.yml).
+    #: The dbt project (dbt_project.yml, hindsight.yml).
     project_dir: Path
     #: Raw demo data, read by the dbt source `raw` (HINDSIGHT_RAW_DATA).
     raw_data_dir: Path
-    #: Root of the Delta offline store, a path or URI (HINDSIGHT_OFFLINE_STORE).
+    #: Root of the Delta offline store, an absolute path or a URI (offline_store, HINDSIGHT_OFFLINE_STORE).
     offline_store: str
     #: dbt-duckdb's database file (HINDSIGHT_DUCKDB_PATH).
     duckdb_path: Path
     #: dbt's target folder, holding manifest.json (DBT_TARGET_PATH).
     dbt_target_dir: Path
-    #: Versioned registry files (HINDSIGHT_REGISTRY).
+    #: Versioned registry files (registry, HINDSIGHT_REGISTRY).
     registry_dir: Path
     #: Downloaded tools: DynamoDB Local (HINDSIGHT_TOOLS).
     tools_dir: Path
-    #: Local state of services Hindsight starts: pid files, DynamoDB Local data (HINDSIGHT_STATE).
+    #: Local state of services Hindsight starts: pid files, DynamoDB Local data (state, HINDSIGHT_STATE).
     state_dir: Path
+    #: Folder of on-demand view modules (on_demand, HINDSIGHT_ON_DEMAND); default project_dir/on_demand.
+    on_demand_dir: Path | None = None
+    #: The online store section of hindsight.yml, env overrides applied (endpoint not yet resolved:
+    #: see hindsight.online_sync.config.OnlineStoreConfig.from_settings).
+    online_store: OnlineStoreSection = field(default_factory=OnlineStoreSection)
+    #: The serving section of hindsight.yml, env overrides applied.
+    serving: ServingSection = field(default_factory=ServingSection)
+    #: The hindsight.yml read, or None when the project has none (all defaults).
+    config_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_demand_dir is None:
+            object.__setattr__(self, "on_demand_dir", self.project_dir / "on_demand")
 
     @classmethod
-    def from_env(cls, project_dir: Path | None = None) -> Settings:
-        project = Path(project_dir or os.environ.get("HINDSIGHT_PROJECT_DIR") or Path.cwd())
+    def load(
+        cls,
+        project_dir: str | os.PathLike[str] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        require: bool = False,
+    ) -> Settings:
+        """The settings of the project in `project_dir` (default: see `find_project_dir`).
+
+        Args:
+            project_dir: the dbt project folder.
+            environ: the environment to read overrides from (default os.environ).
+            require: raise ProjectNotFound unless the folder holds a dbt_project.yml.
+
+        Raises:
+            hindsight.core.config.ConfigError: hindsight.yml or an override is invalid (or, with
+                `require`, there is no dbt project there: ProjectNotFound).
+        """
+        env = os.environ if environ is None else environ
+        project = find_project_dir(project_dir, env)
+        if require:
+            require_project(project)
+        config = load_config(project, env)
         data = project / "data"
+
+        def env_path(name: str, default: Path) -> Path:
+            return _resolve(project, env.get(name) or default)
+
+        config_file = project / CONFIG_FILE
         return cls(
             project_dir=project,
-            raw_data_dir=_env_path("HINDSIGHT_RAW_DATA", str(data / "raw")),
-            offline_store=os.environ.get("HINDSIGHT_OFFLINE_STORE") or str(data / "offline_store"),
-            duckdb_path=_env_path("HINDSIGHT_DUCKDB_PATH", str(data / "hindsight.duckdb")),
-            dbt_target_dir=_env_path("DBT_TARGET_PATH", str(project / "target")),
-            registry_dir=_env_path("HINDSIGHT_REGISTRY", str(data / "registry")),
-            tools_dir=_env_path("HINDSIGHT_TOOLS", str(project / ".tools")),
-            state_dir=_env_path("HINDSIGHT_STATE", str(data / "state")),
+            raw_data_dir=env_path("HINDSIGHT_RAW_DATA", data / "raw"),
+            offline_store=_resolve_uri(project, config.offline_store),
+            duckdb_path=env_path("HINDSIGHT_DUCKDB_PATH", data / "hindsight.duckdb"),
+            dbt_target_dir=env_path("DBT_TARGET_PATH", project / "target"),
+            registry_dir=_resolve(project, config.registry),
+            tools_dir=env_path("HINDSIGHT_TOOLS", project / ".tools"),
+            state_dir=_resolve(project, config.state),
+            on_demand_dir=_resolve(project, config.on_demand),
+            online_store=config.online_store,
+            serving=config.serving,
+            config_file=config_file if config_file.is_file() else None,
         )
+
+    @classmethod
+    def from_env(cls, project_dir: str | os.PathLike[str] | None = None) -> Settings:
+        """The former name of `load` (hindsight.yml is read too); kept for existing callers."""
+        return cls.load(project_dir)
 
     @property
     def manifest_path(self) -> Path:

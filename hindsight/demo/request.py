@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from hindsight.registry_sync import load_registry
 
+if TYPE_CHECKING:
+    from hindsight.core.settings import Settings
 
-def newest_entities(view: str = "user_transaction_aggregates") -> dict[str, Any]:
+
+def newest_entities(settings: Settings | None = None, view: str = "user_transaction_aggregates") -> dict[str, Any]:
     """The join keys of the newest row of `view`, plus a merchant that has risk features."""
-    registry = load_registry()
+    registry = load_registry(settings)
     entities = _newest_row_keys(registry.view(view))
     merchant_view = next((v for v in registry.feature_views if v.join_keys == ("merchant_id",) and v.online), None)
     if merchant_view is not None:

@@ -80,13 +80,15 @@ def test_online_up_status_down_are_safe_to_repeat(tmp_path):
     first = runner.invoke(main, ["online", "up", "--port", str(port), "--in-memory"], env=env)
     try:
         assert first.exit_code == 0, first.output
-        assert f"export HINDSIGHT_DYNAMODB_ENDPOINT=http://127.0.0.1:{port}" in first.output
+        assert f"DynamoDB Local answers at http://127.0.0.1:{port}; recorded in" in first.output
+        assert (tmp_path / "state" / "online_endpoint").read_text() == f"http://127.0.0.1:{port}\n"
         again = runner.invoke(main, ["online", "up", "--port", str(port), "--in-memory"], env=env)
         assert again.exit_code == 0 and f"http://127.0.0.1:{port}" in again.output
         status = runner.invoke(main, ["online", "status"], env=env)
         assert status.exit_code == 0 and "answers" in status.output and "in memory" in status.output
     finally:
         assert "stopped" in runner.invoke(main, ["online", "down"], env=env).output
+    assert not (tmp_path / "state" / "online_endpoint").exists()
     assert "was not running" in runner.invoke(main, ["online", "down"], env=env).output
     status = runner.invoke(main, ["online", "status"], env=env)
     assert status.exit_code == 1 and "not running" in status.output

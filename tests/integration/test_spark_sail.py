@@ -39,6 +39,7 @@ def test_start_is_idempotent_status_tells_and_stop_frees_the_port(tmp_path):
 
 
 def run_cli(*args: str, state: Path) -> subprocess.CompletedProcess:
+    (state.parent / "dbt_project.yml").touch()  # every command runs in a dbt project
     env = {**os.environ, "HINDSIGHT_STATE": str(state), "HINDSIGHT_PROJECT_DIR": str(state.parent)}
     return subprocess.run([str(HINDSIGHT), "spark", *args], env=env, capture_output=True, text=True, timeout=60)
 

@@ -121,12 +121,14 @@ def test_request_errors_name_the_problem():
         store.read([{"user_id": 1}], {"off": ["a"]})
 
 
-def test_config_from_env():
-    local = OnlineStoreConfig.from_env({"HINDSIGHT_DYNAMODB_ENDPOINT": "http://127.0.0.1:8000"})
-    assert (local.endpoint_url, local.region, local.table_prefix) == ("http://127.0.0.1:8000", "us-east-1", "hindsight_")
-    aws = OnlineStoreConfig.from_env({"AWS_DEFAULT_REGION": "eu-west-1", "HINDSIGHT_DYNAMODB_TABLE_PREFIX": "prod_"})
+def test_config_from_env(tmp_path):
+    env = {"HINDSIGHT_PROJECT_DIR": str(tmp_path)}  # a project with no hindsight.yml: defaults
+    local = OnlineStoreConfig.from_env({**env, "HINDSIGHT_DYNAMODB_ENDPOINT": "http://127.0.0.1:8000"})
+    assert (local.endpoint_url, local.region, local.table_prefix) == ("http://127.0.0.1:8000", None, "hindsight_")
+    aws = OnlineStoreConfig.from_env({**env, "HINDSIGHT_DYNAMODB_REGION": "eu-west-1",
+                                      "HINDSIGHT_DYNAMODB_TABLE_PREFIX": "prod_"})
     assert (aws.endpoint_url, aws.region, aws.table_prefix) == (None, "eu-west-1", "prod_")
-    assert OnlineStoreConfig.from_env({}).region is None  # boto3's own chain decides
+    assert OnlineStoreConfig.from_env(env).region is None  # boto3's own chain decides
     with pytest.raises(ValueError, match="not a valid DynamoDB table name"):
         OnlineStoreConfig(table_prefix="").table_name("ab")
 

@@ -19,6 +19,8 @@ def captured_run(monkeypatch, tmp_path):
     """Replace gunicorn's run loop; keep what serve would have run."""
     runs = []
     monkeypatch.setattr(server, "run", lambda options, app: runs.append((options, app)))
+    # The start-up store check has its own tests (test_serve_store_check.py).
+    monkeypatch.setattr(server, "check_online_store", lambda registry, settings: None)
     # serve sets these in its own process; keep them from leaking into other tests.
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prometheus"))
     monkeypatch.setenv("HINDSIGHT_STATE", str(tmp_path / "state"))
