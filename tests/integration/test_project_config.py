@@ -19,7 +19,8 @@ import hindsight
 from hindsight.cli import main
 from hindsight.online_sync import OnlineStore, OnlineStoreConfig
 from hindsight.serving import server
-from tests.fixtures.dynamodb import _free_port, make_registry, make_view, write_rows
+from tests.fixtures.dynamodb import make_registry, make_view, write_rows
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +99,7 @@ def test_online_up_is_recorded_for_the_next_commands(local_project, tmp_path, mo
     registry = make_registry(view)
     registry_file = tmp_path / "registry.json"
     registry_file.write_text(json.dumps(registry.to_dict()))
-    port = _free_port()
+    port = free_port()
     up = runner.invoke(main, ["online", "up", "--port", str(port), "--in-memory", "--project-dir", str(root)])
     record = root / "data" / "state" / "online_endpoint"
     try:
