@@ -63,8 +63,13 @@ def write_batch(client: Any, table: str, items: list[dict[str, Any]]) -> int:
     raise RetriesExhausted(f"table {table}: items still unprocessed after {_MAX_ROUNDS} attempts (throttled)")
 
 
-def get_batch(client: Any, request_items: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """One BatchGetItem of up to 100 keys, resending unprocessed keys; returns items per table."""
+def get_batch(client: Any, request_items: dict[str, dict[str, Any]],
+              deadline: float | None = None) -> dict[str, list[dict[str, Any]]]:
+    """One BatchGetItem of up to 100 keys, resending unprocessed keys; returns items per table.
+
+    `deadline` (a `time.perf_counter()` value) stops the resending: a retry that would start after
+    it is not made, since its answer would come too late for the request waiting on it.
+    """
     found: dict[str, list[dict[str, Any]]] = {}
     request = request_items
     for attempt in range(_MAX_ROUNDS):
@@ -74,7 +79,10 @@ def get_batch(client: Any, request_items: dict[str, dict[str, Any]]) -> dict[str
         request = response.get("UnprocessedKeys") or {}
         if not request:
             return found
-        time.sleep(backoff_delay(attempt))
+        delay = backoff_delay(attempt)
+        if deadline is not None and time.perf_counter() + delay >= deadline:
+            raise RetriesExhausted("keys still unprocessed at the request's deadline (throttled)")
+        time.sleep(delay)
     raise RetriesExhausted(f"keys still unprocessed after {_MAX_ROUNDS} attempts (throttled)")
 
 

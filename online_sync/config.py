@@ -153,10 +153,14 @@ def client_arguments(config: OnlineStoreConfig, env: Mapping[str, str], session_
     'hindsight'
     >>> "aws_access_key_id" in client_arguments(OnlineStoreConfig(endpoint_url="https://vpce.example.com"), {}, None)
     False
+    >>> client_arguments(OnlineStoreConfig(), {"AWS_REGION": "eu-west-3"}, "us-west-2")
+    {'region_name': 'eu-west-3'}
     """
     arguments: dict[str, Any] = {}
     local = is_local_endpoint(config.endpoint_url)
-    region = config.region or session_region or (_LOCAL_REGION if local else None)
+    # boto3 itself reads AWS_DEFAULT_REGION and ~/.aws/config (session_region) but not AWS_REGION,
+    # which the AWS CLI and the other SDKs honour first.
+    region = config.region or env.get("AWS_REGION") or session_region or (_LOCAL_REGION if local else None)
     if region:
         arguments["region_name"] = region
     if config.endpoint_url:

@@ -8,6 +8,7 @@ two slots wins, and the registry's ttl decides EXPIRED at read time.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailab
 from hindsight.online_sync.tables import ensure_tables
 from hindsight.registry_sync.model import FeatureView, Registry
 
-__all__ = ["OnlineStore", "OnlineStoreConfig", "OnlineStoreUnavailable", "ViewRead", "ensure_tables"]
+__all__ = ["OnlineStore", "OnlineStoreConfig", "OnlineStoreUnavailable", "ViewRead", "deadline_config", "ensure_tables"]
 
 PRESENT = "PRESENT"
 NOT_FOUND = "NOT_FOUND"
@@ -122,6 +123,7 @@ class OnlineStore:
         entity_rows: list[dict[str, Any]],
         features: dict[str, list[str]],
         now: dt.datetime | None = None,
+        deadline: float | None = None,
     ) -> list[dict[str, ViewRead]]:
         """The newest values of some features for some entities.
 
@@ -129,6 +131,8 @@ class OnlineStore:
             entity_rows: one dict per entity, join-key name -> value (extra keys are ignored).
             features: view name -> feature names to read.
             now: the reference time for ttl (default: the current time, UTC).
+            deadline: a `time.perf_counter()` value after which throttled keys are not resent
+                (the call itself is bounded by the client's timeouts: see `deadline_config`).
 
         Returns:
             For each entity row, view name -> ViewRead.
@@ -138,14 +142,15 @@ class OnlineStore:
             ValueError: a view is not online.
             OnlineStoreUnavailable: DynamoDB cannot be reached or a table is missing.
         """
-        return self._read(entity_rows, features, now or dt.datetime.now(dt.timezone.utc), enforce_ttl=True)
+        now = now or dt.datetime.now(dt.timezone.utc)
+        return self._read(entity_rows, features, now, enforce_ttl=True, deadline=deadline)
 
     def _read(self, entity_rows: list[dict[str, Any]], features: dict[str, list[str]], now: dt.datetime | None,
-              enforce_ttl: bool) -> list[dict[str, ViewRead]]:
+              enforce_ttl: bool, deadline: float | None = None) -> list[dict[str, ViewRead]]:
         plans = [self._view_plan(name, tuple(names)) for name, names in features.items()]
         row_keys = [[_row_key(row, i, plan.view) for plan in plans] for i, row in enumerate(entity_rows)]
         wanted = list(dict.fromkeys((plan.table, keys[j]) for keys in row_keys for j, plan in enumerate(plans)))
-        found = self._fetch(wanted, {plan.table: plan for plan in plans})
+        found = self._fetch(wanted, {plan.table: plan for plan in plans}, deadline)
         now_us = None if now is None else _utc_micros(now)
         return [
             {plan.view.name: _view_read(plan, found.get((plan.table, keys[j])), now_us, enforce_ttl)
@@ -153,14 +158,15 @@ class OnlineStore:
             for keys in row_keys
         ]
 
-    def _fetch(self, wanted: list[tuple[str, str]], plans: dict[str, _ViewPlan]) -> dict[tuple[str, str], dict[str, Any]]:
+    def _fetch(self, wanted: list[tuple[str, str]], plans: dict[str, _ViewPlan],
+               deadline: float | None = None) -> dict[tuple[str, str], dict[str, Any]]:
         """Newest item per (table, entity key), over both writers' slots."""
         requests = list(_requests(wanted, plans))
         try:
             if len(requests) <= 1:
-                responses = [get_batch(self.client, r) for r in requests]
+                responses = [get_batch(self.client, r, deadline) for r in requests]
             else:
-                responses = list(self._executor().map(lambda r: get_batch(self.client, r), requests))
+                responses = list(self._executor().map(lambda r: get_batch(self.client, r, deadline), requests))
         except (BotoCoreError, ClientError, RetriesExhausted) as err:
             raise store_error(err, f"reading the online store at {self.config.endpoint_url or 'AWS'}") from err
         newest: dict[tuple[str, str], dict[str, Any]] = {}
@@ -183,6 +189,22 @@ class OnlineStore:
                     self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="online-read")
         return self._pool
 
+    def warm(self) -> None:
+        """Make one BatchGetItem and one ListTables, answered or not; never raises.
+
+        botocore builds each operation's serializer, endpoint resolution and signer on the
+        operation's first call, holding the GIL for tens of milliseconds (much longer on a busy
+        machine). A server calls this after forking so that its first requests do not pay it.
+        """
+        view = next((v for v in self.registry.feature_views if v.online), None)
+        try:
+            self.client.list_tables(Limit=1)
+            if view is not None:
+                key = {KEY_ATTR: {"S": "hindsight-warm-up"}, WRITER_ATTR: {"S": SYNC_WRITER}}
+                self.client.batch_get_item(RequestItems={self.config.table_name(view.name): {"Keys": [key]}})
+        except Exception:  # noqa: BLE001 - a store that is down or not set up is found by real reads
+            pass
+
     def ping(self) -> bool:
         """Whether DynamoDB answers (for a readiness probe); never raises."""
         try:
@@ -196,6 +218,20 @@ class OnlineStore:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
             self._pool = None
+
+
+def deadline_config(config: OnlineStoreConfig, deadline_s: float) -> OnlineStoreConfig:
+    """The client settings of a store read under a per-request deadline (the serving API's).
+
+    botocore's timeouts and retries apply per call, not per request: connect and read timeouts of
+    the whole deadline and a single attempt keep one call from outliving the request that waits on
+    it (a retry after a timeout would start past the deadline; botocore's backoff alone is longer).
+
+    >>> c = deadline_config(OnlineStoreConfig(), 0.5)
+    >>> (c.connect_timeout_s, c.read_timeout_s, c.max_attempts)
+    (0.5, 0.5, 1)
+    """
+    return dataclasses.replace(config, connect_timeout_s=deadline_s, read_timeout_s=deadline_s, max_attempts=1)
 
 
 def _row_key(row: dict[str, Any], index: int, view: FeatureView) -> str:

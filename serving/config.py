@@ -28,8 +28,15 @@ class ServingConfig:
     max_batch_rows: int = 100
     #: Largest request body in bytes; more is answered 413 (HINDSIGHT_SERVING_MAX_BODY_BYTES).
     max_body_bytes: int = 1 << 20
-    #: Threads per process that run store reads under a latency budget (HINDSIGHT_SERVING_BUDGET_THREADS).
+    #: Threads per process that run online-store reads, each bounded by its request's deadline
+    #: (HINDSIGHT_SERVING_BUDGET_THREADS).
     budget_threads: int = 8
+    #: Milliseconds from a request's arrival within which the online store must answer; later is a 503
+    #: (HINDSIGHT_SERVING_STORE_DEADLINE_MS). Also the store client's connect and read timeout, with
+    #: no retry, so a hung store never holds a thread for longer.
+    store_deadline_ms: int = 500
+    #: Milliseconds `/readyz` waits for the online store to answer (HINDSIGHT_SERVING_READY_DEADLINE_MS).
+    ready_deadline_ms: int = 1000
     #: A registry JSON file (`Registry.to_dict()`) to serve instead of the latest applied registry
     #: (HINDSIGHT_SERVING_REGISTRY); pins a deployment to one registry version.
     registry_file: str | None = None
@@ -42,6 +49,8 @@ class ServingConfig:
             max_batch_rows=_env_int("HINDSIGHT_SERVING_MAX_BATCH_ROWS", cls.max_batch_rows),
             max_body_bytes=_env_int("HINDSIGHT_SERVING_MAX_BODY_BYTES", cls.max_body_bytes),
             budget_threads=_env_int("HINDSIGHT_SERVING_BUDGET_THREADS", cls.budget_threads),
+            store_deadline_ms=_env_int("HINDSIGHT_SERVING_STORE_DEADLINE_MS", cls.store_deadline_ms),
+            ready_deadline_ms=_env_int("HINDSIGHT_SERVING_READY_DEADLINE_MS", cls.ready_deadline_ms),
             registry_file=os.environ.get("HINDSIGHT_SERVING_REGISTRY") or None,
         )
 

@@ -79,6 +79,11 @@ def unknown(kind: str, name: str, candidates: Iterable[str], code: str, status: 
     )
 
 
+def body_too_large(limit: int) -> ApiError:
+    """The 413 for a request body over `limit` bytes, sized or chunked."""
+    return ApiError(413, "payload_too_large", f"request body too large: the limit is {limit} bytes")
+
+
 def error_response(error: ApiError) -> Response:
     metrics.count_error(error.code)
     return jsonio.response(error.body(), status=error.status)
@@ -97,8 +102,16 @@ def register_error_handlers(app: Flask) -> None:
         code = _HTTP_CODES.get(status, f"http_{status}")
         message = error.description or error.name
         if status == 413:
-            message = f"request body too large: the limit is {app.config['MAX_CONTENT_LENGTH']} bytes"
-        return error_response(ApiError(status, code, message))
+            message = body_too_large(app.config["MAX_CONTENT_LENGTH"]).message
+        allowed = getattr(error, "valid_methods", None)
+        if status == 405 and allowed:
+            message = f"method not allowed here; allowed: {', '.join(allowed)}"
+        response = error_response(ApiError(status, code, message))
+        # Werkzeug's own headers (405's Allow, ...), minus its HTML content type.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

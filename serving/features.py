@@ -7,8 +7,10 @@ import time
 from flask import Blueprint, Response, request
 
 from hindsight.serving import jsonio, metrics
-from hindsight.serving.parsing import parse_feature_request, parse_json_body
+from hindsight.serving.body import parse_json_body, read_body
+from hindsight.serving.parsing import parse_feature_request
 from hindsight.serving.reader import read_features
+from hindsight.serving.server import request_arrival
 from hindsight.serving.state import get_state
 
 bp = Blueprint("features", __name__, url_prefix="/v1")
@@ -20,11 +22,14 @@ AD_HOC = "_features"
 @bp.post("/features")
 def get_features() -> Response:
     """Feature values for one entity row (`entities` an object) or many (`entities` a list)."""
-    started = time.perf_counter()
+    started = request_arrival() or time.perf_counter()
     state = get_state()
-    body = parse_json_body(request.get_data(cache=False), request.mimetype)
+    data = read_body(request.environ, request.content_length, state.config.max_body_bytes)
+    body = parse_json_body(data, request.mimetype)
     feature_request = parse_feature_request(body, state)
-    results = read_features(feature_request, state.store, state.pool, started)
+    results = read_features(
+        feature_request, state.store, state.pool, started, state.config.store_deadline_ms / 1000
+    )
     response = jsonio.response({"results": results} if feature_request.batch else results[0])
     metrics.observe_request(
         feature_request.plan.service or AD_HOC,

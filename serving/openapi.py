@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from hindsight.serving.parsing import MAX_BUDGET_MS
+from hindsight.serving.parsing import MAX_BUDGET_MS, MAX_KEY_BYTES
 from hindsight.serving.reader import STATUSES
 
 _JSON = "application/json"
@@ -45,6 +45,7 @@ _SCHEMAS: dict[str, Any] = {
             "feature_service": {"type": "string", "description": "A feature service name."},
             "features": {
                 "type": "array",
+                "minItems": 1,
                 "items": {"type": "string", "pattern": "^[^:]+:[^:]+$"},
                 "description": "Features as 'view:feature', or 'view:*' for every feature of a view.",
             },
@@ -275,11 +276,80 @@ def _paths() -> dict[str, Any]:
     }
 
 
-def build_document(service_names: list[str] | None = None) -> dict[str, Any]:
-    """The OpenAPI document; `service_names` become the documented values of `feature_service`."""
+_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+_NUMBER = {"type": "number"}
+_FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "float32": _NUMBER,
+    "float64": _NUMBER,
+    "decimal": _NUMBER,
+    "string": {"type": "string"},
+    "bool": {"type": "boolean"},
+    "timestamp": {"type": "string", "format": "date-time"},
+    "date": {"type": "string", "format": "date"},
+}
+
+
+def _integer(dtype: str) -> dict[str, Any]:
+    low, high = _INT_RANGE[dtype]
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
+def _key_schema(dtype: str | None) -> dict[str, Any]:
+    """A join key's values as `serving.parsing` accepts them (DynamoDB's 2,048-byte key limit)."""
+    text = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_BYTES,
+            "description": f"At most {MAX_KEY_BYTES} bytes in UTF-8."}
+    if dtype in _INT_RANGE:
+        return _integer(dtype)
+    if dtype is None:
+        return {"anyOf": [_integer("int64"), text]}
+    return text
+
+
+def _field_schema(dtype: str) -> dict[str, Any]:
+    schema = _integer(dtype) if dtype in _INT_RANGE else _FIELD_SCHEMAS.get(dtype, {})
+    return {"anyOf": [schema, {"type": "null"}]} if schema else {}
+
+
+def _service_rule(name: str, plan: Any, max_batch_rows: int) -> dict[str, Any]:
+    """What a request naming service `name` must carry: its join keys and request fields, typed.
+
+    A service that cannot be served (its plan is an error) accepts no request.
+    """
+    when = {"properties": {"feature_service": {"const": name}}, "required": ["feature_service"]}
+    if not hasattr(plan, "join_keys"):
+        return {"if": when, "then": False}
+    row = {
+        "type": "object",
+        "properties": {key.name: _key_schema(key.dtype) for key in plan.join_keys},
+        "required": [key.name for key in plan.join_keys],
+    }
+    then: dict[str, Any] = {
+        "properties": {"entities": {"oneOf": [row, {"type": "array", "items": row, "maxItems": max_batch_rows}]}}
+    }
+    if plan.request_fields:
+        context = {
+            "type": "object",
+            "properties": {f.name: _field_schema(f.dtype) for f in plan.request_fields},
+            "required": [f.name for f in plan.request_fields],
+        }
+        then["properties"]["request_context"] = {"oneOf": [context, {"type": "array", "items": context}]}
+        then["required"] = ["request_context"]
+    return {"if": when, "then": then}
+
+
+def build_document(
+    service_names: list[str] | None = None, plans: dict[str, Any] | None = None, max_batch_rows: int | None = None
+) -> dict[str, Any]:
+    """The OpenAPI document; `service_names` become the documented values of `feature_service`.
+
+    With `plans` (service name -> ReadPlan, or the error that keeps it from being served), each
+    service's join keys and request fields are required, typed, in requests naming it; with
+    `max_batch_rows`, the batch form's length is bounded. The document then refuses exactly what
+    the server refuses for a known service.
+    """
     schemas = dict(_SCHEMAS)
+    request = dict(schemas["FeatureRequest"])
     if service_names:
-        request = dict(schemas["FeatureRequest"])
         request["properties"] = {
             **request["properties"],
             "feature_service": {
@@ -287,7 +357,16 @@ def build_document(service_names: list[str] | None = None) -> dict[str, Any]:
                 "description": "A feature service: " + ", ".join(sorted(service_names)),
             },
         }
-        schemas["FeatureRequest"] = request
+    if max_batch_rows:
+        entities = request["properties"]["entities"]
+        request["properties"] = {
+            **request["properties"],
+            "entities": {"oneOf": [entities["oneOf"][0], {**entities["oneOf"][1], "maxItems": max_batch_rows}]},
+        }
+    if plans:
+        limit = max_batch_rows or 100
+        request["allOf"] = [_service_rule(name, plan, limit) for name, plan in sorted(plans.items())]
+    schemas["FeatureRequest"] = request
     return {
         "openapi": "3.1.0",
         "info": {
@@ -308,6 +387,9 @@ def document(app: Flask) -> dict[str, Any]:
         from hindsight.serving.state import EXTENSION
 
         state = app.extensions.get(EXTENSION)
-        cached = build_document(sorted(state.services) if state else None)
+        if state is None:
+            cached = build_document()
+        else:
+            cached = build_document(sorted(state.services), state.plans, state.config.max_batch_rows)
         app.extensions["hindsight_openapi"] = cached
     return cached

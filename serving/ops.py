@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from flask import Blueprint, Response, current_app
 
@@ -23,14 +24,21 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """The online store answers: 200 when it does, 503 otherwise."""
+    """The online store answers within the readiness deadline: 200 when it does, 503 otherwise."""
     state = get_state()
+    deadline_s = state.config.ready_deadline_ms / 1000
+    # On the read pool, so a hung store costs this probe its deadline, not the client's timeouts.
+    future = state.pool.submit(state.store.ping)
     try:
-        reachable = bool(state.store.ping())
-        reason = "ping returned false"
+        reachable = bool(future.result(timeout=deadline_s))
+        reason = "the check failed"
+    except FutureTimeout:
+        future.cancel()
+        reachable, reason = False, f"no answer within {state.config.ready_deadline_ms} ms"
     except Exception as error:  # noqa: BLE001 - any failure to reach the store means "not ready", not a 500
-        log.warning("online store ping failed: %s", error)
-        reachable, reason = False, f"{type(error).__name__}: {error}"
+        # The detail (endpoint URL, ...) goes to the log only.
+        log.warning("online store ping failed: %s: %s", type(error).__name__, error)
+        reachable, reason = False, "see the server log"
     if not reachable:
         message = f"the online store cannot be reached ({reason})"
         return error_response(ApiError(503, "online_store_unavailable", message))

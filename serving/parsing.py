@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hindsight.serving import jsonio
+from hindsight.online_sync.codec import entity_key
+from hindsight.registry_sync.model import FeatureView
+from hindsight.serving.body import OutOfRangeNumber, json_type, show
 from hindsight.serving.errors import ApiError
 from hindsight.serving.plans import JoinKey, ReadPlan, RequestFieldSpec
 from hindsight.serving.state import ServingState
@@ -18,6 +21,10 @@ _BODY_FIELD_SET = frozenset(BODY_FIELDS)
 MAX_BUDGET_MS = 60_000
 #: What a converter returns for a value of the wrong type.
 _INVALID = object()
+#: DynamoDB's limit on a partition key value, in UTF-8 bytes.
+MAX_KEY_BYTES = 2048
+_INT64 = (-(2**63), 2**63 - 1)
+_INT32 = (-(2**31), 2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -34,40 +41,6 @@ class FeatureRequest:
     include_metadata: bool
     #: Latency budget in seconds, or None for no budget.
     budget_s: float | None
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a parsed value's type, for error messages.
-
-    >>> json_type(True), json_type(3), json_type("x"), json_type(None)
-    ('boolean', 'integer', 'string', 'null')
-    """
-    if value is None:
-        return "null"
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def parse_json_body(data: bytes, mimetype: str) -> dict[str, Any]:
-    """The request body as a JSON object.
-
-    Raises:
-        ApiError: 415 for another content type, 400 for malformed JSON or a non-object body.
-    """
-    if mimetype != "application/json":
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"send the body as JSON with 'Content-Type: application/json' (got {mimetype or 'no content type'!r})",
-        )
-    try:
-        body = jsonio.loads(data)
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both subclass it
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {error}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request", f"request body must be a JSON object, got {json_type(body)}")
-    return body
 
 
 def parse_feature_request(body: dict[str, Any], state: ServingState) -> FeatureRequest:
@@ -100,6 +73,7 @@ def parse_feature_request(body: dict[str, Any], state: ServingState) -> FeatureR
             f"'entities' must be an object of join keys (or a list of them), got {json_type(entities)}",
         )
     rows = [_entity_row(raw, plan.join_keys, _where(batch, i)) for i, raw in enumerate(raw_rows)]
+    _check_composite_keys(rows, plan, state, batch)
     contexts = _contexts(body.get("request_context"), plan, len(rows), batch)
     return FeatureRequest(plan, rows, contexts, batch, _include_metadata(body), _budget(body))
 
@@ -134,6 +108,24 @@ def _key_str(value: Any) -> Any:
     return value if type(value) is str else _INVALID
 
 
+def _out_of_range(dtype: str | None) -> str:
+    low, high = _INT32 if dtype == "int32" else _INT64
+    return f"is out of the {dtype or 'int64'} range [{low}, {high}]"
+
+
+def _key_problem(value: Any, dtype: str | None) -> str | None:
+    """Why a converted key value cannot name an entity in the store, or None."""
+    if type(value) is int:
+        low, high = _INT32 if dtype == "int32" else _INT64
+        return None if low <= value <= high else _out_of_range(dtype)
+    if not value:
+        return "must not be empty (DynamoDB keys cannot be)"
+    # UTF-8 takes at most 4 bytes a character: only long strings need encoding to be measured.
+    if len(value) * 4 > MAX_KEY_BYTES and len(value.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        return f"is longer than the online store's {MAX_KEY_BYTES}-byte limit on keys"
+    return None
+
+
 def _key_int_or_str(value: Any) -> Any:
     return value if type(value) is str else _key_int(value)
 
@@ -161,13 +153,36 @@ def _entity_row(raw: Any, keys: tuple[JoinKey, ...], where: str) -> dict[str, An
         value = _KEY_CONVERTERS.get(key.dtype, _key_str)(raw[key.name])
         if value is _INVALID:
             value = raw[key.name]
+            if type(value) is OutOfRangeNumber and key.dtype != "string":
+                message = f"{where}: join key {key.name!r} {_out_of_range(key.dtype)}, got {show(value)}"
+                raise ApiError(400, "invalid_join_key", message)
             raise ApiError(
                 400,
                 "invalid_join_key",
-                f"{where}: join key {key.name!r} must be {_key_type(key)}, got {json_type(value)} {value!r}",
+                f"{where}: join key {key.name!r} must be {_key_type(key)}, got {json_type(value)} {show(value)}",
             )
+        problem = _key_problem(value, key.dtype)
+        if problem:
+            raise ApiError(400, "invalid_join_key", f"{where}: join key {key.name!r} {problem}, got {show(value)}")
         row[key.name] = value
     return row
+
+
+def _check_composite_keys(rows: list[dict[str, Any]], plan: ReadPlan, state: ServingState, batch: bool) -> None:
+    """Several join keys form one store key (see `online_sync.codec.entity_key`): bound it too."""
+    for view in plan.store_features:
+        found = state.registry.view(view)
+        keys = found.join_keys if isinstance(found, FeatureView) else ()  # only feature views are read from the store
+        if len(keys) < 2:
+            continue
+        for index, row in enumerate(rows):
+            if len(entity_key([row[k] for k in keys]).encode("utf-8")) > MAX_KEY_BYTES:
+                raise ApiError(
+                    400,
+                    "invalid_join_key",
+                    f"{_where(batch, index)}: join keys {', '.join(map(repr, keys))} together are longer than "
+                    f"the online store's {MAX_KEY_BYTES}-byte limit on keys (feature view {view!r})",
+                )
 
 
 def _key_type(key: JoinKey) -> str:
@@ -224,18 +239,41 @@ def _request_value(value: Any, field: RequestFieldSpec, where: str) -> Any:
         raise ApiError(
             400,
             "invalid_request_field",
-            f"{where}: request field {field.name!r} must be {field.dtype}, got {json_type(value)} {value!r}",
+            f"{where}: request field {field.name!r} must be {_expected(field.dtype)}, "
+            f"got {json_type(value)} {show(value)}",
         )
     return converted
 
 
+def _expected(dtype: str) -> str:
+    if dtype in _INT_RANGES:
+        low, high = _INT_RANGES[dtype]
+        return f"{dtype} (an integer in [{low}, {high}])"
+    if dtype in ("float32", "float64", "decimal"):
+        return f"{dtype} (a finite number)"
+    return dtype
+
+
 
 def _to_float(value: Any) -> Any:
-    return float(value) if type(value) in (int, float) else _INVALID
+    if type(value) is float:
+        return value if math.isfinite(value) else _INVALID  # 1e999 parses as inf
+    if type(value) is int and abs(value) <= _MAX_FLOAT_INT:
+        return float(value)
+    return _INVALID
 
 
-def _to_int(value: Any) -> Any:
-    return value if type(value) is int else _INVALID
+_MAX_FLOAT_INT = 2**63  # beyond int64 a JSON integer is out of range here, and float() could overflow
+
+
+def _int_in(low: int, high: int) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        return value if type(value) is int and low <= value <= high else _INVALID
+
+    return convert
+
+
+_INT_RANGES = {"int32": _INT32, "int64": _INT64}
 
 
 def _to_str(value: Any) -> Any:
@@ -270,8 +308,8 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "float32": _to_float,
     "float64": _to_float,
     "decimal": _to_float,
-    "int32": _to_int,
-    "int64": _to_int,
+    "int32": _int_in(*_INT32),
+    "int64": _int_in(*_INT64),
     "string": _to_str,
     "bool": _to_bool,
     "timestamp": _to_timestamp,
@@ -294,6 +332,6 @@ def _budget(body: dict[str, Any]) -> float | None:
         raise ApiError(
             400,
             "invalid_request",
-            f"'latency_budget_ms' must be a number of milliseconds in (0, {MAX_BUDGET_MS}], got {value!r}",
+            f"'latency_budget_ms' must be a number of milliseconds in (0, {MAX_BUDGET_MS}], got {show(value)}",
         )
     return value / 1000.0

@@ -1,9 +1,11 @@
-"""Running a read plan: one online-store read (under an optional latency budget), the on-demand
+"""Running a read plan: one online-store read bounded by the request's deadline, the on-demand
 views over what was read and the request context, and the response rows.
 
 Statuses: PRESENT, NOT_FOUND and EXPIRED come from the store (it enforces ttl and returns no value
-for an expired row); TIME_OUT marks features whose view was not read within the latency budget,
-and on-demand outputs with such an input. An on-demand output that was computed is PRESENT.
+for an expired row); TIME_OUT marks features whose view was not read within the request's latency
+budget, and on-demand outputs with such an input. An on-demand output that was computed is PRESENT.
+Without a budget (or with one at or above the server's store deadline) a store that does not answer
+in time is a 503, like one that cannot be reached.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import datetime as dt
 import logging
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from hindsight.serving import metrics
@@ -50,73 +53,100 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
 _UNAVAILABLE: tuple[type[BaseException], ...] | None = None
 
 
-def _store_unavailable(error: BaseException) -> ApiError | None:
+def store_unavailable(error: BaseException) -> ApiError | None:
+    """The 503 for a failure to reach the store, or None when `error` is not one.
+
+    The client is told only that the store cannot be reached: botocore's messages carry the
+    endpoint URL and ours the table names, which are the operator's business (they are logged).
+    """
     global _UNAVAILABLE
     if _UNAVAILABLE is None:
         _UNAVAILABLE = _unavailable_errors()
-    if isinstance(error, _UNAVAILABLE):
-        return ApiError(503, "online_store_unavailable", f"the online store cannot be reached: {error}")
-    return None
+    if not isinstance(error, _UNAVAILABLE):
+        return None
+    log.warning("online store unavailable: %s: %s", type(error).__name__, error)
+    return ApiError(503, "online_store_unavailable", "the online store cannot be reached; see the server log")
+
+
+def store_timed_out(deadline_s: float) -> ApiError:
+    """The 503 for a store that did not answer within the request's deadline."""
+    return ApiError(
+        503,
+        "online_store_unavailable",
+        f"the online store did not answer within {deadline_s * 1000:.0f} ms of the request's arrival",
+    )
 
 
 def read_features(
-    request: FeatureRequest, store: Any, pool: ThreadPoolExecutor, started: float
+    request: FeatureRequest, store: Any, pool: ThreadPoolExecutor, started: float, store_deadline_s: float
 ) -> list[dict[str, Any]]:
     """Answer a checked request: one result object (`features`, maybe `metadata`) per entity row.
 
+    The store read runs on `pool` and is waited for until the request's deadline: `started` plus
+    the latency budget when the request sets one below `store_deadline_s` (then features not read
+    by then are TIME_OUT), else `started` plus `store_deadline_s` (then the answer is a 503). A
+    read still running at the deadline finishes in the background, bounded by the client's own
+    timeouts; its result is dropped.
+
     Args:
         request: the parsed request.
-        store: the online store (`read(entity_rows, features)`).
-        pool: threads for reads under a latency budget.
-        started: `time.perf_counter()` when the request arrived; the budget counts from it.
+        store: the online store (`read(entity_rows, features, deadline=...)`).
+        pool: threads that run store reads.
+        started: `time.perf_counter()` when the request arrived; deadlines count from it.
+        store_deadline_s: the server's bound on waiting for the store.
 
     Raises:
-        ApiError: 503 when the store is unreachable, 500 when an on-demand view fails.
+        ApiError: 503 when the store is unreachable or late, 500 when an on-demand view fails.
     """
     plan = request.plan
-    deadline = None if request.budget_s is None else started + request.budget_s
-    reads, timed_out = _read_store(plan, request.entity_rows, store, pool, deadline)
+    budget = request.budget_s
+    partial = budget is not None and budget < store_deadline_s
+    deadline = started + (budget if partial and budget is not None else store_deadline_s)
+    reads, timed_out = _read_store(plan, request.entity_rows, store, pool, started, deadline, partial)
     _note_freshness(reads)
     computed = {step.view.name: _run_on_demand(step, reads, timed_out, request.contexts) for step in plan.on_demand}
     return _assemble(plan, reads, timed_out, computed, request.include_metadata)
 
 
 def _read_store(
-    plan: ReadPlan, rows: list[dict[str, Any]], store: Any, pool: ThreadPoolExecutor, deadline: float | None
+    plan: ReadPlan,
+    rows: list[dict[str, Any]],
+    store: Any,
+    pool: ThreadPoolExecutor,
+    started: float,
+    deadline: float,
+    partial: bool,
 ) -> tuple[list[StoreRow], frozenset[str]]:
     if not plan.store_features:
         return [{} for _ in rows], frozenset()
     began = time.perf_counter()
     try:
-        if deadline is None:
-            return store.read(rows, plan.store_features), frozenset()
-        return _read_within(plan, rows, store, pool, deadline)
+        if began >= deadline:
+            # Queued past its deadline (an overloaded server): shed it without calling the store.
+            raise FutureTimeout
+        # One read for every view: DynamoDB answers all of a BatchGetItem or none of it, so reading
+        # views separately would multiply calls without making a late answer partial.
+        future = pool.submit(store.read, rows, plan.store_features, deadline=deadline)
+        try:
+            return future.result(timeout=deadline - began), frozenset()
+        except FutureTimeout:
+            future.cancel()  # not started yet: never runs; already running: its result is dropped
+            raise
+    except FutureTimeout:
+        if partial:
+            timed_out = frozenset(plan.store_features)
+            metrics.count_timeouts(timed_out)
+            return [{} for _ in rows], timed_out
+        raise store_timed_out(deadline - started) from None
     except ApiError:
         raise
     except Exception as error:
-        unavailable = _store_unavailable(error)
+        unavailable = store_unavailable(error)
         if unavailable is None:
             raise
         raise unavailable from None
     finally:
         metrics.observe_store_read(time.perf_counter() - began)
-
-
-def _read_within(
-    plan: ReadPlan, rows: list[dict[str, Any]], store: Any, pool: ThreadPoolExecutor, deadline: float
-) -> tuple[list[StoreRow], frozenset[str]]:
-    # One read per view, so the views that answer in time are served and only the others time out.
-    futures = {pool.submit(store.read, rows, {view: names}): view for view, names in plan.store_features.items()}
-    done, pending = wait(futures, timeout=max(0.0, deadline - time.perf_counter()))
-    for future in pending:
-        future.cancel()  # a read already running finishes in the background; its result is dropped
-    merged: list[StoreRow] = [{} for _ in rows]
-    for future in done:
-        for target, got in zip(merged, future.result()):
-            target.update(got)
-    timed_out = frozenset(futures[f] for f in pending)
-    metrics.count_timeouts(timed_out)
-    return merged, timed_out
 
 
 def _note_freshness(reads: list[StoreRow]) -> None:
@@ -151,7 +181,8 @@ def _run_on_demand(
         outputs = step.view.compute(columns)
     except Exception as error:
         log.exception("on-demand view %r failed", name)
-        message = f"on-demand view {name!r} failed: {type(error).__name__}: {error}"
+        # The exception's text stays in the log: it may name files, hosts or data of the server.
+        message = f"on-demand view {name!r} failed with {type(error).__name__}; see the server log"
         raise ApiError(500, "on_demand_failed", message) from None
     for output in step.view.outputs:
         if len(outputs.get(output, ())) != len(reads):

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 if TYPE_CHECKING:
     from hindsight.core.settings import Settings
@@ -38,7 +41,39 @@ def default_workers() -> int:
 
 
 #: Threads per worker (gunicorn's gthread worker, which also keeps client connections alive).
-DEFAULT_THREADS = 4
+#: Requests waiting on a sick store each hold a thread up to the store deadline; with 32 of them a
+#: worker still has threads for /healthz and healthy requests while 16+ requests wait.
+DEFAULT_THREADS = 32
+
+_arrival = threading.local()
+
+
+def request_arrival() -> float | None:
+    """`time.perf_counter()` when the current request was ready to read, under `hindsight serve`.
+
+    gunicorn hands a request to a thread only when one is free; deadlines count from the moment the
+    request was ready (its connection accepted or readable again), so time spent queued for a thread
+    counts too. None outside ArrivalThreadWorker (tests, the sync worker): use the handler's start.
+    """
+    return getattr(_arrival, "value", None)
+
+
+class ArrivalThreadWorker(ThreadWorker):
+    """gunicorn's gthread worker, noting when each request became ready, before it waited for a thread."""
+
+    def enqueue_req(self, conn: Any) -> None:
+        conn.hindsight_ready_at = time.perf_counter()
+        super().enqueue_req(conn)
+
+    def handle(self, conn: Any) -> Any:
+        stamp = getattr(conn, "hindsight_ready_at", None)
+        if not (conn.initialized or conn.data_ready) and not conn.wait_for_data(0):
+            stamp = None  # a new connection whose request has not arrived yet: it arrives from now on
+        _arrival.value = stamp
+        try:
+            return super().handle(conn)
+        finally:
+            _arrival.value = None
 
 
 @dataclass(frozen=True)
@@ -130,8 +165,14 @@ def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
     from hindsight.serving import metrics, state
 
     def post_fork(server: Any, worker: Any) -> None:
-        # Create this worker's store client now, not on its first request.
-        state.warm(worker.app.wsgi())
+        # Create this worker's store client and make its first calls now, not on its first
+        # requests: building a boto3 client and each operation's first call cost ~0.1 s of CPU
+        # (seconds on a busy machine) with the GIL held, stalling every thread of the worker.
+        app = worker.app.wsgi()
+        state.warm(app)
+        warm = getattr(app.extensions[state.EXTENSION].store, "warm", None)
+        if warm is not None:
+            warm()
 
     def child_exit(server: Any, worker: Any) -> None:
         metrics.mark_process_dead(worker.pid)
@@ -139,7 +180,7 @@ def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "bind": f"{options.host}:{options.port}",
         "workers": options.workers,
-        "worker_class": "gthread" if options.threads > 1 else "sync",
+        "worker_class": ArrivalThreadWorker if options.threads > 1 else "sync",
         "threads": options.threads,
         "timeout": options.timeout,
         "keepalive": 5,

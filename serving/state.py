@@ -8,6 +8,7 @@ open connections must not be shared across a fork.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -143,10 +144,11 @@ def _load_on_demand(source: Any) -> Mapping[str, OnDemandViewLike]:
     return load_views()
 
 
-def _default_store(registry: Registry) -> Any:
-    from hindsight.online_sync.store import OnlineStore, OnlineStoreConfig
+def _default_store(registry: Registry, config: ServingConfig | None = None) -> Any:
+    from hindsight.online_sync.store import OnlineStore, OnlineStoreConfig, deadline_config
 
-    return OnlineStore(registry, OnlineStoreConfig.from_env())
+    deadline_ms = (config or ServingConfig()).store_deadline_ms
+    return OnlineStore(registry, deadline_config(OnlineStoreConfig.from_env(), deadline_ms / 1000))
 
 
 def init_app(app: Flask, test_config: Mapping[str, Any] | None = None) -> ServingState:
@@ -163,7 +165,9 @@ def init_app(app: Flask, test_config: Mapping[str, Any] | None = None) -> Servin
     config = ServingConfig.from_env().updated(overrides)
     registry = _load_registry(overrides.get("REGISTRY"), config)
     views = _load_on_demand(overrides.get("ON_DEMAND_VIEWS"))
-    store: Callable[[Registry], Any] | Any = overrides.get("ONLINE_STORE") or _default_store
+    store: Callable[[Registry], Any] | Any = overrides.get("ONLINE_STORE") or functools.partial(
+        _default_store, config=config
+    )
     state = ServingState(registry, views, store, config)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions[EXTENSION] = state

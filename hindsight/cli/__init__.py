@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from hindsight.cli.config import config_command
 from hindsight.cli.demo import demo_data, demo_request
 from hindsight.cli.project import ProjectGroup
 from hindsight.cli.online import check_parity_command, online, push_command, sync_command
@@ -24,6 +25,7 @@ def main() -> None:
     """Hindsight: a SQL-first feature store for dbt teams."""
 
 
+main.add_command(config_command)
 main.add_command(demo_data)
 main.add_command(demo_request)
 for _online_command in (online, sync_command, push_command, check_parity_command):

@@ -14,7 +14,7 @@ import click
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes. [default: serving.workers in hindsight.yml, HINDSIGHT_WORKERS, "
                    "or one per core, 2 to 8]")
-@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True, envvar="HINDSIGHT_THREADS",
+@click.option("--threads", type=click.IntRange(min=1), default=32, show_default=True, envvar="HINDSIGHT_THREADS",
               help="Threads per worker (HINDSIGHT_THREADS); 1 uses gunicorn's sync worker, more its gthread worker.")
 @click.option("--timeout", type=click.IntRange(min=1), default=30, show_default=True,
               help="Seconds before a stuck worker is restarted.")
@@ -25,8 +25,12 @@ import click
 @click.option("--detach", is_flag=True,
               help="Run in the background (restarting one already detached on this port) and return once it answers.")
 @click.option("--stop", is_flag=True, help="Stop the server detached on this port.")
+@click.option("--store-check/--no-store-check", default=True, show_default=True,
+              help="Refuse to start unless the online store answers and has every online view's table. "
+                   "Without the check the server starts anyway and answers 503 (and /readyz fails) until "
+                   "the store answers, e.g. where an orchestrator starts the store later.")
 def serve(host: str | None, port: int | None, workers: int | None, threads: int, timeout: int,
-          registry_file: str | None, access_log: bool, detach: bool, stop: bool) -> None:
+          registry_file: str | None, access_log: bool, detach: bool, stop: bool, store_check: bool) -> None:
     """Serve online features over HTTP (POST /v1/features; docs at /openapi.json).
 
     Refuses to start when the online store does not answer or lacks a feature view's table.
@@ -46,7 +50,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int,
             click.echo("stopped" if server.stop() else f"no detached server on port {port}")
             return
         try:
-            server.start(_forwarded_options(workers, threads, timeout, registry_file, access_log))
+            server.start(_forwarded_options(workers, threads, timeout, registry_file, access_log, store_check))
         except RuntimeError as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"serving in the background on {server.url} (pid {server.pid()}, log {server.log_path}); "
@@ -69,7 +73,8 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int,
         app = create_app({"REGISTRY_FILE": registry_file} if registry_file else None)
         # Said now, not on the first request: a new shell without the store's settings would
         # otherwise start a server that answers 503 to everything.
-        check_online_store(app.extensions[EXTENSION].registry, settings)
+        if store_check:
+            check_online_store(app.extensions[EXTENSION].registry, settings)
     except (ServingSetupError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     options = ServerOptions(host=host, port=port, workers=workers or default_workers(), threads=threads,
@@ -79,7 +84,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int,
 
 
 def _forwarded_options(workers: int | None, threads: int, timeout: int, registry_file: str | None,
-                       access_log: bool) -> list[str]:
+                       access_log: bool, store_check: bool = True) -> list[str]:
     options = ["--threads", str(threads), "--timeout", str(timeout)]
     if workers:
         options += ["--workers", str(workers)]
@@ -87,4 +92,6 @@ def _forwarded_options(workers: int | None, threads: int, timeout: int, registry
         options += ["--registry-file", registry_file]
     if access_log:
         options.append("--access-log")
+    if not store_check:
+        options.append("--no-store-check")
     return options

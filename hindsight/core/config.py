@@ -132,6 +132,8 @@ def load_config(project_dir: Path, environ: Mapping[str, str] | None = None) -> 
     """
     path = project_dir / CONFIG_FILE
     data = _read_yaml(path)
+    # `serving:` with every key under it commented out is YAML null: the section's defaults.
+    data = {k: v for k, v in data.items() if not (v is None and _valid_keys(ProjectConfig).get(k))}
     try:
         from_file = ProjectConfig.model_validate(data)
     except ValidationError as error:
@@ -150,6 +152,24 @@ def load_config(project_dir: Path, environ: Mapping[str, str] | None = None) -> 
     except ValidationError as error:
         keys = {v: k for k, v in ENV_OVERRIDES.items() if k in overrides}
         raise ConfigError(_explain(error, "from the environment", env_names=keys)) from None
+
+
+def sources(project_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Where each key's value comes from: the environment variable, the file, or the default.
+
+    Call after `load_config` succeeded (it does not validate).
+    """
+    env = os.environ if environ is None else environ
+    data = _read_yaml(project_dir / CONFIG_FILE)
+    by_key = {key: name for name, key in ENV_OVERRIDES.items() if env.get(name)}
+    found: dict[str, str] = {}
+    for key, section in _valid_keys(ProjectConfig).items():
+        if section is not None:
+            continue
+        head, _, leaf = key.rpartition(".")
+        in_file = leaf in (data.get(head) or {}) if head else leaf in data
+        found[key] = f"env {by_key[key]}" if key in by_key else CONFIG_FILE if in_file else "default"
+    return found
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -176,7 +176,9 @@ def test_unreachable_store_answers_503(seeded):
     registry, config, root = seeded
     nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     env = {"HINDSIGHT_DYNAMODB_ENDPOINT": nowhere, "HINDSIGHT_DYNAMODB_TABLE_PREFIX": config.table_prefix}
-    down = start_server(registry, root / "down", env, workers=1)
+    # Started without the start-up check (which would refuse this store), as where an orchestrator
+    # starts the store later: requests get 503 until it answers.
+    down = start_server(registry, root / "down", env, workers=1, args=("--no-store-check",))
     try:
         response = requests.post(down.url + "/v1/features", json=FRAUD, timeout=10)
         assert response.status_code == 503

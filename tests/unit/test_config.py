@@ -43,6 +43,11 @@ def test_relative_paths_resolve_against_the_project_not_the_working_directory(tm
     assert settings.config_file == root / "hindsight.yml"
 
 
+def test_a_section_with_every_key_commented_out_means_its_defaults(tmp_path):
+    settings = Settings.load(project(tmp_path, "serving:\n  # port: 9000\nonline_store:\n"), environ={})
+    assert (settings.serving.port, settings.online_store.table_prefix) == (8080, "hindsight_")
+
+
 def test_the_environment_overrides_the_file_key_by_key(tmp_path):
     root = project(tmp_path, "registry: reg\nserving:\n  host: 0.0.0.0\n  port: 9000\n"
                              "online_store:\n  endpoint: http://127.0.0.1:8000\n  table_prefix: dev_\n")
@@ -144,3 +149,22 @@ def test_every_command_takes_project_dir():
     missing = [" ".join(path) for path, command in found.items()
                if not any(p.name == "project_dir" for p in command.params)]
     assert missing == []
+
+
+def test_config_shows_each_value_and_where_it_came_from(tmp_path, monkeypatch):
+    root = project(tmp_path / "p", "registry: reg\nserving:\n  port: 9000\n")
+    monkeypatch.setenv("HINDSIGHT_PORT", "9100")
+    for name in ("HINDSIGHT_DYNAMODB_ENDPOINT", "HINDSIGHT_REGISTRY", "HINDSIGHT_STATE", "HINDSIGHT_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(main, ["config", "--project-dir", str(root)])
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert f"registry {root / 'reg'} (hindsight.yml)" in lines
+    assert "serving.port 9100 (env HINDSIGHT_PORT)" in lines
+    assert "serving.host 127.0.0.1 (default)" in lines
+    assert "online_store.endpoint null (default: AWS through boto3's chain)" in lines
+    # A DynamoDB Local recorded by `online up` and since gone: said, exit 1.
+    (root / "data" / "state").mkdir(parents=True)
+    (root / "data" / "state" / "online_endpoint").write_text("http://127.0.0.1:8000\n")
+    stale = CliRunner().invoke(main, ["config", "--project-dir", str(root)])
+    assert stale.exit_code == 1 and "is not running" in stale.output

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -60,9 +62,14 @@ def test_configured_credentials_are_never_replaced(no_aws, monkeypatch):
     assert credentials(make_client(OnlineStoreConfig(endpoint_url="http://127.0.0.1:8000"))) == "AKIAREALKEY"
 
 
-def test_aws_without_a_region_says_where_to_set_one(no_aws):
+def test_aws_without_a_region_says_where_to_set_one(no_aws, monkeypatch):
     with pytest.raises(OnlineStoreUnavailable, match=r"AWS DynamoDB .*set online_store.region in hindsight.yml"):
         make_client(OnlineStoreConfig())
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert make_client(OnlineStoreConfig()).meta.region_name == "us-west-2"
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")  # honoured first, as by the AWS CLI
+    assert make_client(OnlineStoreConfig()).meta.region_name == "eu-west-3"
+    assert make_client(OnlineStoreConfig(region="ap-south-1")).meta.region_name == "ap-south-1"
 
 
 def record(state, endpoint="http://127.0.0.1:8000"):
@@ -90,6 +97,10 @@ def test_a_recorded_endpoint_whose_process_runs_is_used(project, no_aws):
     # A stand-in whose command line carries DynamoDB Local's marker, as the real process's does.
     stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "DynamoDBLocal.jar"])
     try:
+        deadline = time.monotonic() + 10  # until it has exec'd (a fresh fork still shows our command line)
+        while b"DynamoDBLocal.jar" not in Path(f"/proc/{stand_in.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         (state / "dynamodb-local.json").write_text(json.dumps({"pid": stand_in.pid, "endpoint": "http://127.0.0.1:8123"}))
         config = OnlineStoreConfig.from_settings(Settings.load(project, environ={}))
         assert config.endpoint_url == "http://127.0.0.1:8123"
@@ -127,6 +138,10 @@ def test_serve_refuses_to_start_without_an_answering_store(project, no_aws, no_g
     assert f"the online store at http://127.0.0.1:{port} does not answer" in result.output
     assert "`hindsight online up`" in result.output and "hindsight.yml" in result.output
     assert no_gunicorn == []
+    unchecked = CliRunner().invoke(main, ["serve", "--registry-file", str(registry_file), "--project-dir",
+                                          str(project), "--no-store-check"])
+    assert unchecked.exit_code == 0, unchecked.output
+    assert [o.port for o in no_gunicorn] == [8080]
 
 
 def test_serve_refuses_a_stale_record(project, no_aws, no_gunicorn, serving_registry, tmp_path):

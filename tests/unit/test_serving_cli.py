@@ -39,7 +39,7 @@ def test_serve_defaults_and_port_from_environment(captured_run, registry_file, m
     result = CliRunner().invoke(main, ["serve", "--registry-file", str(registry_file)])
     assert result.exit_code == 0, result.output
     (options, app), = captured_run
-    assert (options.host, options.port, options.threads) == ("127.0.0.1", 9123, 4)
+    assert (options.host, options.port, options.threads) == ("127.0.0.1", 9123, server.DEFAULT_THREADS)
     assert options.workers == server.default_workers()
     # The app was built (registry loaded, services planned) before gunicorn forks.
     assert sorted(app.extensions["hindsight_serving"].plans) == ["fraud_detection", "merchant_catalog", "user_basics"]
@@ -55,7 +55,7 @@ def test_serve_options(captured_run, registry_file):
     settings = server._gunicorn_settings(options)
     assert settings["bind"] == "0.0.0.0:8099" and settings["worker_class"] == "sync"
     default = server._gunicorn_settings(server.ServerOptions())
-    assert (default["worker_class"], default["threads"]) == ("gthread", 4)
+    assert (default["worker_class"], default["threads"]) == (server.ArrivalThreadWorker, 32)
     assert settings["preload_app"] is True and settings["control_socket_disable"] is True
 
 

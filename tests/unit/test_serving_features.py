@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 
 FRAUD = {
     "feature_service": "fraud_detection",
@@ -136,21 +137,44 @@ def test_integral_float_ids_read_the_same_entity(serving_client):
     assert post(serving_client, body).get_json() == {"features": {"home_country": "FR"}}
 
 
-def test_latency_budget_marks_slow_views_time_out(serving_client, serving_store):
+def test_latency_budget_marks_a_late_read_time_out(serving_client, serving_store):
+    # One BatchGetItem reads every view: a late answer makes all of them TIME_OUT.
     serving_store.delays["user_transaction_aggregates"] = 0.5
     body = {**FRAUD, "include_metadata": True, "latency_budget_ms": 100}
+    began = time.perf_counter()
     result = post(serving_client, body).get_json()
+    assert time.perf_counter() - began < 0.35  # the budget, not the store's 0.5 s
     features, metadata = result["features"], result["metadata"]
-    # The fast views are served...
-    assert features["home"] == "FR" and metadata["home"]["status"] == "PRESENT"
-    assert features["merchant_risk__txn_count_7d"] == 120
-    # ...the slow view times out, and so do both outputs of the on-demand view that reads it.
-    for name in ("amount_mean_30d", "user_transaction_aggregates__txn_count_7d",
-                 "amount_vs_user_mean_30d", "is_foreign_country"):
+    # Every stored feature times out, and so do both outputs of the on-demand view reading them.
+    assert set(features) == set(metadata) == {
+        "amount_mean_30d", "user_transaction_aggregates__txn_count_7d", "merchant_risk__txn_count_7d",
+        "merchant_fraud_rate", "home", "amount_vs_user_mean_30d", "is_foreign_country"}
+    for name in features:
         assert features[name] is None
         assert metadata[name] == {"status": "TIME_OUT", "event_timestamp": None}
     text = serving_client.get("/metrics").get_data(as_text=True)
-    assert 'hindsight_serving_view_timeouts_total{view="user_transaction_aggregates"}' in text
+    for view in ("user_transaction_aggregates", "merchant_risk", "user_profile"):
+        assert f'hindsight_serving_view_timeouts_total{{view="{view}"}}' in text
+
+
+def test_late_store_without_budget_is_503_at_the_deadline(make_serving_app, serving_store):
+    client = make_serving_app(STORE_DEADLINE_MS=150).test_client()
+    serving_store.delays["merchant_risk"] = 1.0
+    began = time.perf_counter()
+    response = post(client, FRAUD)
+    elapsed = time.perf_counter() - began
+    assert response.status_code == 503 and 0.14 < elapsed < 0.45
+    assert response.get_json()["error"] == {
+        "code": "online_store_unavailable",
+        "message": "the online store did not answer within 150 ms of the request's arrival",
+    }
+
+
+def test_budget_above_the_store_deadline_is_capped_by_it(make_serving_app, serving_store):
+    client = make_serving_app(STORE_DEADLINE_MS=150).test_client()
+    serving_store.delays["merchant_risk"] = 1.0
+    response = post(client, {**FRAUD, "latency_budget_ms": 5000})
+    assert response.status_code == 503  # the server's bound wins: no partial answer after 5 s
 
 
 def test_generous_latency_budget_changes_nothing(serving_client):
