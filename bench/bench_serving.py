@@ -25,7 +25,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,12 +60,6 @@ USER_AGGREGATES = {
 }
 USER_PROFILE = {"home_country": "string", "credit_limit": "float64", "account_tier": "string", "birth_year": "int64"}
 MERCHANT_RISK = {"txn_count_7d": "int64", "fraud_sum_30d": "int64", "fraud_rate_30d": "float64"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _view(root: Path, name: str, key: str, entity: str, ttl_days: int | None, features: dict[str, str]) -> FeatureView:
@@ -402,21 +395,21 @@ def print_table(results: list[tuple[int, int, dict[str, float], dict[str, float]
               f"{'cpu x':>5}  target")
     print(header)
     print("-" * len(header))
-    for size, clients, raw, http in results:
-        overhead = http["p50_ms"] - raw["p50_ms"]
-        ratio = http["rps"] / raw["rps"]
+    for size, clients, raw, over_http in results:
+        overhead = over_http["p50_ms"] - raw["p50_ms"]
+        ratio = over_http["rps"] / raw["rps"]
         if clients == 1:
             verdict = f"p50 +{P50_OVERHEAD_TARGET_MS} ms: {'ok' if overhead <= P50_OVERHEAD_TARGET_MS else 'MISSED'}"
         else:
             verdict = f"rps >= {THROUGHPUT_TARGET:.0%} of raw: {'ok' if ratio >= THROUGHPUT_TARGET else 'MISSED'}"
         print(f"{size:>8} {clients:>7} | {raw['p50_ms']:>7.2f} {raw['p99_ms']:>7.2f} {raw['rps']:>7.0f} "
-              f"{raw['cpu_ms']:>7.2f} | {http['p50_ms']:>8.2f} {http['p99_ms']:>8.2f} {http['rps']:>8.0f} "
-              f"{http['cpu_ms']:>8.2f} | {overhead:>+7.2f} {ratio:>5.2f} {raw['cpu_ms'] / http['cpu_ms']:>5.2f}  {verdict}")
+              f"{raw['cpu_ms']:>7.2f} | {over_http['p50_ms']:>8.2f} {over_http['p99_ms']:>8.2f} {over_http['rps']:>8.0f} "
+              f"{over_http['cpu_ms']:>8.2f} | {overhead:>+7.2f} {ratio:>5.2f} {raw['cpu_ms'] / over_http['cpu_ms']:>5.2f}  {verdict}")
     print(f"\n{'entities':>8} {'clients':>7} | CPU ms per request: load generator / gunicorn / DynamoDB Local")
-    for size, clients, raw, http in results:
+    for size, clients, raw, over_http in results:
         print(f"{size:>8} {clients:>7} | raw  {raw['client_cpu_ms']:.2f} / {raw['server_cpu_ms']:.2f} / "
-              f"{raw['dynamodb_cpu_ms']:.2f}   http {http['client_cpu_ms']:.2f} / {http['server_cpu_ms']:.2f} / "
-              f"{http['dynamodb_cpu_ms']:.2f}")
+              f"{raw['dynamodb_cpu_ms']:.2f}   http {over_http['client_cpu_ms']:.2f} / {over_http['server_cpu_ms']:.2f} / "
+              f"{over_http['dynamodb_cpu_ms']:.2f}")
     print("latencies in ms; rps = requests/s over the cell's wall time; cpu = CPU ms per request summed over the load")
     print("generator, the gunicorn processes (http only) and DynamoDB Local; 'cpu x' = raw cpu / http cpu, the")
     print(f"throughput ratio a CPU-bound box converges to. Raw and HTTP alternate in {args.rounds} rounds per cell.")

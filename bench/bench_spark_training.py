@@ -25,7 +25,7 @@ import pyarrow.dataset as ds
 from _support import BenchProject, new_project
 
 from hindsight.offline_store.sail import SailServer, free_port
-from hindsight.registry_sync import build_registry
+from hindsight.project import project_registry
 from hindsight.training_sets import training_set
 
 END = dt.date(2026, 11, 1)
@@ -97,7 +97,7 @@ def main() -> None:
     duckdb_build = time.perf_counter() - started
     print(f"dbt run on DuckDB: {duckdb_build:.1f}s")
 
-    registry = build_registry(project.settings)
+    registry = project_registry(project.settings)
     rows = spine(project, args.spine_rows)
     sail = SailServer(root / "sail-state", working_dir=project.root)
     remote = sail.start(port=free_port())

@@ -70,7 +70,7 @@ def child(mode: str, project: Path, spine: Path) -> None:
     settings = BenchProject(project).settings
     started = time.perf_counter()
     if mode == "reference":
-        from hindsight.offline_store.dbt_plugin import load_delta_extension
+        from hindsight.offline_store.duckdb_delta import load_delta_extension
 
         connection = duckdb.connect()
         connection.execute("SET TimeZone = 'UTC'")
@@ -83,10 +83,10 @@ def child(mode: str, project: Path, spine: Path) -> None:
         connection.read_parquet(str(spine)).create("spine_table")
         rows = connection.sql(REFERENCE_SQL).to_arrow_table().num_rows
     else:
-        from hindsight.registry_sync import build_registry
+        from hindsight.project import project_registry
         from hindsight.training_sets import training_set
 
-        registry = build_registry(settings)
+        registry = project_registry(settings)
         rows = training_set(str(spine), features=FEATURES, registry=registry, honor_created=mode == "hindsight").num_rows
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

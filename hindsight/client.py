@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -107,7 +108,7 @@ class HindsightClient:
 
     def feature_service(self, name: str) -> dict[str, Any]:
         """One service's schema: features with types, join keys, request fields."""
-        return self._request("GET", f"/v1/feature-services/{requests.utils.quote(name, safe='')}")
+        return self._request("GET", f"/v1/feature-services/{quote(name, safe='')}")
 
     def ready(self) -> bool:
         """Whether the server answers and reaches its online store."""

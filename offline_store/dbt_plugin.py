@@ -1,15 +1,14 @@
 """dbt-duckdb plugin: DuckDB reads Delta, and the `feature_view` materialization writes it.
 
-Configured in profiles.yml (`plugins: [{module: offline_store.dbt_plugin, alias: hindsight}]`).
-On connect it loads DuckDB's delta extension from its wheel (DuckDB cannot download extensions
-here), so `delta_scan()` works offline. The materialization stages the model's rows in DuckDB and
-calls `adapter.store_relation('hindsight', ...)`; `Plugin.store` streams that relation as Arrow
-batches into `offline_store.delta_writer`.
+Configured in profiles.yml (`plugins: [{module: hindsight.offline_store.dbt_plugin, alias: hindsight}]`).
+On connect it loads DuckDB's delta extension from its wheel (`duckdb_delta`), so `delta_scan()`
+works offline. The materialization stages the model's rows in DuckDB and calls
+`adapter.store_relation('hindsight', ...)`; `Plugin.store` streams that relation as Arrow batches
+into `offline_store.delta_writer`.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import duckdb
@@ -19,29 +18,12 @@ from dbt.adapters.events.logging import AdapterLogger
 from sqlglot import exp
 
 from hindsight.offline_store.delta_writer import WriteRequest, write_feature_view
+from hindsight.offline_store.duckdb_delta import load_delta_extension
 
 logger = AdapterLogger("hindsight")
 
 #: Rows per Arrow batch handed from DuckDB to delta-rs: bounds memory on large views.
 BATCH_ROWS = 1_000_000
-
-
-def delta_extension_path() -> str:
-    """The delta extension shipped in the `duckdb-extension-delta` wheel for this DuckDB version."""
-    import duckdb_extension_delta
-
-    root = os.path.dirname(duckdb_extension_delta.__file__)
-    path = os.path.join(root, "extensions", f"v{duckdb.__version__}", "delta.duckdb_extension")
-    if not os.path.exists(path):
-        raise RuntimeError(
-            f"no DuckDB delta extension for duckdb {duckdb.__version__} at {path}: pin "
-            "duckdb-extension-delta to the same version as duckdb"
-        )
-    return path
-
-
-def load_delta_extension(conn: duckdb.DuckDBPyConnection) -> None:
-    conn.execute(f"LOAD '{delta_extension_path()}'")
 
 
 class Plugin(BasePlugin):

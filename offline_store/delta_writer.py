@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +29,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from hindsight.offline_store.contracts import Breach, breaches, contracts_path, read_contract
+from hindsight.offline_store.uris import absolute_uri
 
 MODES = ("full_refresh", "incremental", "backfill")
 SCHEMA_CHANGE_POLICIES = ("fail", "append_new_columns")
@@ -60,6 +60,9 @@ class WriteRequest:
     range_start: str | None = None
     range_end: str | None = None
     on_schema_change: str = "fail"
+    #: Floats closer than this (relative) count as unchanged; the materialization sets it
+    #: (macros/materializations/feature_view/feature_view_config.sql says why).
+    float_tolerance: float = 0.0
     #: Recorded in the Delta commit (dbt invocation id, model id, mode).
     commit_metadata: dict[str, str] = field(default_factory=dict)
     storage_options: dict[str, str] | None = None
@@ -83,7 +86,7 @@ class WriteRequest:
             )
         return cls(
             model=config["model"],
-            uri=resolve_uri(config["uri"]),
+            uri=absolute_uri(config["uri"]),
             mode=mode,
             unique_key=tuple(config["unique_key"]),
             timestamp_field=config["timestamp_field"],
@@ -91,6 +94,7 @@ class WriteRequest:
             range_start=config.get("range_start"),
             range_end=config.get("range_end"),
             on_schema_change=policy,
+            float_tolerance=float(config["float_tolerance"]),
             commit_metadata={k: str(v) for k, v in (config.get("commit_metadata") or {}).items()},
             storage_options=config.get("storage_options") or None,
             entities=tuple(config.get("entities") or ()),
@@ -110,17 +114,6 @@ class WriteResult:
     allowed_breaches: tuple[str, ...] = ()
     #: Things the user should know, e.g. new columns left NULL in older rows and how to fill them.
     notices: tuple[str, ...] = ()
-
-
-def resolve_uri(uri: str) -> str:
-    """Local paths become absolute (DuckDB's delta_scan and delta-rs agree on them); URIs pass.
-
-    >>> resolve_uri("s3://bucket/features/x")
-    's3://bucket/features/x'
-    """
-    if "://" in uri:
-        return uri
-    return os.path.abspath(uri)
 
 
 def write_feature_view(data: pa.RecordBatchReader | pa.Table, request: WriteRequest) -> WriteResult:
@@ -323,6 +316,8 @@ def _duckdb_timestamp(value: str | None) -> exp.Expression:
 
 
 def _compatible(incoming: pa.DataType, existing: pa.DataType) -> bool:
+    """Whether a column may change from `existing` to `incoming` by a cast (the Spark path's
+    `_spark_type_compatible` agrees on the pairs in tests/cases/schema_changes.yml)."""
     if incoming.equals(existing):
         return True
     widening = (pa.types.is_integer, pa.types.is_floating, pa.types.is_timestamp, pa.types.is_string, pa.types.is_large_string)
@@ -373,7 +368,9 @@ def _new_or_changed_rows(table: DeltaTable, batch: pa.Table, request: WriteReque
     if partitions is not None:
         existing = existing.filter(partitions)
     on = [_col(c, "t").eq(_col(c, "s")) for c in request.unique_key]
-    changed = [exp.paren(_value_changed(f)) for f in batch.schema if f.name not in request.unique_key]
+    changed = [
+        exp.paren(_value_changed(f, request.float_tolerance)) for f in batch.schema if f.name not in request.unique_key
+    ]
     query = (
         exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("s")))
         .from_(exp.to_table("incoming").as_("s"))
@@ -402,13 +399,8 @@ def _partition_filter(batch: pa.Table, request: WriteRequest) -> pc.Expression |
     return condition
 
 
-#: Floats closer than this (relative) count as unchanged: window sums recomputed over a different
-#: set of rows differ in their last bits, and rewriting those rows would churn files and the CDF.
-FLOAT_TOLERANCE = 1e-9
-
-
-def _value_changed(field: pa.Field) -> exp.Expression:
-    """`t.c` and `s.c` differ: NULL-safe, and within FLOAT_TOLERANCE for floating-point columns."""
+def _value_changed(field: pa.Field, tolerance: float) -> exp.Expression:
+    """`t.c` and `s.c` differ: NULL-safe, and beyond `tolerance` (relative) for floating-point columns."""
     target, source = _col(field.name, "t"), _col(field.name, "s")
     distinct = exp.NullSafeNEQ(this=target, expression=source)
     if not pa.types.is_floating(field.type):
@@ -416,7 +408,7 @@ def _value_changed(field: pa.Field) -> exp.Expression:
     close = exp.LTE(
         this=exp.Abs(this=exp.Sub(this=target.copy(), expression=source.copy())),
         expression=exp.Mul(
-            this=exp.Literal.number(FLOAT_TOLERANCE),
+            this=exp.Literal.number(tolerance),
             expression=exp.Greatest(this=exp.Abs(this=target.copy()), expressions=[exp.Abs(this=source.copy())]),
         ),
     )
@@ -498,7 +490,7 @@ def _timestamp(value: Any) -> exp.Expression:
     return exp.Literal.string(text.replace(" ", "T") + "Z")
 
 
-def _iso(value: str) -> str:
+def _iso(value: object) -> str:
     parsed = dt.datetime.fromisoformat(str(value))
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)

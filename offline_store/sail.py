@@ -4,8 +4,9 @@ JVM Spark here has no Delta (its jars come only from Maven), so local Spark runs
 `sail spark server --ip 127.0.0.1 --port N -C <project dir>` opens in ~0.1 s. The working
 directory is the project, so relative paths in the profile (HINDSIGHT_OFFLINE_STORE,
 HINDSIGHT_RAW_DATA) mean on the server what they mean to dbt. The pid file and the log live under
-`state_dir` (`hindsight.core.processes.BackgroundProcess`). Sail keeps its catalog per Spark Connect session and in memory: it is gone after a
-restart, which the `feature_view` materialization copes with (it re-registers Delta tables).
+`state_dir` (`hindsight.core.processes.BackgroundProcess`). Sail keeps its catalog per Spark
+Connect session and in memory: it is gone after a restart, which the `feature_view`
+materialization copes with (it re-registers Delta tables).
 
 Never release (`SparkSession.stop()`) a session whose id is pinned in the URL: Sail then refuses
 that id until it restarts. The URL printed here has no session id; the spark profile adds one.
@@ -58,13 +59,6 @@ def answers(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def sail_executable() -> Path:

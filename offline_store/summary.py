@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import duckdb
 from deltalake import DeltaTable
 from sqlglot import exp
 
-from hindsight.registry_sync.model import FeatureView
+
+class FeatureView(Protocol):
+    """What a summary needs of a registry feature view (the registry sits above this package)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def delta_uri(self) -> str: ...
+    @property
+    def join_keys(self) -> Sequence[str]: ...
+    @property
+    def timestamp_field(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,8 @@ def summarize(view: FeatureView) -> TableSummary:
     try:
         connection.execute("SET TimeZone = 'UTC'")
         connection.register("view_rows", table.to_pyarrow_dataset())
-        rows, entities, first, last = connection.execute(query.sql(dialect="duckdb")).fetchone()
+        # An aggregate without GROUP BY always returns one row.
+        rows, entities, first, last = connection.execute(query.sql(dialect="duckdb")).fetchone() or (0, 0, None, None)
     finally:
         connection.close()
     return TableSummary(

@@ -11,9 +11,9 @@ import datetime as dt
 import decimal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
-from hindsight.registry_sync.model import FEATURE_TYPES
+from hindsight.registry_sync.model import FEATURE_TYPES, FeatureRef
 
 Columns = dict[str, list]
 ViewFunction = Callable[[Columns], Columns]
@@ -65,7 +65,7 @@ class OnDemandView:
         # Own copies, so a caller mutating the dict it passed cannot change a declared view.
         object.__setattr__(self, "request_fields", dict(self.request_fields))
         object.__setattr__(self, "outputs", dict(self.outputs))
-        inputs = {ref.split(":", 1)[1]: ref for ref in self.feature_inputs}
+        inputs = {FeatureRef.parse(ref).feature: ref for ref in self.feature_inputs}
         object.__setattr__(self, "input_features", inputs)
 
     @property
@@ -181,7 +181,7 @@ def on_demand_feature_view(
 
 
 def _check_declaration(view: OnDemandView) -> None:
-    def fail(problem: str) -> None:
+    def fail(problem: str) -> NoReturn:
         raise OnDemandError(f"on-demand view {view.name!r}: {problem}")
 
     if not view.name or not isinstance(view.name, str):
@@ -192,10 +192,10 @@ def _check_declaration(view: OnDemandView) -> None:
         fail("declares no outputs")
     seen: dict[str, str] = {}
     for ref in view.feature_inputs:
-        parts = ref.split(":") if isinstance(ref, str) else []
-        if len(parts) != 2 or not all(parts):
-            fail(f"feature input {ref!r} is not of the form 'view:feature'")
-        bare = parts[1]
+        try:
+            bare = FeatureRef.parse(ref).feature
+        except ValueError as error:
+            fail(f"feature input {error}")
         if bare in seen:
             fail(
                 f"feature inputs {seen[bare]!r} and {ref!r} share the name {bare!r}; the function "

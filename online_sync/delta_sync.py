@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 from botocore.exceptions import BotoCoreError
@@ -34,7 +34,7 @@ from hindsight.online_sync.codec import (
     order_key,
 )
 from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
-from hindsight.online_sync.newest import DeltaSnapshot, DeltaTableMissing, NewestRows, change_source, full_source, open_delta
+from hindsight.online_sync.newest import DeltaSnapshot, NewestRows, change_source, full_source, open_delta
 from hindsight.online_sync.state import Lease, LeaseLost, SyncState, read_state
 from hindsight.online_sync.tables import ensure_table, online_views
 from hindsight.registry_sync.model import FeatureView, Registry
@@ -47,7 +47,7 @@ class ViewSyncReport:
     """What one view's sync did."""
 
     view: str
-    #: "full", "incremental", "unchanged" or "no-table" (a push/stream view without a Delta table).
+    #: "full", "incremental" or "unchanged".
     mode: str
     #: Delta rows read (changed rows for incremental).
     rows_read: int
@@ -104,7 +104,8 @@ def _feature_columns(batch: pa.RecordBatch, view: FeatureView) -> list[tuple[str
 def items_from_batch(batch: pa.RecordBatch, view: FeatureView, writer: str = SYNC_WRITER) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """(entity key, order, DynamoDB item) for each row of a batch of newest rows."""
     keys = list(zip(*(batch.column(k).to_pylist() for k in view.join_keys)))
-    events = _micros(batch.column(view.timestamp_field))
+    # Never NULL: candidates_query drops rows without an event time.
+    events = cast(list[int], _micros(batch.column(view.timestamp_field)))
     created = _micros(batch.column(view.created_field)) if view.created_field else [None] * len(events)
     features = _feature_columns(batch, view)
     ttl = view.ttl_seconds
@@ -213,7 +214,7 @@ def _plan(view: FeatureView, state: SyncState | None, snapshot: DeltaSnapshot, f
 
 def _load(newest: NewestRows, view: FeatureView, snapshot: DeltaSnapshot, mode: str, first: int | None) -> str:
     """Fill `newest` for the plan; returns the mode actually used (CDF may fall back to full)."""
-    if mode == "incremental":
+    if mode == "incremental" and first is not None:
         try:
             newest.load(change_source(snapshot, view, first), from_change_feed=True)
             return mode
@@ -236,14 +237,7 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
     with Lease(client, table, config.lease_seconds) as lease:
         # The snapshot is taken under the lease: a sync that waited for another must not write an
         # older version of the table than the one the other sync already wrote.
-        try:
-            snapshot = open_delta(view)
-        except DeltaTableMissing:
-            if view.kind == "batch":
-                raise
-            # Push and stream views get rows by push before (or without) any offline table.
-            log.info("feature view %s (%s): no Delta table yet; nothing to sync", view.name, view.kind)
-            return ViewSyncReport(view.name, "no-table", 0, 0, 0, None, -1, time.perf_counter() - started)
+        snapshot = open_delta(view)
         state = read_state(client, table)
         mode, first = _plan(view, state, snapshot, full)
         previous = None if state is None else state.delta_version

@@ -149,8 +149,9 @@ class DynamoDBLocal:
         if current.running:
             if current.endpoint != f"http://127.0.0.1:{port}":
                 log.warning("DynamoDB Local already runs at %s (pid %s); not starting another", current.endpoint, current.pid)
-            self._record(current.endpoint)
-            return current.endpoint
+            endpoint = current.endpoint or f"http://127.0.0.1:{port}"
+            self._record(endpoint)
+            return endpoint
         java = shutil.which("java")
         if not java:
             raise DynamoDBLocalError("DynamoDB Local needs Java 17+: apt-get install openjdk-17-jre-headless")

@@ -102,7 +102,7 @@ def candidates_query(view: FeatureView, source: str, from_change_feed: bool) -> 
     ...                 (Feature("f", "int64"),))
     >>> candidates_query(v, "src", True).sql("duckdb")
     'SELECT "user_id", "ts", "f", "_commit_version" FROM "src" WHERE NOT "user_id" IS NULL AND NOT "ts" IS NULL AND "_change_type" IN (\\'insert\\', \\'update_postimage\\')'
-    """
+    """  # noqa: E501 - a doctest's expected output is one line
     columns = [_col(c) for c in view_columns(view)]
     columns.append(_col(COMMIT_VERSION) if from_change_feed else exp.Literal.number(0).as_(COMMIT_VERSION))
     conditions: list[exp.Expression] = [_col(c).is_(exp.null()).not_() for c in (*view.join_keys, view.timestamp_field)]
@@ -119,7 +119,7 @@ def newest_query(view: FeatureView, source: str) -> exp.Select:
     ...                 (Feature("f", "int64"),))
     >>> newest_query(v, "c").sql("duckdb")
     'SELECT "user_id", "ts", "created", "f" FROM "c" QUALIFY ROW_NUMBER() OVER (PARTITION BY "user_id" ORDER BY "ts" DESC, "created" DESC, "_commit_version" DESC) = 1'
-    """
+    """  # noqa: E501 - a doctest's expected output is one line
     order_by = [view.timestamp_field, *([view.created_field] if view.created_field else []), COMMIT_VERSION]
     # Rows without a created time are older than rows with one at the same event time (as in codec).
     window = exp.Window(
@@ -136,7 +136,8 @@ def newest_query(view: FeatureView, source: str) -> exp.Select:
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     query = exp.select(exp.Count(this=exp.Star())).from_(exp.table_(table, quoted=True))
-    return int(con.sql(query.sql("duckdb")).fetchone()[0])
+    (count,) = con.sql(query.sql("duckdb")).fetchone() or (0,)
+    return int(count)
 
 
 class NewestRows:

@@ -39,9 +39,6 @@ from hindsight.online_sync.config import OnlineStoreConfig, shared_client, store
 from hindsight.online_sync.tables import online_views
 from hindsight.registry_sync.model import FeatureView, Registry
 
-#: Columns a pushed row may carry that are not features (the Delta partition column).
-_IGNORED_COLUMNS = frozenset({"_partition_date"})
-
 #: How far ahead of this machine's clock a pushed event (or created) time may be.
 MAX_FUTURE_SKEW_ENV = "HINDSIGHT_PUSH_MAX_FUTURE_SKEW"
 DEFAULT_MAX_FUTURE_SKEW = dt.timedelta(minutes=5)
@@ -113,7 +110,9 @@ def _check_row(view: FeatureView, row: Mapping[str, Any], index: int) -> None:
     missing = [c for c in required if c not in row]
     if missing:
         raise ValueError(f"push to {view.name!r}: row {index} lacks columns {missing}")
-    allowed = {*required, *([view.created_field] if view.created_field else []), *_IGNORED_COLUMNS}
+    allowed = {*required, *([view.created_field] if view.created_field else []),
+               # A row copied from the Delta table may carry its partition columns.
+               *view.partition_columns}
     unknown = sorted(set(row) - allowed)
     if unknown:
         raise ValueError(f"push to {view.name!r}: row {index} has columns {unknown} that the view does not declare")

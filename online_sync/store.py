@@ -145,7 +145,7 @@ class OnlineStore:
         now = now or dt.datetime.now(dt.timezone.utc)
         return self._read(entity_rows, features, now, enforce_ttl=True, deadline=deadline)
 
-    def _read(self, entity_rows: list[dict[str, Any]], features: dict[str, list[str]], now: dt.datetime,
+    def _read(self, entity_rows: list[dict[str, Any]], features: dict[str, list[str]], now: dt.datetime | None,
               enforce_ttl: bool, deadline: float | None = None) -> list[dict[str, ViewRead]]:
         plans = [self._view_plan(name, tuple(names)) for name, names in features.items()]
         row_keys = [[_row_key(row, i, plan.view) for plan in plans] for i, row in enumerate(entity_rows)]

@@ -7,9 +7,11 @@ versions under the registry folder. `registry_sync.model` is the data model;
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from hindsight.core.settings import Settings
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
-from hindsight.registry_sync.model import Registry
+from hindsight.registry_sync.model import OnDemandFeatureView, Registry
 from hindsight.registry_sync.store import RegistryStore
 
 __all__ = ["DefinitionErrors", "Registry", "RegistryError", "RegistryStore", "build_registry", "load_registry"]
@@ -31,26 +33,19 @@ def load_registry(settings: Settings | None = None, version: int | None = None) 
     return registry
 
 
-def build_registry(settings: Settings | None = None) -> Registry:
-    """The registry the dbt project declares now (manifest + Delta schemas + on-demand views)."""
+def build_registry(settings: Settings | None = None, on_demand_views: Iterable[OnDemandFeatureView] = ()) -> Registry:
+    """The registry the dbt project declares now: manifest, Delta schemas and `on_demand_views`.
+
+    On-demand views are user code: the caller discovers them (`hindsight.project.project_registry`
+    does) and hands in their registry entries; this package never imports them.
+    """
     from hindsight.registry_sync.manifest import load_manifest, registry_from_manifest
 
     settings = settings or Settings.from_env()
     manifest = load_manifest(settings.manifest_path)
     return registry_from_manifest(
         manifest,
-        on_demand_views=_on_demand_views(settings),
+        on_demand_views=on_demand_views,
         offline_store=settings.offline_store,
         project_dir=settings.project_dir,
     )
-
-
-def _on_demand_views(settings: Settings) -> list:
-    """The on-demand views of the project's own folder (never the demo's, unless this is the demo)."""
-    from hindsight import on_demand
-
-    try:
-        views = on_demand.load_views(on_demand.project_folder(settings))
-    except on_demand.OnDemandError as error:
-        raise RegistryError(str(error)) from error
-    return [on_demand.to_registry(view) for view in views.values()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hindsight.registry_sync.model import FeatureService, FeatureView, OnDemandFeatureView, Registry
+from hindsight.registry_sync.model import FeatureRef, FeatureService, FeatureView, OnDemandFeatureView, Registry
 
 View = FeatureView | OnDemandFeatureView
 
@@ -73,7 +73,8 @@ def _entity_changes(old: Registry, new: Registry) -> list[Change]:
 
 
 def _views(registry: Registry) -> dict[str, View]:
-    return {v.name: v for v in [*registry.feature_views, *registry.on_demand_views]}
+    views: list[View] = [*registry.feature_views, *registry.on_demand_views]
+    return {v.name: v for v in views}
 
 
 def _used_features(registry: Registry) -> dict[tuple[str, str], list[str]]:
@@ -82,9 +83,9 @@ def _used_features(registry: Registry) -> dict[tuple[str, str], list[str]]:
         for ref in service.features:
             used.setdefault((ref.view, ref.feature), []).append(f"feature service {service.name}")
     for odfv in registry.on_demand_views:
-        for ref in odfv.feature_inputs:
-            view, _, feature = ref.partition(":")
-            used.setdefault((view, feature), []).append(f"on-demand view {odfv.name}")
+        for text in odfv.feature_inputs:
+            parsed = FeatureRef.parse(text)
+            used.setdefault((parsed.view, parsed.feature), []).append(f"on-demand view {odfv.name}")
     return used
 
 
@@ -124,7 +125,8 @@ def _one_view_changes(old: View, new: View, used: dict[tuple[str, str], list[str
         changes.append(Change("removed", "feature", f"{new.name}:{name}", detail, breaking=bool(users)))
     for name in sorted(before.keys() & after.keys()):
         if before[name].dtype != after[name].dtype:
-            changes.append(Change("changed", "feature", f"{new.name}:{name}", f"type {before[name].dtype} -> {after[name].dtype}", breaking=True))
+            changes.append(Change("changed", "feature", f"{new.name}:{name}",
+                                  f"type {before[name].dtype} -> {after[name].dtype}", breaking=True))
         elif before[name].description != after[name].description:
             changes.append(Change("changed", "feature", f"{new.name}:{name}", "description"))
     return changes

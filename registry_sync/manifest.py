@@ -7,12 +7,12 @@ Where each object is declared (all visible in dbt docs):
   feature types come from the Delta table's schema;
 - feature services: exposures of type `ml` listing `meta.hindsight.features`
   (`view:feature`, `view:*`, or `{feature: view:feature, alias: name}`);
-- on-demand feature views: Python functions in the project's on-demand folder (`hindsight.on_demand`).
+- on-demand feature views: Python functions the caller discovered and hands in (the CLI does;
+  `registry_sync` never imports user code).
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from hindsight.core.durations import parse_duration
 from hindsight.core.suggest import did_you_mean
+from hindsight.offline_store.uris import absolute_uri
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
 from hindsight.registry_sync.model import (
     Entity,
@@ -156,7 +157,7 @@ def _feature_view(
         problems.append(f"{where}: no Delta table at {uri}; run `dbt build --select {name}` first")
         return None
     created_field = config.get("created_field")
-    partition_columns = _partition_columns(config)
+    partition_columns = partition_columns_of(config.get("partition_by"))
     for column in [*keys, timestamp_field, *([created_field] if created_field else [])]:
         if column not in schema.names:
             problems.append(f"{where}: column {column} (from its config) is not in the Delta table ({', '.join(schema.names)})")
@@ -169,7 +170,7 @@ def _feature_view(
     )
     return FeatureView(
         name=name,
-        kind=config.get("kind") or "batch",
+        kind="batch",
         entities=view_entities,
         join_keys=tuple(keys),
         join_key_dtypes=tuple(arrow_type_name(schema.field(k).type) if k in schema.names else "" for k in keys),
@@ -214,18 +215,37 @@ def _entities_of(keys: list[str], entities: dict[str, Entity], where: str, probl
 
 
 def _delta_uri(node: dict[str, Any], offline_store: str, project_dir: Path) -> str:
-    """Where the feature_view materialization wrote the view (feature_view_config.sql's rule)."""
+    """Where the feature_view materialization wrote the view: its location, else <root>/<alias>,
+    the root being `location_root` or the project's offline store (feature_view_config.sql)."""
     config = node["config"]
-    root = str(config.get("location_root") or offline_store)
-    uri = config.get("location") or f"{root.rstrip('/')}/{node.get('alias') or node['name']}"
-    if "://" in uri or Path(uri).is_absolute():
-        return uri
+    location = delta_location(config.get("location"), config.get("location_root") or offline_store,
+                              node.get("alias") or node["name"])
     # dbt runs in the project folder, so the plugin that wrote the table resolved it from there.
-    return str((project_dir / uri).resolve())
+    return absolute_uri(location, base=project_dir)
 
 
-def _partition_columns(config: dict[str, Any]) -> list[str]:
-    partition_by = config.get("partition_by")
+def delta_location(location: str | None, location_root: str | None, identifier: str) -> str:
+    """Where the materialization wrote a view's Delta table (macros/.../feature_view_location.sql).
+
+    >>> delta_location(None, "data/offline_store/", "user_profile")
+    'data/offline_store/user_profile'
+
+    Raises:
+        ValueError: neither `location` nor `location_root` is set.
+    """
+    if location:
+        return location
+    if not location_root:
+        raise ValueError("no Delta location: set location_root (dbt_project.yml sets it for models/features) or location.")
+    return f"{location_root.rstrip('/')}/{identifier}"
+
+
+def partition_columns_of(partition_by: str | list[str] | None) -> list[str]:
+    """A view's Delta partition columns (macros/.../feature_view_partition_by.sql): not features.
+
+    >>> partition_columns_of(None)
+    ['_partition_date']
+    """
     if partition_by is None:
         return ["_partition_date"]
     return [partition_by] if isinstance(partition_by, str) else list(partition_by)
@@ -235,9 +255,9 @@ def _check_on_demand_inputs(odfvs: tuple[OnDemandFeatureView, ...], views: list[
     by_name = {v.name: v for v in views}
     for odfv in odfvs:
         for ref in odfv.feature_inputs:
-            view_name, _, feature = ref.partition(":")
-            view = by_name.get(view_name)
-            if view is None or feature not in {f.name for f in view.features}:
+            parsed = FeatureRef.parse(ref)
+            view = by_name.get(parsed.view)
+            if view is None or parsed.feature not in {f.name for f in view.features}:
                 problems.append(f"on-demand view {odfv.name} ({odfv.function}): input {ref} is not a feature of any feature view")
 
 
@@ -247,7 +267,8 @@ def _services(
     odfvs: tuple[OnDemandFeatureView, ...],
     problems: list[str],
 ) -> list[FeatureService]:
-    catalog = {v.name: [f.name for f in v.features] for v in [*views, *odfvs]}
+    every: list[FeatureView | OnDemandFeatureView] = [*views, *odfvs]
+    catalog = {v.name: [f.name for f in v.features] for v in every}
     services = []
     for exposure in manifest.get("exposures", {}).values():
         declared = (exposure.get("meta") or {}).get("hindsight")
@@ -305,17 +326,19 @@ def _service_refs(listed: Any, catalog: dict[str, list[str]], where: str, proble
                 problems.append(f"{where}: unknown key '{key}' in the features entry {item}{did_you_mean(key, SERVICE_FEATURE_KEYS)}; accepted: {', '.join(SERVICE_FEATURE_KEYS)}")
             continue
         text, alias = (item.get("feature"), item.get("alias")) if isinstance(item, dict) else (item, None)
-        view, sep, feature = str(text).partition(":")
-        if not sep or not view or not feature:
-            problems.append(f"{where}: {text!r} is not of the form view:feature or view:*")
+        try:
+            parsed = FeatureRef.parse(text)
+        except ValueError as error:
+            problems.append(f"{where}: {error}")
             continue
+        view, feature = parsed.view, parsed.feature
         if view not in catalog:
-            problems.append(f"{where}: unknown feature view {view}{_did_you_mean(view, catalog)}")
+            problems.append(f"{where}: unknown feature view {view}{did_you_mean(view, catalog)}")
             continue
         if feature == "*":
             refs.extend(FeatureRef(view, f) for f in catalog[view])
         elif feature not in catalog[view]:
-            problems.append(f"{where}: feature view {view} has no feature {feature}{_did_you_mean(feature, catalog[view])}")
+            problems.append(f"{where}: feature view {view} has no feature {feature}{did_you_mean(feature, catalog[view])}")
         else:
             refs.append(FeatureRef(view, feature, alias))
     return refs
@@ -331,8 +354,3 @@ def _check_collisions(refs: list[FeatureRef], where: str, problems: list[str]) -
                 f"({{feature: {ref}, alias: ...}})"
             )
         seen[ref.output_name] = ref
-
-
-def _did_you_mean(name: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=3)
-    return f" (did you mean {', '.join(close)}?)" if close else ""

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 #: Feature value types, as the registry names them (Arrow-like, engine-neutral).
 FEATURE_TYPES = ("bool", "int32", "int64", "float32", "float64", "string", "date", "timestamp", "decimal")
-
-VIEW_KINDS = ("batch", "push", "stream", "on_demand")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class FeatureView:
     """A dbt model materialized as a `feature_view`: one Delta table of feature values over time."""
 
     name: str
-    #: batch (built by dbt), push or stream.
+    #: "batch": dbt builds every feature view (on-demand views say "on_demand").
     kind: str
     #: Names of the entities this view is keyed on.
     entities: tuple[str, ...]
@@ -125,6 +125,42 @@ class FeatureRef:
     def __str__(self) -> str:
         return f"{self.view}:{self.feature}"
 
+    @classmethod
+    def parse(cls, text: Any, alias: str | None = None) -> FeatureRef:
+        """The one reading of "view:feature" (or "view:*") everywhere a feature is named.
+
+        >>> FeatureRef.parse(" user_profile : home_country ")
+        FeatureRef(view='user_profile', feature='home_country', alias=None)
+
+        Raises:
+            ValueError: naming the text and the accepted form, when it has not exactly one colon
+                with a name on each side.
+        """
+        parts = text.split(":") if isinstance(text, str) else []
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise ValueError(f"{text!r} is not of the form 'view:feature' or 'view:*'")
+        return cls(parts[0].strip(), parts[1].strip(), alias)
+
+
+def output_names(refs: Sequence[FeatureRef]) -> list[str]:
+    """The column each feature gets in a training set or a served response (one rule for both).
+
+    An alias is kept as given; a feature name that two references share, or that an alias takes,
+    becomes `view__feature`. Callers refuse the result if two names are still equal (two equal
+    aliases).
+
+    >>> output_names([FeatureRef("a", "x"), FeatureRef("b", "x"), FeatureRef("b", "y", "z")])
+    ['a__x', 'b__x', 'z']
+    >>> output_names([FeatureRef("users", "count"), FeatureRef("merchants", "count", "merchant_count")])
+    ['count', 'merchant_count']
+    """
+    bare = Counter(ref.feature for ref in refs if not ref.alias)
+    aliases = {ref.alias for ref in refs if ref.alias}
+    return [
+        ref.alias or (f"{ref.view}__{ref.feature}" if bare[ref.feature] > 1 or ref.feature in aliases else ref.feature)
+        for ref in refs
+    ]
+
 
 @dataclass(frozen=True)
 class FeatureService:
@@ -156,9 +192,9 @@ class Registry:
         for v in self.feature_views:
             if v.name == name:
                 return v
-        for v in self.on_demand_views:
-            if v.name == name:
-                return v
+        for odfv in self.on_demand_views:
+            if odfv.name == name:
+                return odfv
         raise KeyError(name)
 
     def entity(self, name: str) -> Entity:

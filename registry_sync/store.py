@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from hindsight.registry_sync.errors import RegistryError
 from hindsight.registry_sync.model import Registry
@@ -74,5 +75,5 @@ class RegistryStore:
 
 def same_definitions(a: Registry, b: Registry) -> bool:
     """True when two registries differ only in version stamps."""
-    strip = dict(version=None, applied_at=None, manifest_generated_at=None)
+    strip: dict[str, Any] = {"version": None, "applied_at": None, "manifest_generated_at": None}
     return dataclasses.replace(a, **strip) == dataclasses.replace(b, **strip)

@@ -6,7 +6,6 @@ catch-all handler turns anything else into a JSON 500 and keeps the traceback in
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from hindsight.core.suggest import closest
 from hindsight.serving import jsonio, metrics
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,7 @@ def suggest(name: str, candidates: Iterable[str]) -> list[str]:
     >>> suggest("fraud", ["fraud_detection", "churn"])
     ['fraud_detection']
     """
-    options = list(candidates)
-    close = difflib.get_close_matches(name, options, n=3, cutoff=0.6)
-    # A prefix or fragment ("fraud") is too short for difflib's ratio but is an obvious hint.
-    containing = [o for o in options if name and name.lower() in o.lower() and o not in close]
-    return (close + containing)[:3]
+    return closest(name, candidates)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

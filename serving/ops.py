@@ -39,7 +39,7 @@ def readyz() -> Response:
     except FutureTimeout:
         future.cancel()
         reachable, reason = False, f"no answer within {state.config.ready_deadline_ms} ms"
-    except Exception as error:  # any failure to reach the store means "not ready", not a 500
+    except Exception as error:  # noqa: BLE001 - any failure to reach the store means "not ready", not a 500
         # The detail (endpoint URL, ...) goes to the log only.
         log.warning("online store ping failed: %s: %s", type(error).__name__, error)
         reachable, reason = False, "see the server log"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hindsight.online_sync.codec import entity_key
+from hindsight.registry_sync.model import FeatureView
 from hindsight.serving.body import OutOfRangeNumber, json_type, show
 from hindsight.serving.errors import ApiError
 from hindsight.serving.plans import JoinKey, ReadPlan, RequestFieldSpec
@@ -55,7 +56,7 @@ def parse_feature_request(body: dict[str, Any], state: ServingState) -> FeatureR
     plan = _plan(body, state)
     entities = body.get("entities")
     batch = isinstance(entities, list)
-    if batch:
+    if isinstance(entities, list):
         if len(entities) > state.config.max_batch_rows:
             raise ApiError(
                 413,
@@ -170,7 +171,8 @@ def _entity_row(raw: Any, keys: tuple[JoinKey, ...], where: str) -> dict[str, An
 def _check_composite_keys(rows: list[dict[str, Any]], plan: ReadPlan, state: ServingState, batch: bool) -> None:
     """Several join keys form one store key (see `online_sync.codec.entity_key`): bound it too."""
     for view in plan.store_features:
-        keys = state.registry.view(view).join_keys
+        found = state.registry.view(view)
+        keys = found.join_keys if isinstance(found, FeatureView) else ()  # only feature views are read from the store
         if len(keys) < 2:
             continue
         for index, row in enumerate(rows):

@@ -8,22 +8,26 @@ app starts; plans for ad-hoc feature lists are built on first use and cached.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hindsight.registry_sync.model import FeatureRef, FeatureService, FeatureView, Registry
+from hindsight.registry_sync.model import FeatureRef, FeatureService, FeatureView, Registry, output_names
 from hindsight.serving.errors import ApiError, unknown
 
 
 class OnDemandViewLike(Protocol):
     """What serving uses of `on_demand.OnDemandView`."""
 
-    name: str
-    feature_inputs: tuple[str, ...]
-    request_fields: Mapping[str, str]
-    outputs: Mapping[str, str]
+    # Read-only: OnDemandView is a frozen dataclass.
+    @property
+    def name(self) -> str: ...
+    @property
+    def feature_inputs(self) -> tuple[str, ...]: ...
+    @property
+    def request_fields(self) -> Mapping[str, str]: ...
+    @property
+    def outputs(self) -> Mapping[str, str]: ...
 
     def compute(self, columns: dict[str, list]) -> dict[str, list]: ...
 
@@ -96,21 +100,11 @@ def parse_feature_ref(text: Any) -> tuple[str, str]:
     Raises:
         ApiError: 400 when the text is not of that form.
     """
-    parts = text.split(":") if isinstance(text, str) else ()
-    if len(parts) != 2 or not parts[0] or not parts[1]:
-        raise ApiError(400, "invalid_feature_ref", f"feature {text!r} is not of the form 'view:feature' or 'view:*'")
-    return parts[0], parts[1]
-
-
-def output_names(refs: Sequence[FeatureRef]) -> list[str]:
-    """Response names for features: alias or feature name, `view__name` where two would clash.
-
-    >>> output_names([FeatureRef("a", "x"), FeatureRef("b", "x"), FeatureRef("b", "y", "z")])
-    ['a__x', 'b__x', 'z']
-    """
-    plain = [ref.output_name for ref in refs]
-    counts = Counter(plain)
-    return [f"{ref.view}__{name}" if counts[name] > 1 else name for ref, name in zip(refs, plain)]
+    try:
+        ref = FeatureRef.parse(text)
+    except ValueError as error:
+        raise ApiError(400, "invalid_feature_ref", f"feature {error}") from None
+    return ref.view, ref.feature
 
 
 class PlanBuilder:

@@ -39,19 +39,15 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean the online store cannot be reached (answered 503, not 500)."""
     from botocore import exceptions as boto
 
-    errors: list[type[BaseException]] = [
+    from hindsight.online_sync.config import OnlineStoreUnavailable
+
+    return (
         boto.EndpointConnectionError,
         boto.ConnectTimeoutError,
         boto.ReadTimeoutError,
         boto.ConnectionClosedError,
-    ]
-    try:
-        from hindsight.online_sync.config import OnlineStoreUnavailable
-
-        errors.append(OnlineStoreUnavailable)
-    except ImportError:  # online_sync not importable in this process: botocore's errors only
-        pass
-    return tuple(errors)
+        OnlineStoreUnavailable,
+    )
 
 
 _UNAVAILABLE: tuple[type[BaseException], ...] | None = None
@@ -105,7 +101,7 @@ def read_features(
     plan = request.plan
     budget = request.budget_s
     partial = budget is not None and budget < store_deadline_s
-    deadline = started + (budget if partial else store_deadline_s)
+    deadline = started + (budget if partial and budget is not None else store_deadline_s)
     reads, timed_out = _read_store(plan, request.entity_rows, store, pool, started, deadline, partial)
     _note_freshness(reads)
     computed = {step.view.name: _run_on_demand(step, reads, timed_out, request.contexts) for step in plan.on_demand}
@@ -228,7 +224,7 @@ def _assemble(
                 else:
                     status, stamp = read.status, read.event_timestamp
                     value = read.values.get(column.feature) if status == PRESENT else None
-            if value.__class__ is float and not isfinite(value):
+            if type(value) is float and not isfinite(value):
                 value = None  # JSON has no NaN or infinities
             features[column.name] = value
             if include_metadata:

@@ -197,10 +197,8 @@ def _load_registry(source: Any, config: ServingConfig) -> Registry:
             return Registry.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ServingSetupError(f"cannot read the registry file {str(path)!r}: {error}") from error
-    try:
-        from hindsight.registry_sync import load_registry
-    except ImportError as error:
-        raise ServingSetupError(f"hindsight.registry_sync.load_registry is not available: {error}") from error
+    from hindsight.registry_sync import load_registry
+
     try:
         return load_registry()
     except Exception as error:  # its errors are user-facing (no registry applied yet, ...)
@@ -210,10 +208,8 @@ def _load_registry(source: Any, config: ServingConfig) -> Registry:
 def _load_on_demand(source: Any) -> Mapping[str, OnDemandViewLike]:
     if source is not None:
         return source() if callable(source) else source
-    try:
-        from hindsight.on_demand import load_views
-    except ImportError as error:
-        raise ServingSetupError(f"hindsight.on_demand.load_views is not available: {error}") from error
+    from hindsight.on_demand import load_views
+
     return load_views()
 
 

@@ -5,7 +5,7 @@ Arrow table, run a sqlglot query and return Arrow. Version pinning and schemas c
 deltalake (`pin_tables`), so both engines read exactly the same snapshot.
 
 DuckDB reads Delta with the `delta` extension's `delta_scan(uri, version := v)`, loaded from the
-`duckdb-extension-delta` wheel (DuckDB cannot download extensions here). Measured on 1M spine rows
+`duckdb-extension-delta` wheel (`offline_store.duckdb_delta`). Measured on 1M spine rows
 x 3 views of 3-4M rows: 1.6 s end to end against 2.0-2.5 s for deltalake's pyarrow dataset. Remote
 URIs (s3://...) go through deltalake's dataset instead, which knows their storage options.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
@@ -23,6 +22,8 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 from sqlglot import exp
 
+from hindsight.offline_store.duckdb_delta import load_delta_extension
+from hindsight.offline_store.uris import absolute_uri
 from hindsight.registry_sync.model import FeatureView
 from hindsight.training_sets.errors import TrainingSetError
 from hindsight.training_sets.sql_parts import column
@@ -81,13 +82,6 @@ def pin_tables(views: dict[str, FeatureView], versions: dict[str, int] | None) -
     return pinned
 
 
-def absolute_uri(uri: str) -> str:
-    """A local path made absolute (a Spark server does not share our working directory); URIs as given."""
-    if "://" in uri and not uri.startswith("file://"):
-        return uri
-    return os.path.abspath(uri.removeprefix("file://"))
-
-
 def open_engine(engine: str, spark_remote: str | None = None) -> Engine:
     """An engine by name: "duckdb", or "spark" at `spark_remote` (default: $HINDSIGHT_SPARK_REMOTE).
 
@@ -116,11 +110,11 @@ class DuckDBEngine:
         self.connection = connection or duckdb.connect()
         # Spine and feature times compare as instants; UTC also makes the Arrow output zone UTC.
         self.connection.execute("SET TimeZone = 'UTC'")
-        self._delta_scan = _load_delta_extension(self.connection)
+        load_delta_extension(self.connection)
 
     def register_delta(self, relation: str, table: PinnedTable, columns: list[str]) -> None:
         """Expose the pinned table under `relation`, with only `columns`."""
-        if self._delta_scan and "://" not in table.uri:
+        if "://" not in table.uri:
             version = exp.PropertyEQ(this=exp.to_identifier("version"), expression=exp.Literal.number(table.version))
             scan = exp.Anonymous(this="delta_scan", expressions=[exp.Literal.string(table.uri), version])
             source: exp.Expression = exp.Table(this=scan)
@@ -202,17 +196,3 @@ def own_session_url(remote: str) -> str:
     """
     kept = [part for part in remote.split(";") if not part.startswith("session_id=")]
     return ";".join(kept)
-
-
-def _load_delta_extension(connection: duckdb.DuckDBPyConnection) -> bool:
-    """Load `delta` from the wheel's file; False (use deltalake datasets) if the wheel lacks it."""
-    try:
-        import duckdb_extension_delta
-    except ImportError:
-        return False
-    extensions = Path(duckdb_extension_delta.__file__).parent / "extensions"
-    path = extensions / f"v{duckdb.__version__}" / "delta.duckdb_extension"
-    if not path.exists():
-        return False
-    connection.load_extension(str(path))
-    return True

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
+
+from hindsight.core.suggest import closest
 
 
 class TrainingSetError(ValueError):
@@ -17,7 +18,7 @@ def near_names(name: str, candidates: Iterable[str]) -> str:
     " (did you mean 'user_profile'?)"
     """
     options = sorted(set(candidates))
-    close = difflib.get_close_matches(name, options, n=3, cutoff=0.6)
+    close = closest(name, options)
     if close:
         return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
     if not options:

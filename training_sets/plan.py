@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hindsight.on_demand import OnDemandError, OnDemandView, from_registry
-from hindsight.registry_sync.model import FeatureView, OnDemandFeatureView, Registry
+from hindsight.registry_sync.model import FeatureRef, FeatureView, OnDemandFeatureView, Registry
 from hindsight.training_sets.errors import TrainingSetError, near_names
 from hindsight.training_sets.selection import Selected
 from hindsight.training_sets.sql_parts import INTERNAL_PREFIX, ViewRequest
@@ -101,7 +101,8 @@ def _on_demand_step(
         raise TrainingSetError(str(error)) from error
     inputs: dict[str, str] = {}
     for bare, ref in view.input_features.items():
-        source_name, _, feature = ref.partition(":")
+        parsed = FeatureRef.parse(ref)
+        source_name, feature = parsed.view, parsed.feature
         source = _batch_source(registry, entry.name, source_name, feature)
         # An input also requested as a feature is read once, under its output name.
         column = by_ref.get(ref) or f"{INTERNAL_PREFIX}input__{source_name}__{feature}"

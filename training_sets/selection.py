@@ -11,7 +11,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from hindsight.registry_sync.model import FeatureRef, FeatureService, FeatureView, OnDemandFeatureView, Registry
+from hindsight.registry_sync.model import (
+    FeatureRef,
+    FeatureService,
+    FeatureView,
+    OnDemandFeatureView,
+    Registry,
+    output_names,
+)
 from hindsight.training_sets.errors import TrainingSetError, near_names
 
 
@@ -85,10 +92,10 @@ def _parse_refs(features: Sequence[str | FeatureRef] | str | None) -> list[Featu
         text = str(item).strip()
         if not text:
             continue
-        view, sep, feature = text.partition(":")
-        if not sep or not view.strip() or not feature.strip() or ":" in feature:
-            raise TrainingSetError(f"feature reference {text!r} is not of the form 'view:feature' or 'view:*'")
-        refs.append(FeatureRef(view.strip(), feature.strip()))
+        try:
+            refs.append(FeatureRef.parse(text))
+        except ValueError as error:
+            raise TrainingSetError(f"feature reference {error}") from None
     return refs
 
 
@@ -118,16 +125,8 @@ def _distinct(chosen: list[tuple[FeatureRef, bool]]) -> list[tuple[FeatureRef, b
 
 
 def _named(chosen: list[tuple[FeatureRef, bool]]) -> list[Selected]:
-    bare = Counter(ref.feature for ref, _ in chosen if not ref.alias)
-    selected = [
-        Selected(
-            ref.view,
-            ref.feature,
-            ref.alias or (f"{ref.view}__{ref.feature}" if bare[ref.feature] > 1 else ref.feature),
-            explicit,
-        )
-        for ref, explicit in chosen
-    ]
+    outputs = output_names([ref for ref, _ in chosen])
+    selected = [Selected(ref.view, ref.feature, output, explicit) for (ref, explicit), output in zip(chosen, outputs)]
     names = Counter(s.output for s in selected)
     clashes = sorted(n for n, count in names.items() if count > 1)
     if clashes:

@@ -9,8 +9,8 @@
   spine rows with running maxima (`sql_window`). It runs on DuckDB as well (the tests do).
 
 Both end in an equi-join back to the feature rows and apply the ttl in the projection, never in a
-join condition (a ttl bound in a LEFT JOIN's ON made DuckDB pick a nested-loop join: 60 s instead of
-0.26 s, see STACK.md).
+join condition (a ttl bound in a LEFT JOIN's ON made DuckDB 1.5 pick a blockwise nested-loop join:
+60 s instead of 0.26 s on 100k spine x 500k feature rows, measured on 2 cores).
 """
 
 from __future__ import annotations

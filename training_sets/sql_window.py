@@ -6,7 +6,8 @@ stacked into one timeline per join key, feature rows sorting first at equal time
 inclusive. A running MAX(ts) gives each spine row the latest ts visible to it; where the view has a
 created time, a second running MAX, of created among rows with exactly that ts, finishes the
 greatest `(ts, created)` pair. The feature values come from an equi-join back on (keys, ts,
-created). STACK.md measured this shape equal on DuckDB, Sail and JVM Spark.
+created). This shape gives identical results on DuckDB, Sail and JVM Spark (tests/integration/
+test_training_spark.py compares the first two).
 """
 
 from __future__ import annotations

@@ -5,21 +5,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from typing import NoReturn
 
 import click
 
 from hindsight.cli.project import project_settings
 from hindsight.core.durations import format_duration
 from hindsight.core.settings import Settings
-from hindsight.registry_sync import RegistryError, RegistryStore, build_registry, load_registry
+from hindsight.project import project_registry
+from hindsight.registry_sync import RegistryError, RegistryStore, load_registry
 from hindsight.registry_sync.contracts import write_registry_contracts
 from hindsight.registry_sync.dbt_project import parse_project, require_current_manifest
 from hindsight.registry_sync.diff import plan as diff_plan
-from hindsight.registry_sync.model import FeatureService, FeatureView, OnDemandFeatureView, Registry
+from hindsight.registry_sync.model import Entity, FeatureService, FeatureView, OnDemandFeatureView, Registry
 from hindsight.registry_sync.store import same_definitions
 
 
-def _fail(error: Exception) -> None:
+def _fail(error: Exception) -> NoReturn:
     click.secho(f"error: {error}" if "\n" not in str(error) else f"error:\n{error}", fg="red", err=True)
     sys.exit(2)
 
@@ -31,7 +33,7 @@ def _build(settings: Settings, parse: bool = True) -> Registry:
             click.echo(f"Parsed the dbt project in {seconds:.1f} s.", err=True)
         else:
             require_current_manifest(settings)
-        return build_registry(settings)
+        return project_registry(settings)
     except RegistryError as error:
         _fail(error)
         raise
@@ -124,7 +126,8 @@ def list_views(as_json: bool, version: int | None) -> None:
     click.echo(f"Registry version {registry.version} (applied {registry.applied_at})")
     for entity in registry.entities:
         click.echo(f"  entity        {entity.name:<30} join keys: {', '.join(entity.join_keys)}")
-    for view in [*registry.feature_views, *registry.on_demand_views]:
+    views: list[FeatureView | OnDemandFeatureView] = [*registry.feature_views, *registry.on_demand_views]
+    for view in views:
         click.echo(f"  {_kind(view):<13} {view.name:<30} {len(view.features)} features")
     for service in registry.feature_services:
         click.echo(f"  service       {service.name:<30} {len(service.features)} features")
@@ -155,7 +158,8 @@ def _readable(registry: Registry, found) -> dict:
         features = []
         for ref in found.features:
             name = f"{ref} as {ref.alias}" if ref.alias else str(ref)
-            view = next((v for v in [*registry.feature_views, *registry.on_demand_views] if v.name == ref.view), None)
+            views: list[FeatureView | OnDemandFeatureView] = [*registry.feature_views, *registry.on_demand_views]
+            view = next((v for v in views if v.name == ref.view), None)
             feature = next((f for f in view.features if f.name == ref.feature), None) if view else None
             if feature is None:
                 features.append({"name": name, "type": "?", "description": "(not in this registry version)"})
@@ -223,8 +227,11 @@ def _load(version: int | None) -> Registry:
         raise
 
 
-def _find(registry: Registry, name: str):
-    for item in [*registry.feature_views, *registry.on_demand_views, *registry.feature_services, *registry.entities]:
+def _find(registry: Registry, name: str) -> FeatureView | OnDemandFeatureView | FeatureService | Entity | None:
+    items: list[FeatureView | OnDemandFeatureView | FeatureService | Entity] = [
+        *registry.feature_views, *registry.on_demand_views, *registry.feature_services, *registry.entities,
+    ]
+    for item in items:
         if item.name == name:
             return item
     return None
@@ -235,11 +242,12 @@ def _kind(view: FeatureView | OnDemandFeatureView) -> str:
 
 
 def _listing(registry: Registry) -> dict:
+    views: list[FeatureView | OnDemandFeatureView] = [*registry.feature_views, *registry.on_demand_views]
     return {
         "version": registry.version,
         "applied_at": registry.applied_at,
         "entities": [dataclasses.asdict(e) for e in registry.entities],
-        "feature_views": [view_document(v) for v in [*registry.feature_views, *registry.on_demand_views]],
+        "feature_views": [view_document(v) for v in views],
         "feature_services": [
             {"name": s.name, "description": s.description, "features": [str(r) if not r.alias else f"{r} as {r.alias}" for r in s.features]}
             for s in registry.feature_services

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -77,7 +78,7 @@ def training_set_command(
         if versions is not None or registry_version is not None:
             raise click.UsageError("--replay takes the versions from the file: drop --versions and --registry-version")
         pinned, registry_version = _recorded_versions(replay_path)
-    selection = {"service": service, "features": features, "registry_version": registry_version,
+    selection: dict[str, Any] = {"service": service, "features": features, "registry_version": registry_version,
                  "project_dir": project_settings().project_dir}
     try:
         if print_sql:

@@ -18,7 +18,7 @@ import click
 def vacuum(select: tuple[str, ...], retention: str, pinned: tuple[Path, ...], dry_run: bool) -> None:
     """Delete Parquet files no kept Delta version references, orphans of killed runs included."""
     from hindsight.core.durations import parse_duration
-    from hindsight.core.settings import Settings
+    from hindsight.cli.project import project_settings
     from hindsight.core.suggest import did_you_mean
     from hindsight.offline_store.vacuum import VacuumError, check_retention, format_bytes, vacuum_table
     from hindsight.registry_sync import RegistryError, build_registry
@@ -29,7 +29,7 @@ def vacuum(select: tuple[str, ...], retention: str, pinned: tuple[Path, ...], dr
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--retention") from None
     try:
-        views = {v.name: v for v in build_registry(Settings.from_env()).feature_views}
+        views = {v.name: v for v in build_registry(project_settings()).feature_views}
     except RegistryError as error:
         raise click.ClickException(str(error)) from None
     for name in select:

@@ -56,7 +56,7 @@ class OnlineStoreSection(_Section):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"should be an http:// or https:// URL such as http://127.0.0.1:8000")
+            raise ValueError("should be an http:// or https:// URL such as http://127.0.0.1:8000")
         return value
 
 
@@ -109,7 +109,7 @@ ENV_OVERRIDES: dict[str, str] = {
 }
 
 
-def find_project_dir(project_dir: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+def find_project_dir(project_dir: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """The project folder: `project_dir`, else $HINDSIGHT_PROJECT_DIR, else (as dbt does) the current
     folder or its nearest parent holding a dbt_project.yml, else the current folder. Absolute."""
     env = os.environ if environ is None else environ

@@ -1,6 +1,9 @@
 """Durations as feature views write them in dbt config: '30d', '12h', '90m', '45s', '2w', '1d12h'.
 
-The Jinja side (macros/utils/parse_duration.sql) accepts the same grammar; keep them in step.
+The grammar: ASCII digits, then one of w d h m s, repeated; case and surrounding spaces ignored.
+dbt applies it in Jinja (macros/utils/parse_duration.sql) when it builds a view; the registry applies
+it here when it reads the manifest. tests/cases/durations.yml holds the cases both must agree on
+(tests/unit/test_conformance.py, tests/integration/test_conformance_jinja.py).
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ import datetime as dt
 import re
 
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_PART = re.compile(r"(\d+)([wdhms])")
-_WHOLE = re.compile(r"(?:\d+[wdhms])+")
+# [0-9], not \d: \d also matches other scripts' digits, which the Jinja side (and dbt users) do not.
+_PART = re.compile(r"([0-9]+)([wdhms])")
+_WHOLE = re.compile(r"(?:[0-9]+[wdhms])+")
 
 
 def parse_duration(text: str) -> dt.timedelta:

@@ -7,12 +7,20 @@ from collections.abc import Iterable
 
 
 def closest(name: str, options: Iterable[str], n: int = 3) -> list[str]:
-    """The valid names nearest to `name`, best first (difflib's ratio, cutoff 0.6).
+    """The valid names nearest to `name`, best first: difflib's ratio (cutoff 0.6), then names
+    containing it (a prefix or fragment such as "fraud" is too short for the ratio but an obvious
+    hint).
 
     >>> closest("onlin", ["online", "ttl", "entities"])
     ['online']
+    >>> closest("fraud", ["fraud_detection", "churn"])
+    ['fraud_detection']
     """
-    return difflib.get_close_matches(str(name), sorted({str(o) for o in options}), n=n)
+    text = str(name)
+    choices = sorted({str(o) for o in options})
+    close = difflib.get_close_matches(text, choices, n=n)
+    containing = [o for o in choices if text and text.lower() in o.lower() and o not in close]
+    return (close + containing)[:n]
 
 
 def did_you_mean(name: str, options: Iterable[str], quote: bool = False) -> str:

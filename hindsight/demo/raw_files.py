@@ -51,8 +51,6 @@ SCHEMAS = {
         ("loaded_at", _TS),
     ]),
 }  # fmt: skip
-#: Tables whose rows arrive over time and can be split by loaded_at.
-ARRIVING_TABLES = ("transactions", "user_updates")
 MANIFEST_NAME = "_demo_data.json"
 
 

@@ -10,16 +10,12 @@
   {#- Spark has no DISTINCT in window aggregates: count the window's set of values instead. The
       OVER belongs to collect_set (Spark and Sail reject `size(...) over w`); the cast gives the
       bigint that count(distinct) returns on DuckDB. -#}
+  {%- set entry = hindsight.aggregation_functions().get(function) -%}
   {%- if function == 'count_distinct' -%} cast(size(collect_set({{ column }}) over {{ window_name }}) as bigint)
-  {%- elif function == 'count' -%} count({{ column }})
-  {%- elif function == 'sum' -%} sum({{ column }})
-  {%- elif function == 'mean' -%} avg({{ column }})
-  {%- elif function == 'min' -%} min({{ column }})
-  {%- elif function == 'max' -%} max({{ column }})
-  {%- elif function == 'stddev' -%} stddev_samp({{ column }})
-  {%- elif function == 'last' -%} last_value({{ column }}, true)
+  {%- elif function == 'last' -%} last_value({{ column }}, true) over {{ window_name }}
+  {%- elif entry and entry.sql -%} {{ entry.sql | replace('{v}', column) }} over {{ window_name }}
   {%- else -%} {{ exceptions.raise_compiler_error("unknown aggregation function " ~ function) }}
-  {%- endif %}{% if function != 'count_distinct' %} over {{ window_name }}{% endif %}
+  {%- endif %}
 {%- endmacro %}
 
 {#- DuckDB has DISTINCT window aggregates and IGNORE NULLS inside the call. -#}

@@ -23,7 +23,8 @@
 
   Output: entities, the time column, then one column per (aggregation, function, window) named
   <name>_<function>_<window>, e.g. amount_sum_7d. A window ending at t covers events in (t - w, t].
-  Functions: count, sum, mean, min, max, stddev (sample), last (last non-null), count_distinct.
+  Functions (aggregation_functions.sql): count, sum, mean, min, max, stddev (sample), last (last
+  non-null), count_distinct.
 
   How it is computed depends on the run (same results; see window_aggregates_by_*.sql):
     full refresh, evaluate='event'  window functions over the events
@@ -67,7 +68,8 @@ hs_newest as (
 
 {#- Parse and validate the arguments into one spec dict the formulations share. -#}
 {% macro _window_spec(entities, timestamp, aggregations, windows, evaluate, timestamp_alias) %}
-  {%- set accepted = ['count', 'sum', 'mean', 'min', 'max', 'stddev', 'last', 'count_distinct'] -%}
+  {%- set functions = hindsight.aggregation_functions() -%}
+  {%- set accepted = functions.keys() | list -%}
   {%- set where = "window_aggregates in " ~ model.name -%}
   {%- if entities is string -%}{%- set entities = [entities] -%}{%- endif -%}
   {%- if not windows -%}
@@ -119,9 +121,10 @@ hs_newest as (
   {%- set grid = evaluate != 'event' -%}
   {%- set step = (hindsight.parse_duration(evaluate, "evaluate step of " ~ where) * 1000000) if grid else none -%}
   {%- set widest = window_specs | sort(attribute='micros') | last -%}
-  {#- Tiles are exact when every window is a whole number of steps; count_distinct does not
-      pre-aggregate, and stddev from tile sums of squares loses precision near zero variance. -#}
-  {%- set untileable = features | selectattr('function', 'in', ['count_distinct', 'stddev']) | list -%}
+  {#- Tiles are exact when every window is a whole number of steps, for functions with a tile form. -#}
+  {%- set tileable_functions = [] -%}
+  {%- for name, entry in functions.items() if entry.tile -%}{%- do tileable_functions.append(name) -%}{%- endfor -%}
+  {%- set untileable = features | rejectattr('function', 'in', tileable_functions) | list -%}
   {%- set remainders = [] -%}
   {%- for w in window_specs if grid -%}{%- do remainders.append(w.micros % step) -%}{%- endfor -%}
 

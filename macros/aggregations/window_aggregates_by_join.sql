@@ -47,14 +47,9 @@ group by {{ spec.key_sql }}, hs_us{% if not spec.grid %}, hs_ts{% endif %}
 {#- One feature as a conditional aggregate over the joined events; the same SQL on every engine. -#}
 {% macro _aggregate_in_window(function, column, condition) -%}
   {%- set value = 'case when ' ~ condition ~ ' then ' ~ column ~ ' end' -%}
-  {%- if function == 'count' -%} count({{ value }})
-  {%- elif function == 'sum' -%} sum({{ value }})
-  {%- elif function == 'mean' -%} avg({{ value }})
-  {%- elif function == 'min' -%} min({{ value }})
-  {%- elif function == 'max' -%} max({{ value }})
-  {%- elif function == 'stddev' -%} stddev_samp({{ value }})
-  {%- elif function == 'count_distinct' -%} count(distinct {{ value }})
-  {%- elif function == 'last' -%} max_by({{ column }}, case when {{ condition }} and {{ column }} is not null then hs_event_us end)
+  {%- set entry = hindsight.aggregation_functions().get(function) -%}
+  {%- if function == 'last' -%} max_by({{ column }}, case when {{ condition }} and {{ column }} is not null then hs_event_us end)
+  {%- elif entry and entry.sql -%} {{ entry.sql | replace('{v}', value) }}
   {%- else -%} {{ exceptions.raise_compiler_error("window_aggregates: unknown function " ~ function) }}
   {%- endif -%}
 {%- endmacro %}

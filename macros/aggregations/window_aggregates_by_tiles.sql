@@ -53,12 +53,11 @@ where hs_events_in_reach > 0
 {% macro _tile_aggregate(f) -%}
   {%- set w = f.window.sql_name -%}
   {%- set n = 'hs_n' if f.slot is none else 'hs_n' ~ f.slot -%}
-  {%- if f.function == 'count' -%} cast(coalesce(sum({{ n }}) over {{ w }}, 0) as bigint)
-  {%- elif f.function == 'sum' -%} sum(hs_s{{ f.slot }}) over {{ w }}
-  {%- elif f.function == 'mean' -%} sum(hs_s{{ f.slot }}) over {{ w }} / nullif(sum({{ n }}) over {{ w }}, 0)
-  {%- elif f.function == 'min' -%} min(hs_lo{{ f.slot }}) over {{ w }}
-  {%- elif f.function == 'max' -%} max(hs_hi{{ f.slot }}) over {{ w }}
-  {%- elif f.function == 'last' -%} {{ hindsight.aggregate_over_window('last', 'hs_last' ~ f.slot, w) }}
-  {%- else -%} {{ exceptions.raise_compiler_error("window_aggregates: " ~ f.function ~ " cannot be computed from tiles") }}
+  {%- set tile = (hindsight.aggregation_functions().get(f.function) or {}).get('tile') -%}
+  {%- if not tile -%}
+    {{ exceptions.raise_compiler_error("window_aggregates: " ~ f.function ~ " cannot be computed from tiles") }}
   {%- endif -%}
+  {%- set last = hindsight.aggregate_over_window('last', 'hs_last' ~ f.slot, w) if '{last}' in tile else '' -%}
+  {{ tile | replace('{n}', n) | replace('{s}', 'hs_s' ~ f.slot) | replace('{lo}', 'hs_lo' ~ f.slot)
+          | replace('{hi}', 'hs_hi' ~ f.slot) | replace('{last}', last) | replace('{w}', w) }}
 {%- endmacro %}

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from hindsight.cli import main
 from hindsight.online_sync import OnlineStore
-from tests.fixtures.dynamodb import _free_port, make_registry, make_view, write_rows
+from tests.fixtures.dynamodb import make_registry, make_view, write_rows
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +75,7 @@ def test_user_errors_are_one_clear_line(cli_env):
 
 def test_online_up_status_down_are_safe_to_repeat(tmp_path):
     runner = CliRunner()
-    port = _free_port()
+    port = free_port()
     env = {"HINDSIGHT_STATE": str(tmp_path / "state")}
     first = runner.invoke(main, ["online", "up", "--port", str(port), "--in-memory"], env=env)
     try:

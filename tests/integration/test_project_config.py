@@ -19,7 +19,8 @@ import hindsight
 from hindsight.cli import main
 from hindsight.online_sync import OnlineStore, OnlineStoreConfig
 from hindsight.serving import server
-from tests.fixtures.dynamodb import _free_port, make_registry, make_view, write_rows
+from tests.fixtures.dynamodb import make_registry, make_view, write_rows
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +39,11 @@ def clean_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def applied(demo_project, tmp_path_factory):
     """A copy of the built demo with its registry applied (the shared demo's registry stays empty)."""
-    from hindsight.registry_sync import build_registry
+    from hindsight.project import project_registry
     from hindsight.registry_sync.store import RegistryStore
 
     copy = demo_project.copy(tmp_path_factory.mktemp("applied") / "project")
-    return copy, RegistryStore(copy.settings.registry_dir).write(build_registry(demo_project.settings))
+    return copy, RegistryStore(copy.settings.registry_dir).write(project_registry(demo_project.settings))
 
 
 def test_registry_list_from_another_folder(applied, tmp_path):
@@ -110,7 +111,7 @@ def test_online_up_is_recorded_for_the_next_commands(local_project, tmp_path, mo
     registry = make_registry(view)
     registry_file = tmp_path / "registry.json"
     registry_file.write_text(json.dumps(registry.to_dict()))
-    port = _free_port()
+    port = free_port()
     up = runner.invoke(main, ["online", "up", "--port", str(port), "--in-memory", "--project-dir", str(root)])
     record = root / "data" / "state" / "online_endpoint"
     try:

@@ -8,7 +8,7 @@ import pytest
 from deltalake import DeltaTable
 
 from hindsight.online_sync import check_parity, sync
-from hindsight.registry_sync import build_registry
+from hindsight.project import project_registry
 from tests.fixtures.dbt_project import DEMO_CUTOFF, FEATURE_VIEWS
 from tests.integration.delta_compare import assert_same_rows
 from hindsight.training_sets import training_set
@@ -26,7 +26,7 @@ FEATURES = [
 
 
 def test_the_registry_of_a_spark_build_equals_the_duckdb_one_but_for_locations(spark_project, demo_project):
-    spark, duckdb = build_registry(spark_project.settings), build_registry(demo_project.settings)
+    spark, duckdb = project_registry(spark_project.settings), project_registry(demo_project.settings)
     assert [v.name for v in spark.feature_views] == sorted(FEATURE_VIEWS)
     assert spark.entities == duckdb.entities and spark.feature_services == duckdb.feature_services
     for view in spark.feature_views:
@@ -47,7 +47,7 @@ TIMELESS_VIEWS = ["merchant_profile", "user_profile"]
 def test_online_sync_and_parity_work_on_spark_tables_before_and_after_a_merge(spark_project_copy, online_config):
     project = spark_project_copy
     project.dbt("parse")
-    registry = build_registry(project.settings)
+    registry = project_registry(project.settings)
     first = sync(registry, online_config, select=TIMELESS_VIEWS, progress=False)
     assert {v.view: v.mode for v in first.views} == dict.fromkeys(TIMELESS_VIEWS, "full")
 
@@ -82,7 +82,7 @@ def spine(project, rows: int = 3000) -> pd.DataFrame:
 
 def test_a_training_set_on_spark_equals_the_duckdb_one_row_for_row(spark_project, demo_project, sail_remote):
     rows = spine(demo_project)
-    spark_registry, duckdb_registry = build_registry(spark_project.settings), build_registry(demo_project.settings)
+    spark_registry, duckdb_registry = project_registry(spark_project.settings), project_registry(demo_project.settings)
     on_spark = training_set(rows, features=FEATURES, registry=spark_registry, engine="spark", spark_remote=sail_remote)
     on_duckdb = training_set(rows, features=FEATURES, registry=duckdb_registry, engine="duckdb")
 

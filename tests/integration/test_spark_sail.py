@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hindsight.offline_store.sail import SailError, SailServer, answers, free_port
+from hindsight.offline_store.sail import SailError, SailServer, answers
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -90,7 +90,7 @@ def oracle(events: pd.DataFrame, evaluate: str, functions: list[str], extra: boo
         else:
             step = pd.Timedelta(hours=1)
             cap = newest.ceil("1h")
-            candidates = {t for ts in group["ts"] for k in range(0, 25) if (t := ts.ceil("1h") + k * step) <= cap}
+            candidates = {t for ts in group["ts"] for k in range(25) if (t := ts.ceil("1h") + k * step) <= cap}
             targets = sorted(t for t in candidates if ((group["ts"] > t - WINDOWS["1d"]) & (group["ts"] <= t)).any())
         for t in targets:
             if window and not (window[0] <= t < window[1]):

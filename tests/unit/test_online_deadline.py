@@ -16,7 +16,7 @@ class ThrottledClient:
     def __init__(self) -> None:
         self.calls = 0
 
-    def batch_get_item(self, RequestItems):  # noqa: N803 - boto3's parameter name
+    def batch_get_item(self, RequestItems):
         self.calls += 1
         return {"Responses": {}, "UnprocessedKeys": RequestItems}
 

@@ -16,7 +16,7 @@ from hindsight.cli import main
 from hindsight.core.settings import Settings
 from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client
 from hindsight.serving import server
-from tests.fixtures.dynamodb import _free_port
+from tests.fixtures.ports import free_port
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def no_gunicorn(monkeypatch, tmp_path):
 
 
 def test_serve_refuses_to_start_without_an_answering_store(project, no_aws, no_gunicorn, serving_registry, tmp_path):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     (project / "hindsight.yml").write_text(f"online_store:\n  endpoint: http://127.0.0.1:{port}\n")
     registry_file = tmp_path / "registry.json"
     registry_file.write_text(json.dumps(serving_registry.to_dict()))

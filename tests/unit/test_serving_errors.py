@@ -146,7 +146,7 @@ def test_unexpected_error_is_a_json_500_without_traceback(serving_client, servin
     serving_store.read = broken
     with caplog.at_level(logging.ERROR):
         response = serving_client.post("/v1/features", json=FRAUD)
-    status, code, message = error_of(response)
+    status, code, _message = error_of(response)
     assert (status, code) == (500, "internal_error")
     assert b"secret" not in response.data and b"Traceback" not in response.data
     assert "secret internals" in caplog.text  # the traceback is logged

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 FRAUD = {
     "feature_service": "fraud_detection",
     "entities": {"user_id": 12, "merchant_id": 7},
@@ -88,7 +86,7 @@ def test_on_demand_inputs_are_fetched_but_not_returned(serving_client, serving_s
         "request_context": {"amount": 10, "country": "FR"},
     }
     assert post(serving_client, body).get_json() == {"features": {"is_foreign_country": False}}
-    (rows, features), = serving_store.calls
+    (_rows, features), = serving_store.calls
     assert features == {"user_transaction_aggregates": ["amount_mean_30d"], "user_profile": ["home_country"]}
     # compute sees bare feature names and request fields, converted to their dtypes (10 -> 10.0).
     assert serving_on_demand.calls == [{"amount_mean_30d": [50.0], "home_country": ["FR"], "amount": [10.0], "country": ["FR"]}]

@@ -60,10 +60,19 @@ def test_on_demand_only_request_reads_its_inputs(serving_registry, serving_on_de
     assert [c.name for c in plan.outputs] == ["amount_vs_user_mean_30d", "is_foreign_country"]
 
 
-def test_alias_clash_after_prefixing_is_refused(serving_registry, serving_on_demand):
-    service = FeatureService("clash", (
+def test_an_alias_taking_a_feature_name_prefixes_the_feature(serving_registry):
+    service = FeatureService("taken", (
         FeatureRef("user_profile", "home_country"),
         FeatureRef("user_profile", "account_tier", "home_country"),
+    ))
+    plan = PlanBuilder(serving_registry, {}).for_service(service)
+    assert [c.name for c in plan.outputs] == ["user_profile__home_country", "home_country"]
+
+
+def test_two_features_under_one_alias_are_refused(serving_registry):
+    service = FeatureService("clash", (
+        FeatureRef("user_profile", "home_country", "x"),
+        FeatureRef("user_profile", "account_tier", "x"),
     ))
     with pytest.raises(ApiError) as raised:
         PlanBuilder(serving_registry, {}).for_service(service)

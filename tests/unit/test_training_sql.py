@@ -338,7 +338,8 @@ def test_duckdb_uses_asof_and_keeps_the_ttl_out_of_join_conditions(case: str) ->
     query = point_in_time_query(SpineSpec(), REQUESTS[case], "duckdb")
     joins = list(query.find_all(exp.Join))
     assert any(j.args.get("method") == "ASOF" for j in joins)
-    # A ttl bound in a LEFT JOIN's ON made DuckDB pick a nested-loop join (STACK.md).
+    # A ttl bound in a LEFT JOIN's ON made DuckDB pick a blockwise nested-loop join: 60 s instead
+    # of 0.26 s on 100k x 500k rows.
     assert not [j for j in joins if j.args["on"].find(exp.Interval)]
 
 

@@ -46,7 +46,7 @@
 
   {% call statement('stage_out') -%}
     create view {{ stage_out }} as
-    select *{% if cfg.derived_partition %}, cast({{ adapter.quote(cfg.timestamp_field) }} as date) as _partition_date{% endif %}
+    select *{% if cfg.derived_partition %}, cast({{ adapter.quote(cfg.timestamp_field) }} as date) as {{ cfg.partition_by[0] }}{% endif %}
     from {{ stage }}
   {%- endcall %}
   {{ adapter.commit() }}
@@ -64,6 +64,7 @@
       'entities': cfg.entities,
       'registry': hindsight.registry_location(),
       'allow_breaking': cfg.allow_breaking,
+      'float_tolerance': cfg.float_tolerance,
       'commit_metadata': {
           'dbt_invocation_id': invocation_id,
           'dbt_model': model.unique_id,

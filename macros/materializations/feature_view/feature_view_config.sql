@@ -8,14 +8,13 @@
     ttl              how long a value stays valid, e.g. '30d'              none (never stale)
     online           sync to the online store                              false
     created_field    when each value became known (late corrections)       none
-    partition_by     Delta partition column(s)                             date of timestamp_field
+    partition_by     Delta partition column(s)                             _partition_date (date of timestamp_field)
     allowed_lateness how far back an incremental run recomputes            '3d'
     on_schema_change fail | append_new_columns                             fail
     future_rows      defer | fail: rows whose time is after the run's clock defer
     allow_empty_full_refresh  a full refresh may empty a table holding rows  false (or var of that name)
     location         the Delta table's URI                                 <location_root>/<model>
     location_root    folder of the view's Delta table                      offline_store of hindsight.yml
-    kind             batch (built by dbt), push or stream                  batch
   A key the user sets (in config(), the model's .yml or dbt_project.yml) that is neither one of
   these nor one of dbt's own fails the run, naming the nearest valid key: a typo such as `onlin`
   must not silently leave a view offline.
@@ -25,7 +24,7 @@
   {{- return({
       'feature_view': [
           'entities', 'timestamp_field', 'ttl', 'online', 'created_field', 'partition_by',
-          'allowed_lateness', 'on_schema_change', 'location', 'location_root', 'kind', 'future_rows',
+          'allowed_lateness', 'on_schema_change', 'location', 'location_root', 'future_rows',
           'allow_empty_full_refresh',
       ],
       'dbt': [
@@ -86,20 +85,11 @@
     {{ exceptions.raise_compiler_error(where ~ ": allow_empty_full_refresh must be true or false, got " ~ allow_empty ~ ".") }}
   {%- endif -%}
 
-  {%- set partition_by = config.get('partition_by') -%}
-  {%- set derived_partition = partition_by is none -%}
-  {%- if derived_partition -%}
-    {%- set partition_by = ['_partition_date'] -%}
-  {%- elif partition_by is string -%}
-    {%- set partition_by = [partition_by] -%}
-  {%- endif -%}
-
-  {%- set location = config.get('location') -%}
-  {%- if not location -%}
-    {#- No root configured: the project's offline store (hindsight.yml, HINDSIGHT_OFFLINE_STORE). -#}
-    {%- set root = config.get('location_root') or hindsight.project_setting('offline_store') -%}
-    {%- set location = root.rstrip('/') ~ '/' ~ this.identifier -%}
-  {%- endif -%}
+  {%- set derived_partition = config.get('partition_by') is none -%}
+  {%- set partition_by = hindsight.feature_view_partition_by(config.get('partition_by')) -%}
+  {#- No root configured: the project's offline store (hindsight.yml, HINDSIGHT_OFFLINE_STORE). -#}
+  {%- set location_root = config.get('location_root') or hindsight.project_setting('offline_store') -%}
+  {%- set location = hindsight.feature_view_location(config.get('location'), location_root, this.identifier, where) -%}
 
   {#- The breaking-change gate's way out: a var, so it is a decision of one run, never left in code. -#}
   {%- set allow_breaking = var('hindsight_allow_breaking', false) -%}
@@ -107,6 +97,11 @@
     {{ exceptions.raise_compiler_error(where ~ ": var hindsight_allow_breaking must be true or false, got " ~ allow_breaking ~ ".") }}
   {%- endif -%}
 
+  {#- Floats closer than this (relative) count as unchanged when an incremental run compares rows:
+      window sums recomputed over a different set of rows differ in their last bits, and rewriting
+      those rows would churn files and the change data feed. The Spark MERGE and the delta-rs
+      writer (which gets it in the write request) both use this one value. -#}
+  {%- set float_tolerance = 1e-9 -%}
   {%- set unique_key = entities + [timestamp_field] + ([created_field] if created_field else []) -%}
   {{ return({
       'model': model_name,
@@ -126,6 +121,7 @@
       'location': location,
       'unique_key': unique_key,
       'allow_breaking': allow_breaking in [true, 'true'],
+      'float_tolerance': float_tolerance,
   }) }}
 {% endmacro %}
 

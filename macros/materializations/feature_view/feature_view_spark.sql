@@ -8,8 +8,8 @@
   -> stage the model's rows in that range (temporary views), holding back rows from the future ->
   validate them (and refuse a full refresh that would empty the table) -> one Delta commit:
     full refresh  CREATE OR REPLACE TABLE ... USING delta ... AS SELECT
-    incremental   MERGE on (entities, timestamp[, created]); unchanged rows (floats within 1e-9
-                  relative) are not updated, so a rerun commits nothing
+    incremental   MERGE on (entities, timestamp[, created]); unchanged rows (floats within
+                  cfg.float_tolerance relative) are not updated, so a rerun commits nothing
     backfill      MERGE ... WHEN NOT MATCHED BY SOURCE AND <range> THEN DELETE: the range is
                   replaced in one commit
   Nothing is written unless every check passed. Timestamps are stored as Delta `timestamp` (UTC),
@@ -102,7 +102,7 @@
     {%- endif -%}
   {%- endfor -%}
   {%- if cfg.derived_partition -%}
-    {%- do select_list.append('cast(' ~ adapter.quote(cfg.timestamp_field) ~ ' as date) as _partition_date') -%}
+    {%- do select_list.append('cast(' ~ adapter.quote(cfg.timestamp_field) ~ ' as date) as ' ~ cfg.partition_by[0]) -%}
   {%- endif -%}
   {{ return(select_list) }}
 {% endmacro %}

@@ -2,8 +2,8 @@
   The incremental and backfill write on Spark: one MERGE into the view's Delta table, on
   (entities, timestamp[, created]).
     incremental  new keys are inserted; a matched row is updated only if a value changed (NULL-safe;
-                 floats within 1e-9 relative count as unchanged, as offline_store.delta_writer's
-                 FLOAT_TOLERANCE), so a rerun touches nothing and commits nothing
+                 floats within cfg.float_tolerance relative count as unchanged, as on DuckDB), so
+                 a rerun touches nothing and commits nothing
     backfill     the same, plus WHEN NOT MATCHED BY SOURCE AND <range> THEN DELETE: rows of the
                  range that the recomputation no longer yields go, in the same commit; rows outside
                  [start, end) are never matched, updated or deleted
@@ -45,8 +45,8 @@
     {%- else -%}
       {%- do source_columns.append(name) -%}
     {%- endif -%}
-    {%- if column.name not in cfg.unique_key and not (cfg.derived_partition and column.name == '_partition_date') -%}
-      {%- do changed.append(hindsight._spark_value_changed(column.name, target_type)) -%}
+    {%- if column.name not in cfg.unique_key and not (cfg.derived_partition and column.name in cfg.partition_by) -%}
+      {%- do changed.append(hindsight._spark_value_changed(column.name, target_type, cfg.float_tolerance)) -%}
     {%- endif -%}
   {%- endfor -%}
 
@@ -74,14 +74,14 @@
 {% endmacro %}
 
 
-{#- `t.c` and `s.c` differ: NULL-safe, and beyond 1e-9 relative for floating-point columns. -#}
-{% macro _spark_value_changed(name, dtype) %}
+{#- `t.c` and `s.c` differ: NULL-safe, and beyond `tolerance` (relative) for floating-point columns. -#}
+{% macro _spark_value_changed(name, dtype, tolerance) %}
   {%- set t, s = 't.' ~ adapter.quote(name), 's.' ~ adapter.quote(name) -%}
   {%- set distinct = 'not (' ~ t ~ ' <=> ' ~ s ~ ')' -%}
   {%- if dtype not in ['double', 'float', 'real'] -%}
     {{ return('(' ~ distinct ~ ')') }}
   {%- endif -%}
-  {{ return('(' ~ distinct ~ ' and not coalesce(abs(' ~ t ~ ' - ' ~ s ~ ') <= 1e-9 * greatest(abs(' ~ t ~ '), abs(' ~ s ~ ')), false))') }}
+  {{ return('(' ~ distinct ~ ' and not coalesce(abs(' ~ t ~ ' - ' ~ s ~ ') <= ' ~ tolerance ~ ' * greatest(abs(' ~ t ~ '), abs(' ~ s ~ ')), false))') }}
 {% endmacro %}
 
 

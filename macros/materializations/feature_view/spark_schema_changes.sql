@@ -4,6 +4,7 @@
   "added: birth_year", "removed: x", "changed type: y (bigint -> string)"; empty when they agree.
   Types that merely widen (integer to integer or floating, floating to floating, timestamp to
   timestamp, string to string) are not a change: the write casts them to the table's type.
+  tests/cases/schema_changes.yml holds the type pairs both paths must agree on.
 -#}
 {% macro _spark_schema_changes(relation, stage, cfg) %}
   {%- set existing = {} -%}

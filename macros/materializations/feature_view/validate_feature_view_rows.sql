@@ -35,8 +35,8 @@
       {{ exceptions.raise_compiler_error(fail ~ "time columns are timestamps' failed: column " ~ name ~ " has type " ~ types[name] ~ "; cast it to timestamp." ~ unchanged) }}
     {%- endif -%}
   {%- endfor -%}
-  {%- if cfg.derived_partition and '_partition_date' in types -%}
-    {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column _partition_date is added by the materialization; rename it or set partition_by." ~ unchanged) }}
+  {%- if cfg.derived_partition and cfg.partition_by[0] in types -%}
+    {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column " ~ cfg.partition_by[0] ~ " is added by the materialization; rename it or set partition_by." ~ unchanged) }}
   {%- endif -%}
 {% endmacro %}
 

@@ -1,0 +1,23 @@
+{#-
+  Feeds the shared case tables to the dbt side of each rule in ONE run-operation and prints the
+  answers as JSON after a marker line; tests/integration/test_conformance_jinja.py copies this
+  file into a project's macros/ and compares the answers with the tables.
+  Invalid inputs come back as none: the macros' raising wrappers are thin (parse_duration,
+  feature_view_location), and a raised error would end the run at the first case.
+-#}
+{% macro hindsight_conformance(durations, locations, partitions, type_pairs) %}
+  {%- set out = {'durations': [], 'locations': [], 'partitions': [], 'type_pairs': []} -%}
+  {%- for text in durations -%}
+    {%- do out.durations.append(hindsight._duration_seconds(text)) -%}
+  {%- endfor -%}
+  {%- for case in locations -%}
+    {%- do out.locations.append(hindsight._feature_view_location(case.location, case.location_root, case.identifier)) -%}
+  {%- endfor -%}
+  {%- for partition_by in partitions -%}
+    {%- do out.partitions.append(hindsight.feature_view_partition_by(partition_by)) -%}
+  {%- endfor -%}
+  {%- for pair in type_pairs -%}
+    {%- do out.type_pairs.append(hindsight._spark_type_compatible(pair[0], pair[1])) -%}
+  {%- endfor -%}
+  {{ print('HINDSIGHT_CONFORMANCE ' ~ tojson(out)) }}
+{% endmacro %}
