@@ -38,6 +38,7 @@ from typing import Any
 import pyarrow as pa
 from deltalake import write_deltalake
 
+from hindsight.core.ports import free_port
 from hindsight.core.settings import Settings
 from hindsight.online_sync import OnlineStoreConfig, ensure_tables, sync
 from hindsight.online_sync.codec import KEY_ATTR, ORDER_ATTR, PUSH_WRITER, SYNC_WRITER, WRITER_ATTR, entity_key

@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from _support import BenchProject, new_project
 
-from hindsight.offline_store.sail import SailServer, free_port
+from hindsight.core.ports import free_port
+from hindsight.offline_store.sail import SailServer
 from hindsight.project import project_registry
 from hindsight.training_sets import training_set
 

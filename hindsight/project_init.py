@@ -134,16 +134,16 @@ def _edit_dbt_project(project: _YamlFile, name: str, result: InitResult) -> None
         dispatch = data["dispatch"] = CommentedSeq()
     entry = next((d for d in dispatch if isinstance(d, dict) and d.get("macro_namespace") == "dbt"), None)
     if entry is None:
-        order = CommentedSeq([str(name), PACKAGE_NAME, "dbt"])
-        order.fa.set_flow_style()
-        dispatch.append(CommentedMap([("macro_namespace", "dbt"), ("search_order", order)]))
+        new_order = CommentedSeq([str(name), PACKAGE_NAME, "dbt"])
+        new_order.fa.set_flow_style()
+        dispatch.append(CommentedMap([("macro_namespace", "dbt"), ("search_order", new_order)]))
         if len(dispatch) == 1:
             data.yaml_set_comment_before_after_key(
                 "dispatch", before="Hindsight's package overrides dbt's is_incremental() for feature views"
             )
         project.changed(f"dispatch: macro_namespace dbt searches [{name}, {PACKAGE_NAME}, dbt]")
     else:
-        order = entry.get("search_order")
+        order: Any = entry.get("search_order")
         if order is None:
             order = entry["search_order"] = CommentedSeq([name, "dbt"])
         if PACKAGE_NAME not in order:
@@ -178,7 +178,7 @@ def _is_hindsight_local(path_text: str, project_dir: Path) -> bool:
     if project_file.is_file():
         try:
             return (YAML(typ="safe").load(project_file.read_text()) or {}).get("name") == PACKAGE_NAME
-        except Exception:
+        except Exception:  # noqa: BLE001 - an unreadable dbt_project.yml is simply not ours
             return False
     # A path that no longer exists (an old virtualenv, a moved checkout) that init wrote before.
     return not path.exists() and path.parts[-2:] == ("hindsight", "dbt_package")

@@ -11,10 +11,12 @@ Types are Delta's own type names (`long`, `double`, `string`, `timestamp`, `deci
 table records them whatever Arrow spelling a writer used (`string`, `large_string` and
 `string_view` are all Delta `string`), and Spark shows the same names.
 
-JSON Lines, one flat record per contracted column, so Spark reads it as a table:
+JSON Lines, one flat record per contracted column, so Spark reads it as a table (the second record
+is folded here to fit the page):
 
     {"format": 1, "registry_version": 3, "view": "user_profile", "column": "user_id", "role": "key", "type": "long", "used_by": []}
-    {"format": 1, "registry_version": 3, "view": "user_profile", "column": "credit_limit", "role": "feature", "type": "double", "used_by": ["feature service fraud_detection"]}
+    {"format": 1, "registry_version": 3, "view": "user_profile", "column": "credit_limit", "role": "feature",
+     "type": "double", "used_by": ["feature service fraud_detection"]}
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def write_contracts(registry_dir: str | os.PathLike, views: dict[str, ViewContra
     path = contracts_path(registry_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     head = {"format": FORMAT, "registry_version": registry_version}
-    records = []
+    records: list[dict[str, Any]] = []
     for name, view in sorted(views.items()):
         for key, dtype in view.join_keys.items():
             records.append({**head, "view": name, "column": key, "role": "key", "type": dtype, "used_by": []})

@@ -286,7 +286,8 @@ def _new_columns_notice(table: DeltaTable, batch: pa.Table, request: WriteReques
     on = [_col(c, "t").eq(_col(c, "s")) for c in request.unique_key]
     untouched = exp.not_(exp.Exists(this=exp.select("1").from_(exp.to_table("incoming").as_("s")).where(exp.and_(*on))))
     if request.mode == "backfill":
-        untouched = exp.and_(untouched, exp.or_(ts.copy() < _duckdb_timestamp(request.range_start), ts.copy() >= _duckdb_timestamp(request.range_end)))
+        outside = exp.or_(ts.copy() < _duckdb_timestamp(request.range_start), ts.copy() >= _duckdb_timestamp(request.range_end))
+        untouched = exp.and_(untouched, outside)
     query = exp.select(exp.func("count", exp.Star()), exp.func("min", ts.copy()), exp.func("max", ts.copy())).from_(
         exp.to_table("existing").as_("t")
     ).where(untouched)
@@ -296,7 +297,9 @@ def _new_columns_notice(table: DeltaTable, batch: pa.Table, request: WriteReques
         connection.execute("SET TimeZone = 'UTC'")
         connection.register("incoming", batch.select(list(request.unique_key)))
         connection.register("existing", table.to_pyarrow_dataset())
-        rows, first, last = connection.sql(query.sql(dialect="duckdb")).fetchone()
+        found = connection.sql(query.sql(dialect="duckdb")).fetchone()
+        assert found is not None  # an aggregate without GROUP BY always returns one row
+        rows, first, last = found
     finally:
         connection.close()
     if not rows:

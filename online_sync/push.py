@@ -152,7 +152,7 @@ def push_item(
     if bound is not None:
         latest = to_micros(bound.latest)
         for field, micros in ((view.timestamp_field, event), (view.created_field, created)):
-            if micros is not None and micros > latest:
+            if field is not None and micros is not None and micros > latest:
                 raise FutureEventError(view.name, index, field, _from_micros(micros), bound)
     check_item_size(item, f"push to {view.name!r}, entity {key}")
     return key, order, item

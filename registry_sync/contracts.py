@@ -27,8 +27,8 @@ def view_contracts(registry: Registry, read_schema: SchemaReader = delta_schema)
             users.setdefault((ref.view, ref.feature), set()).add(f"feature service {service.name}")
     for odfv in registry.on_demand_views:
         for text in odfv.feature_inputs:
-            view, _, feature = text.partition(":")
-            users.setdefault((view, feature), set()).add(f"on-demand view {odfv.name}")
+            input_view, _, feature = text.partition(":")
+            users.setdefault((input_view, feature), set()).add(f"on-demand view {odfv.name}")
     contracts: dict[str, ViewContract] = {}
     for view in registry.feature_views:
         used = {feature: sorted(who) for (name, feature), who in users.items() if name == view.name}

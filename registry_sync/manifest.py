@@ -306,9 +306,14 @@ def _service_declaration_ok(exposure: dict[str, Any], declared: Any, where: str,
         return False
     unknown = [key for key in declared if key not in SERVICE_KEYS]
     for key in unknown:
-        problems.append(f"{where}: unknown key '{key}' in meta.hindsight{did_you_mean(key, SERVICE_KEYS)}; accepted: {', '.join(SERVICE_KEYS)}")
+        problems.append(
+            f"{where}: unknown key '{key}' in meta.hindsight{did_you_mean(key, SERVICE_KEYS)}; accepted: {', '.join(SERVICE_KEYS)}"
+        )
     if exposure.get("type") != "ml":
-        problems.append(f"{where}: meta.hindsight declares a feature service, but the exposure's type is {exposure.get('type')!r}; feature services are exposures of type ml")
+        problems.append(
+            f"{where}: meta.hindsight declares a feature service, but the exposure's type is {exposure.get('type')!r}; "
+            "feature services are exposures of type ml"
+        )
         return False
     if unknown:
         return False
@@ -323,7 +328,10 @@ def _service_refs(listed: Any, catalog: dict[str, list[str]], where: str, proble
     for item in listed if isinstance(listed, list) else [listed]:
         if isinstance(item, dict) and (unknown := [k for k in item if k not in SERVICE_FEATURE_KEYS]):
             for key in unknown:
-                problems.append(f"{where}: unknown key '{key}' in the features entry {item}{did_you_mean(key, SERVICE_FEATURE_KEYS)}; accepted: {', '.join(SERVICE_FEATURE_KEYS)}")
+                problems.append(
+                    f"{where}: unknown key '{key}' in the features entry {item}{did_you_mean(key, SERVICE_FEATURE_KEYS)}; "
+                    f"accepted: {', '.join(SERVICE_FEATURE_KEYS)}"
+                )
             continue
         text, alias = (item.get("feature"), item.get("alias")) if isinstance(item, dict) else (item, None)
         try:

@@ -46,7 +46,7 @@ def readyz() -> Response:
     if not reachable:
         message = f"the online store cannot be reached ({reason})"
         return error_response(ApiError(503, "online_store_unavailable", message))
-    body = {"status": "ready", "registry_version": state.registry.version}
+    body: dict[str, object] = {"status": "ready", "registry_version": state.registry.version}
     follower = get_runtime(current_app).follower
     if follower is not None and follower.failure is not None:
         # Still ready: the worker serves the version it has; the failure is for operators to see.

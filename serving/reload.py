@@ -78,7 +78,7 @@ class RegistryFollower:
         while not self._stop.wait(self.interval_s):
             try:
                 self.check()
-            except Exception:  # noqa: BLE001 - the follower must outlive any surprise
+            except Exception:  # the follower must outlive any surprise
                 log.exception("registry follower: unexpected error")
 
     def check(self) -> bool:

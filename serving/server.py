@@ -9,6 +9,7 @@ directory this module prepares before anything imports prometheus_client's value
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import tempfile
 import threading
@@ -122,10 +123,8 @@ def _remove_metrics_dir(directory: Path, creator: int | None = None) -> None:
         return
     for path in directory.glob("*.db"):
         path.unlink(missing_ok=True)
-    try:
+    with contextlib.suppress(OSError):  # something else is in it: not ours to delete
         directory.rmdir()
-    except OSError:
-        pass  # something else is in it: not ours to delete
 
 
 def prepare_metrics_dir(state_dir: Path, port: int) -> Path:

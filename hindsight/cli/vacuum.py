@@ -37,7 +37,7 @@ def vacuum(select: tuple[str, ...], retention: str, pinned: tuple[Path, ...], dr
             raise click.BadParameter(f"unknown feature view {name!r}{did_you_mean(name, views, quote=True)}",
                                      param_hint="--select")
     versions = _pinned_versions(pinned)
-    total_files, total_bytes = 0, 0
+    total_files, total_bytes = 0, 0  # type: tuple[int, int | None]
     verb = "would remove" if dry_run else "removed"
     for name in select or sorted(views):
         try:
@@ -67,7 +67,7 @@ def _pinned_versions(paths: tuple[Path, ...]) -> dict[str, set[int]]:
         for file in sorted(path.rglob("*.parquet")) if path.is_dir() else [path]:
             try:
                 schema = pq.read_schema(file)
-            except Exception as error:  # pyarrow raises several types for a file that is not Parquet
+            except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
                 raise click.BadParameter(f"{file}: not a Parquet file ({error})", param_hint="--pinned") from None
             found = read_versions(schema.empty_table())
             if not found and not path.is_dir():

@@ -25,7 +25,7 @@ import pytest
 
 from tests.docs.examples import REPO, Example, pages, runnable
 from tests.fixtures.dbt_project import DbtProject
-from tests.fixtures.ports import free_port
+from hindsight.core.ports import free_port
 
 pytestmark = pytest.mark.integration
 

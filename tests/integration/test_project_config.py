@@ -20,7 +20,7 @@ from hindsight.cli import main
 from hindsight.online_sync import OnlineStore, OnlineStoreConfig
 from hindsight.serving import server
 from tests.fixtures.dynamodb import make_registry, make_view, write_rows
-from tests.fixtures.ports import free_port
+from hindsight.core.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import requests
 from hindsight.client import HindsightClient, HindsightError
 from hindsight.online_sync import OnlineStoreConfig, ensure_tables, push, sync
 from tests.fixtures.dynamodb import write_rows
-from tests.fixtures.ports import free_port
+from hindsight.core.ports import free_port
 from tests.fixtures.serving import build_serving_registry, start_server
 
 pytestmark = pytest.mark.integration

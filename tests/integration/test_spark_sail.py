@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hindsight.offline_store.sail import SailError, SailServer, answers
-from tests.fixtures.ports import free_port
+from hindsight.core.ports import free_port
 
 pytestmark = pytest.mark.integration
 

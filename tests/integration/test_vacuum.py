@@ -40,7 +40,7 @@ def age_log(uri: str, days: int) -> None:
 def readable(uri: str, version: int) -> bool:
     try:
         return DeltaTable(uri, version=version).to_pyarrow_table().column("user_id").to_pylist() == [version]
-    except Exception:  # delta-rs raises a generic error for a missing data file
+    except Exception:  # noqa: BLE001 - delta-rs raises a generic error for a missing data file
         return False
 
 

@@ -16,7 +16,7 @@ from hindsight.cli import main
 from hindsight.core.settings import Settings
 from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client
 from hindsight.serving import server
-from tests.fixtures.ports import free_port
+from hindsight.core.ports import free_port
 
 
 @pytest.fixture
