@@ -210,9 +210,9 @@ def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
         # (seconds on a busy machine) with the GIL held, stalling every thread of the worker.
         app = worker.app.wsgi()
         state.warm(app)
-        warm = getattr(app.extensions[state.EXTENSION].store, "warm", None)
-        if warm is not None:
-            warm()
+        store_warm = getattr(state.get_runtime(app).state.store, "warm", None)
+        if store_warm is not None:
+            store_warm()
 
     def child_exit(server: Any, worker: Any) -> None:
         metrics.mark_process_dead(worker.pid)
