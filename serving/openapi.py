@@ -371,7 +371,8 @@ def _service_rule(name: str, plan: Any, max_batch_rows: int) -> dict[str, Any]:
 
 
 def build_document(
-    service_names: list[str] | None = None, plans: dict[str, Any] | None = None, max_batch_rows: int | None = None
+    service_names: list[str] | None = None, plans: dict[str, Any] | None = None, max_batch_rows: int | None = None,
+    auth: bool = True,
 ) -> dict[str, Any]:
     """The OpenAPI document; `service_names` become the documented values of `feature_service`.
 
@@ -408,24 +409,28 @@ def build_document(
             "description": "Online feature values from the Hindsight online store, with on-demand features.",
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
-        "paths": _secure(_paths()),
-        "components": {"schemas": schemas, "securitySchemes": _SECURITY_SCHEMES},
-        "security": [{"apiKey": []}],
+        "paths": _secure(_paths()) if auth else _paths(),
+        "components": {"schemas": schemas, **({"securitySchemes": _SECURITY_SCHEMES} if auth else {})},
+        # A keyless server (`serve --no-auth`, loopback only) asks for no key: the document says so.
+        **({"security": [{"apiKey": []}]} if auth else {}),
     }
 
 
 def document(app: Flask) -> dict[str, Any]:
     """The app's OpenAPI document, built once per served registry version."""
+    from hindsight.serving import auth
     from hindsight.serving.state import EXTENSION
 
+    authenticator = app.extensions.get(auth.EXTENSION)
+    with_auth = authenticator is None or authenticator.enabled
     runtime = app.extensions.get(EXTENSION)
     state = runtime.state if runtime else None
     cached = app.extensions.get("hindsight_openapi")
     if cached is None or cached[0] is not state:
         document_ = (
-            build_document()
+            build_document(auth=with_auth)
             if state is None
-            else build_document(sorted(state.services), state.plans, state.config.max_batch_rows)
+            else build_document(sorted(state.services), state.plans, state.config.max_batch_rows, auth=with_auth)
         )
         cached = (state, document_)
         app.extensions["hindsight_openapi"] = cached

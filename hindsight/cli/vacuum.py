@@ -21,7 +21,8 @@ def vacuum(select: tuple[str, ...], retention: str, pinned: tuple[Path, ...], dr
     from hindsight.cli.project import project_settings
     from hindsight.core.suggest import did_you_mean
     from hindsight.offline_store.vacuum import VacuumError, check_retention, format_bytes, vacuum_table
-    from hindsight.registry_sync import RegistryError, build_registry
+    from hindsight.project import project_registry
+    from hindsight.registry_sync import RegistryError
 
     try:
         keep = parse_duration(retention)
@@ -29,7 +30,7 @@ def vacuum(select: tuple[str, ...], retention: str, pinned: tuple[Path, ...], dr
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--retention") from None
     try:
-        views = {v.name: v for v in build_registry(project_settings()).feature_views}
+        views = {v.name: v for v in project_registry(project_settings()).feature_views}
     except RegistryError as error:
         raise click.ClickException(str(error)) from None
     for name in select:

@@ -215,10 +215,11 @@ KILLED_SYNC = textwrap.dedent("""
     real = delta_sync.write_batch
     calls = []
     def die_after_three(client, table, items):
-        calls.append(1)
-        if len(calls) > 3:
+        result = real(client, table, items)
+        calls.append(1)  # counted once written: batches run in parallel threads
+        if len(calls) >= 3:
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no lease release: a real crash
-        return real(client, table, items)
+        return result
     delta_sync.write_batch = die_after_three
     sync(registry, config, progress=False)
 """)
