@@ -211,7 +211,7 @@ def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
         # (seconds on a busy machine) with the GIL held, stalling every thread of the worker.
         app = worker.app.wsgi()
         state.warm(app)
-        warm = getattr(app.extensions[state.EXTENSION].store, "warm", None)
+        warm = getattr(state.get_runtime(app).current().store, "warm", None)
         if warm is not None:
             warm()
 
