@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
+from tests.docs.examples import readme_model
 from tests.fixtures.serving import free_port
 
 pytestmark = pytest.mark.integration
@@ -75,30 +76,8 @@ sources:
       - name: orders
 """
 
-FEATURE_VIEW = """\
-{{ config(entities=['customer_id'], timestamp_field='event_timestamp', online=true) }}
-
-with orders as (
-    select customer_id, ordered_at, amount
-    from {{ source('shop', 'orders') }}
-),
-
-aggregates as (
-{{ hindsight.window_aggregates(
-    relation='orders',
-    entities=['customer_id'],
-    timestamp='ordered_at',
-    timestamp_alias='event_timestamp',
-    windows=['1d', '7d'],
-    aggregations=[
-        {'column': '*', 'name': 'order', 'functions': ['count']},
-        {'column': 'amount', 'functions': ['sum']},
-    ],
-) }}
-)
-
-select * from aggregates
-"""
+# The README's five-minute example, as a reader copies it: this test is what runs it.
+FEATURE_VIEW = readme_model("models/features/customer_orders.sql")
 
 FEATURE_VIEW_YML = """\
 version: 2
