@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hindsight.core.config import ConfigError, load_config
@@ -55,3 +57,18 @@ def test_the_checks_catch_a_console_block_and_a_bad_hindsight_yml(tmp_path) -> N
     (tmp_path / "hindsight.yml").write_text(config.code)
     with pytest.raises(ConfigError, match="serving.port"):
         load_config(tmp_path, environ={})
+
+
+def _anchor(heading: str) -> str:
+    # GitHub's heading ids: lower case, punctuation dropped, spaces to hyphens.
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: p.name)
+def test_every_link_between_pages_resolves(page) -> None:
+    for target, anchor in re.findall(r"\]\(([\w./-]+\.md)(?:#([\w-]+))?\)", page.read_text()):
+        linked = (page.parent / target).resolve()
+        assert linked.is_file(), f"{page.name} links to {target}, which does not exist"
+        if anchor:
+            headings = [_anchor(h) for h in re.findall(r"^#+ (.+)$", linked.read_text(), flags=re.M)]
+            assert anchor in headings, f"{page.name} links to {target}#{anchor}; headings there: {headings}"
