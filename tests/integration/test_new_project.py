@@ -268,6 +268,9 @@ def test_a_new_dbt_project_builds_applies_trains_syncs_and_serves(installed, tmp
         run("hindsight", "apply")
         synced = run("hindsight", "sync", "--no-progress", "--project-dir", str(project), cwd=elsewhere)
         assert "customer_orders" in synced.stdout + synced.stderr
+        # As the README does: a key that reads the service (the key is the output's last word).
+        key = run("hindsight", "keys", "create", "--name", "churn", "--read", "churn_model").stdout.split()[-1]
+        assert key.startswith("hsk_"), key
         port = free_port()
         server = subprocess.Popen([str(BIN / "hindsight"), "serve", "--port", str(port), "--workers", "1"],
                                   cwd=project, env=run.env, stdout=subprocess.PIPE,
@@ -284,7 +287,10 @@ def test_a_new_dbt_project_builds_applies_trains_syncs_and_serves(installed, tmp
                     pass
                 assert time.monotonic() < deadline, "hindsight serve did not answer"
                 time.sleep(0.1)
-            response = requests.post(url + "/v1/features", timeout=10, json={
+            anonymous = requests.post(url + "/v1/features", timeout=10, json={"feature_service": "churn_model",
+                                                                               "entities": {"customer_id": 1}})
+            assert anonymous.status_code == 401, anonymous.text
+            response = requests.post(url + "/v1/features", timeout=10, headers={"Authorization": f"Bearer {key}"}, json={
                 "feature_service": "churn_model", "entities": {"customer_id": 1}, "request_context": {"amount": 50.0},
             })
             assert response.status_code == 200, response.text
