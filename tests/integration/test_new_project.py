@@ -35,8 +35,13 @@ BIN = Path(sys.executable).parent
 UTC = dt.timezone.utc
 
 
+# Day 1 is ten days ago, so the newest order is inside the README view's 30-day ttl when it is
+# served (online values older than the ttl come back null, EXPIRED).
+_DAY_ZERO = dt.datetime.combine(dt.date.today() - dt.timedelta(days=11), dt.time(), tzinfo=UTC)
+
+
 def at(day: int, hour: int = 0) -> dt.datetime:
-    return dt.datetime(2026, 1, day, hour, tzinfo=UTC)
+    return _DAY_ZERO + dt.timedelta(days=day, hours=hour)
 
 
 DBT_PROJECT = """\
