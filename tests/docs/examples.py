@@ -66,7 +66,7 @@ def examples(page: Path) -> list[Example]:
         marker = _NOT_RUN.match(previous)
         found.append(
             Example(
-                page=str(page.relative_to(REPO)),
+                page=str(page.relative_to(REPO) if page.is_relative_to(REPO) else page),
                 line=index + 1,
                 language=opening.group(1),
                 code="\n".join(lines[index + 1 : end]) + "\n",
@@ -80,3 +80,12 @@ def examples(page: Path) -> list[Example]:
 
 def runnable(page: Path) -> list[Example]:
     return [e for e in examples(page) if e.language in RUN_LANGUAGES and e.not_run is None]
+
+
+def readme_model(path: str) -> str:
+    """The README's `sql` example for the dbt model at `path` (tests/integration/test_new_project.py
+    builds it in a new project, since it reads that project's own source)."""
+    found = [e.code for e in examples(REPO / "README.md") if e.language == "sql" and e.model_path == path]
+    if len(found) != 1:
+        raise LookupError(f"README.md should have one sql example for {path}, found {len(found)}")
+    return found[0]

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
+from tests.docs.examples import readme_model
 from tests.fixtures.serving import free_port
 
 pytestmark = pytest.mark.integration
@@ -34,8 +35,13 @@ BIN = Path(sys.executable).parent
 UTC = dt.timezone.utc
 
 
+# Day 1 is ten days ago, so the newest order is inside the README view's 30-day ttl when it is
+# served (online values older than the ttl come back null, EXPIRED).
+_DAY_ZERO = dt.datetime.combine(dt.date.today() - dt.timedelta(days=11), dt.time(), tzinfo=UTC)
+
+
 def at(day: int, hour: int = 0) -> dt.datetime:
-    return dt.datetime(2026, 1, day, hour, tzinfo=UTC)
+    return _DAY_ZERO + dt.timedelta(days=day, hours=hour)
 
 
 DBT_PROJECT = """\
@@ -75,30 +81,8 @@ sources:
       - name: orders
 """
 
-FEATURE_VIEW = """\
-{{ config(entities=['customer_id'], timestamp_field='event_timestamp', online=true) }}
-
-with orders as (
-    select customer_id, ordered_at, amount
-    from {{ source('shop', 'orders') }}
-),
-
-aggregates as (
-{{ hindsight.window_aggregates(
-    relation='orders',
-    entities=['customer_id'],
-    timestamp='ordered_at',
-    timestamp_alias='event_timestamp',
-    windows=['1d', '7d'],
-    aggregations=[
-        {'column': '*', 'name': 'order', 'functions': ['count']},
-        {'column': 'amount', 'functions': ['sum']},
-    ],
-) }}
-)
-
-select * from aggregates
-"""
+# The README's five-minute example, as a reader copies it: this test is what runs it.
+FEATURE_VIEW = readme_model("models/features/customer_orders.sql")
 
 FEATURE_VIEW_YML = """\
 version: 2
@@ -289,8 +273,9 @@ def test_a_new_dbt_project_builds_applies_trains_syncs_and_serves(installed, tmp
         run("hindsight", "apply")
         synced = run("hindsight", "sync", "--no-progress", "--project-dir", str(project), cwd=elsewhere)
         assert "customer_orders" in synced.stdout + synced.stderr
-        # The API asks for a key, as in production: the key is the last word of `keys create`.
-        key = run("hindsight", "keys", "create", "--name", "churn-model", "--read", "churn_model").stdout.split()[-1]
+        # As the README does: a key that reads the service (the key is the output's last word).
+        key = run("hindsight", "keys", "create", "--name", "churn", "--read", "churn_model").stdout.split()[-1]
+        assert key.startswith("hsk_"), key
         port = free_port()
         server = subprocess.Popen([str(BIN / "hindsight"), "serve", "--port", str(port), "--workers", "1"],
                                   cwd=project, env=run.env, stdout=subprocess.PIPE,
@@ -307,7 +292,9 @@ def test_a_new_dbt_project_builds_applies_trains_syncs_and_serves(installed, tmp
                     pass
                 assert time.monotonic() < deadline, "hindsight serve did not answer"
                 time.sleep(0.1)
-            assert requests.post(url + "/v1/features", timeout=10, json={}).status_code == 401
+            anonymous = requests.post(url + "/v1/features", timeout=10, json={"feature_service": "churn_model",
+                                                                               "entities": {"customer_id": 1}})
+            assert anonymous.status_code == 401, anonymous.text
             response = requests.post(url + "/v1/features", timeout=10, headers={"Authorization": f"Bearer {key}"}, json={
                 "feature_service": "churn_model", "entities": {"customer_id": 1}, "request_context": {"amount": 50.0},
             })
