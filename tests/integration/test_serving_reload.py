@@ -22,7 +22,7 @@ from tests.fixtures.serving import build_serving_registry, start_server
 
 pytestmark = pytest.mark.integration
 
-#: The README's promise: a new version is served within the 1 s check interval plus the time to
+#: The docs' promise (docs/production.md): a new version is served within the 1 s check interval plus the time to
 #: load it (0.8 s measured); 5 s leaves room for a heavily loaded 2-core machine.
 RELOAD_WITHIN_S = 5.0
 USER_BASICS = {"feature_service": "user_basics", "entities": {"user_id": 12}}

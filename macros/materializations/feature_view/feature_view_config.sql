@@ -2,7 +2,7 @@
   Every config key of the `feature_view` materialization, read with its default and validated
   before any SQL runs. Returns a dict the materialization and its helpers share.
 
-  Keys (see README "Writing a feature view"):
+  Keys (see docs/feature-views.md):
     entities         join-key column(s)                                    required
     timestamp_field  event-time column                                     required
     ttl              how long a value stays valid, e.g. '30d'              none (never stale)
