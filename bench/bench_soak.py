@@ -49,6 +49,7 @@ from bench_serving import (  # the same registry, data and server start as the s
 
 from hindsight.core.settings import Settings
 from hindsight.online_sync import OnlineStoreConfig, ensure_tables, sync
+from hindsight.online_sync.keys import KeyStore
 from hindsight.online_sync.local import DynamoDBLocal
 
 UTC = dt.timezone.utc
@@ -71,10 +72,10 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def server_buckets(port: int) -> dict[float, float]:
+def server_buckets(port: int, headers: dict[str, str]) -> dict[float, float]:
     """Answered feature requests by upper bound of the server's own latency histogram (from arrival)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", "/metrics")
+    conn.request("GET", "/metrics", headers=headers)
     text = conn.getresponse().read().decode()
     conn.close()
     buckets: dict[float, float] = {}
@@ -90,8 +91,10 @@ def server_buckets(port: int) -> dict[float, float]:
 class Load:
     """Client threads hammering POST /v1/features until `stop`, each on one keep-alive connection."""
 
-    def __init__(self, port: int, single: list[bytes], batch: list[bytes], concurrency: int) -> None:
+    def __init__(self, port: int, single: list[bytes], batch: list[bytes], concurrency: int,
+                 headers: dict[str, str]) -> None:
         self.port = port
+        self.headers = {"Content-Type": "application/json", **headers}
         self.single = single
         self.batch = batch
         self.concurrency = concurrency
@@ -118,7 +121,7 @@ class Load:
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                conn.request("POST", "/v1/features", body, {"Content-Type": "application/json"})
+                conn.request("POST", "/v1/features", body, self.headers)
                 response = conn.getresponse()
                 data = response.read()
                 times.append(time.perf_counter() - began)
@@ -169,6 +172,9 @@ def soak(args: argparse.Namespace) -> int:
             for view in registry.feature_views:
                 write_delta(view, args.merchants if view.join_keys == ("merchant_id",) else args.users, now, rng)
             print(f"synced {sync(registry, config, progress=False).rows_written} items", file=sys.stderr)
+            # Served with API keys, as in production: every request pays the key check.
+            key, _ = KeyStore(config).create("soak", read=["*"], metrics=True)
+            auth = {"Authorization": f"Bearer {key}"}
             registry_file = work / "registry.json"
             registry_file.write_text(json.dumps(registry.to_dict()))
             port = free_port()
@@ -189,10 +195,10 @@ def soak(args: argparse.Namespace) -> int:
 
             single = [body(1) for _ in range(2000)]
             batch = [body(10) for _ in range(200)]
-            Load(port, single, batch, args.concurrency).run(args.warmup)  # connections, clients, allocator
+            Load(port, single, batch, args.concurrency, auth).run(args.warmup)  # connections, clients, allocator
             workers = worker_pids(server.pid)
             samples = {pid: [rss_bytes(pid)] for pid in workers}
-            load = Load(port, single, batch, args.concurrency)
+            load = Load(port, single, batch, args.concurrency, auth)
             done = threading.Event()
 
             def sample() -> None:
@@ -205,9 +211,9 @@ def soak(args: argparse.Namespace) -> int:
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
-            before = server_buckets(port)
+            before = server_buckets(port, auth)
             wall = load.run(args.seconds)
-            after = server_buckets(port)
+            after = server_buckets(port, auth)
             done.set()
             sampler.join()
             for pid in workers:
