@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
+from hindsight.core.processes import pid_alive
+
 if TYPE_CHECKING:
     from hindsight.core.settings import Settings
     from hindsight.registry_sync.model import Registry
@@ -108,13 +110,7 @@ def _creator_pid(directory: Path) -> int | None:
 def _pid_alive(pid: int | None) -> bool:
     if pid is None:
         return True  # not a name we gave: leave it alone
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def _remove_metrics_dir(directory: Path, creator: int | None = None) -> None:

@@ -89,16 +89,23 @@ class BackgroundProcess:
         return self.log_file.read_text(errors="replace")[-characters:] if self.log_file.exists() else ""
 
     def _alive(self, pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not pid_alive(pid):
             return False
-        except PermissionError:
-            return True
         cmdline = Path(f"/proc/{pid}/cmdline")
         if self.marker is None or not cmdline.exists():
             return True
         return self.marker in cmdline.read_bytes()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user's counts too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _reaped(pid: int) -> bool:
