@@ -274,6 +274,19 @@ def compare(raw: Callable[[Any], None], raw_payloads: list[Any], http: Callable[
 # -- processes ------------------------------------------------------------------------------------
 
 
+def seeded_store(work: Path, endpoint: str, prefix: str, users: int, merchants: int, now: dt.datetime,
+                 rng: random.Random) -> tuple[Registry, OnlineStoreConfig]:
+    """The bench registry's Delta tables written under `work` and synced to the store at `endpoint`."""
+    registry = bench_registry(work / "offline")
+    config = OnlineStoreConfig(endpoint_url=endpoint, table_prefix=prefix, region="us-east-1")
+    ensure_tables(registry, config)
+    for view in registry.feature_views:
+        write_delta(view, merchants if view.join_keys == ("merchant_id",) else users, now, rng)
+    report = sync(registry, config, progress=False)
+    print(f"synced {report.rows_written} items", file=sys.stderr)
+    return registry, config
+
+
 def start_server(registry_file: Path, port: int, env: dict[str, str], workers: int | None, threads: int | None,
                  log_path: Path) -> subprocess.Popen:
     command = [str(Path(sys.executable).parent / "hindsight"), "serve", "--port", str(port),
@@ -338,14 +351,9 @@ def main() -> None:
         endpoint = local.start(port=free_port(), in_memory=True)
         server = None
         try:
-            registry = bench_registry(work / "offline")
-            config = OnlineStoreConfig(endpoint_url=endpoint, table_prefix="bench_", region="us-east-1")
             setup_began = time.perf_counter()
-            ensure_tables(registry, config)
-            for view in registry.feature_views:
-                write_delta(view, args.merchants if view.join_keys == ("merchant_id",) else args.users, now, rng)
-            report = sync(registry, config, progress=False)
-            print(f"synced {report.rows_written} items in {time.perf_counter() - setup_began:.1f} s", file=sys.stderr)
+            registry, config = seeded_store(work, endpoint, "bench_", args.users, args.merchants, now, rng)
+            print(f"set up in {time.perf_counter() - setup_began:.1f} s", file=sys.stderr)
             registry_file = work / "registry.json"
             registry_file.write_text(json.dumps(registry.to_dict()))
             port = free_port()

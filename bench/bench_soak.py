@@ -39,16 +39,14 @@ from pathlib import Path
 
 from bench_serving import (  # the same registry, data and server start as the serving benchmark
     REPO,
-    bench_registry,
     free_port,
     http_body,
+    seeded_store,
     start_server,
     stop_server,
-    write_delta,
 )
 
 from hindsight.core.settings import Settings
-from hindsight.online_sync import OnlineStoreConfig, ensure_tables, sync
 from hindsight.online_sync.keys import KeyStore
 from hindsight.online_sync.local import DynamoDBLocal
 
@@ -166,12 +164,7 @@ def soak(args: argparse.Namespace) -> int:
         endpoint = local.start(port=free_port(), in_memory=True)
         server = None
         try:
-            registry = bench_registry(work / "offline")
-            config = OnlineStoreConfig(endpoint_url=endpoint, table_prefix="soak_", region="us-east-1")
-            ensure_tables(registry, config)
-            for view in registry.feature_views:
-                write_delta(view, args.merchants if view.join_keys == ("merchant_id",) else args.users, now, rng)
-            print(f"synced {sync(registry, config, progress=False).rows_written} items", file=sys.stderr)
+            registry, config = seeded_store(work, endpoint, "soak_", args.users, args.merchants, now, rng)
             # Served with API keys, as in production: every request pays the key check.
             key, _ = KeyStore(config).create("soak", read=["*"], metrics=True)
             auth = {"Authorization": f"Bearer {key}"}
