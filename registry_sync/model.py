@@ -40,11 +40,29 @@ class Entity:
 
 
 @dataclass(frozen=True)
+class Aggregation:
+    """One feature of an aggregation feature view: a function over an input column in a sliding window.
+
+    Its value at time t aggregates the entity's events with event time in
+    [floor(t, interval) + interval - window, t] (offline_store/tiles.py describes the tiles).
+    """
+
+    #: The feature it produces, e.g. "amount_sum_7d".
+    name: str
+    #: One of offline_store.tiles.FUNCTIONS.
+    function: str
+    #: The input column, or "*" (every event; count only).
+    column: str
+    window_seconds: int
+
+
+@dataclass(frozen=True)
 class FeatureView:
     """A dbt model materialized as a `feature_view`: one Delta table of feature values over time."""
 
     name: str
-    #: "batch": dbt builds every feature view (on-demand views say "on_demand").
+    #: "batch": one row per entity and time holds the features; "aggregation": the Delta table
+    #: holds tiles and the features are `aggregations` combined at the time of use.
     kind: str
     #: Names of the entities this view is keyed on.
     entities: tuple[str, ...]
@@ -73,6 +91,14 @@ class FeatureView:
     #: dtype (one of FEATURE_TYPES) of each join key, parallel to join_keys; () if not recorded.
     #: Serving checks request join keys against it.
     join_key_dtypes: tuple[str, ...] = ()
+    #: Aggregation views only: the interval tiles are aligned to, in seconds (None otherwise).
+    aggregation_interval_seconds: int | None = None
+    #: Aggregation views only: one per feature, in the order of `features`.
+    aggregations: tuple[Aggregation, ...] = ()
+
+    @property
+    def is_aggregation(self) -> bool:
+        return self.aggregation_interval_seconds is not None
 
     def feature(self, name: str) -> Feature:
         for f in self.features:
@@ -232,7 +258,12 @@ def _features(items: Any) -> tuple[Feature, ...]:
 
 def _view_from_dict(v: dict[str, Any]) -> FeatureView:
     tuples = ("entities", "join_keys", "tags", "partition_columns", "upstream", "join_key_dtypes")
-    return FeatureView(**{**v, **{k: tuple(v.get(k, ())) for k in tuples}, "features": _features(v["features"])})
+    return FeatureView(**{
+        **v,
+        **{k: tuple(v.get(k, ())) for k in tuples},
+        "features": _features(v["features"]),
+        "aggregations": tuple(Aggregation(**a) for a in v.get("aggregations", ())),
+    })
 
 
 def _odfv_from_dict(v: dict[str, Any]) -> OnDemandFeatureView:
