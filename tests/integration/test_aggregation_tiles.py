@@ -112,7 +112,7 @@ BROKEN = {
     "missing_column": ({"aggregations": "[{'column': 'amout', 'functions': ['sum']}]"},
                        "config 'aggregations' names column amout (did you mean amount?), which is not in the model's output"),
     "sum_of_text": ({"aggregations": "[{'column': 'country', 'functions': ['sum']}]"},
-                    "rule 'numeric inputs' failed: sum of column country need a number"),
+                    "rule 'numeric inputs' failed: column country has type varchar, but sum need numbers"),
     "with_ttl": ({"ttl": "'30d'", "aggregations": "[{'column': '*', 'functions': ['count']}]"},
                  "config 'ttl' is not supported on aggregation views: each window bounds the events"),
     "with_created": ({"created_field": "'ts2'", "aggregations": "[{'column': '*', 'functions': ['count']}]"},
