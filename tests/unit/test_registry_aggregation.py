@@ -159,6 +159,7 @@ def test_a_view_without_aggregation_interval_stays_a_batch_view():
 
 
 def test_plan_shows_a_changed_interval_and_what_a_feature_aggregates():
+    """A new interval is breaking while something uses the view: its tiles no longer match the applied interval."""
     from hindsight.registry_sync.diff import plan
 
     before = build(manifest())
@@ -168,7 +169,7 @@ def test_plan_shows_a_changed_interval_and_what_a_feature_aggregates():
     schemas = {"/store/user_txn": tile_schema(EVENTS, ["user_id"], "ts", spec)}
     after = build(manifest(aggregation_interval="30m", aggregations=spec), schemas)
     assert [str(c) for c in plan(before, after).changes] == [
-        "~ feature_view user_txn: aggregation_interval_seconds 3600 -> 1800",
+        "~ feature_view user_txn: aggregation_interval 1h -> 30m; used by feature service fraud  [BREAKING]",
         "~ feature user_txn:amount_stddev_7d: aggregates stddev(amount) over 1w -> stddev(quantity) over 1w",
     ]
     spec[4] = {"column": "quantity", "name": "country", "functions": ["last"], "windows": ["30d"]}  # same name, int32
@@ -177,3 +178,6 @@ def test_plan_shows_a_changed_interval_and_what_a_feature_aggregates():
         "~ feature user_txn:amount_stddev_7d: aggregates stddev(amount) over 1w -> stddev(quantity) over 1w",
         "~ feature user_txn:country_last_30d: type string -> int32  [BREAKING]",
     ]
+    old, new = manifest(aggregation_interval="30m"), manifest()
+    old["exposures"] = new["exposures"] = {}
+    assert [str(c) for c in plan(build(old), build(new)).changes] == ["~ feature_view user_txn: aggregation_interval 30m -> 1h"]
