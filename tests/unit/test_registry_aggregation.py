@@ -122,7 +122,7 @@ WHERE = "feature view user_txn (models/features/user_txn.sql)"
         ({"aggregations": [{"column": "amount", "functions": ["sum"], "window": ["1d"]}]},
          f"{WHERE}: aggregations[1]: unknown key 'window' (did you mean windows?); accepted: column, functions, name, windows"),
         ({"aggregations": [{"functions": ["sum"]}]}, f"{WHERE}: aggregations[1]: 'column' is required"),
-        ({"windows": ["90m"]}, f"{WHERE}: aggregations[1]: window '90m' is not a multiple of aggregation_interval (1h); nearest valid: 1h or 2h"),
+        ({"windows": ["90m"]}, f"{WHERE}: windows: window '90m' is not a multiple of aggregation_interval (1h); nearest valid: 1h or 2h"),
         ({"windows": ["30m"]}, "window '30m' is not a multiple of aggregation_interval (1h); nearest valid: 1h"),
         ({"windows": None}, f"{WHERE}: aggregations[1]: no windows: set 'windows' on it or the view's windows config"),
         ({"aggregations": [{"column": "amount", "functions": ["sum"]}, {"column": "amount", "functions": ["sum", "max"]}]},
@@ -134,6 +134,8 @@ WHERE = "feature view user_txn (models/features/user_txn.sql)"
 def test_definition_errors_name_the_view_the_rule_and_the_fix(config, message):
     problems = errors(manifest(**config))
     assert any(message in p for p in problems), problems
+    # Said once, and the service that uses the view does not add "unknown feature view".
+    assert len([p for p in problems if message in p]) == 1 and not any("feature service" in p for p in problems), problems
 
 
 def test_a_table_without_a_needed_tile_column_asks_for_a_rebuild():
