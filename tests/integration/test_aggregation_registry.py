@@ -7,6 +7,7 @@ declared, a model .yml documenting two features and a feature service using two 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,19 @@ def test_a_new_interval_for_a_used_view_is_a_breaking_plan(project: Project, mod
     plan = project.run("hindsight", "plan", check=False)
     assert plan.returncode == 1
     assert "~ feature_view user_clicks: aggregation_interval 1h -> 30m; used by feature service click_model  [BREAKING]" in plan.stdout
+
+
+def test_sail_refuses_the_same_changes_with_the_same_message(project: Project, model: Path, sail_remote: str, tmp_path: Path) -> None:
+    """The Spark gate reads the contracts `hindsight apply` wrote and checks Sail's staged tiles."""
+    raw, store = tmp_path / "raw", tmp_path / "store"
+    spark = {"CLICKS_TARGET": "spark", "CLICKS_RAW": str(raw), "HINDSIGHT_OFFLINE_STORE": str(store),
+             "CLICKS_SPARK_REMOTE": f"{sail_remote}/;session_id={uuid.uuid4()}",
+             # The test's Sail server runs in another folder than the project (`hindsight spark up` would not).
+             "HINDSIGHT_REGISTRY": str(project.root / "data" / "registry")}
+    write_events(raw, EVENTS, "part-0")
+    project.run("dbt", "run", "--select", "user_clicks", **spark)  # the same tile types: no breach
+    model.write_text(VIEW.replace("select user_id, ts, amount, country", "select user_id, ts, cast(amount as bigint) as amount, country"))
+    refused = project.run("dbt", "run", "--select", "user_clicks", "--full-refresh", check=False, **spark)
+    assert refused.returncode == 1
+    assert ("feature view user_clicks: refusing a breaking change: amount__sum changes type double -> long (used by "
+            "feature service click_model (amount_sum_1d)). The Delta table was not changed.") in refused.stdout, refused.stdout[-3000:]
