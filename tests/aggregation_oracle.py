@@ -263,14 +263,14 @@ def expected_features(
 
 
 def _columns_functions(aggregations: Iterable[Any]) -> dict[str, list[str]]:
-    """Input column -> the functions applied to it, in first-seen column order."""
+    """Input column -> the functions applied to it: `*` (the event count) first, then columns in first-use order."""
     out: dict[str, list[str]] = {}
     for spec in aggregations:
         if isinstance(spec, Aggregation):
             out.setdefault(spec.column, []).append(spec.function)
         else:
             out.setdefault(spec["column"], []).extend(spec["functions"])
-    return out
+    return dict(sorted(out.items(), key=lambda item: item[0] != tiles.STAR))
 
 
 def _m2(values: Sequence[Any]) -> float:
@@ -281,7 +281,11 @@ def _m2(values: Sequence[Any]) -> float:
 
 
 def tile_schema(events_schema: pa.Schema, join_keys: Sequence[str], timestamp: str, aggregations: Iterable[Any]) -> pa.Schema:
-    """The Arrow schema of the tile table: join keys, timestamp, _tile_start, the parts needed, _partition_date."""
+    """The Arrow schema of the tile table: join keys, timestamp, _tile_start, the parts needed, _partition_date.
+
+    Parts: `_events` first (if counted), then each input column's parts (PART_ORDER) in order of first use,
+    as macros/aggregations/aggregation_view_config.sql writes them.
+    """
     ts_type = events_schema.field(timestamp).type
     fields = [events_schema.field(k) for k in join_keys]
     fields += [pa.field(timestamp, ts_type), pa.field(tiles.TILE_START, ts_type)]

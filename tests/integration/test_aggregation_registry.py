@@ -10,8 +10,11 @@ import json
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
+from tests.aggregation_oracle import assert_tiles_match, reference_tiles
 from tests.integration.test_aggregation_tiles import DBT_PROJECT, EVENTS, PROFILES, VIEW, Project, write_events
 
 pytestmark = pytest.mark.integration
@@ -79,6 +82,24 @@ def model(project: Project):
     path: Path = project.root / MODEL
     yield path
     path.write_text(VIEW)
+
+
+def test_the_tiles_dbt_wrote_match_the_oracle_s_reference_tiles(project: Project) -> None:
+    """The oracle and the materialization agree on the layout, the types and every value."""
+    events = pa.table({
+        "user_id": pa.array(EVENTS["user_id"], pa.int64()),
+        "ts": pa.array(list(EVENTS["ts"]), pa.timestamp("us", "UTC")),
+        "amount": pa.array(EVENTS["amount"], pa.float64()),
+        "country": pa.array(EVENTS["country"], pa.string()),
+    })
+    spec = [
+        {"column": "*", "name": "click", "functions": ["count"]},
+        {"column": "amount", "functions": ["count", "sum", "mean", "max"]},
+        {"column": "amount", "functions": ["min", "stddev", "last"]},
+        {"column": "country", "functions": ["last", "min"]},
+    ]
+    actual = DeltaTable(str(project.store / "user_clicks")).to_pyarrow_table()
+    assert_tiles_match(actual, reference_tiles(events, ["user_id"], "ts", spec, "1h"))
 
 
 def test_registry_show_describes_each_aggregation(project: Project) -> None:

@@ -174,6 +174,15 @@ def test_reference_tiles_integer_sums_and_null_parts():
     }
 
 
+def test_the_event_count_comes_first_then_columns_in_first_use_order():
+    spec = [{"column": "country", "functions": ["last"]}, {"column": "*", "functions": ["count"]},
+            {"column": "amount", "functions": ["max"]}, {"column": "country", "functions": ["min"]}]
+    assert reference_tiles(EVENTS, ["user_id"], "ts", spec, "1h").schema.names == [
+        "user_id", "ts", "_tile_start", "_events", "country__min", "country__last", "country__last_at", "amount__max",
+        "_partition_date",
+    ]
+
+
 def test_reference_tiles_skip_null_times_and_refuse_null_keys():
     rows = EVENTS.to_pylist()
     with_null_time = pa.Table.from_pylist([*rows, {**rows[0], "ts": None}], schema=SCHEMA)
