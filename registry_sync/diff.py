@@ -115,6 +115,10 @@ def _one_view_changes(old: View, new: View, used: dict[tuple[str, str], list[str
         for attribute in ("timestamp_field", "created_field", "ttl_seconds", "online", "delta_uri", "kind"):
             if getattr(old, attribute) != getattr(new, attribute):
                 changes.append(Change("changed", kind, new.name, f"{attribute} {getattr(old, attribute)!r} -> {getattr(new, attribute)!r}"))
+        if old.expectations != new.expectations:
+            # Versions validated with the old expectations must be validated again before sync.
+            changes.append(Change("changed", kind, new.name, f"expectations: {len(old.expectations)} -> {len(new.expectations)} "
+                                  "(validate again before sync)"))
     before = {f.name: f for f in old.features}
     after = {f.name: f for f in new.features}
     for name in sorted(after.keys() - before.keys()):

@@ -4,7 +4,8 @@ Where each object is declared (all visible in dbt docs):
 - entities: `meta.hindsight.entity` of a source table (or model) that describes the entity,
   e.g. `{name: user, join_keys: [user_id], description: ...}`;
 - feature views: models materialized as `feature_view` (their config keys, description, columns);
-  feature types come from the Delta table's schema;
+  feature types come from the Delta table's schema; data quality expectations from
+  `config.meta.hindsight.expectations` (registry_sync.expectations);
 - feature services: exposures of type `ml` listing `meta.hindsight.features`
   (`view:feature`, `view:*`, or `{feature: view:feature, alias: name}`);
 - on-demand feature views: Python functions the caller discovered and hands in (the CLI does;
@@ -24,6 +25,7 @@ from hindsight.core.durations import parse_duration
 from hindsight.core.suggest import did_you_mean
 from hindsight.offline_store.uris import absolute_uri
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
+from hindsight.registry_sync.expectations import expectations_of
 from hindsight.registry_sync.model import (
     Entity,
     Feature,
@@ -187,6 +189,7 @@ def _feature_view(
         upstream=tuple(node.get("depends_on", {}).get("nodes", ())),
         unique_id=node["unique_id"],
         original_file_path=node["original_file_path"],
+        expectations=expectations_of(config, schema.names, where, problems),
     )
 
 
