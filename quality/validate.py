@@ -1,8 +1,10 @@
 """`validate`: run each feature view's expectations on the rows its newest Delta version holds, and record it.
 
 Which rows: by default those added since the newest version that passed with the same
-expectations, read from Delta's change data feed (inserts and updates' new values), so a passing
-version vouches for every row the table holds then; every row when no version has passed yet, when
+expectations and still present, read from Delta's change data feed (inserts and updates' new
+values, less the rows a later commit in the range deleted or updated: a backfill that replaced bad
+rows leaves only its own rows to check), so a passing version vouches for every row the table
+holds then; every row when no version has passed yet, when
 `all_rows` is asked, or when the feed is unavailable (vacuumed, or a table written without it;
 the record says so). The result goes to the validation log (`quality.records`), one record per view
 and Delta version, whether it passed or not.
@@ -16,10 +18,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
+from sqlglot import exp
 
 from hindsight.core.suggest import did_you_mean
 from hindsight.quality.records import ValidationLog, ValidationRecord, fingerprint
@@ -27,8 +30,10 @@ from hindsight.registry_sync.model import FeatureView, Registry
 
 log = logging.getLogger(__name__)
 
-#: Change data feed rows that carry a row's new values, and the feed's own columns.
+#: Change data feed rows that carry a row's new values, those that carry values it no longer has,
+#: and the feed's own columns.
 _NEW_VALUES = ("insert", "update_postimage")
+_OLD_VALUES = ("delete", "update_preimage")
 _FEED_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
 
 
@@ -73,9 +78,24 @@ def _open(view: FeatureView) -> DeltaTable:
 
 
 def _changed_rows(table: DeltaTable, first: int, last: int) -> pa.Table:
-    feed = pa.table(table.load_cdf(starting_version=first, ending_version=last).read_all())
-    kept = feed.filter(pc.is_in(feed["_change_type"], pa.array(_NEW_VALUES)))
-    return kept.drop_columns([c for c in _FEED_COLUMNS if c in kept.column_names])
+    """Rows versions first..last added that are still there: new values EXCEPT ALL removed values.
+
+    The multiset difference drops a row added then deleted within the range (one copy per
+    deletion); a removed row identical to a new one was checked when it arrived. DuckDB does it
+    (delta-rs hands strings over as string_view, which pyarrow's filter has no kernel for).
+    """
+    feed = table.load_cdf(starting_version=first, ending_version=last)
+    columns = [f.name for f in feed.schema if f.name not in _FEED_COLUMNS]
+    picked = [exp.column(c, quoted=True) for c in columns]
+
+    def rows(change_types: tuple[str, ...]) -> exp.Select:
+        is_type = exp.column("_change_type", quoted=True).isin(*(exp.Literal.string(t) for t in change_types))
+        return exp.select(*picked).from_(exp.table_("hs_feed", quoted=True)).where(is_type)
+
+    with duckdb.connect() as con:
+        con.register("hs_feed", pa.table(feed.read_all()))
+        query = exp.except_(rows(_NEW_VALUES), rows(_OLD_VALUES), distinct=False)
+        return con.sql(query.sql("duckdb")).to_arrow_table()
 
 
 def _rows(view: FeatureView, table: DeltaTable, log_: ValidationLog, all_rows: bool) -> tuple[pa.Table, str, int | None, str]:

@@ -98,9 +98,10 @@ def import_gx() -> Any:
     user's environment cannot turn it back on through Hindsight).
     """
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    # Set before the import, which already logs at INFO.
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     return gx
 
 

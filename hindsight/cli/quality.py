@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from hindsight.cli.online import _load_registry, _log_to_stderr, _registry_option
 from hindsight.cli.project import project_settings
 
 
@@ -15,23 +16,18 @@ from hindsight.cli.project import project_settings
               help="Only this feature view (repeatable); default: every view with expectations.")
 @click.option("--all-rows", is_flag=True,
               help="Check every row of the table, not only the rows added since the newest version that passed.")
-def validate_command(select: tuple[str, ...], all_rows: bool) -> None:
+@_registry_option
+def validate_command(select: tuple[str, ...], all_rows: bool, registry_file: Path | None) -> None:
     """Run each view's expectations on its newest Delta version and record the result.
 
     Exit 1 when a version fails (a critical expectation failed); `hindsight sync` will not publish
     it. The records go to validations.jsonl in the registry folder.
     """
-    from hindsight.cli.online import _log_to_stderr
     from hindsight.quality import ValidationLog, validate
-    from hindsight.registry_sync import load_registry
-    from hindsight.registry_sync.errors import RegistryError
 
     _log_to_stderr()
     settings = project_settings()
-    try:
-        registry = load_registry(settings)
-    except RegistryError as error:
-        raise click.ClickException(str(error)) from error
+    registry = _load_registry(registry_file)
     validations = ValidationLog.in_registry(settings.registry_dir)
     try:
         outcomes = validate(registry, validations, list(select) or None, all_rows=all_rows)
