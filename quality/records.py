@@ -54,7 +54,8 @@ class ExpectationResult:
     element_count: int | None = None
     unexpected_count: int | None = None
     unexpected_percent: float | None = None
-    #: Up to 20 of the offending values, as Great Expectations reports them.
+    #: Up to 20 of the offending values, as Great Expectations reports them (the message shows
+    #: 5 distinct ones).
     partial_unexpected_list: list[Any] | None = None
     #: The error, when the expectation could not run (a missing column, a wrong type).
     exception: str | None = None
@@ -83,7 +84,8 @@ class ExpectationResult:
             parts.append(f"observed value {self.observed_value}")
         if self.unexpected_count is not None:
             of = f" of {self.element_count:,}" if self.element_count is not None else ""
-            sample = f", e.g. {self.partial_unexpected_list[:5]}" if self.partial_unexpected_list else ""
+            distinct = {json.dumps(v, sort_keys=True, default=str): v for v in self.partial_unexpected_list or []}
+            sample = f", e.g. {list(distinct.values())[:5]}" if distinct else ""
             parts.append(f"{self.unexpected_count:,}{of} rows unexpected{sample}")
         return f"{head}: {'; '.join(parts) or 'no observed value'}"
 
