@@ -172,6 +172,13 @@ def test_training_sets_read_the_newest_validated_version(project, tmp_path):
     with pytest.raises(TrainingSetError, match=r"view 'user_stats': versions= pins Delta version 1, which failed validation"):
         build(validated_only=True, versions={"user_stats": 1})
 
+    # The CLI's flag: the same pins, recorded in the file it writes.
+    __import__("pyarrow.parquet").parquet.write_table(spine, tmp_path / "spine.parquet")
+    code, out = run("training-set", "--features", "user_stats:amount,user_clicks:clicks", "--spine", str(tmp_path / "spine.parquet"),
+                    "--out", str(tmp_path / "validated.parquet"), "--validated-only", env=env)
+    assert code == 0, out
+    assert 'Delta versions {"user_clicks": 1, "user_stats": 0}' in out
+
 
 def test_the_record_is_one_json_line_per_validation(project):
     registry, env, log = project
