@@ -8,6 +8,8 @@ import dataclasses
 import datetime as dt
 import json
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable, write_deltalake
@@ -130,7 +132,7 @@ def test_a_backfill_that_replaces_bad_rows_passes_and_unlocks_sync(project, onli
     # The fix replaces hour 1 in one commit (as a dbt backfill does): the changes since the version
     # that passed are the corrected row only, the deleted bad row no longer counts.
     fixed = [row(2, 1, 5.0)]
-    table = __import__("pyarrow").Table.from_pylist([{**r, "_partition_date": r["ts"].date()} for r in fixed], schema=delta_schema(view))
+    table = pa.Table.from_pylist([{**r, "_partition_date": r["ts"].date()} for r in fixed], schema=delta_schema(view))
     write_deltalake(view.delta_uri, table, mode="overwrite", predicate="ts >= '2024-03-01T01:00:00Z'")
     assert DeltaTable(view.delta_uri).version() == 2
     code, out = run("validate", env=env)
@@ -145,7 +147,7 @@ def test_a_backfill_that_replaces_bad_rows_passes_and_unlocks_sync(project, onli
 def test_training_sets_read_the_newest_validated_version(project, tmp_path):
     registry, env, _ = project
     view = registry.view("user_stats")
-    spine = __import__("pyarrow").table({"user_id": [2], "event_timestamp": [T0 + dt.timedelta(hours=5)]})
+    spine = pa.table({"user_id": [2], "event_timestamp": [T0 + dt.timedelta(hours=5)]})
     project_dir = tmp_path / "project"
     project_dir.mkdir()
     (project_dir / "dbt_project.yml").write_text("name: p\n")
@@ -173,7 +175,7 @@ def test_training_sets_read_the_newest_validated_version(project, tmp_path):
         build(validated_only=True, versions={"user_stats": 1})
 
     # The CLI's flag: the same pins, recorded in the file it writes.
-    __import__("pyarrow.parquet").parquet.write_table(spine, tmp_path / "spine.parquet")
+    pq.write_table(spine, tmp_path / "spine.parquet")
     code, out = run("training-set", "--features", "user_stats:amount,user_clicks:clicks", "--spine", str(tmp_path / "spine.parquet"),
                     "--out", str(tmp_path / "validated.parquet"), "--validated-only", env=env)
     assert code == 0, out
