@@ -32,6 +32,7 @@ demo: tools
 	$(HINDSIGHT) summary --no-parse
 	$(HINDSIGHT) online up --port $(DYNAMODB_PORT)
 	$(HINDSIGHT) apply --no-parse
+	$(HINDSIGHT) validate
 	$(HINDSIGHT) sync
 	$(HINDSIGHT) keys create --name demo --read '*' --metrics --replace --save "$${HINDSIGHT_STATE:-data/state}/demo_api_key"
 	$(HINDSIGHT) serve --detach

@@ -6,6 +6,10 @@ slot already has something newer for (incremental only), write the rest with par
 BatchWriteItem calls, then advance the state. A sync killed half-way leaves the state where it was:
 the rerun re-reads the same changes and rewrites the same items (puts are idempotent), so nothing is
 lost and, items being keyed by entity, nothing is duplicated.
+
+A view with data quality expectations publishes a Delta version only if `hindsight validate` passed
+it (`hindsight.quality.gate`); otherwise that view is refused, the others still sync, and `sync`
+raises `PublishRefused` at the end. `force=True` publishes anyway.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailab
 from hindsight.online_sync.newest import DeltaSnapshot, NewestRows, change_source, full_source, open_delta
 from hindsight.online_sync.state import Lease, LeaseLost, SyncState, read_state
 from hindsight.online_sync.tables import ensure_table, online_views
+from hindsight.quality.gate import PublishRefused, Refusal, check_publish
+from hindsight.quality.records import ValidationLog
 from hindsight.registry_sync.model import FeatureView, Registry
 
 log = logging.getLogger(__name__)
@@ -47,7 +53,7 @@ class ViewSyncReport:
     """What one view's sync did."""
 
     view: str
-    #: "full", "incremental" or "unchanged".
+    #: "full", "incremental", "unchanged" or "refused" (validation gate: nothing written).
     mode: str
     #: Delta rows read (changed rows for incremental).
     rows_read: int
@@ -59,6 +65,8 @@ class ViewSyncReport:
     from_version: int | None
     to_version: int
     seconds: float
+    #: Why the gate refused the version (mode "refused").
+    refusal: Refusal | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,10 @@ class SyncReport:
     """What a `sync` call did, per view."""
 
     views: tuple[ViewSyncReport, ...]
+
+    @property
+    def refusals(self) -> list[Refusal]:
+        return [v.refusal for v in self.views if v.refusal is not None]
 
     @property
     def rows_written(self) -> int:
@@ -229,8 +241,8 @@ def _load(newest: NewestRows, view: FeatureView, snapshot: DeltaSnapshot, mode: 
 
 
 def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full: bool = False,
-              progress: bool = True) -> ViewSyncReport:
-    """Sync one online view; see `sync`."""
+              progress: bool = True, validations: ValidationLog | None = None, force: bool = False) -> ViewSyncReport:
+    """Sync one online view; see `sync`. `validations` is required for a view with expectations."""
     started = time.perf_counter()
     ensure_table(client, config, view)
     table = config.table_name(view.name)
@@ -243,6 +255,13 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
         previous = None if state is None else state.delta_version
         if mode == "unchanged":
             return ViewSyncReport(view.name, mode, 0, 0, 0, previous, snapshot.version, time.perf_counter() - started)
+        refusal = check_publish(view, snapshot.table_id, snapshot.version, validations) if validations else None
+        if refusal is not None and not force:
+            return ViewSyncReport(view.name, "refused", 0, 0, 0, previous, snapshot.version,
+                                  time.perf_counter() - started, refusal)
+        if refusal is not None:
+            log.warning("feature view %s: publishing Delta version %s despite the validation gate (--force): %s",
+                        view.name, snapshot.version, refusal.reason.replace("_", " "))
         with NewestRows(view) as newest:
             mode = _load(newest, view, snapshot, mode, first)
             written, skipped = write_newest(
@@ -267,6 +286,8 @@ def sync(
     progress: bool = True,
     *,
     client: Any = None,
+    validations: ValidationLog | None = None,
+    force: bool = False,
 ) -> SyncReport:
     """Upsert the newest row per entity of every online feature view into DynamoDB.
 
@@ -277,6 +298,9 @@ def sync(
         full: ignore the saved state and resync every view from its whole Delta table.
         progress: show a tqdm bar (only on a terminal).
         client: a boto3 DynamoDB client to reuse.
+        validations: the validation log the gate reads; default the project's
+            (`<registry>/validations.jsonl`), read only for views with expectations.
+        force: publish versions that failed validation or were never validated.
 
     Returns:
         A SyncReport with rows read, rows written, versions and seconds per view.
@@ -286,13 +310,21 @@ def sync(
         DeltaTableMissing: a view's Delta table does not exist.
         SyncInProgress: another sync of a view is running.
         OnlineStoreUnavailable: DynamoDB cannot be reached.
+        PublishRefused: after the other views synced, naming each view whose version failed
+            validation or was never validated (its `report` holds what did sync).
     """
     config = config or OnlineStoreConfig.from_env()
     client = client or shared_client(config)
+    views = online_views(registry, select)
+    if validations is None and any(v.expectations for v in views):
+        from hindsight.core.settings import Settings
+
+        validations = ValidationLog.in_registry(Settings.load().registry_dir)
     reports = []
-    for view in online_views(registry, select):
+    for view in views:
         try:
-            reports.append(sync_view(client, config, view, full=full, progress=progress))
+            reports.append(sync_view(client, config, view, full=full, progress=progress,
+                                     validations=validations, force=force))
         except BotoCoreError as err:
             raise OnlineStoreUnavailable(
                 f"feature view {view.name!r}: DynamoDB at {config.endpoint_url or 'AWS'} is unreachable: {err}"
@@ -300,4 +332,7 @@ def sync(
         except Exception as err:
             err.add_note(f"while syncing feature view {view.name!r}")
             raise
-    return SyncReport(tuple(reports))
+    report = SyncReport(tuple(reports))
+    if report.refusals:
+        raise PublishRefused(report.refusals, report)
+    return report

@@ -123,6 +123,10 @@ def _one_view_changes(old: View, new: View, used: dict[tuple[str, str], list[str
             detail = f"aggregation_interval {_duration(old.aggregation_interval_seconds)} -> {_duration(new.aggregation_interval_seconds)}"
             changes.append(Change("changed", kind, new.name, detail + (f"; used by {', '.join(users)}" if users else ""),
                                   breaking=bool(users)))
+        if old.expectations != new.expectations:
+            # Versions validated with the old expectations must be validated again before sync.
+            changes.append(Change("changed", kind, new.name, f"expectations: {len(old.expectations)} -> {len(new.expectations)} "
+                                  "(validate again before sync)"))
     before = {f.name: f for f in old.features}
     after = {f.name: f for f in new.features}
     for name in sorted(after.keys() - before.keys()):

@@ -6,6 +6,7 @@ Where each object is declared (all visible in dbt docs):
 - feature views: models materialized as `feature_view` (their config keys, description, columns);
   feature types come from the Delta table's schema; with `aggregation_interval` in the config, an
   aggregation view whose features are its declared aggregations (`registry_sync.aggregations`);
+  data quality expectations from `config.meta.hindsight.expectations` (registry_sync.expectations);
 - feature services: exposures of type `ml` listing `meta.hindsight.features`
   (`view:feature`, `view:*`, or `{feature: view:feature, alias: name}`);
 - on-demand feature views: Python functions the caller discovered and hands in (the CLI does;
@@ -27,6 +28,7 @@ from hindsight.core.suggest import did_you_mean
 from hindsight.offline_store.uris import absolute_uri
 from hindsight.registry_sync import aggregations
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
+from hindsight.registry_sync.expectations import expectations_of
 from hindsight.registry_sync.model import (
     Entity,
     Feature,
@@ -203,6 +205,7 @@ def _feature_view(
         original_file_path=node["original_file_path"],
         aggregation_interval_seconds=None if spec is None else spec.interval_seconds,
         aggregations=() if spec is None else spec.aggregations,
+        expectations=expectations_of(config, schema.names, where, problems),
     )
 
 

@@ -57,6 +57,19 @@ class Aggregation:
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """A Great Expectations expectation declared on a feature view (`config.meta.hindsight.expectations`).
+
+    `hindsight validate` runs it on the rows a Delta version added; `hindsight.quality` owns that.
+    """
+
+    #: Great Expectations' snake-case name, e.g. "expect_column_values_to_not_be_null".
+    type: str
+    #: Its arguments as declared, e.g. {"column": "user_id"}; JSON values only.
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class FeatureView:
     """A dbt model materialized as a `feature_view`: one Delta table of feature values over time."""
 
@@ -95,6 +108,9 @@ class FeatureView:
     aggregation_interval_seconds: int | None = None
     #: Aggregation views only: one per feature, in the order of `features`.
     aggregations: tuple[Aggregation, ...] = ()
+    #: Data quality expectations on the view's Delta rows (`hindsight validate`); () = none, and
+    #: then `hindsight sync` publishes without asking for a validation.
+    expectations: tuple[Expectation, ...] = ()
 
     @property
     def is_aggregation(self) -> bool:
@@ -263,6 +279,7 @@ def _view_from_dict(v: dict[str, Any]) -> FeatureView:
         **{k: tuple(v.get(k, ())) for k in tuples},
         "features": _features(v["features"]),
         "aggregations": tuple(Aggregation(**a) for a in v.get("aggregations", ())),
+        "expectations": tuple(Expectation(**e) for e in v.get("expectations", ())),
     })
 
 

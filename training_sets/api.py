@@ -52,6 +52,7 @@ def training_set(
     engine: str = "duckdb",
     spark_remote: str | None = None,
     project_dir: ProjectDir = None,
+    validated_only: bool = False,
 ) -> pa.Table:
     """Point-in-time correct features for every spine row.
 
@@ -73,6 +74,8 @@ def training_set(
         engine: "duckdb" (in process) or "spark" (Spark Connect).
         spark_remote: Spark Connect URL; default $HINDSIGHT_SPARK_REMOTE.
         project_dir: the dbt project whose registry to read (when `registry` is not given).
+        validated_only: read each view that has expectations at its newest Delta version that
+            passed `hindsight validate` (views without expectations: their newest version).
 
     Returns:
         The spine's columns unchanged and in order, then one column per feature, one row per spine
@@ -87,6 +90,7 @@ def training_set(
     registry = _registry(registry, project_dir, registry_version)
     plan = plan_training_set(registry, select_features(registry, features=features, service=service))
     _check_versions(registry, versions)
+    versions = _validated(plan, versions, project_dir) if validated_only else versions
     runner = open_engine(engine, spark_remote)
     try:
         table = load_spine(spine, duckdb_connection=getattr(runner, "connection", None))
@@ -110,6 +114,7 @@ def features_as_of(
     engine: str = "duckdb",
     spark_remote: str | None = None,
     project_dir: ProjectDir = None,
+    validated_only: bool = False,
 ) -> pa.Table:
     """Every entity's feature values as of one instant, without a spine.
 
@@ -132,6 +137,7 @@ def features_as_of(
         engine: as in `training_set`.
         spark_remote: as in `training_set`.
         project_dir: as in `training_set`.
+        validated_only: as in `training_set`.
 
     Returns:
         The join-key columns, then one column per feature; versions in the schema metadata.
@@ -145,6 +151,7 @@ def features_as_of(
     plan = plan_training_set(registry, selected)
     keys = as_of.shared_join_keys(plan)
     _check_versions(registry, versions)
+    versions = _validated(plan, versions, project_dir) if validated_only else versions
     runner = open_engine(engine, spark_remote)
     try:
         pinned = pin_tables(plan.views, dict(versions or {}))
@@ -273,6 +280,20 @@ def _registry(registry: Registry | None, project_dir: ProjectDir, version: int |
     if project_folder(settings).is_dir():
         use_folder(project_folder(settings))
     return load_registry(settings, version=version)
+
+
+def _validated(plan: TrainingPlan, versions: Mapping[str, int] | None, project_dir: ProjectDir) -> dict[str, int]:
+    """`versions` with each view that has expectations pinned to its newest passing version."""
+    from hindsight.core.config import ConfigError
+    from hindsight.core.settings import Settings
+    from hindsight.quality.records import ValidationLog
+    from hindsight.training_sets.validated import validated_versions
+
+    try:
+        settings = Settings.load(project_dir, require=True)
+    except ConfigError as error:
+        raise TrainingSetError(str(error)) from None
+    return validated_versions(plan.views, dict(versions or {}), ValidationLog.in_registry(settings.registry_dir))
 
 
 def _with_registry_version(table: pa.Table, registry: Registry) -> pa.Table:

@@ -15,6 +15,7 @@ from hindsight.cli.demo import demo_data, demo_request
 from hindsight.cli.init import init
 from hindsight.cli.keys import keys
 from hindsight.cli.project import ProjectGroup
+from hindsight.cli.quality import validate_command
 from hindsight.cli.online import check_parity_command, online, push_command, sync_command
 from hindsight.cli.registry import apply, plan, registry_group, summary
 from hindsight.cli.serve import serve
@@ -38,6 +39,7 @@ main.add_command(keys)
 main.add_command(serve)
 main.add_command(spark)
 main.add_command(training_set_command)
+main.add_command(validate_command)
 main.add_command(vacuum)
 for _registry_command in (plan, apply, registry_group, summary):
     main.add_command(_registry_command)

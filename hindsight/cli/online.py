@@ -143,15 +143,27 @@ def status() -> None:
 @click.option("--select", "select", multiple=True, metavar="VIEW", help="Only this view (repeatable).")
 @click.option("--full", is_flag=True, help="Resync whole tables, ignoring the saved versions.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal.")
+@click.option("--force", is_flag=True,
+              help="Publish versions of views with expectations that failed validation or were never validated.")
 @_registry_option
 @_user_errors
-def sync_command(select: tuple[str, ...], full: bool, progress: bool, registry_file: Path | None) -> None:
-    """Copy the newest row per entity of online feature views from Delta to DynamoDB."""
+def sync_command(select: tuple[str, ...], full: bool, progress: bool, force: bool, registry_file: Path | None) -> None:
+    """Copy the newest row per entity of online feature views from Delta to DynamoDB.
+
+    A view with expectations publishes only a Delta version that `hindsight validate` passed;
+    the others still sync, and the command exits 1 naming the failed expectations.
+    """
     from hindsight.online_sync import sync
+    from hindsight.quality import PublishRefused, ValidationLog
 
     _log_to_stderr()
-    report = sync(_load_registry(registry_file), _online_config(), select=list(select) or None,
-                  full=full, progress=progress)
+    validations = ValidationLog.in_registry(project_settings().registry_dir)
+    try:
+        report = sync(_load_registry(registry_file), _online_config(), select=list(select) or None,
+                      full=full, progress=progress, validations=validations, force=force)
+    except PublishRefused as refused:
+        click.echo(str(refused.report))
+        raise click.ClickException(f"not published:\n{refused}") from refused
     click.echo(str(report))
 
 

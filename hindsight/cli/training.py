@@ -40,6 +40,8 @@ import click
     help="An earlier training set's Parquet file: use the registry and Delta versions it records.",
 )
 @click.option("--no-created", is_flag=True, help="Ignore created times (use rows however late they were recorded).")
+@click.option("--validated-only", is_flag=True,
+              help="Read each view with expectations at its newest Delta version that passed `hindsight validate`.")
 def training_set_command(
     service: str | None,
     features: str | None,
@@ -53,6 +55,7 @@ def training_set_command(
     registry_version: int | None,
     replay_path: str | None,
     no_created: bool,
+    validated_only: bool,
 ) -> None:
     """Build a training set: each spine row gets the feature values known at its event time."""
     import pyarrow.parquet as pq
@@ -95,6 +98,7 @@ def training_set_command(
             honor_created=not no_created,
             engine=dialect,
             spark_remote=spark_remote,
+            validated_only=validated_only,
         )
     except (TrainingSetError, RegistryError) as error:
         raise click.ClickException(str(error)) from error

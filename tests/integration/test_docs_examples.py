@@ -68,9 +68,9 @@ class Page:
                               capture_output=True, text=True, timeout=600)
 
     def prepare(self) -> None:
-        """The state `make demo` leaves: a manifest, an applied registry, a synced online store."""
+        """The state `make demo` leaves: a manifest, an applied registry, validated views, a synced online store."""
         _write_spine(self.project)
-        result = self._shell("dbt parse --quiet && hindsight apply && hindsight sync")
+        result = self._shell("dbt parse --quiet && hindsight apply && hindsight validate && hindsight sync")
         assert result.returncode == 0, f"page set-up failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 
     def run(self, example: Example) -> subprocess.CompletedProcess:

@@ -9,6 +9,7 @@ from deltalake import DeltaTable
 
 from hindsight.online_sync import check_parity, sync
 from hindsight.project import project_registry
+from hindsight.quality import ValidationLog, validate
 from tests.fixtures.dbt_project import DEMO_CUTOFF, FEATURE_VIEWS
 from tests.integration.delta_compare import assert_same_rows
 from hindsight.training_sets import training_set
@@ -48,13 +49,18 @@ def test_online_sync_and_parity_work_on_spark_tables_before_and_after_a_merge(sp
     project = spark_project_copy
     project.dbt("parse")
     registry = project_registry(project.settings)
-    first = sync(registry, online_config, select=TIMELESS_VIEWS, progress=False)
+    # The demo views declare expectations: sync publishes only validated versions.
+    validations = ValidationLog.in_registry(project.settings.registry_dir)
+    assert all(v.record.passed for v in validate(registry, validations, TIMELESS_VIEWS))
+    first = sync(registry, online_config, select=TIMELESS_VIEWS, progress=False, validations=validations)
     assert {v.view: v.mode for v in first.views} == dict.fromkeys(TIMELESS_VIEWS, "full")
 
     project.generate(loaded_from=DEMO_CUTOFF)
     project.dbt("run", "--select", "user_profile")
     assert project.table("user_profile").history(1)[0]["operation"] == "MERGE"
-    second = sync(registry, online_config, select=TIMELESS_VIEWS, progress=False)
+    (merged,) = validate(registry, validations, ["user_profile"])
+    assert merged.record.passed and merged.record.delta_version == project.table("user_profile").version()
+    second = sync(registry, online_config, select=TIMELESS_VIEWS, progress=False, validations=validations)
     modes = {v.view: v.mode for v in second.views}
     # Sail writes no change data feed; delta-rs still reads the MERGE's added files as inserts (a
     # superset of the changes, which newest-wins handles), or the sync falls back to a full read.
