@@ -22,9 +22,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from deltalake import DeltaTable
 
 from tests.aggregation_oracle import assert_tiles_match, reference_tiles
+from tests.aggregation_strategies import AggregationCase, aggregation_cases
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +77,10 @@ sources:
       external_location: "read_parquet('{{ env_var('CLICKS_RAW') }}/{name}/*.parquet')"
     tables:
       - name: clicks
+      - name: case_0
+      - name: case_1
+      - name: case_2
+      - name: case_3
 """
 
 #: The view under test: every function, two default windows, one aggregation with its own.
@@ -227,6 +234,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("clicks") / "clicks"
     (root / "models" / "features").mkdir(parents=True)
     (root / "models" / "broken").mkdir(parents=True)
+    (root / "models" / "features" / "cases").mkdir(parents=True)
     (root / "dbt_project.yml").write_text(DBT_PROJECT)
     (root / "profiles.yml").write_text(PROFILES)
     (root / "models" / "sources.yml").write_text(SOURCES)
@@ -335,3 +343,25 @@ def test_sail_writes_the_same_tiles_as_duckdb(project: Project, built, sail_remo
     write_events(raw, APPENDED, "part-1")
     project.run("dbt", "run", "--select", "user_clicks", **spark)
     pd.testing.assert_frame_equal(read_tiles(store / "user_clicks"), built["second_tiles"], check_exact=False, rtol=1e-9)
+
+
+CASES = 4
+
+
+@settings(max_examples=2, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(cases=st.lists(aggregation_cases(max_entities=3, max_events=8), min_size=CASES, max_size=CASES))
+def test_random_event_streams_tile_as_the_oracle_says(project: Project, cases: list[AggregationCase]) -> None:
+    """Drawn intervals, windows, specs (every function; float, integer and text inputs) and events
+    (on interval bounds, tied, far apart, NULL values): one view per case, built in one dbt run."""
+    folder = project.root / "models" / "features" / "cases"
+    for index, case in enumerate(cases):
+        settings_ = ", ".join(f"{key}={value!r}" for key, value in case.config.items())
+        (folder / f"case_{index}.sql").write_text(
+            f"{{{{ config(entities=['user_id'], timestamp_field='ts', {settings_}) }}}}\n"
+            f"select user_id, ts, amount, quantity, country from {{{{ source('raw', 'case_{index}') }}}}\n")
+        (project.raw / f"case_{index}").mkdir(parents=True, exist_ok=True)
+        pq.write_table(case.events, project.raw / f"case_{index}" / "events.parquet")
+    project.dbt("run", "--select", "path:models/features/cases", "--full-refresh")
+    for index, case in enumerate(cases):
+        actual = DeltaTable(str(project.store / f"case_{index}")).to_pyarrow_table()
+        assert_tiles_match(actual, reference_tiles(case.events, ["user_id"], "ts", case.aggregations, case.interval))
