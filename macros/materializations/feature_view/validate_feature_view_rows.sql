@@ -5,10 +5,11 @@
     1. entity, timestamp and created columns exist
     2. their types are usable (keys: integer or string; times: timestamp or date)
     3. no reserved column (_partition_date) in the model's output
+    4. every feature is documented: a description in the model's .yml (the catalog is dbt docs)
   validate_feature_view_rows runs on the staged rows of this run's range, on every mode (full
   refresh, incremental, backfill), and returns how many rows are staged:
-    4. no NULL keys
-    5. no duplicate (entities, timestamp[, created]) rows
+    5. no NULL keys
+    6. no duplicate (entities, timestamp[, created]) rows
 -#}
 {% macro validate_feature_view_columns(relation, cfg) %}
   {%- set columns = adapter.get_columns_in_relation(relation) -%}
@@ -38,6 +39,8 @@
   {%- if cfg.derived_partition and cfg.partition_by[0] in types -%}
     {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column " ~ cfg.partition_by[0] ~ " is added by the materialization; rename it or set partition_by." ~ unchanged) }}
   {%- endif -%}
+  {%- set not_features = cfg.entities + time_columns + cfg.partition_by -%}
+  {%- do hindsight.require_feature_descriptions(types.keys() | reject('in', not_features) | list, cfg) -%}
 {% endmacro %}
 
 {% macro validate_feature_view_rows(relation, cfg) %}
@@ -83,4 +86,26 @@
   {%- set string_types = ['varchar', 'string', 'text', 'char'] -%}
   {%- set base = dtype.split('(')[0] | trim -%}
   {{ return(base in integer_types or base in string_types) }}
+{% endmacro %}
+
+
+{#-
+  Every feature of a view needs a description in the model's .yml: dbt docs is the feature catalog,
+  and a feature nobody can read about is one nobody can safely use. Fails naming each feature and
+  the file to add it to.
+-#}
+{% macro require_feature_descriptions(features, cfg) %}
+  {%- set documented = model.columns or {} -%}
+  {%- set missing = [] -%}
+  {%- for name in features -%}
+    {%- set entry = documented.get(name) or documented.get(name | lower) or {} -%}
+    {%- if not ((entry.get('description') or '') | trim) -%}{%- do missing.append(name) -%}{%- endif -%}
+  {%- endfor -%}
+  {%- if missing -%}
+    {%- set yml = (model.patch_path or '').split('://') | last or (model.original_file_path[:-4] ~ '.yml') -%}
+    {{ exceptions.raise_compiler_error(cfg.where ~ ": rule 'every feature has a description' failed: "
+        ~ missing | length ~ " feature(s) without one: " ~ missing | join(', ') ~ ". Describe each under "
+        ~ "`columns:` of model " ~ cfg.model ~ " in " ~ yml ~ " (- name: " ~ missing[0]
+        ~ "\n  description: ...); the catalog (dbt docs) shows them. The Delta table was not changed.") }}
+  {%- endif -%}
 {% endmacro %}
