@@ -105,7 +105,7 @@
     {%- set yml = (model.patch_path or '').split('://') | last or (model.original_file_path[:-4] ~ '.yml') -%}
     {{ exceptions.raise_compiler_error(cfg.where ~ ": rule 'every feature has a description' failed: "
         ~ missing | length ~ " feature(s) without one: " ~ missing | join(', ') ~ ". Describe each under "
-        ~ "`columns:` of model " ~ cfg.model ~ " in " ~ yml ~ " (- name: " ~ missing[0]
-        ~ "\n  description: ...); the catalog (dbt docs) shows them. The Delta table was not changed.") }}
+        ~ "`columns:` of model " ~ cfg.model ~ " in " ~ yml ~ " (`- name: " ~ missing[0]
+        ~ "` with a `description:`); the catalog (dbt docs) shows them. The Delta table was not changed.") }}
   {%- endif -%}
 {% endmacro %}
