@@ -5,11 +5,10 @@
     1. entity, timestamp and created columns exist
     2. their types are usable (keys: integer or string; times: timestamp or date)
     3. no reserved column (_partition_date) in the model's output
-    4. every feature is documented: a description in the model's .yml (the catalog is dbt docs)
   validate_feature_view_rows runs on the staged rows of this run's range, on every mode (full
   refresh, incremental, backfill), and returns how many rows are staged:
-    5. no NULL keys
-    6. no duplicate (entities, timestamp[, created]) rows
+    4. no NULL keys
+    5. no duplicate (entities, timestamp[, created]) rows
 -#}
 {% macro validate_feature_view_columns(relation, cfg) %}
   {%- set columns = adapter.get_columns_in_relation(relation) -%}
@@ -39,8 +38,6 @@
   {%- if cfg.derived_partition and cfg.partition_by[0] in types -%}
     {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column " ~ cfg.partition_by[0] ~ " is added by the materialization; rename it or set partition_by." ~ unchanged) }}
   {%- endif -%}
-  {%- set not_features = cfg.entities + time_columns + cfg.partition_by -%}
-  {%- do hindsight.require_feature_descriptions(types.keys() | reject('in', not_features) | list, cfg) -%}
 {% endmacro %}
 
 {% macro validate_feature_view_rows(relation, cfg) %}
@@ -91,10 +88,15 @@
 
 {#-
   Every feature of a view needs a description in the model's .yml: dbt docs is the feature catalog,
-  and a feature nobody can read about is one nobody can safely use. Fails naming each feature and
-  the file to add it to.
+  and a feature nobody can read about is one nobody can safely use. Checked after the rows are
+  validated, before anything is written; fails naming each feature and the file to add it to.
 -#}
-{% macro require_feature_descriptions(features, cfg) %}
+{% macro require_feature_descriptions(relation, cfg) %}
+  {%- set not_features = cfg.entities + [cfg.timestamp_field] + ([cfg.created_field] if cfg.created_field else []) + cfg.partition_by -%}
+  {%- set features = [] -%}
+  {%- for column in adapter.get_columns_in_relation(relation) if column.name not in not_features -%}
+    {%- do features.append(column.name) -%}
+  {%- endfor -%}
   {%- set documented = model.columns or {} -%}
   {%- set missing = [] -%}
   {%- for name in features -%}
