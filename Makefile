@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 # `hindsight online up` records its endpoint in data/state/online_endpoint; the other commands use it.
 DYNAMODB_PORT ?= 8000
 
-.PHONY: setup tools demo lint test bench clean
+.PHONY: setup tools browser demo lint test bench clean
 
 setup: $(STAMP)
 
@@ -26,10 +26,18 @@ $(STAMP): pyproject.toml constraints.txt
 tools: setup
 	$(HINDSIGHT) online install
 
+# A real browser for the catalog test (tests/integration/test_catalog_browser.py): Debian's chromium.
+# Installed once (apt-get as root, else through sudo); the package lists are refreshed only if needed.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+browser:
+	@command -v chromium >/dev/null 2>&1 || $(APT_INSTALL) >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) >/dev/null; }
+
 demo: tools
 	$(HINDSIGHT) demo-data --scale small
 	$(DBT) build
 	$(HINDSIGHT) summary --no-parse
+	$(HINDSIGHT) docs generate --no-compile
 	$(HINDSIGHT) online up --port $(DYNAMODB_PORT)
 	$(HINDSIGHT) apply --no-parse
 	$(HINDSIGHT) validate
@@ -62,7 +70,7 @@ lint: setup
 	cd $(LINT_TREE) && PYTHONPATH=. ../$(BIN)/lint-imports --config ../pyproject.toml
 	cd $(LINT_TREE) && ../$(BIN)/mypy --config-file ../pyproject.toml -p hindsight
 
-test: tools lint
+test: tools browser lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # Every benchmark in turn; `make bench BENCH_SCALE=small` checks they all run, in minutes.

@@ -12,6 +12,7 @@ import click
 
 from hindsight.cli.config import config_command
 from hindsight.cli.demo import demo_data, demo_request
+from hindsight.cli.docs import docs
 from hindsight.cli.init import init
 from hindsight.cli.keys import keys
 from hindsight.cli.project import ProjectGroup
@@ -36,6 +37,7 @@ main.add_command(demo_request)
 for _online_command in (online, sync_command, push_command, check_parity_command):
     main.add_command(_online_command)
 main.add_command(keys)
+main.add_command(docs)
 main.add_command(serve)
 main.add_command(spark)
 main.add_command(training_set_command)

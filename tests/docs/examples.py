@@ -4,7 +4,9 @@ A fenced block tagged `bash`, `sql` or `python` is an example and runs in
 tests/integration/test_docs_examples.py; `text`, `yaml`, `json` and untagged blocks are not run
 (synopses with `[--option]` placeholders belong in `text`). An example that cannot run in a test
 is preceded by `<!-- not run: <reason> -->`, and the reason is required. A `sql` example is a dbt
-model: its first line is a comment naming the model's path (`-- models/features/x.sql`).
+model: its first line is a comment naming the model's path (`-- models/features/x.sql`); a `yaml`
+block on the same page whose first line names the model's .yml (`# models/features/x.yml`) is
+written beside it before the model builds (every feature needs its description there).
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ class Example:
         if not match:
             raise ValueError(f"{self.id}: a sql example starts with '-- models/<path>.sql', got {first!r}")
         return match.group(1)
+
+
+def model_yml(example: Example, page_examples: list[Example]) -> str | None:
+    """The page's `yaml` block for a `sql` example's model (first line `# models/<path>.yml`), if any."""
+    wanted = example.model_path[: -len(".sql")] + ".yml"
+    for other in page_examples:
+        if other.language == "yaml" and other.code.splitlines()[0].strip() == f"# {wanted}":
+            return other.code
+    return None
 
 
 def pages() -> list[Path]:

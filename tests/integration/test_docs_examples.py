@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.docs.examples import REPO, Example, pages, runnable
+from tests.docs.examples import REPO, Example, examples, model_yml, pages, runnable
 from tests.fixtures.dbt_project import DbtProject
 from hindsight.core.ports import free_port
 
@@ -73,12 +73,14 @@ class Page:
         result = self._shell("dbt parse --quiet && hindsight apply && hindsight validate && hindsight sync")
         assert result.returncode == 0, f"page set-up failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 
-    def run(self, example: Example) -> subprocess.CompletedProcess:
+    def run(self, example: Example, yml: str | None = None) -> subprocess.CompletedProcess:
         code = example.code.replace(_DEFAULT_API, f"127.0.0.1:{self.port}")
         if example.language == "sql":
             path = self.project.root / example.model_path
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(code)
+            if yml is not None:
+                path.with_suffix(".yml").write_text(yml)
             return self._shell(f"dbt build --select {shlex.quote(path.stem)}")
         if example.language == "python":
             return self._shell(f"{shlex.quote(str(BIN / 'python'))} -", stdin=code)
@@ -95,8 +97,9 @@ def test_every_example_of_the_page_runs(page: Path, demo_project: DbtProject, dy
     runner = Page(demo_project.copy(tmp_path / "project"), dynamodb_endpoint)
     try:
         runner.prepare()
+        every = examples(page)
         for example in runnable(page):
-            result = runner.run(example)
+            result = runner.run(example, model_yml(example, every) if example.language == "sql" else None)
             assert result.returncode == 0, (
                 f"{example.id} ({example.language}) exited {result.returncode}:\n{example.code}\n"
                 f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"

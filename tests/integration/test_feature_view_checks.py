@@ -52,7 +52,8 @@ with transactions as (
 
 
 def test_window_aggregates_follows_a_models_own_with(project_copy):
-    project_copy.add_model("readme_example", README_EXAMPLE)
+    project_copy.add_model("readme_example", README_EXAMPLE, features=[
+        f"amount_{f}_{w}" for f in ("sum", "mean", "max") for w in ("1h", "1d", "7d", "30d")])
     project_copy.dbt("run", "--select", "readme_example")
     columns = ["user_id", "event_timestamp", "amount_sum_1h", "amount_mean_1d", "amount_max_7d", "amount_sum_30d"]
     built = project_copy.table("readme_example").to_pandas()[columns]
@@ -100,7 +101,7 @@ def test_a_breaking_change_to_a_served_view_is_refused_until_explicitly_allowed(
 
     # Dropping a feature no service uses is not breaking.
     edit_user_profile(project_copy, "    users.signup_ts,", "    users.signup_ts,\n    updates.account_tier,")
-    edit_user_profile(project_copy, "    users.birth_year\n", "    cast(null as integer) as unused\n")
+    edit_user_profile(project_copy, ",\n    users.birth_year\n", "\n")
     project_copy.dbt("run", "--select", "user_profile", "--full-refresh")
     assert project_copy.version("user_profile") == version + 1
 
@@ -124,7 +125,7 @@ from {{ source('raw', 'users') }}
 
 
 def test_append_new_columns_counts_the_rows_left_null_and_prints_the_backfill_that_fills_them(project_copy):
-    project_copy.add_model("appended", APPENDED_VIEW)
+    project_copy.add_model("appended", APPENDED_VIEW, features=["home_country", "birth_year"])
     project_copy.dbt("run", "--select", "appended")
     result = project_copy.dbt("run", "--select", "appended", "--vars", '{"with_birth_year": true}')
 
@@ -164,3 +165,18 @@ def test_dbt_unit_tests_run_on_every_kind_of_feature_view_and_catch_a_wrong_expe
     assert failed.returncode == 1
     assert f"FAIL 1 user_transaction_aggregates::{UNIT_TESTS['user_transaction_aggregates']}" in failed.stdout
     assert "actual" in failed.stdout and "differs from" in failed.stdout
+
+
+UNDOCUMENTED_VIEW = """{{ config(entities=['user_id'], timestamp_field='event_timestamp') }}
+select user_id, signup_ts as event_timestamp, home_country, birth_year from {{ source('raw', 'users') }}
+"""
+
+
+def test_a_feature_without_a_description_fails_the_build_naming_it(project_copy):
+    project_copy.add_model("undocumented", UNDOCUMENTED_VIEW, features=["home_country"])
+    result = project_copy.dbt("run", "--select", "undocumented", check=False)
+    assert result.returncode == 1
+    assert ("undocumented (models/features/undocumented.sql): rule 'every feature has a description' failed: "
+            "1 feature(s) without one: birth_year. Describe each under `columns:` of model undocumented in "
+            "models/features/undocumented.yml") in result.stdout, result.stdout[-3000:]
+    assert not (project_copy.root / "data" / "offline_store" / "undocumented").exists()

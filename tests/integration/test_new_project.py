@@ -90,8 +90,18 @@ models:
   - name: customer_orders
     description: Each customer's orders over the last day and week.
     columns:
+      - name: order_count_1d
+        description: Orders in the day up to the event.
       - name: order_count_7d
         description: Orders in the 7 days up to the event.
+      - name: amount_sum_1d
+        description: Spend in the day up to the event.
+      - name: amount_sum_7d
+        description: Spend in the 7 days up to the event.
+      - name: amount_max_1d
+        description: Largest order in the day up to the event.
+      - name: amount_max_7d
+        description: Largest order in the 7 days up to the event.
 
 exposures:
   - name: churn_model

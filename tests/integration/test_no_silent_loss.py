@@ -77,7 +77,7 @@ def test_future_rows_fail_refuses_the_run_with_counts(project_copy):
           future_rows='fail') }}
 select user_id, updated_at as event_timestamp, loaded_at as created_timestamp, credit_limit
 from {{ source('raw', 'user_updates') }}
-""")
+""", features=["credit_limit"])
     project_copy.dbt("run", "--select", "strict_profile")
     version = project_copy.version("strict_profile")
     ahead = dt.datetime.now(UTC) + dt.timedelta(days=2)
@@ -128,7 +128,7 @@ from {{ source('raw', 'users') }}
 
 
 def test_a_full_refresh_that_would_empty_the_table_is_refused_unless_allowed(project_copy):
-    project_copy.add_model("emptyable", EMPTYABLE_VIEW)
+    project_copy.add_model("emptyable", EMPTYABLE_VIEW, features=["home_country"])
     project_copy.dbt("run", "--select", "emptyable")
     version, rows = project_copy.version("emptyable"), len(project_copy.table("emptyable").to_pandas())
     assert rows > 0

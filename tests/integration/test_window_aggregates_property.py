@@ -53,7 +53,11 @@ def compiled(demo_project, tmp_path_factory) -> dict[tuple[str, str], str]:
     """(model, 'full' | 'backfill') -> compiled SQL reading the table `events`."""
     project = demo_project.copy(tmp_path_factory.mktemp("window_checks") / "project")
     for name, (evaluate, functions, extra) in CHECKS.items():
-        project.add_model(name, MODEL.format(evaluate=evaluate, functions=functions, extra=EXTRA if extra else ""))
+        features = [f"{column}_{function}_{w}" for w in ("1h", "1d") for column, function in (
+            ("txn", "count"), *(("amount", f) for f in functions),
+            *((("merchant", "count_distinct"), ("country", "last")) if extra else ()))]
+        project.add_model(name, MODEL.format(evaluate=evaluate, functions=functions, extra=EXTRA if extra else ""),
+                          features=features)
     select = ["--select", *CHECKS]
     project.dbt("run", *select)
     sql = {}

@@ -49,6 +49,7 @@
     {%- endcall %}
   {% endif %}
   {% set staged_rows = hindsight.validate_feature_view_rows(stage, cfg) %}
+  {% do hindsight.require_feature_descriptions(stage, cfg) %}
   {% do hindsight.refuse_empty_full_refresh(staged_rows, cfg, range) %}
 
   {% call statement('stage_out') -%}

@@ -56,6 +56,7 @@
     where {{ in_range }}{% if deferred > 0 %} and {{ hindsight.future_rows_kept(cfg, range) }}{% endif %}
   {%- endcall %}
   {% set staged_rows = hindsight.validate_feature_view_rows(stage, cfg) %}
+  {% do hindsight.require_feature_descriptions(stage, cfg) %}
   {% do hindsight.refuse_empty_full_refresh(staged_rows, cfg, range) %}
   {% do hindsight.spark_check_contract(target_relation, stage, cfg, exists, range.mode) %}
 

@@ -84,3 +84,30 @@
   {%- set base = dtype.split('(')[0] | trim -%}
   {{ return(base in integer_types or base in string_types) }}
 {% endmacro %}
+
+
+{#-
+  Every feature of a view needs a description in the model's .yml: dbt docs is the feature catalog,
+  and a feature nobody can read about is one nobody can safely use. Checked after the rows are
+  validated, before anything is written; fails naming each feature and the file to add it to.
+-#}
+{% macro require_feature_descriptions(relation, cfg) %}
+  {%- set not_features = cfg.entities + [cfg.timestamp_field] + ([cfg.created_field] if cfg.created_field else []) + cfg.partition_by -%}
+  {%- set features = [] -%}
+  {%- for column in adapter.get_columns_in_relation(relation) if column.name not in not_features -%}
+    {%- do features.append(column.name) -%}
+  {%- endfor -%}
+  {%- set documented = model.columns or {} -%}
+  {%- set missing = [] -%}
+  {%- for name in features -%}
+    {%- set entry = documented.get(name) or documented.get(name | lower) or {} -%}
+    {%- if not ((entry.get('description') or '') | trim) -%}{%- do missing.append(name) -%}{%- endif -%}
+  {%- endfor -%}
+  {%- if missing -%}
+    {%- set yml = (model.patch_path or '').split('://') | last or (model.original_file_path[:-4] ~ '.yml') -%}
+    {{ exceptions.raise_compiler_error(cfg.where ~ ": rule 'every feature has a description' failed: "
+        ~ missing | length ~ " feature(s) without one: " ~ missing | join(', ') ~ ". Describe each under "
+        ~ "`columns:` of model " ~ cfg.model ~ " in " ~ yml ~ " (`- name: " ~ missing[0]
+        ~ "` with a `description:`); the catalog (dbt docs) shows them. The Delta table was not changed.") }}
+  {%- endif -%}
+{% endmacro %}
