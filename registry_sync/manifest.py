@@ -4,7 +4,8 @@ Where each object is declared (all visible in dbt docs):
 - entities: `meta.hindsight.entity` of a source table (or model) that describes the entity,
   e.g. `{name: user, join_keys: [user_id], description: ...}`;
 - feature views: models materialized as `feature_view` (their config keys, description, columns);
-  feature types come from the Delta table's schema;
+  feature types come from the Delta table's schema; with `aggregation_interval` in the config, an
+  aggregation view whose features are its declared aggregations (`registry_sync.aggregations`);
 - feature services: exposures of type `ml` listing `meta.hindsight.features`
   (`view:feature`, `view:*`, or `{feature: view:feature, alias: name}`);
 - on-demand feature views: Python functions the caller discovered and hands in (the CLI does;
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import pyarrow as pa
 from hindsight.core.durations import parse_duration
 from hindsight.core.suggest import did_you_mean
 from hindsight.offline_store.uris import absolute_uri
+from hindsight.registry_sync import aggregations
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
 from hindsight.registry_sync.model import (
     Entity,
@@ -64,14 +67,13 @@ def registry_from_manifest(
     def uri_of(node: dict[str, Any]) -> str:
         return _delta_uri(node, offline_store, project_dir)
     entities = _entities(manifest, problems)
-    views = [
-        view
-        for node in _feature_view_nodes(manifest)
-        if (view := _feature_view(node, entities, read_schema, problems, uri_of)) is not None
-    ]
+    nodes = _feature_view_nodes(manifest)
+    views = [view for node in nodes if (view := _feature_view(node, entities, read_schema, problems, uri_of)) is not None]
+    # A view that could not be read has its own problem listed; services naming it add nothing.
+    unreadable = {node["name"] for node in nodes} - {view.name for view in views}
     odfvs = tuple(on_demand_views)
     _check_on_demand_inputs(odfvs, views, problems)
-    services = _services(manifest, views, odfvs, problems)
+    services = _services(manifest, views, odfvs, problems, unreadable)
     if problems:
         raise DefinitionErrors(problems)
     return Registry(
@@ -149,6 +151,14 @@ def _feature_view(
     if not keys or not timestamp_field:
         problems.append(f"{where}: config needs entities and timestamp_field")
         return None
+    if aggregations.is_aggregation_config(config):
+        spec = aggregations.parse_spec(config, where, problems)
+        if spec is None:
+            return None
+    elif not aggregations.check_batch_config(config, where, problems):
+        return None
+    else:
+        spec = None
     ttl_seconds = _ttl_seconds(config.get("ttl"), where, problems)
     view_entities = _entities_of(keys, entities, where, problems)
     uri = uri_of(node)
@@ -163,14 +173,18 @@ def _feature_view(
             problems.append(f"{where}: column {column} (from its config) is not in the Delta table ({', '.join(schema.names)})")
     not_features = {*keys, timestamp_field, created_field, *partition_columns}
     docs = node.get("columns") or {}
-    features = tuple(
-        Feature(name=f.name, dtype=arrow_type_name(f.type), description=(docs.get(f.name) or {}).get("description", ""))
-        for f in schema
-        if f.name not in not_features
-    )
+    if spec is not None:
+        rebuild = f"rebuild it: `dbt build --select {name} --full-refresh`"
+        features = aggregations.features(spec, schema, docs, where, rebuild, problems)
+    else:
+        features = tuple(
+            Feature(name=f.name, dtype=arrow_type_name(f.type), description=(docs.get(f.name) or {}).get("description", ""))
+            for f in schema
+            if f.name not in not_features
+        )
     return FeatureView(
         name=name,
-        kind="batch",
+        kind="batch" if spec is None else "aggregation",
         entities=view_entities,
         join_keys=tuple(keys),
         join_key_dtypes=tuple(arrow_type_name(schema.field(k).type) if k in schema.names else "" for k in keys),
@@ -187,6 +201,8 @@ def _feature_view(
         upstream=tuple(node.get("depends_on", {}).get("nodes", ())),
         unique_id=node["unique_id"],
         original_file_path=node["original_file_path"],
+        aggregation_interval_seconds=None if spec is None else spec.interval_seconds,
+        aggregations=() if spec is None else spec.aggregations,
     )
 
 
@@ -266,6 +282,7 @@ def _services(
     views: list[FeatureView],
     odfvs: tuple[OnDemandFeatureView, ...],
     problems: list[str],
+    unreadable: AbstractSet[str] = frozenset(),
 ) -> list[FeatureService]:
     every: list[FeatureView | OnDemandFeatureView] = [*views, *odfvs]
     catalog = {v.name: [f.name for f in v.features] for v in every}
@@ -278,7 +295,7 @@ def _services(
         if not _service_declaration_ok(exposure, declared, where, problems):
             continue
         listed = declared["features"]
-        refs = _service_refs(listed, catalog, where, problems)
+        refs = _service_refs(listed, catalog, where, problems, unreadable)
         _check_collisions(refs, where, problems)
         owner = exposure.get("owner") or {}
         services.append(
@@ -323,7 +340,9 @@ def _service_declaration_ok(exposure: dict[str, Any], declared: Any, where: str,
     return True
 
 
-def _service_refs(listed: Any, catalog: dict[str, list[str]], where: str, problems: list[str]) -> list[FeatureRef]:
+def _service_refs(
+    listed: Any, catalog: dict[str, list[str]], where: str, problems: list[str], unreadable: AbstractSet[str] = frozenset()
+) -> list[FeatureRef]:
     refs: list[FeatureRef] = []
     for item in listed if isinstance(listed, list) else [listed]:
         if isinstance(item, dict) and (unknown := [k for k in item if k not in SERVICE_FEATURE_KEYS]):
@@ -340,6 +359,8 @@ def _service_refs(listed: Any, catalog: dict[str, list[str]], where: str, proble
             problems.append(f"{where}: {error}")
             continue
         view, feature = parsed.view, parsed.feature
+        if view in unreadable:
+            continue
         if view not in catalog:
             problems.append(f"{where}: unknown feature view {view}{did_you_mean(view, catalog)}")
             continue
