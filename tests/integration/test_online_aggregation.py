@@ -215,3 +215,46 @@ def test_http_api_at_wall_clock_time_equals_the_oracle(online_config, tmp_path: 
         assert dt.datetime.fromisoformat(status["event_timestamp"].replace("Z", "+00:00")) == newest
     finally:
         server.stop()
+
+
+class _FailingWrites:
+    """A boto3 client whose BatchWriteItem fails after `allowed` calls (a sync killed half-way)."""
+
+    def __init__(self, client, allowed: int) -> None:
+        self._client, self.allowed = client, allowed
+
+    def batch_write_item(self, RequestItems):
+        if self.allowed <= 0:
+            raise ConnectionError("injected failure")
+        self.allowed -= 1
+        return self._client.batch_write_item(RequestItems=RequestItems)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_sync_killed_half_way_leaves_the_state_and_the_rerun_converges(online_config, dynamodb_client, tmp_path):
+    from hindsight.online_sync.state import read_state
+
+    start = future_base()
+    hour = dt.timedelta(hours=1)
+    first = [(u, start + (u % 5) * hour, float(u), u, "FR") for u in range(1, 80)]
+    case = _case(first)
+    view = case_view(case, str(tmp_path / "txn"), name="txn")
+    registry = Registry(project="test", feature_views=(view,))
+    write_tiles(view.delta_uri, case.events, case)
+    sync(registry, online_config, progress=False, now=start + 5 * hour)
+    table = online_config.table_name("txn")
+    version = read_state(dynamodb_client, table).delta_version
+    later = [(u, start + 6 * hour, 100.0 + u, 1, "DE") for u in range(1, 80)]
+    everything = _case(first + later)
+    tiles = reference_tiles(everything.events, ["user_id"], "ts", SPEC, "1h").replace_schema_metadata(None)
+    write_deltalake(view.delta_uri, tiles.filter(pa.compute.greater(tiles["ts"], pa.scalar(start + 5 * hour, tiles["ts"].type))),
+                    mode="append", partition_by=["_partition_date"])
+    with pytest.raises(ConnectionError):
+        sync(registry, online_config, progress=False, now=start + 7 * hour, client=_FailingWrites(dynamodb_client, 1))
+    assert read_state(dynamodb_client, table).delta_version == version
+    report = sync(registry, online_config, progress=False, now=start + 7 * hour).views[0]
+    assert (report.mode, report.rows_written) == ("incremental", 79)
+    check_reads(OnlineStore(registry, online_config), view, everything.events, [1, 2, 50, 79],
+                [start + 7 * hour, start + dt.timedelta(hours=30)])

@@ -154,3 +154,66 @@ def test_plan_reads_one_slot_per_entity_and_only_the_parts_asked_for() -> None:
     assert {k["_hs_writer"]["S"] for r in requests for k in r["t_txn"]["Keys"]} == {"sync"}
     with pytest.raises(KeyError, match="has no feature 'nope'"):
         CombinePlan.build(view, ("nope",))
+
+
+class _ItemsStore:
+    """The store's read contract over items built as sync builds them (no DynamoDB)."""
+
+    def __init__(self, registry, items: dict[str, dict]) -> None:
+        from hindsight.online_sync.store import _aggregation_read
+
+        self.registry, self.items, self._read = registry, items, _aggregation_read
+        self.now = None
+
+    def read(self, entity_rows, features, now=None, deadline=None):
+        plans = {name: CombinePlan.build(self.registry.view(name), tuple(names)) for name, names in features.items()}
+        return [{name: self._read(plan, self.items.get(str(row["user_id"])), micros(self.now))
+                 for name, plan in plans.items()} for row in entity_rows]
+
+    def ping(self) -> bool:
+        return True
+
+
+class _Velocity:
+    """An on-demand view over aggregation features."""
+
+    name = "velocity"
+    feature_inputs = ("txn:txn_count_2h", "txn:amount_max_1d")
+    request_fields = {"amount": "float64"}
+    outputs = {"first_in_2h": "bool", "above_max": "bool"}
+
+    def __init__(self) -> None:
+        self.seen: list[dict] = []
+
+    def compute(self, columns):
+        self.seen.append(columns)
+        return {"first_in_2h": [c == 0 for c in columns["txn_count_2h"]],
+                "above_max": [None if m is None else a > m for a, m in zip(columns["amount"], columns["amount_max_1d"])]}
+
+
+def test_served_counts_are_0_without_events_and_on_demand_views_read_aggregation_features() -> None:
+    from hindsight.registry_sync.model import Registry
+    from hindsight.serving import create_app
+
+    aggregations = (Aggregation("txn_count_2h", "count", "*", 7200), Aggregation("amount_max_1d", "max", "amount", 86_400))
+    view = _view(aggregations, {"amount": "float64"})
+    registry = Registry(project="t", feature_views=(view,))
+    spec = [{"column": "*", "functions": ["count"]}, {"column": "amount", "functions": ["max"]}]
+    events = _events([(1, BASE + dt.timedelta(minutes=10), 5.0, None), (1, BASE + dt.timedelta(hours=3), 7.5, None)])
+    store = _ItemsStore(registry, build_items(view, reference_tiles(events, ["user_id"], "ts", spec, "1h"),
+                                              BASE + dt.timedelta(hours=4)))
+    store.now = BASE + dt.timedelta(hours=4)
+    velocity = _Velocity()
+    app = create_app({"TESTING": True, "REGISTRY": registry, "ONLINE_STORE": store, "AUTH": "none",
+                      "ON_DEMAND_VIEWS": {"velocity": velocity}})
+    body = {"features": ["txn:*", "velocity:*"], "entities": [{"user_id": 1}, {"user_id": 2}],
+            "request_context": {"amount": 6.0}, "include_metadata": True}
+    response = app.test_client().post("/v1/features", json=body)
+    assert response.status_code == 200, response.get_json()
+    first, second = response.get_json()["results"]
+    assert first["features"] == {"txn_count_2h": 1, "amount_max_1d": 7.5, "first_in_2h": False, "above_max": False}
+    assert first["metadata"]["txn_count_2h"]["status"] == "PRESENT"
+    assert first["metadata"]["txn_count_2h"]["event_timestamp"].startswith("2026-01-05T03:00:00")
+    assert second["features"] == {"txn_count_2h": 0, "amount_max_1d": None, "first_in_2h": True, "above_max": None}
+    assert second["metadata"]["txn_count_2h"] == {"status": "NOT_FOUND", "event_timestamp": None}
+    assert velocity.seen[0]["txn_count_2h"] == [1, 0]
