@@ -176,7 +176,7 @@ def test_push_is_refused_naming_the_view(online_config, tmp_path):
     result = CliRunner().invoke(main, ["push", "txn", "--registry", str(registry_file)], input='{"user_id": 1}', env=env)
     assert result.exit_code == 1
     assert "push to 'txn': it is an aggregation feature view" in result.output
-    assert "run dbt and `hindsight online sync`" in result.output
+    assert "run dbt and `hindsight sync`" in result.output
 
 
 def test_http_api_at_wall_clock_time_equals_the_oracle(online_config, tmp_path: Path):
