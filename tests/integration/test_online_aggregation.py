@@ -101,6 +101,8 @@ def test_incremental_sync_rewrites_only_entities_whose_tiles_changed(online_conf
     assert sync(registry, online_config, progress=False, now=sync_1).views[0].rows_written == 3
     table = online_config.table_name("txn")
     item = dynamodb_client.get_item(TableName=table, Key={KEY_ATTR: {"S": "1"}, WRITER_ATTR: {"S": "sync"}})["Item"]
+    ttl = dynamodb_client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", EXPIRES_ATTR)
     # TTL: the newest tile starts at start+2h; the longest window is 1 day.
     assert int(item[EXPIRES_ATTR]["N"]) == int((start + 2 * hour + dt.timedelta(days=1)).timestamp())
 

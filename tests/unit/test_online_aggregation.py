@@ -217,3 +217,31 @@ def test_served_counts_are_0_without_events_and_on_demand_views_read_aggregation
     assert second["features"] == {"txn_count_2h": 0, "amount_max_1d": None, "first_in_2h": True, "above_max": None}
     assert second["metadata"]["txn_count_2h"] == {"status": "NOT_FOUND", "event_timestamp": None}
     assert velocity.seen[0]["txn_count_2h"] == [1, 0]
+
+
+def test_min_max_last_keep_their_types() -> None:
+    from decimal import Decimal
+
+    aggregations = tuple(
+        Aggregation(f"{c}_{f}_1d", f, c, 86_400) for c in ("seen", "day", "ok", "price", "ratio") for f in ("min", "max", "last"))
+    dtypes = {"seen": "timestamp", "day": "date", "ok": "bool", "price": "decimal", "ratio": "float32"}
+    view = _view(aggregations, dtypes)
+    stamp = pa.timestamp("us", tz="UTC")
+    starts = [BASE, BASE + dt.timedelta(hours=1)]
+    seen = [BASE + dt.timedelta(minutes=5), BASE + dt.timedelta(hours=1, minutes=5)]
+    columns = {"user_id": pa.array([1, 1], pa.int64()), "ts": pa.array(seen, stamp), "_tile_start": pa.array(starts, stamp)}
+    values = {
+        "seen": pa.array(seen, stamp), "day": pa.array([dt.date(2026, 1, 5), dt.date(2025, 12, 31)], pa.date32()),
+        "ok": pa.array([True, False]), "price": pa.array([Decimal("2.50"), Decimal("1.25")], pa.decimal128(10, 2)),
+        "ratio": pa.array([0.5, 0.25], pa.float32()),
+    }
+    for column, array in values.items():
+        for part in ("min", "max", "last"):
+            columns[f"{column}__{part}"] = array
+    item = build_items(view, pa.table(columns), BASE + dt.timedelta(hours=2))["1"]
+    got, _ = CombinePlan.build(view, tuple(a.name for a in aggregations)).combine(item, micros(BASE + dt.timedelta(hours=2)))
+    assert got["seen_max_1d"] == seen[1] and got["seen_min_1d"] == seen[0]
+    assert (got["day_min_1d"], got["day_last_1d"]) == (dt.date(2025, 12, 31), dt.date(2025, 12, 31))
+    assert (got["ok_min_1d"], got["ok_max_1d"], got["ok_last_1d"]) == (False, True, False)
+    assert (got["price_min_1d"], got["price_max_1d"]) == (Decimal("1.25"), Decimal("2.50"))
+    assert (got["ratio_min_1d"], got["ratio_last_1d"]) == (0.25, 0.25)
