@@ -192,12 +192,13 @@ class _Velocity:
 
 
 def test_served_counts_are_0_without_events_and_on_demand_views_read_aggregation_features() -> None:
-    from hindsight.registry_sync.model import Registry
+    from hindsight.registry_sync.model import FeatureRef, FeatureService, Registry
     from hindsight.serving import create_app
 
     aggregations = (Aggregation("txn_count_2h", "count", "*", 7200), Aggregation("amount_max_1d", "max", "amount", 86_400))
     view = _view(aggregations, {"amount": "float64"})
-    registry = Registry(project="t", feature_views=(view,))
+    service = FeatureService("risk", (FeatureRef("txn", "txn_count_2h"), FeatureRef("velocity", "first_in_2h")))
+    registry = Registry(project="t", feature_views=(view,), feature_services=(service,))
     spec = [{"column": "*", "functions": ["count"]}, {"column": "amount", "functions": ["max"]}]
     events = _events([(1, BASE + dt.timedelta(minutes=10), 5.0, None), (1, BASE + dt.timedelta(hours=3), 7.5, None)])
     store = _ItemsStore(registry, build_items(view, reference_tiles(events, ["user_id"], "ts", spec, "1h"),
@@ -217,6 +218,10 @@ def test_served_counts_are_0_without_events_and_on_demand_views_read_aggregation
     assert second["features"] == {"txn_count_2h": 0, "amount_max_1d": None, "first_in_2h": True, "above_max": None}
     assert second["metadata"]["txn_count_2h"] == {"status": "NOT_FOUND", "event_timestamp": None}
     assert velocity.seen[0]["txn_count_2h"] == [1, 0]
+    described = app.test_client().get("/v1/feature-services/risk").get_json()["features"]
+    assert described[0]["aggregation"] == {"function": "count", "column": "*", "window_seconds": 7200,
+                                           "interval_seconds": 3600}
+    assert "aggregation" not in described[1]
 
 
 def test_min_max_last_keep_their_types() -> None:
