@@ -125,8 +125,10 @@ def test_incremental_sync_rewrites_only_entities_whose_tiles_changed(online_conf
 
     # A backfill that removes user 3's events: its item goes, the others stay.
     DeltaTable(view.delta_uri).delete("user_id = 3")
-    report = sync(registry, online_config, progress=False, now=sync_2).views[0]
+    full_report = sync(registry, online_config, progress=False, now=sync_2)
+    report = full_report.views[0]
     assert (report.mode, report.rows_written, report.items_deleted) == ("incremental", 0, 1)
+    assert "txn: 1 item deleted (entities left without tiles)" in str(full_report)
     read = read_all(store, "txn", ["txn_count_1d", "amount_sum_1d"], [3], sync_2)[0]["txn"]
     assert (read.status, read.values, read.event_timestamp) == ("NOT_FOUND", {"txn_count_1d": 0, "amount_sum_1d": None},
                                                                  None)
