@@ -14,6 +14,7 @@ raises `PublishRefused` at the end. `force=True` publishes anyway.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 import time
@@ -41,6 +42,7 @@ from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailab
 from hindsight.online_sync.newest import DeltaSnapshot, NewestRows, change_source, full_source, open_delta
 from hindsight.online_sync.state import Lease, LeaseLost, SyncState, read_state
 from hindsight.online_sync.tables import ensure_table, online_views
+from hindsight.online_sync.tile_sync import TileLists, window_source, write_tile_items
 from hindsight.quality.gate import PublishRefused, Refusal, check_publish
 from hindsight.quality.records import ValidationLog
 from hindsight.registry_sync.model import FeatureView, Registry
@@ -67,6 +69,8 @@ class ViewSyncReport:
     seconds: float
     #: Why the gate refused the version (mode "refused").
     refusal: Refusal | None = None
+    #: Aggregation views: items deleted because the entity's tiles left the table (incremental).
+    items_deleted: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ class SyncReport:
                 f"{v.view:<32} {v.mode:<12} {versions:>12} {v.rows_read:>10,} {v.rows_written:>10,} "
                 f"{v.rows_skipped:>8,} {v.seconds:>7.2f}"
             )
+        lines += [f"{v.view}: {v.items_deleted:,} item{'' if v.items_deleted == 1 else 's'} deleted (entities left without tiles)"
+                  for v in self.views if v.items_deleted]
         return "\n".join(lines)
 
 
@@ -240,8 +246,37 @@ def _load(newest: NewestRows, view: FeatureView, snapshot: DeltaSnapshot, mode: 
     return "full"
 
 
+def _sync_tiles(client: Any, config: OnlineStoreConfig, view: FeatureView, snapshot: DeltaSnapshot, mode: str,
+                first: int | None, now: dt.datetime | None) -> tuple[str, int, int, int]:
+    """An aggregation view's sync (`tile_sync`): (mode used, rows read, items written, items deleted).
+
+    Incremental reads the change data feed only for the entities it names; without the feed it
+    falls back to a full sync, as other views do.
+    """
+    sync_time = now or dt.datetime.now(dt.timezone.utc)
+    window = window_source(snapshot.table.to_pyarrow_dataset(), view, sync_time)
+    with TileLists(view) as lists:
+        loaded = False
+        if mode == "incremental" and first is not None:
+            try:
+                lists.load(window, change_source(snapshot, view, first))
+                loaded = True
+            except Exception as err:  # noqa: BLE001 - delta-rs and DuckDB raise several types for this
+                log.warning(
+                    "feature view %s: the change data feed of versions %s..%s is unavailable (%s); "
+                    "falling back to a full resync",
+                    view.name, first, snapshot.version, str(err).splitlines()[0] if str(err) else type(err).__name__,
+                )
+        if not loaded:
+            mode = "full"
+            lists.load(window_source(snapshot.table.to_pyarrow_dataset(), view, sync_time))
+        written, deleted = write_tile_items(client, config, view, lists, sync_time)
+        return mode, lists.rows_read, written, deleted
+
+
 def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full: bool = False,
-              progress: bool = True, validations: ValidationLog | None = None, force: bool = False) -> ViewSyncReport:
+              progress: bool = True, validations: ValidationLog | None = None, force: bool = False,
+              now: dt.datetime | None = None) -> ViewSyncReport:
     """Sync one online view; see `sync`. `validations` is required for a view with expectations."""
     started = time.perf_counter()
     ensure_table(client, config, view)
@@ -262,19 +297,25 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
         if refusal is not None:
             log.warning("feature view %s: publishing Delta version %s despite the validation gate (--force): %s",
                         view.name, snapshot.version, refusal.reason.replace("_", " "))
-        with NewestRows(view) as newest:
-            mode = _load(newest, view, snapshot, mode, first)
-            written, skipped = write_newest(
-                client, config, view, newest, skip_older_than_online=(mode == "incremental"), progress=progress
-            )
+        if view.is_aggregation:
+            mode, rows_read, written, deleted = _sync_tiles(client, config, view, snapshot, mode, first, now)
+            skipped = 0
+        else:
+            deleted = 0
+            with NewestRows(view) as newest:
+                mode = _load(newest, view, snapshot, mode, first)
+                written, skipped = write_newest(
+                    client, config, view, newest, skip_older_than_online=(mode == "incremental"), progress=progress
+                )
+                rows_read = newest.rows_read
         if lease.lost:
             raise LeaseLost(f"feature view {view.name}: the sync lease expired mid-sync; state not advanced")
         lease.commit_state(snapshot.table_id, snapshot.version)
     seconds = time.perf_counter() - started
-    log.info("feature view %s: %s sync wrote %d of %d rows in %.2f s", view.name, mode, written, newest.rows_read, seconds)
+    log.info("feature view %s: %s sync wrote %d of %d rows in %.2f s", view.name, mode, written, rows_read, seconds)
     return ViewSyncReport(
-        view.name, mode, newest.rows_read, written, skipped,
-        previous if mode == "incremental" else None, snapshot.version, seconds,
+        view.name, mode, rows_read, written, skipped,
+        previous if mode == "incremental" else None, snapshot.version, seconds, items_deleted=deleted,
     )
 
 
@@ -288,8 +329,12 @@ def sync(
     client: Any = None,
     validations: ValidationLog | None = None,
     force: bool = False,
+    now: dt.datetime | None = None,
 ) -> SyncReport:
     """Upsert the newest row per entity of every online feature view into DynamoDB.
+
+    An aggregation view gets one item per entity holding its final tiles within the longest window
+    of the sync time (`tile_sync`); only the entities whose tiles changed, when incremental.
 
     Args:
         registry: the feature views (only `online=True` ones are synced).
@@ -301,6 +346,8 @@ def sync(
         validations: the validation log the gate reads; default the project's
             (`<registry>/validations.jsonl`), read only for views with expectations.
         force: publish versions that failed validation or were never validated.
+        now: the sync time, which decides the tiles still in an aggregation view's windows
+            (default: the current time, UTC).
 
     Returns:
         A SyncReport with rows read, rows written, versions and seconds per view.
@@ -324,7 +371,7 @@ def sync(
     for view in views:
         try:
             reports.append(sync_view(client, config, view, full=full, progress=progress,
-                                     validations=validations, force=force))
+                                     validations=validations, force=force, now=now))
         except BotoCoreError as err:
             raise OnlineStoreUnavailable(
                 f"feature view {view.name!r}: DynamoDB at {config.endpoint_url or 'AWS'} is unreachable: {err}"

@@ -69,7 +69,8 @@ _SCHEMAS: dict[str, Any] = {
     "EntityRow": _ENTITY_ROW,
     "FeatureValues": {
         "type": "object",
-        "description": "Output name -> value (null when not PRESENT).",
+        "description": "Output name -> value (null when not PRESENT, except an aggregation view's count "
+                       "features: 0 without events).",
         "additionalProperties": {"type": ["string", "number", "integer", "boolean", "null"]},
     },
     "FeatureStatus": {
@@ -165,6 +166,17 @@ _SCHEMAS: dict[str, Any] = {
                         "description": {"type": "string"},
                         "on_demand": {"type": "boolean"},
                         "ttl_seconds": {"type": ["integer", "null"]},
+                        "aggregation": {
+                            "type": "object",
+                            "description": "Aggregation features only: the value at the request time t "
+                                           "aggregates the events in [floor(t, interval) + interval - window, t].",
+                            "properties": {
+                                "function": {"type": "string"},
+                                "column": {"type": "string", "description": "The input column; '*' counts events."},
+                                "window_seconds": {"type": "integer"},
+                                "interval_seconds": {"type": "integer"},
+                            },
+                        },
                     },
                     "required": ["name", "ref"],
                 },
