@@ -126,7 +126,7 @@ def view_card(view: FeatureView, services: tuple[str, ...], registry: Registry) 
 
 def _mark_internal_columns(node: dict[str, Any], catalog_node: dict[str, Any] | None, view: FeatureView) -> None:
     """Describe the Delta table's columns that are not features (dbt docs lists them from the catalog)."""
-    internal = {c: "the Delta table's partition column" for c in view.partition_columns}
+    internal = dict.fromkeys(view.partition_columns, "the Delta table's partition column")
     if view.is_aggregation:
         features = {f.name for f in view.features}
         keys = {*view.join_keys, view.timestamp_field}

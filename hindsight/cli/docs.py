@@ -7,6 +7,7 @@ wrote it, since `hindsight apply --no-parse` reads it. `serve` serves that folde
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import inspect
@@ -83,14 +84,12 @@ def serve(host: str, port: int) -> None:
     handler = functools.partial(_QuietHandler, directory=str(site))
     with http.server.ThreadingHTTPServer((host, port), handler) as server:
         click.echo(f"Serving the feature catalog at http://{host}:{port}/ (Ctrl-C stops).")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
-        except KeyboardInterrupt:
-            pass
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

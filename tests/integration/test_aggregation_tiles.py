@@ -242,8 +242,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     (root / "profiles.yml").write_text(PROFILES)
     (root / "models" / "sources.yml").write_text(SOURCES)
     (root / "models" / "features" / "user_clicks.sql").write_text(VIEW)
-    for name, (settings, _) in BROKEN.items():
-        (root / "models" / "broken" / f"{name}.sql").write_text(_broken_model(settings))
+    for name, (config, _) in BROKEN.items():
+        (root / "models" / "broken" / f"{name}.sql").write_text(_broken_model(config))
     project = Project(root)
     project.run("hindsight", "init")
     # The broken views are feature views too (init sets models/features only).
