@@ -35,7 +35,7 @@ from hindsight.online_sync.codec import (
 )
 from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
 from hindsight.online_sync.newest import DeltaSnapshot, NewestRows, change_source, full_source, open_delta
-from hindsight.online_sync.state import Lease, LeaseLost, SyncState, read_state
+from hindsight.online_sync.state import Lease, LeaseLost, SyncInProgress, SyncState, read_state, record_error
 from hindsight.online_sync.tables import ensure_table, online_views
 from hindsight.registry_sync.model import FeatureView, Registry
 
@@ -242,15 +242,20 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
         mode, first = _plan(view, state, snapshot, full)
         previous = None if state is None else state.delta_version
         if mode == "unchanged":
+            # Recorded all the same: `hindsight status` shows when the sync last ran successfully.
+            lease.commit_state(snapshot.table_id, snapshot.version, state.newest_event_us if state else None)
             return ViewSyncReport(view.name, mode, 0, 0, 0, previous, snapshot.version, time.perf_counter() - started)
         with NewestRows(view) as newest:
             mode = _load(newest, view, snapshot, mode, first)
             written, skipped = write_newest(
                 client, config, view, newest, skip_older_than_online=(mode == "incremental"), progress=progress
             )
+            newest_us = _micros(newest.newest_event())[0]
+        if mode == "incremental" and state is not None and state.newest_event_us is not None:
+            newest_us = state.newest_event_us if newest_us is None else max(newest_us, state.newest_event_us)
         if lease.lost:
             raise LeaseLost(f"feature view {view.name}: the sync lease expired mid-sync; state not advanced")
-        lease.commit_state(snapshot.table_id, snapshot.version)
+        lease.commit_state(snapshot.table_id, snapshot.version, newest_us, written)
     seconds = time.perf_counter() - started
     log.info("feature view %s: %s sync wrote %d of %d rows in %.2f s", view.name, mode, written, newest.rows_read, seconds)
     return ViewSyncReport(
@@ -298,6 +303,17 @@ def sync(
                 f"feature view {view.name!r}: DynamoDB at {config.endpoint_url or 'AWS'} is unreachable: {err}"
             ) from err
         except Exception as err:
+            if not isinstance(err, SyncInProgress):
+                _record_error(client, config, view, err)
             err.add_note(f"while syncing feature view {view.name!r}")
             raise
     return SyncReport(tuple(reports))
+
+
+def _record_error(client: Any, config: OnlineStoreConfig, view: FeatureView, err: BaseException) -> None:
+    """Count the failure in the view's state item, for status and /metrics; best effort."""
+    message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    try:
+        record_error(client, config.table_name(view.name), message)
+    except Exception as failure:  # noqa: BLE001 - the sync's own error is the one to raise
+        log.warning("feature view %s: could not record the failed sync (%s)", view.name, failure)

@@ -95,6 +95,12 @@ class FeatureView:
     aggregation_interval_seconds: int | None = None
     #: Aggregation views only: one per feature, in the order of `features`.
     aggregations: tuple[Aggregation, ...] = ()
+    #: How old the newest feature value may grow before `hindsight status` reports the view stale,
+    #: in seconds; None: not checked. The `expected_freshness` config, else a default (manifest).
+    expected_freshness_seconds: int | None = None
+    #: Where expected_freshness_seconds came from: "config", "schedule" (2 x dbt's
+    #: freshness.build_after), "ttl", or "" (none).
+    expected_freshness_source: str = ""
 
     @property
     def is_aggregation(self) -> bool:

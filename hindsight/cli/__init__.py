@@ -19,6 +19,7 @@ from hindsight.cli.online import check_parity_command, online, push_command, syn
 from hindsight.cli.registry import apply, plan, registry_group, summary
 from hindsight.cli.serve import serve
 from hindsight.cli.spark import spark
+from hindsight.cli.status import status_command
 from hindsight.cli.training import training_set_command
 from hindsight.cli.vacuum import vacuum
 
@@ -37,6 +38,7 @@ for _online_command in (online, sync_command, push_command, check_parity_command
 main.add_command(keys)
 main.add_command(serve)
 main.add_command(spark)
+main.add_command(status_command)
 main.add_command(training_set_command)
 main.add_command(vacuum)
 for _registry_command in (plan, apply, registry_group, summary):
