@@ -28,11 +28,13 @@ tools: setup
 
 demo: tools
 	$(HINDSIGHT) demo-data --scale small
+	$(DBT) source freshness
 	$(DBT) build
 	$(HINDSIGHT) summary --no-parse
 	$(HINDSIGHT) online up --port $(DYNAMODB_PORT)
 	$(HINDSIGHT) apply --no-parse
 	$(HINDSIGHT) sync
+	$(HINDSIGHT) status
 	$(HINDSIGHT) keys create --name demo --read '*' --metrics --replace --save "$${HINDSIGHT_STATE:-data/state}/demo_api_key"
 	$(HINDSIGHT) serve --detach
 	$(HINDSIGHT) demo-request
