@@ -214,8 +214,8 @@ def _breaches(view: FeatureView, s: dict[str, Any], has_table: bool, online_know
         elif age > expected:
             offline_stale = True
             commit_age = _age(s["checked_at"], s.get("last_materialized_at"))
-            ran = (f"dbt last wrote it {human(commit_age)} ago (version {s['delta_version']}) without newer events: "
-                   "its sources are late; check `dbt source freshness`"
+            ran = (f"dbt last wrote it {human(commit_age)} ago (version {s['delta_version']}) without newer events, so "
+                   f"its sources are late: check `dbt source freshness`, then `{build}` once they have new rows"
                    if commit_age is not None and commit_age <= expected else
                    f"its last materialization was {human(commit_age)} ago: run `{build}` (and schedule it)")
             found.append(Breach(name, "offline_stale",

@@ -147,9 +147,10 @@ class PipelineMetrics:
 
     def families(self, registry: Registry, store: Any, now: float | None = None) -> list[Metric]:
         """The pipeline's families for a scrape; reads the state now if this process has no snapshot
-        of this registry version yet, and starts the refresh thread on first use."""
+        of this registry yet, and starts the refresh thread on first use."""
         with self._lock:
-            changed = self._source is None or self._source[0].version != registry.version
+            # A reload swaps in a new Registry object: read its views' figures now.
+            changed = self._source is None or self._source[0] is not registry
             self._source = (registry, store)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="pipeline-metrics")
