@@ -134,10 +134,8 @@ def newest_event(table: DeltaTable, column: str) -> tuple[dt.datetime | None, in
         missing = pa.array([True] * actions.num_rows)
         newest = None
     unscanned = actions.filter(missing).column("path").to_pylist()
-    if unscanned:
-        scanned = _scan_max(table, column, unscanned)
-        newest = scanned if newest is None else (newest if scanned is None else max(_utc(newest), _utc(scanned)))
-    return _utc(newest), len(unscanned)
+    found = [t for t in (_utc(newest), _utc(_scan_max(table, column, unscanned)) if unscanned else None) if t is not None]
+    return (max(found) if found else None), len(unscanned)
 
 
 def _scan_max(table: DeltaTable, column: str, paths: list[str]) -> Any:

@@ -42,7 +42,7 @@ def _newest(moment: Any, age: float | None) -> str:
 def _table(report: Any) -> list[tuple[str, ...]]:
     from hindsight.online_sync.status import human
 
-    rows = [("VIEW", "EXPECTED", "OFFLINE NEWEST (AGE)", "DELTA V", "MATERIALIZED",
+    rows: list[tuple[str, ...]] = [("VIEW", "EXPECTED", "OFFLINE NEWEST (AGE)", "DELTA V", "MATERIALIZED",
              "ONLINE NEWEST (AGE)", "SYNCED V", "LAST SYNC", "SYNC LAG", "STATE")]
     for v in report.views:
         materialized = "-" if v.last_materialized_at is None else f"{v.last_materialized_at:%Y-%m-%d %H:%M}Z"
