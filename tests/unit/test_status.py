@@ -137,3 +137,15 @@ def test_pipeline_gauges_in_prometheus_text():
     assert expected <= lines, sorted(expected - lines)
     # An offline view without an expectation exports no online or expectation figures.
     assert not [line for line in lines if 'view="o"' in line and "breaches" not in line]
+
+
+def test_expected_freshness_that_does_not_parse_is_a_registry_problem():
+    from hindsight.registry_sync.manifest import expected_freshness
+
+    problems: list[str] = []
+    assert expected_freshness({"expected_freshness": "soon", "ttl": "1d"}, 86400, "feature view v (models/v.sql)", problems) == (None, "")
+    assert problems == ["feature view v (models/v.sql): expected_freshness cannot parse duration 'soon': expected a number "
+                        "and a unit (w, d, h, m, s), like '30d', '12h' or '1d12h'"]
+    # dbt's build_after in minutes, and a ttl that a schedule overrides.
+    assert expected_freshness({"freshness": {"build_after": {"count": 30, "period": "minute"}}}, 86400, "v", []) == (3600, "schedule")
+    assert expected_freshness({"freshness": {"build_after": {"count": 0, "period": "hour"}}}, None, "v", []) == (None, "")
