@@ -160,9 +160,15 @@ def _sample(text: str, name: str, **labels: str) -> float:
 
 def test_metrics_export_the_pipeline_figures(pipeline, online_config):
     registry, _, _ = pipeline
-    sync(registry, online_config, progress=False)
+    # Synced with a 10-day ttl, so DynamoDB Local's TTL sweeper leaves `late`'s items alone; served
+    # with the registry's 2-day ttl, so reading them answers EXPIRED.
+    archive, fresh, late = registry.feature_views
+    synced = dataclasses.replace(registry, feature_views=(archive, fresh, dataclasses.replace(late, ttl_seconds=10 * 86400)))
+    sync(synced, online_config, progress=False)
     app = create_app({"TESTING": True, "REGISTRY": registry, "ONLINE_STORE": OnlineStore(registry, online_config),
-                      "ON_DEMAND_VIEWS": {}, "AUTH": "none"})
+                      "ON_DEMAND_VIEWS": {}, "AUTH": "none",
+                      # A cold client on a busy test machine: the 500 ms default would make this a 503.
+                      "STORE_DEADLINE_MS": 10_000})
     client = app.test_client()
     answered = client.post("/v1/features", json={"features": ["fresh:x", "late:x"], "entities": [{"user_id": 1}, {"user_id": 99}]})
     assert answered.status_code == 200
