@@ -35,6 +35,7 @@ browser:
 
 demo: tools
 	$(HINDSIGHT) demo-data --scale small
+	$(DBT) source freshness
 	$(DBT) build
 	$(HINDSIGHT) summary --no-parse
 	$(HINDSIGHT) docs generate --no-compile
@@ -42,6 +43,7 @@ demo: tools
 	$(HINDSIGHT) apply --no-parse
 	$(HINDSIGHT) validate
 	$(HINDSIGHT) sync
+	$(HINDSIGHT) status
 	$(HINDSIGHT) keys create --name demo --read '*' --metrics --replace --save "$${HINDSIGHT_STATE:-data/state}/demo_api_key"
 	$(HINDSIGHT) serve --detach
 	$(HINDSIGHT) demo-request

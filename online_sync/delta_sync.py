@@ -26,6 +26,7 @@ import pyarrow as pa
 from botocore.exceptions import BotoCoreError
 from tqdm import tqdm
 
+from hindsight.offline_store.freshness import newest_event
 from hindsight.online_sync.batching import MAX_GET_BATCH, MAX_WRITE_BATCH, BoundedExecutor, chunked, get_batch, write_batch
 from hindsight.online_sync.codec import (
     EXPIRES_ATTR,
@@ -37,10 +38,11 @@ from hindsight.online_sync.codec import (
     encoder,
     entity_key,
     order_key,
+    to_micros,
 )
 from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
 from hindsight.online_sync.newest import DeltaSnapshot, NewestRows, change_source, full_source, open_delta
-from hindsight.online_sync.state import Lease, LeaseLost, SyncState, read_state
+from hindsight.online_sync.state import Lease, LeaseLost, SyncInProgress, SyncState, read_state, record_error
 from hindsight.online_sync.tables import ensure_table, online_views
 from hindsight.online_sync.tile_sync import TileLists, window_source, write_tile_items
 from hindsight.quality.gate import PublishRefused, Refusal, check_publish
@@ -289,6 +291,8 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
         mode, first = _plan(view, state, snapshot, full)
         previous = None if state is None else state.delta_version
         if mode == "unchanged":
+            # Recorded all the same: `hindsight status` shows when the sync last ran successfully.
+            lease.commit_state(snapshot.table_id, snapshot.version, state.newest_event_us if state else None)
             return ViewSyncReport(view.name, mode, 0, 0, 0, previous, snapshot.version, time.perf_counter() - started)
         refusal = check_publish(view, snapshot.table_id, snapshot.version, validations) if validations else None
         if refusal is not None and not force:
@@ -300,6 +304,9 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
         if view.is_aggregation:
             mode, rows_read, written, deleted = _sync_tiles(client, config, view, snapshot, mode, first, now)
             skipped = 0
+            # The tile rows' as-of time is their newest event: the table's maximum, from its statistics.
+            newest_at, _ = newest_event(snapshot.table, view.timestamp_field)
+            newest_us = None if newest_at is None else to_micros(newest_at)
         else:
             deleted = 0
             with NewestRows(view) as newest:
@@ -308,9 +315,12 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
                     client, config, view, newest, skip_older_than_online=(mode == "incremental"), progress=progress
                 )
                 rows_read = newest.rows_read
+                newest_us = _micros(newest.newest_event())[0]
+        if mode == "incremental" and state is not None and state.newest_event_us is not None:
+            newest_us = state.newest_event_us if newest_us is None else max(newest_us, state.newest_event_us)
         if lease.lost:
             raise LeaseLost(f"feature view {view.name}: the sync lease expired mid-sync; state not advanced")
-        lease.commit_state(snapshot.table_id, snapshot.version)
+        lease.commit_state(snapshot.table_id, snapshot.version, newest_us, written)
     seconds = time.perf_counter() - started
     log.info("feature view %s: %s sync wrote %d of %d rows in %.2f s", view.name, mode, written, rows_read, seconds)
     return ViewSyncReport(
@@ -377,9 +387,20 @@ def sync(
                 f"feature view {view.name!r}: DynamoDB at {config.endpoint_url or 'AWS'} is unreachable: {err}"
             ) from err
         except Exception as err:
+            if not isinstance(err, SyncInProgress):
+                _record_error(client, config, view, err)
             err.add_note(f"while syncing feature view {view.name!r}")
             raise
     report = SyncReport(tuple(reports))
     if report.refusals:
         raise PublishRefused(report.refusals, report)
     return report
+
+
+def _record_error(client: Any, config: OnlineStoreConfig, view: FeatureView, err: BaseException) -> None:
+    """Count the failure in the view's state item, for status and /metrics; best effort."""
+    message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    try:
+        record_error(client, config.table_name(view.name), message)
+    except Exception as failure:  # noqa: BLE001 - the sync's own error is the one to raise
+        log.warning("feature view %s: could not record the failed sync (%s)", view.name, failure)

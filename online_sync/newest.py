@@ -169,6 +169,11 @@ class NewestRows:
         finally:
             self._con.unregister("hs_source")
 
+    def newest_event(self) -> pa.Array:
+        """The greatest event time among the newest rows, as a one-value Arrow array (null if none)."""
+        query = exp.select(exp.Max(this=_col(self.view.timestamp_field))).from_(exp.table_("hs_newest", quoted=True))
+        return self._con.sql(query.sql("duckdb")).to_arrow_table().column(0).combine_chunks()
+
     def batches(self, batch_size: int = 2_000) -> Iterator[pa.RecordBatch]:
         """The newest rows, streamed in Arrow batches."""
         yield from self._con.table("hs_newest").to_arrow_reader(batch_size)

@@ -1,8 +1,10 @@
 """Sync bookkeeping kept in each view's own DynamoDB table, so every machine sees the same state.
 
 Two items live beside the entity items, under the key `_` and writers that entity items never use:
-- `state`: the Delta table id and version synced last. A dropped and recreated DynamoDB table loses
-  it with its data, which forces the full resync it then needs.
+- `state`: the Delta table id and version synced last, when, and the newest event time synced; and
+  running totals (syncs, rows written, failed syncs and the last failure) that `hindsight status`
+  and the serving API's /metrics read. A dropped and recreated DynamoDB table loses it with its
+  data, which forces the full resync it then needs.
 - `lock`: a lease that serialises syncs of one view. The sync slot is written with unconditional
   BatchWriteItem (see the package docstring), which is only newest-wins if one sync writes at a
   time. The holder renews it in a background thread; a killed holder frees it when the lease runs
@@ -50,18 +52,69 @@ class SyncState:
     delta_table_id: str
     #: The Delta version whose rows are all in the online store.
     delta_version: int
+    #: When the last successful sync ended (one that found nothing new included), ISO 8601 UTC.
     synced_at: str
+    #: The newest event time in the sync slot, epoch microseconds; None if unknown (a state written
+    #: before it was recorded, or a table without rows).
+    newest_event_us: int | None = None
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    """Everything the state item holds: the state, and running totals since the table was created."""
+
+    state: SyncState | None
+    syncs: int = 0
+    rows_written: int = 0
+    errors: int = 0
+    #: The last failed sync's error (one line) and when it happened (ISO 8601 UTC).
+    last_error: str | None = None
+    last_error_at: str | None = None
+
+
+def _number(item: dict[str, Any], name: str) -> int | None:
+    value = item.get(name, {}).get("N")
+    return None if value is None else int(value)
+
+
+def read_record(client: Any, table: str) -> SyncRecord:
+    """The view's state item as a SyncRecord (state None if it was never synced into this table)."""
+    item = client.get_item(TableName=table, Key=_STATE, ConsistentRead=True).get("Item") or {}
+    state = None
+    if "delta_version" in item:
+        state = SyncState(
+            delta_table_id=item["delta_table_id"]["S"],
+            delta_version=int(item["delta_version"]["N"]),
+            synced_at=item["synced_at"]["S"],
+            newest_event_us=_number(item, "newest_event_us"),
+        )
+    return SyncRecord(
+        state=state,
+        syncs=_number(item, "syncs") or 0,
+        rows_written=_number(item, "rows_written") or 0,
+        errors=_number(item, "errors") or 0,
+        last_error=item.get("last_error", {}).get("S"),
+        last_error_at=item.get("last_error_at", {}).get("S"),
+    )
 
 
 def read_state(client: Any, table: str) -> SyncState | None:
     """The view's sync state, or None if it was never synced (into this table)."""
-    item = client.get_item(TableName=table, Key=_STATE, ConsistentRead=True).get("Item")
-    if not item:
-        return None
-    return SyncState(
-        delta_table_id=item["delta_table_id"]["S"],
-        delta_version=int(item["delta_version"]["N"]),
-        synced_at=item["synced_at"]["S"],
+    return read_record(client, table).state
+
+
+def record_error(client: Any, table: str, message: str) -> None:
+    """Count a failed sync of the view and keep its error (the state itself is left as it was)."""
+    client.update_item(
+        TableName=table,
+        Key=_STATE,
+        UpdateExpression="ADD #n :one SET #e = :e, #t = :t",
+        ExpressionAttributeNames={"#n": "errors", "#e": "last_error", "#t": "last_error_at"},
+        ExpressionAttributeValues={
+            ":one": {"N": "1"},
+            ":e": {"S": message[:1000] or "unknown error"},
+            ":t": {"S": dt.datetime.now(dt.timezone.utc).isoformat()},
+        },
     )
 
 
@@ -145,17 +198,35 @@ class Lease:
             except Exception as err:  # noqa: BLE001 - a network blip must not kill the renewer
                 log.warning("table %s: renewing the sync lease failed: %s", self._table, err)
 
-    def commit_state(self, delta_table_id: str, delta_version: int) -> None:
-        """Advance the view's state, atomically with a check that the lease is still ours.
+    def commit_state(self, delta_table_id: str, delta_version: int, newest_event_us: int | None = None,
+                     rows_written: int = 0) -> None:
+        """Advance the view's state and its totals, atomically with a check that the lease is still ours.
 
         Raises:
             LeaseLost: someone else holds the lease now; the state is left as it was.
         """
-        state_item = {
-            **_STATE,
-            "delta_table_id": {"S": delta_table_id},
-            "delta_version": {"N": str(delta_version)},
-            "synced_at": {"S": dt.datetime.now(dt.timezone.utc).isoformat()},
+        # An update, not a put: the running totals and the last error stay.
+        names = {"#i": "delta_table_id", "#v": "delta_version", "#s": "synced_at", "#c": "syncs", "#r": "rows_written"}
+        values = {
+            ":i": {"S": delta_table_id},
+            ":v": {"N": str(delta_version)},
+            ":s": {"S": dt.datetime.now(dt.timezone.utc).isoformat()},
+            ":one": {"N": "1"},
+            ":r": {"N": str(rows_written)},
+        }
+        expression = "SET #i = :i, #v = :v, #s = :s"
+        if newest_event_us is None:
+            expression += " REMOVE #e"
+        else:
+            expression += ", #e = :e"
+            values[":e"] = {"N": str(newest_event_us)}
+        names["#e"] = "newest_event_us"
+        update = {
+            "TableName": self._table,
+            "Key": _STATE,
+            "UpdateExpression": expression + " ADD #c :one, #r :r",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
         }
         try:
             self._client.transact_write_items(
@@ -169,7 +240,7 @@ class Lease:
                             "ExpressionAttributeValues": {":me": {"S": self.owner}},
                         }
                     },
-                    {"Put": {"TableName": self._table, "Item": state_item}},
+                    {"Update": update},
                 ]
             )
         except ClientError as err:

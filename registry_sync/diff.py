@@ -114,7 +114,8 @@ def _one_view_changes(old: View, new: View, used: dict[tuple[str, str], list[str
     if isinstance(old, FeatureView) and isinstance(new, FeatureView):
         if old.join_keys != new.join_keys:
             changes.append(Change("changed", kind, new.name, f"join keys {list(old.join_keys)} -> {list(new.join_keys)}", breaking=True))
-        for attribute in ("timestamp_field", "created_field", "ttl_seconds", "online", "delta_uri", "kind"):
+        for attribute in ("timestamp_field", "created_field", "ttl_seconds", "online", "delta_uri", "kind",
+                          "expected_freshness_seconds"):
             if getattr(old, attribute) != getattr(new, attribute):
                 changes.append(Change("changed", kind, new.name, f"{attribute} {getattr(old, attribute)!r} -> {getattr(new, attribute)!r}"))
         if old.is_aggregation and new.is_aggregation and old.aggregation_interval_seconds != new.aggregation_interval_seconds:

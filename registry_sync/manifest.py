@@ -162,6 +162,7 @@ def _feature_view(
     else:
         spec = None
     ttl_seconds = _ttl_seconds(config.get("ttl"), where, problems)
+    freshness_seconds, freshness_source = expected_freshness(config, ttl_seconds, where, problems)
     view_entities = _entities_of(keys, entities, where, problems)
     uri = uri_of(node)
     schema = read_schema(uri)
@@ -193,6 +194,8 @@ def _feature_view(
         timestamp_field=timestamp_field,
         created_field=created_field,
         ttl_seconds=ttl_seconds,
+        expected_freshness_seconds=freshness_seconds,
+        expected_freshness_source=freshness_source,
         online=bool(config.get("online", False)),
         delta_uri=uri,
         features=features,
@@ -217,6 +220,40 @@ def _ttl_seconds(ttl: Any, where: str, problems: list[str]) -> int | None:
     except ValueError as error:
         problems.append(f"{where}: ttl {error}")
         return None
+
+
+#: dbt's model freshness periods (config freshness.build_after.period), in seconds.
+_PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def expected_freshness(config: dict[str, Any], ttl_seconds: int | None, where: str, problems: list[str]) -> tuple[int | None, str]:
+    """(seconds, source) of a view's freshness expectation.
+
+    The `expected_freshness` config wins; else twice dbt's own `freshness.build_after` (the
+    schedule the view is built on: one missed run is tolerated, two are not); else the ttl (beyond
+    it every online value of the view is EXPIRED); else none.
+
+    >>> expected_freshness({"freshness": {"build_after": {"count": 6, "period": "hour"}}}, 86400, "v", [])
+    (43200, 'schedule')
+    >>> expected_freshness({"expected_freshness": "1d"}, None, "v", [])
+    (86400, 'config')
+    >>> expected_freshness({}, 172800, "v", [])
+    (172800, 'ttl')
+    """
+    declared = config.get("expected_freshness")
+    if declared not in (None, ""):
+        try:
+            return int(parse_duration(str(declared)).total_seconds()), "config"
+        except ValueError as error:
+            problems.append(f"{where}: expected_freshness {error}")
+            return None, ""
+    build_after = (config.get("freshness") or {}).get("build_after") or {}
+    count, period = build_after.get("count"), build_after.get("period")
+    if isinstance(count, int) and count > 0 and period in _PERIOD_SECONDS:
+        return 2 * count * _PERIOD_SECONDS[period], "schedule"
+    if ttl_seconds is not None:
+        return ttl_seconds, "ttl"
+    return None, ""
 
 
 def _entities_of(keys: list[str], entities: dict[str, Entity], where: str, problems: list[str]) -> tuple[str, ...]:

@@ -111,6 +111,12 @@ class FeatureView:
     #: Data quality expectations on the view's Delta rows (`hindsight validate`); () = none, and
     #: then `hindsight sync` publishes without asking for a validation.
     expectations: tuple[Expectation, ...] = ()
+    #: How old the newest feature value may grow before `hindsight status` reports the view stale,
+    #: in seconds; None: not checked. The `expected_freshness` config, else a default (manifest).
+    expected_freshness_seconds: int | None = None
+    #: Where expected_freshness_seconds came from: "config", "schedule" (2 x dbt's
+    #: freshness.build_after), "ttl", or "" (none).
+    expected_freshness_source: str = ""
 
     @property
     def is_aggregation(self) -> bool:

@@ -1,4 +1,6 @@
-"""Prometheus metrics of the serving API: latency, store reads, errors and feature freshness.
+"""Prometheus metrics of the serving API: latency, store reads, errors, read statuses per view, and
+the pipeline's freshness and sync figures (`serving.pipeline_metrics`, read from the Delta logs and
+the sync state, not from requests).
 
 Under gunicorn every worker is its own process, so the metrics use prometheus_client's
 multiprocess mode when `PROMETHEUS_MULTIPROC_DIR` is set (`hindsight serve` sets it up before this
@@ -8,14 +10,12 @@ See https://prometheus.github.io/client_python/multiprocess/.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import time
 from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess, values
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -48,20 +48,12 @@ ERRORS = Counter(
     ["code"],
     registry=REGISTRY,
 )
-TIMEOUTS = Counter(
-    "hindsight_serving_view_timeouts",
-    "Feature view reads answered TIME_OUT because the request's latency budget ran out.",
-    ["view"],
+VIEW_READS = Counter(
+    "hindsight_serving_view_reads",
+    "Feature view reads (one per entity row and view), by status: PRESENT, NOT_FOUND, EXPIRED, TIME_OUT.",
+    ["view", "status"],
     registry=REGISTRY,
 )
-NEWEST_EVENT = Gauge(
-    "hindsight_serving_newest_event_timestamp_seconds",
-    "Newest event timestamp served per feature view, as a Unix time.",
-    ["view"],
-    multiprocess_mode="max",
-    registry=REGISTRY,
-)
-FRESHNESS_NAME = "hindsight_serving_feature_freshness_seconds"
 REGISTRY_VERSION_NAME = "hindsight_serving_registry_version"
 #: Created on first use, in workers only: an unlabelled metric writes its 0 into the creating
 #: process's file at once, and gunicorn's master (alive, never serving) would pin the minimum at 0.
@@ -71,9 +63,6 @@ RELOAD_FAILURES = Counter(
     "Applied registry versions a worker could not load (it kept serving the version it had).",
     registry=REGISTRY,
 )
-
-#: Newest event time already written to NEWEST_EVENT by this process, to skip redundant writes.
-_newest_seen: dict[str, float] = {}
 
 
 def observe_request(service: str, form: str, seconds: float) -> None:
@@ -107,17 +96,10 @@ def count_error(code: str) -> None:
     ERRORS.labels(code).inc()
 
 
-def count_timeouts(views: frozenset[str]) -> None:
-    for view in views:
-        TIMEOUTS.labels(view).inc()
-
-
-def note_event_time(view: str, timestamp: dt.datetime) -> None:
-    """Remember the newest event timestamp served for `view` (feeds the freshness gauge)."""
-    seconds = timestamp.timestamp()
-    if seconds > _newest_seen.get(view, float("-inf")):
-        _newest_seen[view] = seconds
-        NEWEST_EVENT.labels(view).set(seconds)
+def count_view_reads(counts: dict[tuple[str, str], int]) -> None:
+    """Add one request's reads per (view, status)."""
+    for (view, status), count in counts.items():
+        VIEW_READS.labels(view, status).inc(count)
 
 
 class _Families:
@@ -130,20 +112,6 @@ class _Families:
         return self._families
 
 
-def _freshness(families: list[Metric], now: float) -> Metric:
-    freshness = GaugeMetricFamily(
-        FRESHNESS_NAME,
-        "Seconds between now and the newest event timestamp served per feature view.",
-        labels=["view"],
-    )
-    for family in families:
-        if family.name != NEWEST_EVENT._name:
-            continue
-        for sample in family.samples:
-            freshness.add_metric([sample.labels["view"]], max(0.0, now - sample.value))
-    return freshness
-
-
 def _source() -> CollectorRegistry:
     directory = os.environ.get(MULTIPROC_ENV)
     if not directory:
@@ -153,14 +121,14 @@ def _source() -> CollectorRegistry:
     return merged
 
 
-def render(now: float | None = None) -> tuple[bytes, str]:
-    """The Prometheus text exposition of every metric, merged across worker processes.
+def render(extra: Iterable[Metric] = ()) -> tuple[bytes, str]:
+    """The Prometheus text exposition of every metric, merged across worker processes, and `extra`
+    families (the pipeline's, computed by the worker that answers).
 
     Returns:
         The body and its content type.
     """
-    families = list(_source().collect())
-    families.append(_freshness(families, time.time() if now is None else now))
+    families = [*_source().collect(), *extra]
     return generate_latest(_Families(families)), CONTENT_TYPE_LATEST
 
 

@@ -8,6 +8,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from flask import Blueprint, Response, current_app
 
 from hindsight.serving import jsonio, metrics, openapi
+from hindsight.serving.pipeline_metrics import PIPELINE
 from hindsight.serving.errors import ApiError, error_response
 from hindsight.serving.state import get_runtime, get_state
 
@@ -56,8 +57,9 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
-    """Prometheus text exposition, merged across gunicorn workers."""
-    body, content_type = metrics.render()
+    """Prometheus text exposition, merged across gunicorn workers, with the pipeline's freshness."""
+    state = get_state()
+    body, content_type = metrics.render(PIPELINE.families(state.registry, state.store))
     return Response(body, content_type=content_type)
 
 

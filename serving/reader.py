@@ -11,7 +11,6 @@ in time is a 503, like one that cannot be reached.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import time
@@ -104,7 +103,7 @@ def read_features(
     partial = budget is not None and budget < store_deadline_s
     deadline = started + (budget if partial and budget is not None else store_deadline_s)
     reads, timed_out = _read_store(plan, request.entity_rows, store, pool, started, deadline, partial)
-    _note_freshness(reads)
+    _count_statuses(plan, reads, timed_out)
     computed = {step.view.name: _run_on_demand(step, reads, timed_out, request.contexts) for step in plan.on_demand}
     return _assemble(plan, reads, timed_out, computed, request.include_metadata)
 
@@ -136,7 +135,6 @@ def _read_store(
     except FutureTimeout:
         if partial:
             timed_out = frozenset(plan.store_features)
-            metrics.count_timeouts(timed_out)
             return [{} for _ in rows], timed_out
         raise store_timed_out(deadline - started) from None
     except ApiError:
@@ -150,15 +148,18 @@ def _read_store(
         metrics.observe_store_read(time.perf_counter() - began)
 
 
-def _note_freshness(reads: list[StoreRow]) -> None:
-    newest: dict[str, dt.datetime] = {}
-    for row in reads:
-        for view, read in row.items():
-            stamp = read.event_timestamp
-            if stamp is not None and (view not in newest or stamp > newest[view]):
-                newest[view] = stamp
-    for view, stamp in newest.items():
-        metrics.note_event_time(view, stamp)
+def _count_statuses(plan: ReadPlan, reads: list[StoreRow], timed_out: frozenset[str]) -> None:
+    """Count each (entity row, stored view) read by status, for /metrics."""
+    counts: dict[tuple[str, str], int] = {}
+    for view in plan.store_features:
+        if view in timed_out:
+            counts[(view, TIME_OUT)] = len(reads)
+            continue
+        for row in reads:
+            read = row.get(view)
+            key = (view, NOT_FOUND if read is None else read.status)
+            counts[key] = counts.get(key, 0) + 1
+    metrics.count_view_reads(counts)
 
 
 def _present_value(row: StoreRow, view: str, feature: str) -> Any:

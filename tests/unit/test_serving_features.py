@@ -154,7 +154,7 @@ def test_latency_budget_marks_a_late_read_time_out(serving_client, serving_store
         assert metadata[name] == {"status": "TIME_OUT", "event_timestamp": None}
     text = serving_client.get("/metrics").get_data(as_text=True)
     for view in ("user_transaction_aggregates", "merchant_risk", "user_profile"):
-        assert f'hindsight_serving_view_timeouts_total{{view="{view}"}}' in text
+        assert f'hindsight_serving_view_reads_total{{status="TIME_OUT",view="{view}"}}' in text
 
 
 def test_late_store_without_budget_is_503_at_the_deadline(make_serving_app, serving_store):

@@ -6,6 +6,8 @@
     entities         join-key column(s)                                    required
     timestamp_field  event-time column                                     required
     ttl              how long a value stays valid, e.g. '30d'              none (never stale)
+    expected_freshness  how old the newest value may grow before `hindsight status` fails, e.g. '1d'
+                     2 x dbt's freshness.build_after if set, else ttl, else none (not checked)
     online           sync to the online store                              false
     created_field    when each value became known (late corrections)       none
     partition_by     Delta partition column(s)                             _partition_date (date of timestamp_field)
@@ -27,7 +29,7 @@
       'feature_view': [
           'entities', 'timestamp_field', 'ttl', 'online', 'created_field', 'partition_by',
           'allowed_lateness', 'on_schema_change', 'location', 'location_root', 'future_rows',
-          'allow_empty_full_refresh', 'aggregation_interval', 'windows', 'aggregations',
+          'allow_empty_full_refresh', 'expected_freshness', 'aggregation_interval', 'windows', 'aggregations',
       ],
       'dbt': [
           'enabled', 'alias', 'schema', 'database', 'tags', 'meta', 'group', 'access', 'docs', 'contract',
@@ -66,6 +68,11 @@
   {%- set ttl = config.get('ttl') -%}
   {%- set ttl_seconds = none if ttl is none else hindsight.parse_duration(ttl, "ttl of " ~ where) -%}
   {%- set lateness_seconds = hindsight.parse_duration(config.get('allowed_lateness', '3d'), "allowed_lateness of " ~ where) -%}
+  {#- Read by the registry and `hindsight status`, not by the build: checked here so a typo fails the run. -#}
+  {%- set expected_freshness = config.get('expected_freshness') -%}
+  {%- if expected_freshness is not none -%}
+    {%- do hindsight.parse_duration(expected_freshness, "expected_freshness of " ~ where) -%}
+  {%- endif -%}
 
   {%- set online = config.get('online', false) -%}
   {%- if online not in [true, false] -%}
