@@ -142,7 +142,8 @@ def _aggregation_parity(store: OnlineStore, view: FeatureView, sample: int, now:
         if online.status == NOT_FOUND:
             mismatches.append(Mismatch(view.name, entity, "missing online", newest))
         elif online.event_timestamp != newest:
-            problem = "online older" if online.event_timestamp < newest else "online newer than Delta"
+            older = online.event_timestamp is None or online.event_timestamp < newest
+            problem = "online older" if older else "online newer than Delta"
             mismatches.append(Mismatch(view.name, entity, problem, newest, online.event_timestamp))
         else:
             differs = next((n for n in names if not _close(values[n], online.values[n])), None)

@@ -248,7 +248,7 @@ def items_from_lists(batch: pa.RecordBatch, view: FeatureView,
             EXPIRES_ATTR: {"N": str(int(entity_buckets[-1]) * interval + longest)},
             TILES_ATTR: {"B": encode_offsets(base, interval, relative)},
         }
-        for column, mask, parts in column_parts:
+        for column, mask, encoded_parts in column_parts:
             chosen: Any = slice(start, end)
             if mask is not None:
                 entity_mask = mask[start:end]
@@ -256,7 +256,7 @@ def items_from_lists(batch: pa.RecordBatch, view: FeatureView,
                     item[column_tiles_attr(column)] = {"B": encode_values(relative[entity_mask], _unsigned_code(
                         int(relative[entity_mask][-1]) if entity_mask.any() else 0))}
                     chosen = np.flatnonzero(entity_mask) + start
-            for part in parts:
+            for part in encoded_parts:
                 if part.code == "J":
                     values = part.values[start:end] if isinstance(chosen, slice) else [part.values[j] for j in chosen]
                 else:
