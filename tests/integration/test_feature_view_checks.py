@@ -147,9 +147,9 @@ def test_append_new_columns_counts_the_rows_left_null_and_prints_the_backfill_th
 
 UNIT_TESTS = {
     "merchant_profile": "merchant_profile_is_the_onboarding_record",
-    "merchant_risk": "merchant_risk_is_evaluated_at_each_midnight",
+    "merchant_risk": "merchant_risk_selects_transactions_with_a_0_1_fraud_flag",
     "user_profile": "user_profile_keeps_late_corrections_as_versions",
-    "user_transaction_aggregates": "user_window_aggregates_cover_t_minus_w_to_t",
+    "user_transaction_aggregates": "user_transaction_aggregates_selects_the_transactions",
 }
 
 
@@ -159,7 +159,7 @@ def test_dbt_unit_tests_run_on_every_kind_of_feature_view_and_catch_a_wrong_expe
         assert f"PASS {model}::{name}" in passed.stdout, passed.stdout[-3000:]
 
     path = project_copy.root / FEATURES / "user_transaction_aggregates.yml"
-    path.write_text(path.read_text().replace("txn_count_1d: 3, amount_sum_1d: 60", "txn_count_1d: 2, amount_sum_1d: 60"))
+    path.write_text(path.read_text().replace("amount: 30, country: DE", "amount: 31, country: DE"))
     failed = project_copy.dbt("test", "--select", "test_type:unit", check=False)
     assert failed.returncode == 1
     assert f"FAIL 1 user_transaction_aggregates::{UNIT_TESTS['user_transaction_aggregates']}" in failed.stdout
