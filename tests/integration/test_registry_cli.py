@@ -72,12 +72,12 @@ def test_plan_gates_a_breaking_change_and_apply_keeps_old_versions(parsed_copy):
 
 def test_definition_errors_name_the_exposure_and_its_file(project_copy):
     services = project_copy.root / "models" / "features" / "feature_services.yml"
-    services.write_text(services.read_text().replace("merchant_risk:fraud_rate_7d", "merchant_risk:fraud_rate_8d"))
+    services.write_text(services.read_text().replace("merchant_risk:fraud_mean_7d", "merchant_risk:fraud_mean_8d"))
     project_copy.dbt("parse")
     result = hindsight(project_copy, "plan")
     assert result.returncode == 2
     assert ("feature service fraud_detection (models/features/feature_services.yml): feature view merchant_risk "
-            "has no feature fraud_rate_8d (did you mean fraud_rate_7d") in result.stderr
+            "has no feature fraud_mean_8d (did you mean fraud_mean_7d") in result.stderr
 
 
 def test_plan_and_apply_parse_the_project_as_it_is_now(project_copy):
