@@ -5,8 +5,9 @@
   Invalid inputs come back as none: the macros' raising wrappers are thin (parse_duration,
   feature_view_location), and a raised error would end the run at the first case.
 -#}
-{% macro hindsight_conformance(durations, locations, partitions, type_pairs) %}
-  {%- set out = {'durations': [], 'locations': [], 'partitions': [], 'type_pairs': []} -%}
+{% macro hindsight_conformance(durations, locations, partitions, type_pairs, tile_columns=none) %}
+  {%- set out = {'durations': [], 'locations': [], 'partitions': [], 'type_pairs': [],
+                 'tile_features': [], 'tile_default_names': [], 'tile_parts': []} -%}
   {%- for text in durations -%}
     {%- do out.durations.append(hindsight._duration_seconds(text)) -%}
   {%- endfor -%}
@@ -18,6 +19,15 @@
   {%- endfor -%}
   {%- for pair in type_pairs -%}
     {%- do out.type_pairs.append(hindsight._spark_type_compatible(pair[0], pair[1])) -%}
+  {%- endfor -%}
+  {%- for case in (tile_columns or {}).get('features', []) -%}
+    {%- do out.tile_features.append(hindsight.tile_feature_name(case.name, case.function, case.window)) -%}
+  {%- endfor -%}
+  {%- for case in (tile_columns or {}).get('default_names', []) -%}
+    {%- do out.tile_default_names.append(hindsight.tile_default_name(case.column)) -%}
+  {%- endfor -%}
+  {%- for case in (tile_columns or {}).get('parts', []) -%}
+    {%- do out.tile_parts.append(hindsight.tile_parts_needed(case.column, case.functions)) -%}
   {%- endfor -%}
   {{ print('HINDSIGHT_CONFORMANCE ' ~ tojson(out)) }}
 {% endmacro %}

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 DURATIONS = load("durations")
 STORAGE = load("feature_view_storage")
 SCHEMA_TYPES = load("schema_changes")["types"]
+TILE_COLUMNS = load("tile_columns")
 MARKER = "HINDSIGHT_CONFORMANCE "
 
 
@@ -31,6 +32,7 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "locations": STORAGE["location"],
         "partitions": [c["partition_by"] for c in STORAGE["partition_by"]],
         "type_pairs": [[SCHEMA_TYPES[a]["spark"], SCHEMA_TYPES[b]["spark"]] for a, b, _ in type_pairs()],
+        "tile_columns": TILE_COLUMNS,
     }
     result = project.dbt("run-operation", "hindsight_conformance", "--args", json.dumps(args))
     line = next(line for line in result.stdout.splitlines() if line.startswith(MARKER))
@@ -55,3 +57,9 @@ def test_partition_columns_agree_with_the_registry(answers: dict) -> None:
 def test_type_changes_agree_with_the_duckdb_path(answers: dict) -> None:
     pairs = type_pairs()
     assert dict(zip([(a, b) for a, b, _ in pairs], answers["type_pairs"])) == {(a, b): allowed for a, b, allowed in pairs}
+
+
+def test_tile_column_names_agree_with_tiles_py(answers: dict) -> None:
+    assert answers["tile_features"] == [c["expected"] for c in TILE_COLUMNS["features"]]
+    assert answers["tile_default_names"] == [c["expected"] for c in TILE_COLUMNS["default_names"]]
+    assert answers["tile_parts"] == [c["expected"] for c in TILE_COLUMNS["parts"]]

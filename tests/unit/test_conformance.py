@@ -13,11 +13,13 @@ import pytest
 
 from hindsight.core.durations import format_duration, parse_duration
 from hindsight.registry_sync.manifest import delta_location, partition_columns_of
+from hindsight.offline_store import tiles
 from hindsight.offline_store.delta_writer import _compatible
 from tests.cases import load, type_pairs
 
 DURATIONS = load("durations")
 STORAGE = load("feature_view_storage")
+TILE_COLUMNS = load("tile_columns")
 
 
 @pytest.mark.parametrize("case", DURATIONS["valid"], ids=lambda c: repr(c["text"]))
@@ -70,3 +72,18 @@ SCHEMA_TYPES = load("schema_changes")["types"]
 def test_type_changes(incoming: str, existing: str, allowed: bool) -> None:
     arrow_in, arrow_ex = _arrow(SCHEMA_TYPES[incoming]["arrow"]), _arrow(SCHEMA_TYPES[existing]["arrow"])
     assert _compatible(arrow_in, arrow_ex) is allowed
+
+
+@pytest.mark.parametrize("case", TILE_COLUMNS["features"], ids=lambda c: c["expected"])
+def test_tile_feature_names(case) -> None:
+    assert tiles.feature_name(case["name"], case["function"], case["window"]) == case["expected"]
+
+
+@pytest.mark.parametrize("case", TILE_COLUMNS["default_names"], ids=lambda c: c["column"])
+def test_tile_default_names(case) -> None:
+    assert tiles.default_name(case["column"]) == case["expected"]
+
+
+@pytest.mark.parametrize("case", TILE_COLUMNS["parts"], ids=lambda c: f"{c['column']}-{'-'.join(c['functions'])}")
+def test_tile_parts_needed(case) -> None:
+    assert tiles.parts_needed(case["column"], case["functions"]) == case["expected"]

@@ -4,7 +4,8 @@
   delta_scan() keeps ref() and dbt tests working.
 
   Steps: read and validate config -> decide the processing range (full refresh, incremental,
-  backfill) -> stage the model's rows in that range, holding back rows from the future ->
+  backfill) -> stage the model's rows in that range (an aggregation view's: its tiles), holding
+  back rows from the future ->
   validate them (and refuse a full refresh that would empty the table) -> one Delta commit
   (overwrite, MERGE, or replace of the range) -> point the view at the table.
   Nothing is written to Delta unless every check passed.
@@ -30,10 +31,15 @@
   {%- endcall %}
   {% do hindsight.validate_feature_view_columns(model_rows, cfg) %}
 
+  {#- An aggregation view stages its tiles (macros/aggregations/aggregation_tiles.sql), not the events. -#}
   {% call statement('stage') -%}
     create table {{ stage }} as
+    {% if cfg.aggregation -%}
+    {{ hindsight.aggregation_tiles(model_rows, cfg, range, hindsight.validate_aggregation_events(model_rows, cfg)) }}
+    {%- else -%}
     select * from {{ model_rows }}
     where {{ hindsight.range_predicate(adapter.quote(range.column or cfg.timestamp_field), range) }}
+    {%- endif %}
   {%- endcall %}
 
   {% if hindsight.future_rows(stage, cfg, range) > 0 %}

@@ -15,6 +15,8 @@
     allow_empty_full_refresh  a full refresh may empty a table holding rows  false (or var of that name)
     location         the Delta table's URI                                 <location_root>/<model>
     location_root    folder of the view's Delta table                      offline_store of hindsight.yml
+    aggregation_interval, windows, aggregations   make it an aggregation view: the model selects
+                     events, the table holds tiles (macros/aggregations/aggregation_view_config.sql)
   A key the user sets (in config(), the model's .yml or dbt_project.yml) that is neither one of
   these nor one of dbt's own fails the run, naming the nearest valid key: a typo such as `onlin`
   must not silently leave a view offline.
@@ -25,7 +27,7 @@
       'feature_view': [
           'entities', 'timestamp_field', 'ttl', 'online', 'created_field', 'partition_by',
           'allowed_lateness', 'on_schema_change', 'location', 'location_root', 'future_rows',
-          'allow_empty_full_refresh',
+          'allow_empty_full_refresh', 'aggregation_interval', 'windows', 'aggregations',
       ],
       'dbt': [
           'enabled', 'alias', 'schema', 'database', 'tags', 'meta', 'group', 'access', 'docs', 'contract',
@@ -85,8 +87,13 @@
     {{ exceptions.raise_compiler_error(where ~ ": allow_empty_full_refresh must be true or false, got " ~ allow_empty ~ ".") }}
   {%- endif -%}
 
+  {%- set aggregation = hindsight.aggregation_view_config(where, ttl, created_field) -%}
+
   {%- set derived_partition = config.get('partition_by') is none -%}
   {%- set partition_by = hindsight.feature_view_partition_by(config.get('partition_by')) -%}
+  {%- for column in partition_by if aggregation and not derived_partition and column not in entities -%}
+    {{ exceptions.raise_compiler_error(where ~ ": partition_by column '" ~ column ~ "' is not in an aggregation view's table (its tiles hold the entities, " ~ timestamp_field ~ ", _tile_start and partial aggregates): partition by an entity column, or leave partition_by unset for the default _partition_date.") }}
+  {%- endfor -%}
   {#- No root configured: the project's offline store (hindsight.yml, HINDSIGHT_OFFLINE_STORE). -#}
   {%- set location_root = config.get('location_root') or hindsight.project_setting('offline_store') -%}
   {%- set location = hindsight.feature_view_location(config.get('location'), location_root, this.identifier, where) -%}
@@ -122,6 +129,7 @@
       'unique_key': unique_key,
       'allow_breaking': allow_breaking in [true, 'true'],
       'float_tolerance': float_tolerance,
+      'aggregation': aggregation,
   }) }}
 {% endmacro %}
 

@@ -5,7 +5,8 @@
 
   Steps, as on DuckDB: read and validate config -> decide the processing range (full refresh,
   incremental, backfill; a Delta table found at the location counts even if the catalog lost it)
-  -> stage the model's rows in that range (temporary views), holding back rows from the future ->
+  -> stage the model's rows in that range (temporary views; an aggregation view's: its tiles),
+  holding back rows from the future ->
   validate them (and refuse a full refresh that would empty the table) -> one Delta commit:
     full refresh  CREATE OR REPLACE TABLE ... USING delta ... AS SELECT
     incremental   MERGE on (entities, timestamp[, created]); unchanged rows (floats within
@@ -36,12 +37,21 @@
   {%- endcall %}
   {% do hindsight.validate_feature_view_columns(model_rows, cfg) %}
 
+  {#- An aggregation view stages its tiles (macros/aggregations/aggregation_tiles.sql), not the events. -#}
+  {%- set rows = model_rows -%}
+  {%- if cfg.aggregation -%}
+    {%- set rows = hindsight._spark_temp_view('tiles') -%}
+    {% call statement('tiles') -%}
+      create or replace temporary view {{ rows }} as
+      {{ hindsight.aggregation_tiles(model_rows, cfg, range, hindsight.validate_aggregation_events(model_rows, cfg)) }}
+    {%- endcall %}
+  {%- endif -%}
   {%- set in_range = hindsight.range_predicate(adapter.quote(range.column or cfg.timestamp_field), range) -%}
-  {%- set deferred = hindsight.future_rows('(select * from ' ~ model_rows ~ ' where ' ~ in_range ~ ') as hs_in_range', cfg, range) -%}
+  {%- set deferred = hindsight.future_rows('(select * from ' ~ rows ~ ' where ' ~ in_range ~ ') as hs_in_range', cfg, range) -%}
   {% call statement('stage') -%}
     create or replace temporary view {{ stage }} as
-    select {{ hindsight._spark_stage_columns(adapter.get_columns_in_relation(model_rows), cfg) | join(', ') }}
-    from {{ model_rows }}
+    select {{ hindsight._spark_stage_columns(adapter.get_columns_in_relation(rows), cfg) | join(', ') }}
+    from {{ rows }}
     where {{ in_range }}{% if deferred > 0 %} and {{ hindsight.future_rows_kept(cfg, range) }}{% endif %}
   {%- endcall %}
   {% set staged_rows = hindsight.validate_feature_view_rows(stage, cfg) %}
@@ -68,7 +78,7 @@
   {% do hindsight._spark_set_commit_metadata(engine, none) %}
   {%- do adapter.cache_added(target_relation) -%}
 
-  {% for view in [stage, model_rows] %}
+  {% for view in [stage] + ([rows] if cfg.aggregation else []) + [model_rows] %}
     {% call statement('drop_' ~ loop.index) -%}
       drop view if exists {{ view }}
     {%- endcall %}

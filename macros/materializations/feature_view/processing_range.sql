@@ -38,6 +38,11 @@
     {{ return({'mode': 'incremental', 'start': none, 'end': none, 'column': column, 'now': now}) }}
   {%- endif -%}
   {%- set start = hindsight._as_utc(newest) - modules.datetime.timedelta(seconds=cfg.lateness_seconds) -%}
+  {#- An aggregation view recomputes whole intervals: its tiles from floor(start, i) on need every
+      event of their interval, and rows it rewrites unchanged are skipped by the write's diff. -#}
+  {%- if cfg.aggregation -%}
+    {%- set start = hindsight._interval_bound(start, cfg.aggregation.interval_seconds, 'floor') -%}
+  {%- endif -%}
   {{ return({'mode': 'incremental', 'start': start, 'end': none, 'column': column, 'now': now}) }}
 {% endmacro %}
 
@@ -59,7 +64,27 @@
   {%- if not hindsight.feature_view_exists() -%}
     {{ exceptions.raise_compiler_error(cfg.where ~ ": cannot backfill a feature view that was never built; run it once without backfill vars first.") }}
   {%- endif -%}
+  {#- An aggregation view's tiles depend on their whole interval: a backfill replaces whole intervals. -#}
+  {%- if cfg.aggregation -%}
+    {%- set widened = [hindsight._interval_bound(parsed[0], cfg.aggregation.interval_seconds, 'floor'),
+                       hindsight._interval_bound(parsed[1], cfg.aggregation.interval_seconds, 'ceil')] -%}
+    {%- if widened != parsed -%}
+      {{ log(cfg.where ~ ": backfill [" ~ parsed[0] ~ ", " ~ parsed[1] ~ ") widened to whole aggregation intervals (" ~ cfg.aggregation.interval ~ "): [" ~ widened[0] ~ ", " ~ widened[1] ~ ").", info=true) }}
+    {%- endif -%}
+    {%- set parsed = widened -%}
+  {%- endif -%}
   {{ return({'mode': 'backfill', 'start': parsed[0], 'end': parsed[1], 'column': cfg.timestamp_field, 'now': now}) }}
+{% endmacro %}
+
+{#- A naive UTC datetime rounded down ('floor') or up ('ceil') to a multiple of `seconds` since the Unix epoch. -#}
+{% macro _interval_bound(moment, seconds, direction) %}
+  {%- set epoch = modules.datetime.datetime(1970, 1, 1) -%}
+  {%- set delta = moment - epoch -%}
+  {%- set micros = delta.days * 86400000000 + delta.seconds * 1000000 + delta.microseconds -%}
+  {%- set size = seconds * 1000000 -%}
+  {%- set floored = (micros // size) * size -%}
+  {%- set bound = floored + size if direction == 'ceil' and floored != micros else floored -%}
+  {{ return(epoch + modules.datetime.timedelta(microseconds=bound)) }}
 {% endmacro %}
 
 {% macro _as_utc(value) %}
