@@ -22,6 +22,7 @@
 with transactions as (
     select merchant_id, ts, amount, is_fraud
     from {{ source('raw', 'transactions') }}
+    where {{ hindsight.source_time_filter('ts') }}
 )
 
 select

@@ -24,6 +24,7 @@
 with transactions as (
     select user_id, ts, amount, country
     from {{ source('raw', 'transactions') }}
+    where {{ hindsight.source_time_filter('ts') }}
 )
 
 select
