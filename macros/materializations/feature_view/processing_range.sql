@@ -26,7 +26,9 @@
   {%- if start is not none or end is not none -%}
     {{ return(hindsight._backfill_range(cfg, start, end, now)) }}
   {%- endif -%}
-  {%- if not is_incremental() -%}
+  {#- Qualified: in a user's project (Hindsight installed as a package) a bare is_incremental()
+      here resolves to dbt's own, which says false for every feature_view model. -#}
+  {%- if not hindsight.is_incremental() -%}
     {{ return(full) }}
   {%- endif -%}
   {%- set column = cfg.created_field or cfg.timestamp_field -%}
