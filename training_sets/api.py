@@ -26,7 +26,7 @@ from hindsight.training_sets import as_of
 from hindsight.training_sets.engine import Engine, PinnedTable, open_engine, pin_tables
 from hindsight.training_sets.errors import TrainingSetError
 from hindsight.training_sets.on_demand_step import run_on_demand
-from hindsight.training_sets.plan import TrainingPlan, plan_training_set
+from hindsight.training_sets.plan import TrainingPlan, plan_training_set, stored_type
 from hindsight.training_sets.selection import select_features
 from hindsight.training_sets.spine import UTC_MICROS, load_spine, prepare_spine
 from hindsight.training_sets.sql import SpineSpec, point_in_time_query
@@ -315,7 +315,7 @@ def _cast_to_stored_types(joined: pa.Table, plan: TrainingPlan, pinned: dict[str
     for view, reads in plan.reads.items():
         schema = pinned[view].schema
         for feature, name in reads:
-            stored = schema.field(feature).type
+            stored = stored_type(plan.views[view], feature, schema)
             index = joined.schema.get_field_index(name)
             if joined.schema.field(index).type != stored:
                 joined = joined.set_column(index, name, joined.column(index).cast(stored))

@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
+from hindsight.offline_store import tiles
 from hindsight.on_demand import OnDemandError, OnDemandView, from_registry
 from hindsight.registry_sync.model import FeatureRef, FeatureView, OnDemandFeatureView, Registry
 from hindsight.training_sets.errors import TrainingSetError, near_names
 from hindsight.training_sets.selection import Selected
+from hindsight.training_sets.sql_tiles import columns_needed as tile_columns_needed
 from hindsight.training_sets.sql_parts import INTERNAL_PREFIX, ViewRequest
 
 
@@ -56,11 +60,34 @@ class TrainingPlan:
         return {f: step.view.name for step in self.on_demand for f in step.view.request_fields}
 
     def columns_needed(self, view: str) -> list[str]:
-        """The Delta columns a view is read with: keys, times, features (no partition columns)."""
+        """The Delta columns a view is read with: keys, times, features (no partition columns).
+
+        An aggregation view's table holds tiles, not features: keys, as-of time, tile start and
+        the tile parts the requested features need.
+        """
         fv = self.views[view]
+        if fv.is_aggregation:
+            return tile_columns_needed(fv, [feature for feature, _ in self.reads[view]])
         times = [fv.timestamp_field] + ([fv.created_field] if fv.created_field else [])
         wanted = [*fv.join_keys, *times, *(feature for feature, _ in self.reads[view])]
         return list(dict.fromkeys(wanted))
+
+
+def stored_type(view: FeatureView, feature: str, schema: pa.Schema) -> pa.DataType:
+    """The Arrow type a feature column gets in a training set, from the view's Delta schema.
+
+    A batch view's feature is a column of its table. An aggregation feature takes its tile part's
+    type: count int64, mean and stddev float64, sum its `__sum` part's, min/max/last the input's.
+    """
+    if not view.is_aggregation:
+        return schema.field(feature).type
+    aggregation = next(a for a in view.aggregations if a.name == feature)
+    if aggregation.function == "count":
+        return pa.int64()
+    if aggregation.function in ("mean", "stddev"):
+        return pa.float64()
+    part = {"sum": "sum", "min": "min", "max": "max", "last": "last"}[aggregation.function]
+    return schema.field(tiles.part_column(aggregation.column, part)).type
 
 
 def plan_training_set(registry: Registry, selected: Sequence[Selected]) -> TrainingPlan:

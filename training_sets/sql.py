@@ -8,6 +8,9 @@
   unchanged without raising, so the AST is built differently: a UNION ALL timeline of feature and
   spine rows with running maxima (`sql_window`). It runs on DuckDB as well (the tests do).
 
+Aggregation views (tiles of partial aggregates) combine their tiles at the spine time
+(`sql_tiles`), using the same two forms for the as-of part.
+
 Both end in an equi-join back to the feature rows and apply the ttl in the projection, never in a
 join condition (a ttl bound in a LEFT JOIN's ON made DuckDB 1.5 pick a blockwise nested-loop join:
 60 s instead of 0.26 s on 100k spine x 500k feature rows, measured on 2 cores).
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from hindsight.training_sets import sql_asof, sql_window
+from hindsight.training_sets import sql_asof, sql_tiles, sql_window
 from hindsight.training_sets.errors import TrainingSetError
 from hindsight.training_sets.sql_parts import SpineSpec, ViewRequest, column, seconds, table
 
@@ -69,6 +72,10 @@ def point_in_time_query(
     form = sql_asof if dialect == "duckdb" else sql_window
     query = exp.select(*(column(c, spine.relation) for c in spine.columns)).from_(table(spine.relation))
     for request in requests:
+        if request.view.is_aggregation:
+            query = sql_tiles.add_view(query, spine, request, form)
+            query = query.select(*sql_tiles.projections(request), copy=False)
+            continue
         query = form.add_view(query, spine, request, honor_created)
         query = query.select(*feature_projections(spine, request), copy=False)
     return query.order_by(exp.Ordered(this=column(spine.row_id, spine.relation)), copy=False)
