@@ -7,9 +7,11 @@ uses disappears.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from hindsight.core.durations import format_duration
 from hindsight.registry_sync.model import FeatureRef, FeatureService, FeatureView, OnDemandFeatureView, Registry
 
 View = FeatureView | OnDemandFeatureView
@@ -112,7 +114,7 @@ def _one_view_changes(old: View, new: View, used: dict[tuple[str, str], list[str
     if isinstance(old, FeatureView) and isinstance(new, FeatureView):
         if old.join_keys != new.join_keys:
             changes.append(Change("changed", kind, new.name, f"join keys {list(old.join_keys)} -> {list(new.join_keys)}", breaking=True))
-        for attribute in ("timestamp_field", "created_field", "ttl_seconds", "online", "delta_uri", "kind"):
+        for attribute in ("timestamp_field", "created_field", "ttl_seconds", "online", "delta_uri", "kind", "aggregation_interval_seconds"):
             if getattr(old, attribute) != getattr(new, attribute):
                 changes.append(Change("changed", kind, new.name, f"{attribute} {getattr(old, attribute)!r} -> {getattr(new, attribute)!r}"))
     before = {f.name: f for f in old.features}
@@ -127,9 +129,20 @@ def _one_view_changes(old: View, new: View, used: dict[tuple[str, str], list[str
         if before[name].dtype != after[name].dtype:
             changes.append(Change("changed", "feature", f"{new.name}:{name}",
                                   f"type {before[name].dtype} -> {after[name].dtype}", breaking=True))
+        elif _aggregation(old, name) != _aggregation(new, name):
+            changes.append(Change("changed", "feature", f"{new.name}:{name}",
+                                  f"aggregates {_aggregation(old, name)} -> {_aggregation(new, name)}"))
         elif before[name].description != after[name].description:
             changes.append(Change("changed", "feature", f"{new.name}:{name}", "description"))
     return changes
+
+
+def _aggregation(view: View, feature: str) -> str:
+    """What a feature aggregates, e.g. "sum(amount) over 7d"; "(no aggregation)" for a batch or on-demand feature."""
+    for a in view.aggregations if isinstance(view, FeatureView) else ():
+        if a.name == feature:
+            return f"{a.function}({a.column}) over {format_duration(dt.timedelta(seconds=a.window_seconds))}"
+    return "(no aggregation)"
 
 
 def _service_changes(old: Registry, new: Registry) -> list[Change]:

@@ -4,7 +4,8 @@ Where each object is declared (all visible in dbt docs):
 - entities: `meta.hindsight.entity` of a source table (or model) that describes the entity,
   e.g. `{name: user, join_keys: [user_id], description: ...}`;
 - feature views: models materialized as `feature_view` (their config keys, description, columns);
-  feature types come from the Delta table's schema;
+  feature types come from the Delta table's schema; with `aggregation_interval` in the config, an
+  aggregation view whose features are its declared aggregations (`registry_sync.aggregations`);
 - feature services: exposures of type `ml` listing `meta.hindsight.features`
   (`view:feature`, `view:*`, or `{feature: view:feature, alias: name}`);
 - on-demand feature views: Python functions the caller discovered and hands in (the CLI does;
@@ -23,6 +24,7 @@ import pyarrow as pa
 from hindsight.core.durations import parse_duration
 from hindsight.core.suggest import did_you_mean
 from hindsight.offline_store.uris import absolute_uri
+from hindsight.registry_sync import aggregations
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
 from hindsight.registry_sync.model import (
     Entity,
@@ -149,6 +151,9 @@ def _feature_view(
     if not keys or not timestamp_field:
         problems.append(f"{where}: config needs entities and timestamp_field")
         return None
+    spec = aggregations.parse_spec(config, where, problems) if aggregations.is_aggregation_config(config) else None
+    if aggregations.is_aggregation_config(config) and spec is None:
+        return None
     ttl_seconds = _ttl_seconds(config.get("ttl"), where, problems)
     view_entities = _entities_of(keys, entities, where, problems)
     uri = uri_of(node)
@@ -163,14 +168,18 @@ def _feature_view(
             problems.append(f"{where}: column {column} (from its config) is not in the Delta table ({', '.join(schema.names)})")
     not_features = {*keys, timestamp_field, created_field, *partition_columns}
     docs = node.get("columns") or {}
-    features = tuple(
-        Feature(name=f.name, dtype=arrow_type_name(f.type), description=(docs.get(f.name) or {}).get("description", ""))
-        for f in schema
-        if f.name not in not_features
-    )
+    if spec is not None:
+        rebuild = f"rebuild it: `dbt build --select {name} --full-refresh`"
+        features = aggregations.features(spec, schema, docs, where, rebuild, problems)
+    else:
+        features = tuple(
+            Feature(name=f.name, dtype=arrow_type_name(f.type), description=(docs.get(f.name) or {}).get("description", ""))
+            for f in schema
+            if f.name not in not_features
+        )
     return FeatureView(
         name=name,
-        kind="batch",
+        kind="batch" if spec is None else "aggregation",
         entities=view_entities,
         join_keys=tuple(keys),
         join_key_dtypes=tuple(arrow_type_name(schema.field(k).type) if k in schema.names else "" for k in keys),
@@ -187,6 +196,8 @@ def _feature_view(
         upstream=tuple(node.get("depends_on", {}).get("nodes", ())),
         unique_id=node["unique_id"],
         original_file_path=node["original_file_path"],
+        aggregation_interval_seconds=None if spec is None else spec.interval_seconds,
+        aggregations=() if spec is None else spec.aggregations,
     )
 
 
