@@ -184,3 +184,46 @@ def test_a_users_project_builds_its_aggregation_view_and_none_of_the_demos(user_
     assert tiles["_events"] == [1, 1, 2]  # 09:58 alone in its hour; 10:05, then 10:05 and 10:40
     assert tiles["amount__sum"] == [10.0, 20.0, 50.0]
     assert [t.hour for t in tiles["_tile_start"]] == [9, 10, 10]
+
+
+#: The demo's aggregation features, in config order (aggregation, function, window), with dtypes.
+FEATURES = {
+    "user_transaction_aggregates": [
+        *[(f"txn_count_{w}", "int64") for w in ("1h", "1d", "7d", "30d")],
+        *[(f"amount_{f}_{w}", "float64") for f in ("sum", "mean", "max") for w in ("1h", "1d", "7d", "30d")],
+        *[(f"amount_{f}_{w}", "float64") for f in ("min", "stddev") for w in ("7d", "30d")],
+        ("country_last_30d", "string"),
+    ],
+    "merchant_risk": [
+        ("txn_count_7d", "int64"), ("txn_count_30d", "int64"), ("amount_sum_7d", "float64"), ("amount_sum_30d", "float64"),
+        ("fraud_mean_7d", "float64"), ("fraud_mean_30d", "float64"),
+    ],
+}
+
+
+def test_the_registry_describes_every_demo_aggregation_feature(demo_project, demo_registry):
+    intervals = {"user_transaction_aggregates": 3600, "merchant_risk": 86400}
+    for name, expected in FEATURES.items():
+        view = demo_registry.view(name)
+        assert (view.kind, view.aggregation_interval_seconds, view.ttl_seconds) == ("aggregation", intervals[name], None)
+        assert [(f.name, f.dtype) for f in view.features] == expected
+        documented = {c["name"]: c["description"] for c in _model_columns(demo_project, name)}
+        for feature in view.features:
+            assert feature.description and feature.description == documented[feature.name], feature.name
+    risk = demo_registry.view("merchant_risk")
+    assert all(f.description.startswith("Fraud rate") for f in risk.features if f.name.startswith("fraud_mean_"))
+    assert {(a.name, a.function, a.column, a.window_seconds) for a in risk.aggregations if a.function == "mean"} == {
+        ("fraud_mean_7d", "mean", "fraud", 7 * 86400), ("fraud_mean_30d", "mean", "fraud", 30 * 86400)}
+    service = next(s for s in demo_registry.feature_services if s.name == "fraud_detection")
+    assert {(r.view, r.feature, r.alias) for r in service.features if r.view == "merchant_risk"} == {
+        ("merchant_risk", "fraud_mean_7d", "merchant_fraud_rate_7d"),
+        ("merchant_risk", "fraud_mean_30d", "merchant_fraud_rate_30d"),
+        ("merchant_risk", "txn_count_30d", "merchant_txn_count_30d"),
+    }
+
+
+def _model_columns(project, view: str) -> list[dict]:
+    import yaml
+
+    document = yaml.safe_load((project.root / "models" / "features" / f"{view}.yml").read_text())
+    return next(m for m in document["models"] if m["name"] == view)["columns"]
