@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import sys
 from typing import NoReturn
@@ -179,16 +180,24 @@ def _print_document(document: dict) -> None:
             value = ", ".join(f"{k} ({v})" for k, v in value.items())
         elif isinstance(value, (list, tuple)):
             value = ", ".join(map(str, value))
-        click.echo(f"{key + ':':<17}{'-' if value is None or value == '' else value}")
+        click.echo(f"{key + ':':<16} {'-' if value is None or value == '' else value}")
     if "features" in document:
         click.echo(f"features ({len(document['features'])}):")
         width = max((len(f["name"]) for f in document["features"]), default=0)
+        # Aggregation features also say what they compute: "sum(amount) over 7d".
+        computed = {f["name"]: f"{f['function']}({f['input_column']}) over {f['window']}" for f in document["features"] if "function" in f}
+        span = max(map(len, computed.values()), default=0)
         for f in document["features"]:
-            click.echo(f"  {f['name']:<{width}}  {f['type']:<8} {f['description'] or ''}".rstrip())
+            what = f"{computed[f['name']]:<{span}}  " if computed else ""
+            click.echo(f"  {f['name']:<{width}}  {f['type']:<8} {what}{f['description'] or ''}".rstrip())
 
 
 def view_document(view: FeatureView | OnDemandFeatureView) -> dict:
-    """The JSON shape of a view in `registry show --json`."""
+    """The JSON shape of a view in `registry show --json`.
+
+    An aggregation view adds `aggregation_interval` and, per feature, `function`, `input_column`
+    ("*" counts events) and `window` (durations as config writes them: '7d').
+    """
     features = [{"name": f.name, "type": f.dtype, "description": f.description} for f in view.features]
     if isinstance(view, OnDemandFeatureView):
         return {
@@ -200,7 +209,7 @@ def view_document(view: FeatureView | OnDemandFeatureView) -> dict:
             "description": view.description,
             "features": features,
         }
-    return {
+    document = {
         "name": view.name,
         "kind": view.kind,
         "entities": list(view.join_keys),
@@ -217,6 +226,24 @@ def view_document(view: FeatureView | OnDemandFeatureView) -> dict:
         "file": view.original_file_path,
         "features": features,
     }
+    if view.is_aggregation:
+        document = _with_aggregations(document, view)
+    return document
+
+
+def _with_aggregations(document: dict, view: FeatureView) -> dict:
+    """`document` with the aggregation interval after ttl, and what each feature aggregates."""
+    interval = format_duration(dt.timedelta(seconds=view.aggregation_interval_seconds or 0))
+    keys = list(document)
+    at = keys.index("ttl") + 1
+    document = {**{k: document[k] for k in keys[:at]}, "aggregation_interval": interval, **{k: document[k] for k in keys[at:]}}
+    by_name = {a.name: a for a in view.aggregations}
+    for feature in document["features"]:
+        aggregation = by_name.get(feature["name"])
+        if aggregation is not None:
+            feature.update(function=aggregation.function, input_column=aggregation.column,
+                           window=format_duration(dt.timedelta(seconds=aggregation.window_seconds)))
+    return document
 
 
 def _load(version: int | None) -> Registry:

@@ -27,7 +27,8 @@
   {%- set ts = adapter.quote(cfg.timestamp_field) -%}
   {%- set interval_us = cfg.aggregation.interval_seconds * 1000000 -%}
   {%- set inputs = cfg.aggregation.inputs | rejectattr('column', 'equalto', names.star) | list -%}
-  {%- set counts_events = cfg.aggregation.inputs | selectattr('column', 'equalto', names.star) | list | length > 0 -%}
+  {%- set slots = {} -%}
+  {%- for input in inputs -%}{%- do slots.update({input.column: loop.index}) -%}{%- endfor -%}
   {%- set m2_slots = [] -%}
   {%- for input in inputs -%}{%- if 'stddev' in input.functions -%}{%- do m2_slots.append(loop.index) -%}{%- endif -%}{%- endfor -%}
   {%- set window = 'hs_tile_prefix' -%}
@@ -66,11 +67,11 @@ hs_groups as (
     group by {{ key_sql }}, hs_tile_us, hs_us, hs_ts
 )
 select {{ key_sql }}, hs_ts as {{ ts }}, {{ hindsight.from_epoch_micros('hs_tile_us') }} as {{ adapter.quote(names.tile_start) }}
-    {%- if counts_events %},
+    {%- for input in cfg.aggregation.inputs %}
+    {%- if input.column == names.star %},
     cast({{ hindsight.aggregate_over_window('sum', 'hs_g_events', window) }} as bigint) as {{ adapter.quote(names.event_count) }}
-    {%- endif %}
-    {%- for input in inputs %}
-    {%- set i = loop.index %}
+    {%- else %}
+    {%- set i = slots[input.column] %}
     {%- set n = hindsight.aggregate_over_window('sum', 'hs_g_n' ~ i, window) %}
     {%- for column in input.parts %}
     {%- set part = column[(input.column | length) + 2:] %},
@@ -93,6 +94,7 @@ select {{ key_sql }}, hs_ts as {{ ts }}, {{ hindsight.from_epoch_micros('hs_tile
     {{ exceptions.raise_compiler_error(cfg.where ~ ": no SQL for tile part " ~ part) }}
     {%- endif %} as {{ adapter.quote(column) }}
     {%- endfor %}
+    {%- endif %}
     {%- endfor %}
 from hs_groups
 window {{ window }} as (partition by {{ key_sql }}, hs_tile_us order by hs_us rows between unbounded preceding and current row)

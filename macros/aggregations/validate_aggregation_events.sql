@@ -18,7 +18,7 @@
     {%- endif -%}
     {%- set numeric_functions = input.functions | select('in', ['sum', 'mean', 'stddev']) | list -%}
     {%- if numeric_functions and not hindsight._is_numeric_type(types[input.column]) -%}
-      {{ exceptions.raise_compiler_error(cfg.where ~ ": rule 'numeric inputs' failed: " ~ numeric_functions | join(', ') ~ " of column " ~ input.column ~ " need a number, but it has type " ~ types[input.column] ~ "; cast it in the model, or use count, min, max or last. The Delta table was not changed.") }}
+      {{ exceptions.raise_compiler_error(cfg.where ~ ": rule 'numeric inputs' failed: column " ~ input.column ~ " has type " ~ types[input.column] ~ ", but " ~ numeric_functions | join(', ') ~ " need numbers; cast it in the model, or use count, min, max or last on it. The Delta table was not changed.") }}
     {%- endif -%}
   {%- endfor -%}
 

@@ -19,9 +19,15 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from deltalake import DeltaTable
+
+from tests.aggregation_oracle import assert_tiles_match, reference_tiles
+from tests.aggregation_strategies import AggregationCase, aggregation_cases
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +77,10 @@ sources:
       external_location: "read_parquet('{{ env_var('CLICKS_RAW') }}/{name}/*.parquet')"
     tables:
       - name: clicks
+      - name: case_0
+      - name: case_1
+      - name: case_2
+      - name: case_3
 """
 
 #: The view under test: every function, two default windows, one aggregation with its own.
@@ -112,7 +122,7 @@ BROKEN = {
     "missing_column": ({"aggregations": "[{'column': 'amout', 'functions': ['sum']}]"},
                        "config 'aggregations' names column amout (did you mean amount?), which is not in the model's output"),
     "sum_of_text": ({"aggregations": "[{'column': 'country', 'functions': ['sum']}]"},
-                    "rule 'numeric inputs' failed: sum of column country need a number"),
+                    "rule 'numeric inputs' failed: column country has type varchar, but sum need numbers"),
     "with_ttl": ({"ttl": "'30d'", "aggregations": "[{'column': '*', 'functions': ['count']}]"},
                  "config 'ttl' is not supported on aggregation views: each window bounds the events"),
     "with_created": ({"created_field": "'ts2'", "aggregations": "[{'column': '*', 'functions': ['count']}]"},
@@ -153,57 +163,33 @@ def generate_events(seed: int, start: dt.datetime, hours: int, users: int = 4, p
 def write_events(raw: Path, frame: pd.DataFrame, part: str) -> None:
     folder = raw / "clicks"
     folder.mkdir(parents=True, exist_ok=True)
-    table = pa.table({
+    pq.write_table(events_table(frame), folder / f"{part}.parquet")
+
+
+# --- the reference: tests/aggregation_oracle.py, from the definition ------------------------------
+
+AGGREGATIONS = [
+    {"column": "*", "name": "click", "functions": ["count"]},
+    {"column": "amount", "functions": ["count", "sum", "mean", "max"]},
+    {"column": "amount", "functions": ["min", "stddev", "last"], "windows": ["1d"]},
+    {"column": "country", "functions": ["last", "min"], "windows": ["1d"]},
+]
+
+
+def events_table(frame: pd.DataFrame) -> pa.Table:
+    return pa.table({
         "user_id": pa.array(frame["user_id"], pa.int64()),
         "ts": pa.array([None if pd.isna(t) else t for t in frame["ts"]], pa.timestamp("us", "UTC")),
         "amount": pa.array(frame["amount"], pa.float64()),
         "country": pa.array(frame["country"], pa.string()),
     })
-    pq.write_table(table, folder / f"{part}.parquet")
 
 
-# --- the reference, from the definition ---------------------------------------------------------
-
-def _floor(ts: dt.datetime, interval: dt.timedelta) -> dt.datetime:
-    epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
-    return epoch + ((ts - epoch) // interval) * interval
-
-
-def _last(sub: pd.DataFrame, column: str) -> tuple[object, object]:
-    known = sub[sub[column].notna()]
-    if known.empty:
-        return None, None
-    newest = known["ts"].max()
-    return max(known[known["ts"] == newest][column]), newest  # ties: the largest value
-
-
-def reference_tiles(events: pd.DataFrame, interval: dt.timedelta, now: dt.datetime) -> pd.DataFrame:
-    """The tile rows of VIEW, computed event by event from the definition."""
-    events = events.assign(ts=pd.to_datetime(events["ts"], utc=True))
-    kept = events[events["ts"].notna() & (events["ts"] < now)].copy()
-    kept["tile"] = [_floor(t, interval) for t in kept["ts"]]
-    rows = []
-    for (user, tile), group in kept.groupby(["user_id", "tile"]):
-        for e in sorted(group["ts"].unique()):
-            sub = group[group["ts"] <= e]
-            amounts = sub["amount"].dropna()
-            n = len(amounts)
-            last, last_at = _last(sub, "amount")
-            c_last, c_last_at = _last(sub, "country")
-            countries = sub["country"].dropna()
-            rows.append({
-                "user_id": user, "ts": e, "_tile_start": tile, "_events": len(sub),
-                "amount__n": n,
-                "amount__sum": amounts.sum() if n else None,
-                "amount__m2": float(((amounts - amounts.mean()) ** 2).sum()) if n else None,
-                "amount__min": amounts.min() if n else None,
-                "amount__max": amounts.max() if n else None,
-                "amount__last": last, "amount__last_at": last_at,
-                "country__min": countries.min() if len(countries) else None,
-                "country__last": c_last, "country__last_at": c_last_at,
-                "_partition_date": e.date(),
-            })
-    return pd.DataFrame(rows, columns=TILE_COLUMNS)
+def reference(frame: pd.DataFrame, now: dt.datetime = NOW) -> pa.Table:
+    """VIEW's tile rows from the oracle; rows from the future are deferred by the run."""
+    table = events_table(frame)
+    kept = table.filter(pc.or_kleene(pc.is_null(table["ts"]), pc.less(table["ts"], pa.scalar(now, pa.timestamp("us", "UTC")))))
+    return reference_tiles(kept, ["user_id"], "ts", AGGREGATIONS, HOUR)
 
 
 def read_tiles(location: Path) -> pd.DataFrame:
@@ -211,23 +197,9 @@ def read_tiles(location: Path) -> pd.DataFrame:
     return frame.sort_values(["user_id", "ts"]).reset_index(drop=True)
 
 
-def assert_same_tiles(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
-    """Equal row for row: keys and times exactly, floats to 1e-9 relative (m2 to 1e-6)."""
+def assert_same_tiles(actual: pd.DataFrame, expected: pa.Table) -> None:
     assert list(actual.columns) == TILE_COLUMNS
-    expected = expected.sort_values(["user_id", "ts"]).reset_index(drop=True)
-    assert len(actual) == len(expected)
-    for column in TILE_COLUMNS:
-        got, want = actual[column].tolist(), expected[column].tolist()
-        for index, (g, w) in enumerate(zip(got, want)):
-            if pd.isna(w):
-                assert pd.isna(g), (column, index, g)
-            elif isinstance(w, float):
-                tolerance = 1e-6 if column.endswith("__m2") else 1e-9
-                assert g == pytest.approx(w, rel=tolerance, abs=1e-6 if column.endswith("__m2") else 1e-9), (column, index, actual.iloc[index].to_dict())
-            elif isinstance(w, dt.datetime):
-                assert pd.Timestamp(g) == pd.Timestamp(w), (column, index)
-            else:
-                assert g == w, (column, index, actual.iloc[index].to_dict())
+    assert_tiles_match(pa.Table.from_pandas(actual, preserve_index=False), expected, check_types=False)
 
 
 # --- the project --------------------------------------------------------------------------------
@@ -262,6 +234,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("clicks") / "clicks"
     (root / "models" / "features").mkdir(parents=True)
     (root / "models" / "broken").mkdir(parents=True)
+    (root / "models" / "features" / "cases").mkdir(parents=True)
     (root / "dbt_project.yml").write_text(DBT_PROJECT)
     (root / "profiles.yml").write_text(PROFILES)
     (root / "models" / "sources.yml").write_text(SOURCES)
@@ -293,16 +266,19 @@ def built(project: Project) -> dict[str, object]:
     write_events(project.raw, ODD, "part-odd")
     first = project.dbt("run", "--select", "user_clicks")
     first_tiles = read_tiles(project.store / "user_clicks")
+    first_arrow = DeltaTable(str(project.store / "user_clicks")).to_pyarrow_table()
     write_events(project.raw, APPENDED, "part-1")
     second = project.dbt("run", "--select", "user_clicks")
-    return {"first": first, "first_tiles": first_tiles, "second": second,
+    return {"first": first, "first_tiles": first_tiles, "first_arrow": first_arrow, "second": second,
             "second_tiles": read_tiles(project.store / "user_clicks"),
             "incremental_mode": DeltaTable(str(project.store / "user_clicks")).history(1)[0]["hindsight_mode"]}
 
 
 def test_full_build_writes_the_reference_tiles(built) -> None:
     everything = pd.concat([EVENTS, ODD], ignore_index=True)
-    assert_same_tiles(built["first_tiles"], reference_tiles(everything, HOUR, NOW))
+    assert_same_tiles(built["first_tiles"], reference(everything))
+    # Arrow types too: counts int64, sums and m2 float64, min/max/last the input's type.
+    assert_tiles_match(built["first_arrow"], reference(everything))
 
 
 def test_null_event_times_and_future_events_are_reported(built) -> None:
@@ -314,7 +290,7 @@ def test_null_event_times_and_future_events_are_reported(built) -> None:
 def test_incremental_run_after_appending_equals_a_full_refresh(project: Project, built) -> None:
     everything = pd.concat([EVENTS, ODD, APPENDED], ignore_index=True)
     assert built["incremental_mode"] == "incremental"
-    assert_same_tiles(built["second_tiles"], reference_tiles(everything, HOUR, NOW))
+    assert_same_tiles(built["second_tiles"], reference(everything))
     project.dbt("run", "--select", "user_clicks", "--full-refresh")
     pd.testing.assert_frame_equal(read_tiles(project.store / "user_clicks"), built["second_tiles"], check_exact=False, rtol=1e-9)
 
@@ -336,8 +312,10 @@ def test_backfill_widens_to_whole_intervals(project: Project, built) -> None:
     inside = (tiles["ts"] >= lo) & (tiles["ts"] < hi)
     assert inside.any() and (~inside).any()
     before = built["second_tiles"]
-    reference = reference_tiles(changed, HOUR, NOW)
-    assert_same_tiles(tiles[inside].reset_index(drop=True), reference[(reference["ts"] >= lo) & (reference["ts"] < hi)])
+    expected = reference(changed)
+    in_range = pc.and_(pc.greater_equal(expected["ts"], pa.scalar(lo, expected.schema.field("ts").type)),
+                       pc.less(expected["ts"], pa.scalar(hi, expected.schema.field("ts").type)))
+    assert_same_tiles(tiles[inside].reset_index(drop=True), expected.filter(in_range))
     pd.testing.assert_frame_equal(tiles[~inside].reset_index(drop=True),
                                   before[~((before["ts"] >= lo) & (before["ts"] < hi))].reset_index(drop=True))
 
@@ -365,3 +343,25 @@ def test_sail_writes_the_same_tiles_as_duckdb(project: Project, built, sail_remo
     write_events(raw, APPENDED, "part-1")
     project.run("dbt", "run", "--select", "user_clicks", **spark)
     pd.testing.assert_frame_equal(read_tiles(store / "user_clicks"), built["second_tiles"], check_exact=False, rtol=1e-9)
+
+
+CASES = 4
+
+
+@settings(max_examples=2, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(cases=st.lists(aggregation_cases(max_entities=3, max_events=8), min_size=CASES, max_size=CASES))
+def test_random_event_streams_tile_as_the_oracle_says(project: Project, cases: list[AggregationCase]) -> None:
+    """Drawn intervals, windows, specs (every function; float, integer and text inputs) and events
+    (on interval bounds, tied, far apart, NULL values): one view per case, built in one dbt run."""
+    folder = project.root / "models" / "features" / "cases"
+    for index, case in enumerate(cases):
+        settings_ = ", ".join(f"{key}={value!r}" for key, value in case.config.items())
+        (folder / f"case_{index}.sql").write_text(
+            f"{{{{ config(entities=['user_id'], timestamp_field='ts', {settings_}) }}}}\n"
+            f"select user_id, ts, amount, quantity, country from {{{{ source('raw', 'case_{index}') }}}}\n")
+        (project.raw / f"case_{index}").mkdir(parents=True, exist_ok=True)
+        pq.write_table(case.events, project.raw / f"case_{index}" / "events.parquet")
+    project.dbt("run", "--select", "path:models/features/cases", "--full-refresh")
+    for index, case in enumerate(cases):
+        actual = DeltaTable(str(project.store / f"case_{index}")).to_pyarrow_table()
+        assert_tiles_match(actual, reference_tiles(case.events, ["user_id"], "ts", case.aggregations, case.interval))

@@ -13,6 +13,7 @@
 {% materialization feature_view, adapter='duckdb' %}
   {%- set cfg = hindsight.feature_view_config() -%}
   {%- set range = hindsight.processing_range() -%}
+  {%- do hindsight.log_widened_range(cfg, range) -%}
 
   {%- set target_relation = this.incorporate(type='view') -%}
   {%- set model_rows = make_intermediate_relation(target_relation, suffix='__hindsight_model') -%}

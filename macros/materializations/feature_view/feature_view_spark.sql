@@ -23,6 +23,7 @@
   {%- set cfg = hindsight.feature_view_config() -%}
   {%- set engine = hindsight.spark_engine() -%}
   {%- set range = hindsight.processing_range() -%}
+  {%- do hindsight.log_widened_range(cfg, range) -%}
   {#- Registers a Delta table found at the location, whatever the catalog knew. -#}
   {%- set exists = hindsight.feature_view_exists() -%}
   {%- set target_relation = this.incorporate(type='table') -%}

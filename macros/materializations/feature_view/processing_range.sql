@@ -70,12 +70,17 @@
   {%- if cfg.aggregation -%}
     {%- set widened = [hindsight._interval_bound(parsed[0], cfg.aggregation.interval_seconds, 'floor'),
                        hindsight._interval_bound(parsed[1], cfg.aggregation.interval_seconds, 'ceil')] -%}
-    {%- if widened != parsed -%}
-      {{ log(cfg.where ~ ": backfill [" ~ parsed[0] ~ ", " ~ parsed[1] ~ ") widened to whole aggregation intervals (" ~ cfg.aggregation.interval ~ "): [" ~ widened[0] ~ ", " ~ widened[1] ~ ").", info=true) }}
-    {%- endif -%}
-    {%- set parsed = widened -%}
+    {{ return({'mode': 'backfill', 'start': widened[0], 'end': widened[1], 'column': cfg.timestamp_field, 'now': now, 'requested': parsed}) }}
   {%- endif -%}
   {{ return({'mode': 'backfill', 'start': parsed[0], 'end': parsed[1], 'column': cfg.timestamp_field, 'now': now}) }}
+{% endmacro %}
+
+{#- The materialization's one log line for a backfill an aggregation view widened to whole intervals. -#}
+{% macro log_widened_range(cfg, range) %}
+  {%- set requested = range.get('requested') -%}
+  {%- if requested and requested != [range.start, range.end] -%}
+    {{ log(cfg.where ~ ": backfill [" ~ requested[0] ~ ", " ~ requested[1] ~ ") widened to whole aggregation intervals (" ~ cfg.aggregation.interval ~ "): [" ~ range.start ~ ", " ~ range.end ~ ").", info=true) }}
+  {%- endif -%}
 {% endmacro %}
 
 {#- A naive UTC datetime rounded down ('floor') or up ('ceil') to a multiple of `seconds` since the Unix epoch. -#}
