@@ -7,6 +7,10 @@ macros/materializations/feature_view/spark_check_contract.sql) and refuses a wri
 contract, before anything is committed. This module owns the file's format, so the
 materialization never imports the registry.
 
+An aggregation view's contracted columns are the tile part columns its used features are computed
+from (`amount__sum`, `_events`, ...; offline_store/tiles.py), each `used_by` naming the consumer and
+those features ("feature service fraud (amount_sum_7d)"): the gate below needs no special case.
+
 Types are Delta's own type names (`long`, `double`, `string`, `timestamp`, `decimal(10,2)`): the
 table records them whatever Arrow spelling a writer used (`string`, `large_string` and
 `string_view` are all Delta `string`), and Spark shows the same names.

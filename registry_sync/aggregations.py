@@ -58,7 +58,9 @@ def parse_spec(config: Mapping[str, Any], where: str, problems: list[str]) -> Ag
     if config.get("ttl") not in (None, ""):
         problems.append(f"{where}: ttl does not apply to aggregation views: each window bounds its events; remove ttl")
     interval = _seconds(config.get("aggregation_interval"), f"{where}: aggregation_interval", problems)
-    default_windows = _window_list(config.get("windows"), f"{where}: windows", problems)
+    labels = _window_list(config.get("windows"), f"{where}: windows", problems)
+    # The view's windows are checked once here, not again in every aggregation that uses them.
+    default_windows = {label: _window_seconds(label, interval, f"{where}: windows", problems) for label in labels}
     entries = config.get("aggregations")
     if not isinstance(entries, list) or not entries:
         problems.append(
@@ -101,7 +103,9 @@ def _window_list(value: Any, where: str, problems: list[str]) -> list[str]:
     return labels
 
 
-def _entry(entry: Any, where: str, default_windows: list[str], interval: int | None, problems: list[str]) -> list[Aggregation]:
+def _entry(
+    entry: Any, where: str, default_windows: dict[str, int | None], interval: int | None, problems: list[str]
+) -> list[Aggregation]:
     if not isinstance(entry, Mapping):
         problems.append(f"{where}: expected a mapping with keys {', '.join(AGGREGATION_KEYS)}, got {entry!r}")
         return []
@@ -125,10 +129,11 @@ def _entry(entry: Any, where: str, default_windows: list[str], interval: int | N
                             f"aggregation views support {', '.join(tiles.FUNCTIONS)}")
         elif column == tiles.STAR and function != "count":
             problems.append(f"{where}: column '*' only supports count (got {function}); name an input column")
-    windows = _window_list(entry.get("windows"), f"{where}: windows", problems) or default_windows
+    own = _window_list(entry.get("windows"), f"{where}: windows", problems)
+    seconds = {label: _window_seconds(label, interval, where, problems) for label in own} if own else default_windows
+    windows = list(seconds)
     if not windows:
         problems.append(f"{where}: no windows: set 'windows' on it or the view's windows config")
-    seconds = {label: _window_seconds(label, interval, where, problems) for label in windows}
     if unknown or any(f not in tiles.FUNCTIONS or (column == tiles.STAR and f != "count") for f in functions):
         return []
     name = entry.get("name") or tiles.default_name(column)

@@ -114,9 +114,15 @@ def _one_view_changes(old: View, new: View, used: dict[tuple[str, str], list[str
     if isinstance(old, FeatureView) and isinstance(new, FeatureView):
         if old.join_keys != new.join_keys:
             changes.append(Change("changed", kind, new.name, f"join keys {list(old.join_keys)} -> {list(new.join_keys)}", breaking=True))
-        for attribute in ("timestamp_field", "created_field", "ttl_seconds", "online", "delta_uri", "kind", "aggregation_interval_seconds"):
+        for attribute in ("timestamp_field", "created_field", "ttl_seconds", "online", "delta_uri", "kind"):
             if getattr(old, attribute) != getattr(new, attribute):
                 changes.append(Change("changed", kind, new.name, f"{attribute} {getattr(old, attribute)!r} -> {getattr(new, attribute)!r}"))
+        if old.is_aggregation and new.is_aggregation and old.aggregation_interval_seconds != new.aggregation_interval_seconds:
+            # The rebuilt tiles align to the new interval: whoever reads them with the applied one combines them wrongly.
+            users = sorted({u for (view, _), us in used.items() if view == new.name for u in us})
+            detail = f"aggregation_interval {_duration(old.aggregation_interval_seconds)} -> {_duration(new.aggregation_interval_seconds)}"
+            changes.append(Change("changed", kind, new.name, detail + (f"; used by {', '.join(users)}" if users else ""),
+                                  breaking=bool(users)))
     before = {f.name: f for f in old.features}
     after = {f.name: f for f in new.features}
     for name in sorted(after.keys() - before.keys()):
@@ -137,11 +143,15 @@ def _one_view_changes(old: View, new: View, used: dict[tuple[str, str], list[str
     return changes
 
 
+def _duration(seconds: int | None) -> str:
+    return format_duration(dt.timedelta(seconds=seconds or 0))
+
+
 def _aggregation(view: View, feature: str) -> str:
     """What a feature aggregates, e.g. "sum(amount) over 7d"; "(no aggregation)" for a batch or on-demand feature."""
     for a in view.aggregations if isinstance(view, FeatureView) else ():
         if a.name == feature:
-            return f"{a.function}({a.column}) over {format_duration(dt.timedelta(seconds=a.window_seconds))}"
+            return f"{a.function}({a.column}) over {_duration(a.window_seconds)}"
     return "(no aggregation)"
 
 

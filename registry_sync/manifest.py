@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,13 @@ def registry_from_manifest(
     def uri_of(node: dict[str, Any]) -> str:
         return _delta_uri(node, offline_store, project_dir)
     entities = _entities(manifest, problems)
-    views = [
-        view
-        for node in _feature_view_nodes(manifest)
-        if (view := _feature_view(node, entities, read_schema, problems, uri_of)) is not None
-    ]
+    nodes = _feature_view_nodes(manifest)
+    views = [view for node in nodes if (view := _feature_view(node, entities, read_schema, problems, uri_of)) is not None]
+    # A view that could not be read has its own problem listed; services naming it add nothing.
+    unreadable = {node["name"] for node in nodes} - {view.name for view in views}
     odfvs = tuple(on_demand_views)
     _check_on_demand_inputs(odfvs, views, problems)
-    services = _services(manifest, views, odfvs, problems)
+    services = _services(manifest, views, odfvs, problems, unreadable)
     if problems:
         raise DefinitionErrors(problems)
     return Registry(
@@ -277,6 +277,7 @@ def _services(
     views: list[FeatureView],
     odfvs: tuple[OnDemandFeatureView, ...],
     problems: list[str],
+    unreadable: AbstractSet[str] = frozenset(),
 ) -> list[FeatureService]:
     every: list[FeatureView | OnDemandFeatureView] = [*views, *odfvs]
     catalog = {v.name: [f.name for f in v.features] for v in every}
@@ -289,7 +290,7 @@ def _services(
         if not _service_declaration_ok(exposure, declared, where, problems):
             continue
         listed = declared["features"]
-        refs = _service_refs(listed, catalog, where, problems)
+        refs = _service_refs(listed, catalog, where, problems, unreadable)
         _check_collisions(refs, where, problems)
         owner = exposure.get("owner") or {}
         services.append(
@@ -334,7 +335,9 @@ def _service_declaration_ok(exposure: dict[str, Any], declared: Any, where: str,
     return True
 
 
-def _service_refs(listed: Any, catalog: dict[str, list[str]], where: str, problems: list[str]) -> list[FeatureRef]:
+def _service_refs(
+    listed: Any, catalog: dict[str, list[str]], where: str, problems: list[str], unreadable: AbstractSet[str] = frozenset()
+) -> list[FeatureRef]:
     refs: list[FeatureRef] = []
     for item in listed if isinstance(listed, list) else [listed]:
         if isinstance(item, dict) and (unknown := [k for k in item if k not in SERVICE_FEATURE_KEYS]):
@@ -351,6 +354,8 @@ def _service_refs(listed: Any, catalog: dict[str, list[str]], where: str, proble
             problems.append(f"{where}: {error}")
             continue
         view, feature = parsed.view, parsed.feature
+        if view in unreadable:
+            continue
         if view not in catalog:
             problems.append(f"{where}: unknown feature view {view}{did_you_mean(view, catalog)}")
             continue

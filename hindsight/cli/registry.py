@@ -173,6 +173,7 @@ def _readable(registry: Registry, found) -> dict:
 
 
 def _print_document(document: dict) -> None:
+    width = max(17, *(len(key) + 2 for key in document))  # values line up after the longest label
     for key, value in document.items():
         if key == "features":
             continue
@@ -180,7 +181,7 @@ def _print_document(document: dict) -> None:
             value = ", ".join(f"{k} ({v})" for k, v in value.items())
         elif isinstance(value, (list, tuple)):
             value = ", ".join(map(str, value))
-        click.echo(f"{key + ':':<16} {'-' if value is None or value == '' else value}")
+        click.echo(f"{key + ':':<{width}}{'-' if value is None or value == '' else value}")
     if "features" in document:
         click.echo(f"features ({len(document['features'])}):")
         width = max((len(f["name"]) for f in document["features"]), default=0)

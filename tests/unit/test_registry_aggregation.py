@@ -122,7 +122,7 @@ WHERE = "feature view user_txn (models/features/user_txn.sql)"
         ({"aggregations": [{"column": "amount", "functions": ["sum"], "window": ["1d"]}]},
          f"{WHERE}: aggregations[1]: unknown key 'window' (did you mean windows?); accepted: column, functions, name, windows"),
         ({"aggregations": [{"functions": ["sum"]}]}, f"{WHERE}: aggregations[1]: 'column' is required"),
-        ({"windows": ["90m"]}, f"{WHERE}: aggregations[1]: window '90m' is not a multiple of aggregation_interval (1h); nearest valid: 1h or 2h"),
+        ({"windows": ["90m"]}, f"{WHERE}: windows: window '90m' is not a multiple of aggregation_interval (1h); nearest valid: 1h or 2h"),
         ({"windows": ["30m"]}, "window '30m' is not a multiple of aggregation_interval (1h); nearest valid: 1h"),
         ({"windows": None}, f"{WHERE}: aggregations[1]: no windows: set 'windows' on it or the view's windows config"),
         ({"aggregations": [{"column": "amount", "functions": ["sum"]}, {"column": "amount", "functions": ["sum", "max"]}]},
@@ -134,6 +134,8 @@ WHERE = "feature view user_txn (models/features/user_txn.sql)"
 def test_definition_errors_name_the_view_the_rule_and_the_fix(config, message):
     problems = errors(manifest(**config))
     assert any(message in p for p in problems), problems
+    # Said once, and the service that uses the view does not add "unknown feature view".
+    assert len([p for p in problems if message in p]) == 1 and not any("feature service" in p for p in problems), problems
 
 
 def test_a_table_without_a_needed_tile_column_asks_for_a_rebuild():
@@ -159,6 +161,7 @@ def test_a_view_without_aggregation_interval_stays_a_batch_view():
 
 
 def test_plan_shows_a_changed_interval_and_what_a_feature_aggregates():
+    """A new interval is breaking while something uses the view: its tiles no longer match the applied interval."""
     from hindsight.registry_sync.diff import plan
 
     before = build(manifest())
@@ -168,7 +171,7 @@ def test_plan_shows_a_changed_interval_and_what_a_feature_aggregates():
     schemas = {"/store/user_txn": tile_schema(EVENTS, ["user_id"], "ts", spec)}
     after = build(manifest(aggregation_interval="30m", aggregations=spec), schemas)
     assert [str(c) for c in plan(before, after).changes] == [
-        "~ feature_view user_txn: aggregation_interval_seconds 3600 -> 1800",
+        "~ feature_view user_txn: aggregation_interval 1h -> 30m; used by feature service fraud  [BREAKING]",
         "~ feature user_txn:amount_stddev_7d: aggregates stddev(amount) over 1w -> stddev(quantity) over 1w",
     ]
     spec[4] = {"column": "quantity", "name": "country", "functions": ["last"], "windows": ["30d"]}  # same name, int32
@@ -177,3 +180,6 @@ def test_plan_shows_a_changed_interval_and_what_a_feature_aggregates():
         "~ feature user_txn:amount_stddev_7d: aggregates stddev(amount) over 1w -> stddev(quantity) over 1w",
         "~ feature user_txn:country_last_30d: type string -> int32  [BREAKING]",
     ]
+    old, new = manifest(aggregation_interval="30m"), manifest()
+    old["exposures"] = new["exposures"] = {}
+    assert [str(c) for c in plan(build(old), build(new)).changes] == ["~ feature_view user_txn: aggregation_interval 30m -> 1h"]

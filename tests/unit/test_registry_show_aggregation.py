@@ -31,8 +31,9 @@ def run(project_dir, *args):
 
 def test_show_prints_the_interval_and_each_feature_s_function_column_and_window(project_dir):
     lines = run(project_dir, "show", "user_txn").splitlines()
-    assert "kind:            aggregation" in lines
-    assert lines.index("ttl:             -") + 1 == lines.index("aggregation_interval: 1h")
+    # The longest label, aggregation_interval, sets where the values start.
+    assert "kind:                 aggregation" in lines
+    assert lines.index("ttl:                  -") + 1 == lines.index("aggregation_interval: 1h")
     start = lines.index("features (13):") + 1
     assert lines[start:start + 3] == [
         "  txn_count_1h      int64    count(*) over 1h        Transactions in the last hour.",
