@@ -128,7 +128,6 @@ def add_view(query: exp.Select, spine: SpineSpec, request: ViewRequest, form: ob
     view, rel = request.view, request.relation
     wanted = aggregations_of(request)
     interval = int(view.aggregation_interval_seconds or 0)
-    frames = sorted({a.window_seconds // interval for a, _ in wanted} - {1})
     names = {step: f"{rel}__{step}" for step in ("spine", "final", "stack", "windows")}
 
     query = query.with_(_quoted(names["spine"]), as_=_tile_spine(spine, view, interval), copy=False)
@@ -143,13 +142,14 @@ def add_view(query: exp.Select, spine: SpineSpec, request: ViewRequest, form: ob
     for cte in values.args.pop("with_").expressions if values.args.get("with_") else []:
         query = query.with_(_quoted(cte.alias), as_=cte.this, copy=False)
 
-    parts = _parts_per_column(wanted)
-    if frames:
+    per_frame = _frame_parts(wanted, interval)
+    if per_frame:
+        parts = _parts_per_column([p for by_column in per_frame.values() for p in by_column.items()])
         query = query.with_(_quoted(names["final"]), as_=_final_tiles(view, rel, parts, interval), copy=False)
         query = query.with_(
-            _quoted(names["stack"]), as_=_frame_sums(view, names["final"], names["spine"], parts, frames), copy=False
+            _quoted(names["stack"]), as_=_frame_sums(view, names["final"], names["spine"], parts, per_frame), copy=False
         )
-        query = query.with_(_quoted(names["windows"]), as_=_markers(view, names["stack"], parts, frames), copy=False)
+        query = query.with_(_quoted(names["windows"]), as_=_markers(view, names["stack"], per_frame), copy=False)
         on = [*keys_equal(names["windows"], names["spine"], view.join_keys), _same_bucket(names["windows"], names["spine"])]
         values = values.join(table(names["windows"]), on=exp.and_(*on), join_type="LEFT", copy=False)
 
@@ -216,13 +216,28 @@ def _tile_spine(spine: SpineSpec, view: FeatureView, interval: int) -> exp.Selec
     )
 
 
-def _parts_per_column(wanted: list[tuple[Aggregation, str]]) -> dict[str, list[str]]:
-    """Input column -> the parts part A sums for it, in a fixed order."""
-    order = ("n", "sum", "m2", "q", "min", "max", "last")
-    found: dict[str, set[str]] = {}
+_PART_ORDER = ("n", "sum", "m2", "q", "min", "max", "last")
+
+
+def _frame_parts(wanted: list[tuple[Aggregation, str]], interval: int) -> dict[int, dict[str, list[str]]]:
+    """Frame (intervals per window, > 1) -> input column -> the parts part A sums over it."""
+    found: dict[int, dict[str, set[str]]] = {}
     for aggregation, _ in wanted:
-        found.setdefault(aggregation.column, set()).update(_COMBINED_PARTS[aggregation.function])
-    return {col: [p for p in order if p in parts] for col, parts in found.items()}
+        frame = aggregation.window_seconds // interval
+        if frame > 1:
+            found.setdefault(frame, {}).setdefault(aggregation.column, set()).update(_COMBINED_PARTS[aggregation.function])
+    return {
+        frame: {col: [p for p in _PART_ORDER if p in parts] for col, parts in by_column.items()}
+        for frame, by_column in sorted(found.items())
+    }
+
+
+def _parts_per_column(pairs: list[tuple[str, list[str]]]) -> dict[str, list[str]]:
+    """Input column -> every part any frame needs of it, in a fixed order."""
+    found: dict[str, set[str]] = {}
+    for col, parts in pairs:
+        found.setdefault(col, set()).update(parts)
+    return {col: [p for p in _PART_ORDER if p in parts] for col, parts in found.items()}
 
 
 def _part(col: str, part: str, relation: str | None = None) -> exp.Expression:
@@ -260,7 +275,7 @@ def _final_tiles(view: FeatureView, rel: str, parts: dict[str, list[str]], inter
 
 
 def _frame_sums(
-    view: FeatureView, final: str, spine: str, parts: dict[str, list[str]], frames: list[int]
+    view: FeatureView, final: str, spine: str, parts: dict[str, list[str]], per_frame: dict[int, dict[str, list[str]]]
 ) -> exp.Select:
     """Final tiles and spine markers in one stack, each part summed over every frame of intervals."""
     keys = [column(k) for k in view.join_keys]
@@ -276,7 +291,7 @@ def _frame_sums(
     )
     stack = exp.union(exp.select("*").from_(table(final)), markers, distinct=False)
     windows = []
-    for frame in frames:
+    for frame, frame_parts in per_frame.items():
         spec = exp.WindowSpec(
             kind="RANGE",
             start=exp.Literal.number(frame - 1),
@@ -284,7 +299,7 @@ def _frame_sums(
             end=exp.Literal.number(1),
             end_side="PRECEDING",
         )
-        for col, ps in parts.items():
+        for col, ps in frame_parts.items():
             for p in ps:
                 window = exp.Window(
                     this=_FRAME_AGGREGATE[p](column(_stacked(col, p))),
@@ -298,9 +313,9 @@ def _frame_sums(
     )
 
 
-def _markers(view: FeatureView, stack: str, parts: dict[str, list[str]], frames: list[int]) -> exp.Select:
+def _markers(view: FeatureView, stack: str, per_frame: dict[int, dict[str, list[str]]]) -> exp.Select:
     """Part A at each (entity, bucket) of the spine."""
-    sums = [column(_frame_column(col, p, f)) for f in frames for col, ps in parts.items() for p in ps]
+    sums = [column(_frame_column(col, p, f)) for f, by_column in per_frame.items() for col, ps in by_column.items() for p in ps]
     return (
         exp.select(*(column(k) for k in view.join_keys), column(BUCKET), *sums)
         .from_(table(stack))
