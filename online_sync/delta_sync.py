@@ -10,6 +10,7 @@ lost and, items being keyed by entity, nothing is duplicated.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 import time
@@ -37,6 +38,7 @@ from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailab
 from hindsight.online_sync.newest import DeltaSnapshot, NewestRows, change_source, full_source, open_delta
 from hindsight.online_sync.state import Lease, LeaseLost, SyncState, read_state
 from hindsight.online_sync.tables import ensure_table, online_views
+from hindsight.online_sync.tile_sync import TileLists, window_source, write_tile_items
 from hindsight.registry_sync.model import FeatureView, Registry
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ class ViewSyncReport:
     from_version: int | None
     to_version: int
     seconds: float
+    #: Aggregation views: items deleted because the entity's tiles left the table (incremental).
+    items_deleted: int = 0
 
 
 @dataclass(frozen=True)
@@ -228,8 +232,36 @@ def _load(newest: NewestRows, view: FeatureView, snapshot: DeltaSnapshot, mode: 
     return "full"
 
 
+def _sync_tiles(client: Any, config: OnlineStoreConfig, view: FeatureView, snapshot: DeltaSnapshot, mode: str,
+                first: int | None, now: dt.datetime | None) -> tuple[str, int, int, int]:
+    """An aggregation view's sync (`tile_sync`): (mode used, rows read, items written, items deleted).
+
+    Incremental reads the change data feed only for the entities it names; without the feed it
+    falls back to a full sync, as other views do.
+    """
+    sync_time = now or dt.datetime.now(dt.timezone.utc)
+    window = window_source(snapshot.table.to_pyarrow_dataset(), view, sync_time)
+    with TileLists(view) as lists:
+        loaded = False
+        if mode == "incremental" and first is not None:
+            try:
+                lists.load(window, change_source(snapshot, view, first))
+                loaded = True
+            except Exception as err:  # noqa: BLE001 - delta-rs and DuckDB raise several types for this
+                log.warning(
+                    "feature view %s: the change data feed of versions %s..%s is unavailable (%s); "
+                    "falling back to a full resync",
+                    view.name, first, snapshot.version, str(err).splitlines()[0] if str(err) else type(err).__name__,
+                )
+        if not loaded:
+            mode = "full"
+            lists.load(window_source(snapshot.table.to_pyarrow_dataset(), view, sync_time))
+        written, deleted = write_tile_items(client, config, view, lists, sync_time)
+        return mode, lists.rows_read, written, deleted
+
+
 def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full: bool = False,
-              progress: bool = True) -> ViewSyncReport:
+              progress: bool = True, now: dt.datetime | None = None) -> ViewSyncReport:
     """Sync one online view; see `sync`."""
     started = time.perf_counter()
     ensure_table(client, config, view)
@@ -243,19 +275,25 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
         previous = None if state is None else state.delta_version
         if mode == "unchanged":
             return ViewSyncReport(view.name, mode, 0, 0, 0, previous, snapshot.version, time.perf_counter() - started)
-        with NewestRows(view) as newest:
-            mode = _load(newest, view, snapshot, mode, first)
-            written, skipped = write_newest(
-                client, config, view, newest, skip_older_than_online=(mode == "incremental"), progress=progress
-            )
+        if view.is_aggregation:
+            mode, rows_read, written, deleted = _sync_tiles(client, config, view, snapshot, mode, first, now)
+            skipped = 0
+        else:
+            deleted = 0
+            with NewestRows(view) as newest:
+                mode = _load(newest, view, snapshot, mode, first)
+                written, skipped = write_newest(
+                    client, config, view, newest, skip_older_than_online=(mode == "incremental"), progress=progress
+                )
+                rows_read = newest.rows_read
         if lease.lost:
             raise LeaseLost(f"feature view {view.name}: the sync lease expired mid-sync; state not advanced")
         lease.commit_state(snapshot.table_id, snapshot.version)
     seconds = time.perf_counter() - started
-    log.info("feature view %s: %s sync wrote %d of %d rows in %.2f s", view.name, mode, written, newest.rows_read, seconds)
+    log.info("feature view %s: %s sync wrote %d of %d rows in %.2f s", view.name, mode, written, rows_read, seconds)
     return ViewSyncReport(
-        view.name, mode, newest.rows_read, written, skipped,
-        previous if mode == "incremental" else None, snapshot.version, seconds,
+        view.name, mode, rows_read, written, skipped,
+        previous if mode == "incremental" else None, snapshot.version, seconds, deleted,
     )
 
 
@@ -267,8 +305,12 @@ def sync(
     progress: bool = True,
     *,
     client: Any = None,
+    now: dt.datetime | None = None,
 ) -> SyncReport:
     """Upsert the newest row per entity of every online feature view into DynamoDB.
+
+    An aggregation view gets one item per entity holding its final tiles within the longest window
+    of the sync time (`tile_sync`); only the entities whose tiles changed, when incremental.
 
     Args:
         registry: the feature views (only `online=True` ones are synced).
@@ -277,6 +319,8 @@ def sync(
         full: ignore the saved state and resync every view from its whole Delta table.
         progress: show a tqdm bar (only on a terminal).
         client: a boto3 DynamoDB client to reuse.
+        now: the sync time, which decides the tiles still in an aggregation view's windows
+            (default: the current time, UTC).
 
     Returns:
         A SyncReport with rows read, rows written, versions and seconds per view.
@@ -292,7 +336,7 @@ def sync(
     reports = []
     for view in online_views(registry, select):
         try:
-            reports.append(sync_view(client, config, view, full=full, progress=progress))
+            reports.append(sync_view(client, config, view, full=full, progress=progress, now=now))
         except BotoCoreError as err:
             raise OnlineStoreUnavailable(
                 f"feature view {view.name!r}: DynamoDB at {config.endpoint_url or 'AWS'} is unreachable: {err}"

@@ -19,6 +19,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from sqlglot import exp
 
+from hindsight.online_sync.tile_items import tile_columns
 from hindsight.registry_sync.model import FeatureView
 
 #: Change types of the Delta change data feed that carry a row's new values.
@@ -64,7 +65,10 @@ def open_delta(view: FeatureView) -> DeltaSnapshot:
 
 
 def view_columns(view: FeatureView) -> list[str]:
-    """The columns online sync reads: join keys, event time, created time, features."""
+    """The columns online sync reads: join keys, event time, created time, features (tiles' for an
+    aggregation view: `tile_items.tile_columns`)."""
+    if view.is_aggregation:
+        return tile_columns(view)
     columns = [*view.join_keys, view.timestamp_field]
     if view.created_field:
         columns.append(view.created_field)

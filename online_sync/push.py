@@ -91,6 +91,19 @@ class FutureEventError(ValueError):
         )
 
 
+class PushRefused(ValueError):
+    """A push to a view that cannot take pushed rows (an aggregation view: its items are tiles)."""
+
+    def __init__(self, view: str) -> None:
+        self.view = view
+        super().__init__(
+            f"push to {view!r}: it is an aggregation feature view, whose online items hold tiles that "
+            "`hindsight online sync` builds from the view's Delta table; pushed rows cannot be added to "
+            "them (streaming events into aggregation views is not supported yet). Write the events to "
+            "the model's source, then run dbt and `hindsight online sync`"
+        )
+
+
 @dataclass(frozen=True)
 class PushReport:
     """What a `push` did."""
@@ -219,12 +232,15 @@ def push(
     Raises:
         ValueError: the view is unknown or not online, or a row is malformed (all rows are checked
             before anything is written).
+        PushRefused: the view is an aggregation view (a ValueError: a client's mistake, 4xx).
         FutureEventError: a row's event or created time lies beyond the bound (nothing written).
         OnlineStoreUnavailable: DynamoDB cannot be reached.
     """
     started = time.perf_counter()
     config = config or OnlineStoreConfig.from_env()
     (view,) = online_views(registry, [view_name])
+    if view.is_aggregation:
+        raise PushRefused(view.name)
     count, newest = _newest_per_entity(view, rows, bound or FutureBound.from_env())
     client = client or shared_client(config)
     table = config.table_name(view.name)

@@ -4,6 +4,10 @@
 of each view is two keys (its sync slot and its push slot), all of them in one call when they fit in
 100 keys, the rest in parallel calls; only the features asked for are projected. The newer of the
 two slots wins, and the registry's ttl decides EXPIRED at read time.
+
+An aggregation view is one key per entity (its sync slot, `online_sync.tile_items`) in the same
+call; its tiles are combined at `now` (`online_sync.combine`). Without a tile in the longest window
+it reads NOT_FOUND with count features 0 and the others None.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from hindsight.online_sync.codec import (
     event_micros,
     micros_to_datetime,
 )
+from hindsight.online_sync.combine import CombinePlan
 from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, make_client, store_error
 from hindsight.online_sync.tables import ensure_tables
 from hindsight.registry_sync.model import FeatureView, Registry
@@ -41,7 +46,6 @@ NOT_FOUND = "NOT_FOUND"
 EXPIRED = "EXPIRED"
 
 _WRITERS = (SYNC_WRITER, PUSH_WRITER)
-_PAIRS_PER_CALL = MAX_GET_BATCH // len(_WRITERS)
 _PLAN_CACHE_SIZE = 1024
 
 
@@ -67,9 +71,17 @@ class _ViewPlan:
     decoders: tuple[tuple[str, Any], ...]
     projection: str
     attribute_names: dict[str, str]
+    #: The item slots read per entity: both writers, or only "sync" for an aggregation view.
+    writers: tuple[str, ...] = _WRITERS
+    #: Aggregation views: how to combine the item's tiles at the request time.
+    combine: CombinePlan | None = None
 
 
 def _plan(view: FeatureView, table: str, features: tuple[str, ...]) -> _ViewPlan:
+    if view.is_aggregation:
+        combine = CombinePlan.build(view, features)
+        names = {f"#a{i}": n for i, n in enumerate((KEY_ATTR, WRITER_ATTR, ORDER_ATTR, *combine.attributes))}
+        return _ViewPlan(view, table, features, (), ", ".join(names), names, (SYNC_WRITER,), combine)
     decoders = []
     for name in features:
         try:
@@ -130,7 +142,8 @@ class OnlineStore:
         Args:
             entity_rows: one dict per entity, join-key name -> value (extra keys are ignored).
             features: view name -> feature names to read.
-            now: the reference time for ttl (default: the current time, UTC).
+            now: the reference time for ttl and the request time aggregation views combine their
+                tiles at (default: the current time, UTC).
             deadline: a `time.perf_counter()` value after which throttled keys are not resent
                 (the call itself is bounded by the client's timeouts: see `deadline_config`).
 
@@ -248,19 +261,24 @@ def _row_key(row: dict[str, Any], index: int, view: FeatureView) -> str:
 
 
 def _requests(wanted: list[tuple[str, str]], plans: dict[str, _ViewPlan]) -> Iterator[dict[str, Any]]:
-    """BatchGetItem RequestItems of at most 100 keys (two slots per entity)."""
-    for start in range(0, len(wanted), _PAIRS_PER_CALL):
-        request: dict[str, Any] = {}
-        for table, key in wanted[start:start + _PAIRS_PER_CALL]:
-            entry = request.get(table)
-            if entry is None:
-                plan = plans[table]
-                entry = request[table] = {
-                    "Keys": [],
-                    "ProjectionExpression": plan.projection,
-                    "ExpressionAttributeNames": plan.attribute_names,
-                }
-            entry["Keys"].extend({KEY_ATTR: {"S": key}, WRITER_ATTR: {"S": w}} for w in _WRITERS)
+    """BatchGetItem RequestItems of at most 100 keys (two slots per entity, one for aggregation views)."""
+    request: dict[str, Any] = {}
+    keys = 0
+    for table, key in wanted:
+        plan = plans[table]
+        if keys + len(plan.writers) > MAX_GET_BATCH:
+            yield request
+            request, keys = {}, 0
+        entry = request.get(table)
+        if entry is None:
+            entry = request[table] = {
+                "Keys": [],
+                "ProjectionExpression": plan.projection,
+                "ExpressionAttributeNames": plan.attribute_names,
+            }
+        entry["Keys"].extend({KEY_ATTR: {"S": key}, WRITER_ATTR: {"S": w}} for w in plan.writers)
+        keys += len(plan.writers)
+    if request:
         yield request
 
 
@@ -276,6 +294,8 @@ def _utc_micros(moment: dt.datetime) -> int:
 
 
 def _view_read(plan: _ViewPlan, item: dict[str, Any] | None, now_us: int | None, enforce_ttl: bool) -> ViewRead:
+    if plan.combine is not None:
+        return _aggregation_read(plan.combine, item, now_us)
     if item is None:
         return ViewRead(NOT_FOUND, dict.fromkeys(plan.features), None)
     event_us = event_micros(_order(item))
@@ -288,3 +308,12 @@ def _view_read(plan: _ViewPlan, item: dict[str, Any] | None, now_us: int | None,
         attr = item.get(name)
         values[name] = None if attr is None else decode(attr)
     return ViewRead(PRESENT, values, event_time)
+
+
+def _aggregation_read(combine: CombinePlan, item: dict[str, Any] | None, now_us: int | None) -> ViewRead:
+    """An aggregation view's values at `now_us`: NOT_FOUND (counts 0) without a tile in the window."""
+    combined = None if item is None or now_us is None else combine.combine(item, now_us)
+    if combined is None:
+        return ViewRead(NOT_FOUND, combine.empty_values(), None)
+    values, newest = combined
+    return ViewRead(PRESENT, values, newest)

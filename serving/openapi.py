@@ -69,7 +69,8 @@ _SCHEMAS: dict[str, Any] = {
     "EntityRow": _ENTITY_ROW,
     "FeatureValues": {
         "type": "object",
-        "description": "Output name -> value (null when not PRESENT).",
+        "description": "Output name -> value (null when not PRESENT, except an aggregation view's count "
+                       "features: 0 without events).",
         "additionalProperties": {"type": ["string", "number", "integer", "boolean", "null"]},
     },
     "FeatureStatus": {

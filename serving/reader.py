@@ -2,7 +2,8 @@
 views over what was read and the request context, and the response rows.
 
 Statuses: PRESENT, NOT_FOUND and EXPIRED come from the store (it enforces ttl and returns no value
-for an expired row); TIME_OUT marks features whose view was not read within the request's latency
+for an expired row; an aggregation view without events in its windows is NOT_FOUND with its count
+features 0, which the response keeps); TIME_OUT marks features whose view was not read within the request's latency
 budget, and on-demand outputs with such an input. An on-demand output that was computed is PRESENT.
 Without a budget (or with one at or above the server's store deadline) a store that does not answer
 in time is a 503, like one that cannot be reached.
@@ -161,8 +162,10 @@ def _note_freshness(reads: list[StoreRow]) -> None:
 
 
 def _present_value(row: StoreRow, view: str, feature: str) -> Any:
+    # The store's values are None unless PRESENT, except an aggregation view's counts, which are 0
+    # without events (NOT_FOUND included): that 0 is the feature's value.
     read = row.get(view)
-    if read is None or read.status != PRESENT:
+    if read is None:
         return None
     return read.values.get(feature)
 
@@ -223,7 +226,8 @@ def _assemble(
                     value, status = None, NOT_FOUND
                 else:
                     status, stamp = read.status, read.event_timestamp
-                    value = read.values.get(column.feature) if status == PRESENT else None
+                    # None unless PRESENT, except aggregation counts: 0 without events (see _present_value).
+                    value = read.values.get(column.feature)
             if type(value) is float and not isfinite(value):
                 value = None  # JSON has no NaN or infinities
             features[column.name] = value
