@@ -17,9 +17,13 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import requests
 from deltalake import DeltaTable
+
+from tests.fixtures.serving import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +98,9 @@ sources:
       external_location: "read_parquet('data/raw/{name}.parquet')"
     tables:
       - name: payments
+        meta:
+          hindsight:
+            entity: {name: card, join_keys: [card_id], description: A payment card.}
 """
 
 #: The worked example of the docs (docs/aggregation-views.md): hourly tiles, windows 1h and 1d.
@@ -107,6 +114,7 @@ VIEW = """\
         {'column': '*', 'name': 'payment', 'functions': ['count']},
         {'column': 'amount', 'functions': ['sum']},
     ],
+    online=true,
 ) }}
 select card_id, paid_at, amount from {{ source('bank', 'payments') }}
 """
@@ -127,9 +135,11 @@ models:
         description: Amount paid in the last day.
 """
 
-#: A card pays at 09:58, 10:05 and 10:40 on 2026-10-20 (UTC), then nothing.
+#: Card 1 pays at 09:58, 10:05 and 10:40 on 2026-10-20 (UTC), then nothing; card 2 ten minutes
+#: before the build.
 PAYMENTS = [dt.datetime(2026, 10, 20, 9, 58, tzinfo=UTC), dt.datetime(2026, 10, 20, 10, 5, tzinfo=UTC),
             dt.datetime(2026, 10, 20, 10, 40, tzinfo=UTC)]
+RECENT = (dt.datetime.now(UTC) - dt.timedelta(minutes=10)).replace(microsecond=0)
 
 
 class UserProject:
@@ -140,8 +150,8 @@ class UserProject:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HINDSIGHT_", "DBT_"))}
         self.env = {**env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "HINDSIGHT_TOOLS": str(REPO / ".tools")}
 
-    def __call__(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([str(BIN / command[0]), *command[1:]], cwd=self.root, env=self.env,
+    def __call__(self, *command: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(BIN / command[0]), *command[1:]], cwd=self.root, env={**self.env, **(env or {})},
                                 capture_output=True, text=True, timeout=600)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout[-5000:]}\n{result.stderr[-3000:]}")
@@ -160,9 +170,9 @@ def user_project(tmp_path_factory) -> UserProject:
     (root / "models" / "features" / "card_payments.sql").write_text(VIEW)
     (root / "models" / "features" / "card_payments.yml").write_text(VIEW_YML)
     pq.write_table(pa.table({
-        "card_id": pa.array([1, 1, 1], pa.int64()),
-        "paid_at": pa.array(PAYMENTS, pa.timestamp("us", "UTC")),
-        "amount": pa.array([10.0, 20.0, 30.0]),
+        "card_id": pa.array([1, 1, 1, 2], pa.int64()),
+        "paid_at": pa.array([*PAYMENTS, RECENT], pa.timestamp("us", "UTC")),
+        "amount": pa.array([10.0, 20.0, 30.0, 7.0]),
     }), root / "data" / "raw" / "payments.parquet")
     project = UserProject(root)
     project("hindsight", "init")
@@ -180,10 +190,66 @@ def test_a_users_project_builds_its_aggregation_view_and_none_of_the_demos(user_
         assert name not in listed
     store = user_project.root / "data" / "offline_store"
     assert sorted(p.name for p in store.iterdir()) == ["card_payments"]
-    tiles = DeltaTable(str(store / "card_payments")).to_pyarrow_table().sort_by("paid_at").to_pydict()
+    tiles = DeltaTable(str(store / "card_payments")).to_pyarrow_table().filter(pc.field("card_id") == 1).sort_by("paid_at").to_pydict()
     assert tiles["_events"] == [1, 1, 2]  # 09:58 alone in its hour; 10:05, then 10:05 and 10:40
     assert tiles["amount__sum"] == [10.0, 20.0, 50.0]
     assert [t.hour for t in tiles["_tile_start"]] == [9, 10, 10]
+
+
+
+#: The docs' worked example (docs/aggregation-views.md): spine times and card 1's values there.
+WORKED_EXAMPLE = {
+    "event_timestamp": [dt.datetime(2026, 10, 20, 10, 0, tzinfo=UTC), dt.datetime(2026, 10, 20, 10, 50, tzinfo=UTC),
+                        dt.datetime(2026, 10, 20, 11, 10, tzinfo=UTC), dt.datetime(2026, 10, 23, 10, 50, tzinfo=UTC)],
+    "payment_count_1h": [0, 2, 0, 0],
+    "payment_count_1d": [1, 3, 3, 0],
+    "amount_sum_1h": [None, 50.0, None, None],
+    "amount_sum_1d": [10.0, 60.0, 60.0, None],
+}
+
+
+def test_the_docs_worked_example_offline_and_three_days_later_online(user_project, online_config):
+    online = {"HINDSIGHT_DYNAMODB_ENDPOINT": online_config.endpoint_url,
+              "HINDSIGHT_DYNAMODB_TABLE_PREFIX": online_config.table_prefix}
+    user_project("hindsight", "apply", env=online)
+
+    # Offline: a spine row at each time of the example.
+    spine = pa.table({"card_id": [1] * 4, "event_timestamp": pa.array(WORKED_EXAMPLE["event_timestamp"], pa.timestamp("us", "UTC"))})
+    pq.write_table(spine, user_project.root / "spine.parquet")
+    user_project("hindsight", "training-set", "--features", "card_payments:*", "--spine", "spine.parquet", "--out", "train.parquet")
+    trained = pq.read_table(user_project.root / "train.parquet").sort_by("event_timestamp").to_pydict()
+    for column, values in WORKED_EXAMPLE.items():
+        assert trained[column] == values, column
+
+    # Online, at the request's time (weeks after card 1's last payment): its counts are 0 and its
+    # sums null; card 2, which paid ten minutes before the build, is served from its tiles.
+    user_project("hindsight", "sync", "--no-progress", env=online)
+    port = free_port()
+    server = subprocess.Popen([str(BIN / "hindsight"), "serve", "--port", str(port), "--workers", "1"], cwd=user_project.root,
+                              env={**user_project.env, **online, "HINDSIGHT_SERVING_AUTH": "none"},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = dt.datetime.now(UTC) + dt.timedelta(seconds=60)
+        while True:
+            assert server.poll() is None, server.stdout.read().decode()
+            try:
+                if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert dt.datetime.now(UTC) < deadline, "hindsight serve did not answer"
+        response = requests.post(url + "/v1/features", timeout=10, json={
+            "features": ["card_payments:*"], "entities": [{"card_id": 1}, {"card_id": 2}], "include_metadata": True})
+        assert response.status_code == 200, response.text
+        old, recent = response.json()["results"]
+        assert old["features"] == {"payment_count_1h": 0, "payment_count_1d": 0, "amount_sum_1h": None, "amount_sum_1d": None}
+        assert old["metadata"]["payment_count_1h"]["status"] == "NOT_FOUND"
+        assert (recent["features"]["payment_count_1d"], recent["features"]["amount_sum_1d"]) == (1, 7.0)
+        assert recent["metadata"]["payment_count_1d"]["status"] == "PRESENT"
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
 
 
 #: The demo's aggregation features, in config order (aggregation, function, window), with dtypes.
