@@ -1,9 +1,9 @@
 {#-
   An aggregation feature view (docs/aggregation-views.md): the SQL selects the card holders'
   transactions, the config declares what to aggregate. Its Delta table holds hourly tiles of
-  partial aggregates; training sets and serving combine them at the time they are asked for, so
-  txn_count_1h is the number of transactions in the hour before that time, also days after the
-  user's last one (when it is 0).
+  partial aggregates; training sets and serving combine them at the time t they are asked for, so
+  txn_count_1h counts the transactions of t's hour (UTC) up to t, also days after the user's last
+  one (it is 0 then).
 -#}
 {{ config(
     enabled=hindsight.is_demo_project(),
