@@ -11,6 +11,7 @@ table's part columns. Names and dtypes follow `offline_store.tiles` only; every 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -150,11 +151,11 @@ def _window_seconds(label: str, interval: int | None, where: str, problems: list
     if seconds is None or interval is None:
         return seconds
     if seconds % interval:
-        lower = seconds // interval * interval
-        nearest = f"{_label(lower)} or {_label(lower + interval)}" if lower else _label(interval)
+        # The wording and the nearest value of the dbt side (macros/aggregations/aggregation_view_config.sql).
+        nearest = max(math.floor(seconds / interval + 0.5), 1) * interval
         problems.append(
-            f"{where}: window {label!r} is not a multiple of aggregation_interval ({_label(interval)}); "
-            f"nearest valid: {nearest}"
+            f"{where}: window {label!r} is not a positive multiple of aggregation_interval {_label(interval)!r}; "
+            f"the nearest valid window is {_label(nearest)!r}"
         )
         return None
     return seconds

@@ -263,14 +263,14 @@ def expected_features(
 
 
 def _columns_functions(aggregations: Iterable[Any]) -> dict[str, list[str]]:
-    """Input column -> the functions applied to it, in first-seen column order."""
+    """Input column -> the functions applied to it: `*` (the event count) first, then columns in first-use order."""
     out: dict[str, list[str]] = {}
     for spec in aggregations:
         if isinstance(spec, Aggregation):
             out.setdefault(spec.column, []).append(spec.function)
         else:
             out.setdefault(spec["column"], []).extend(spec["functions"])
-    return out
+    return dict(sorted(out.items(), key=lambda item: item[0] != tiles.STAR))
 
 
 def _m2(values: Sequence[Any]) -> float:
@@ -281,7 +281,11 @@ def _m2(values: Sequence[Any]) -> float:
 
 
 def tile_schema(events_schema: pa.Schema, join_keys: Sequence[str], timestamp: str, aggregations: Iterable[Any]) -> pa.Schema:
-    """The Arrow schema of the tile table: join keys, timestamp, _tile_start, the parts needed, _partition_date."""
+    """The Arrow schema of the tile table: join keys, timestamp, _tile_start, the parts needed, _partition_date.
+
+    Parts: `_events` first (if counted), then each input column's parts (PART_ORDER) in order of first use,
+    as macros/aggregations/aggregation_view_config.sql writes them.
+    """
     ts_type = events_schema.field(timestamp).type
     fields = [events_schema.field(k) for k in join_keys]
     fields += [pa.field(timestamp, ts_type), pa.field(tiles.TILE_START, ts_type)]
@@ -437,3 +441,64 @@ def _normal_type(dtype: pa.DataType) -> pa.DataType:
     if pa.types.is_large_string(dtype) or str(dtype) == "string_view":
         return pa.string()
     return dtype
+
+
+# -- combining tiles (the design's formulas, in Python) ------------------------------------------
+
+
+def combine_tiles(
+    tile_rows: Sequence[Mapping[str, Any]],
+    entity: Any,
+    t: Any,
+    *,
+    join_keys: Sequence[str],
+    timestamp: str,
+    window: dt.timedelta | int | str,
+    interval: dt.timedelta | int | str,
+    function: str,
+    column: str,
+) -> Any:
+    """A value at t computed from tile rows the way training sets and serving do (AGG.md).
+
+    Part B: the entity's row at or before t in t's own interval; part A: the final row of each of
+    the w/i - 1 whole intervals before it. count adds; sum is NULL at count 0; mean = sum/n; min,
+    max skip NULLs; stddev from N, S and M2 = sum(m2) + sum(sum^2/n) - S^2/N (clamped at 0); last
+    from the newest tile that has one. Checked against `expected_value` by the oracle's own tests.
+    """
+    i, w = duration_micros(interval), duration_micros(window)
+    key = _entity_key(entity, join_keys)
+    b = micros(t) // i
+    mine = [r for r in tile_rows if tuple(r[k] for k in join_keys) == key]
+    picked = []
+    for bucket in range(b - w // i + 1, b + 1):
+        rows = [r for r in mine if micros(r[tiles.TILE_START]) == bucket * i and (bucket < b or micros(r[timestamp]) <= micros(t))]
+        if rows:
+            picked.append(max(rows, key=lambda r: micros(r[timestamp])))
+    if column == tiles.STAR:
+        return sum(r[tiles.EVENT_COUNT] for r in picked)
+
+    def part(name: str) -> list[Any]:
+        return [r[tiles.part_column(column, name)] for r in picked if r[tiles.part_column(column, name)] is not None]
+
+    if function == "count":
+        return sum(part("n"))
+    if function in ("min", "max"):
+        values = part(function)
+        return (min if function == "min" else max)(values) if values else None
+    if function == "last":
+        known = [r for r in picked if r[tiles.part_column(column, "last_at")] is not None]
+        return max(known, key=lambda r: micros(r[tiles.part_column(column, "last_at")]))[tiles.part_column(column, "last")] if known else None
+    with_values = [r for r in picked if r[tiles.part_column(column, "n")]]
+    n = sum(r[tiles.part_column(column, "n")] for r in with_values)
+    if n == 0:
+        return None
+    total = _sum([r[tiles.part_column(column, "sum")] for r in with_values])
+    if function == "sum":
+        return total
+    if function == "mean":
+        return total / n
+    if n < 2:
+        return None
+    q = math.fsum(float(r[tiles.part_column(column, "sum")]) ** 2 / r[tiles.part_column(column, "n")] for r in with_values)
+    m2 = math.fsum([*(r[tiles.part_column(column, "m2")] for r in with_values), q, -float(total) ** 2 / n])
+    return math.sqrt(max(m2, 0.0) / (n - 1))

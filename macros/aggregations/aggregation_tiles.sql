@@ -37,7 +37,8 @@ with hs_events as (
     select {{ key_sql }}, {{ ts }} as hs_ts, hs_us, hs_us - (((hs_us % {{ interval_us }}) + {{ interval_us }}) % {{ interval_us }}) as hs_tile_us
         {%- for input in inputs %}, {{ adapter.quote(input.column) }} as hs_c{{ loop.index }}{% endfor %}
     from (
-        select *, {{ hindsight.epoch_micros(ts) }} as hs_us
+        {#- Spark's unix_micros is defined on timestamp: a timestamp_ntz or date column is cast (UTC session: the instant is kept). #}
+        select *, {{ hindsight.epoch_micros('cast(' ~ ts ~ ' as timestamp)') }} as hs_us
         from {{ relation }}
         where {{ ts }} is not null and {{ hindsight.range_predicate(ts, range) }}
     ) as hs_timed

@@ -101,9 +101,10 @@
     {%- for function in functions if function not in functions_of[column] -%}{%- do functions_of[column].append(function) -%}{%- endfor -%}
   {%- endfor -%}
 
-  {#- Tile columns: each input column's parts (`*`: the event count), columns in order of first use. -#}
+  {#- Tile columns: the event count first, then each input column's parts in order of first use. -#}
+  {%- set ordered = ([names.star] if names.star in inputs else []) + (inputs | reject('equalto', names.star) | list) -%}
   {%- set parts = [] -%}
-  {%- for column in inputs -%}
+  {%- for column in ordered -%}
     {%- do parts.append({'column': column, 'functions': functions_of[column], 'parts': hindsight.tile_parts_needed(column, functions_of[column])}) -%}
   {%- endfor -%}
   {{ return({

@@ -7,10 +7,14 @@ declared, a model .yml documenting two features and a feature service using two 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
+from tests.aggregation_oracle import assert_tiles_match, reference_tiles
 from tests.integration.test_aggregation_tiles import DBT_PROJECT, EVENTS, PROFILES, VIEW, Project, write_events
 
 pytestmark = pytest.mark.integration
@@ -80,6 +84,24 @@ def model(project: Project):
     path.write_text(VIEW)
 
 
+def test_the_tiles_dbt_wrote_match_the_oracle_s_reference_tiles(project: Project) -> None:
+    """The oracle and the materialization agree on the layout, the types and every value."""
+    events = pa.table({
+        "user_id": pa.array(EVENTS["user_id"], pa.int64()),
+        "ts": pa.array(list(EVENTS["ts"]), pa.timestamp("us", "UTC")),
+        "amount": pa.array(EVENTS["amount"], pa.float64()),
+        "country": pa.array(EVENTS["country"], pa.string()),
+    })
+    spec = [
+        {"column": "*", "name": "click", "functions": ["count"]},
+        {"column": "amount", "functions": ["count", "sum", "mean", "max"]},
+        {"column": "amount", "functions": ["min", "stddev", "last"]},
+        {"column": "country", "functions": ["last", "min"]},
+    ]
+    actual = DeltaTable(str(project.store / "user_clicks")).to_pyarrow_table()
+    assert_tiles_match(actual, reference_tiles(events, ["user_id"], "ts", spec, "1h"))
+
+
 def test_registry_show_describes_each_aggregation(project: Project) -> None:
     lines = project.run("hindsight", "registry", "show", "user_clicks").stdout.splitlines()
     assert "kind:                 aggregation" in lines and "aggregation_interval: 1h" in lines
@@ -139,3 +161,19 @@ def test_a_new_interval_for_a_used_view_is_a_breaking_plan(project: Project, mod
     plan = project.run("hindsight", "plan", check=False)
     assert plan.returncode == 1
     assert "~ feature_view user_clicks: aggregation_interval 1h -> 30m; used by feature service click_model  [BREAKING]" in plan.stdout
+
+
+def test_sail_refuses_the_same_changes_with_the_same_message(project: Project, model: Path, sail_remote: str, tmp_path: Path) -> None:
+    """The Spark gate reads the contracts `hindsight apply` wrote and checks Sail's staged tiles."""
+    raw, store = tmp_path / "raw", tmp_path / "store"
+    spark = {"CLICKS_TARGET": "spark", "CLICKS_RAW": str(raw), "HINDSIGHT_OFFLINE_STORE": str(store),
+             "CLICKS_SPARK_REMOTE": f"{sail_remote}/;session_id={uuid.uuid4()}",
+             # The test's Sail server runs in another folder than the project (`hindsight spark up` would not).
+             "HINDSIGHT_REGISTRY": str(project.root / "data" / "registry")}
+    write_events(raw, EVENTS, "part-0")
+    project.run("dbt", "run", "--select", "user_clicks", **spark)  # the same tile types: no breach
+    model.write_text(VIEW.replace("select user_id, ts, amount, country", "select user_id, ts, cast(amount as bigint) as amount, country"))
+    refused = project.run("dbt", "run", "--select", "user_clicks", "--full-refresh", check=False, **spark)
+    assert refused.returncode == 1
+    assert ("feature view user_clicks: refusing a breaking change: amount__sum changes type double -> long (used by "
+            "feature service click_model (amount_sum_1d)). The Delta table was not changed.") in refused.stdout, refused.stdout[-3000:]

@@ -23,6 +23,7 @@ from hindsight.registry_sync.model import Aggregation
 from tests.aggregation_oracle import (
     AnyOf,
     assert_tiles_match,
+    combine_tiles,
     expand,
     expected_features,
     expected_value,
@@ -174,6 +175,15 @@ def test_reference_tiles_integer_sums_and_null_parts():
     }
 
 
+def test_the_event_count_comes_first_then_columns_in_first_use_order():
+    spec = [{"column": "country", "functions": ["last"]}, {"column": "*", "functions": ["count"]},
+            {"column": "amount", "functions": ["max"]}, {"column": "country", "functions": ["min"]}]
+    assert reference_tiles(EVENTS, ["user_id"], "ts", spec, "1h").schema.names == [
+        "user_id", "ts", "_tile_start", "_events", "country__min", "country__last", "country__last_at", "amount__max",
+        "_partition_date",
+    ]
+
+
 def test_reference_tiles_skip_null_times_and_refuse_null_keys():
     rows = EVENTS.to_pylist()
     with_null_time = pa.Table.from_pylist([*rows, {**rows[0], "ts": None}], schema=SCHEMA)
@@ -225,3 +235,24 @@ def test_strategy_draws_usable_cases(case):
             assert all(v is not None for k, v in got.items() if "_count_" in k)
     tiles = reference_tiles(case.events, ["user_id"], "ts", case.aggregations, case.interval)
     assert tiles.num_rows == len({(r["user_id"], r["ts"]) for r in case.events.to_pylist()})
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=aggregation_cases())
+def test_combining_the_reference_tiles_gives_the_definition_s_values(case):
+    """The design's combination formulas (combine_tiles) against the definition, on random streams."""
+    rows = reference_tiles(case.events, ["user_id"], "ts", case.aggregations, case.interval).to_pylist()
+    for entity in case.entities:
+        for t in case.query_times:
+            for a in expand(case.aggregations, case.windows):
+                args = {"join_keys": ("user_id",), "timestamp": "ts", "window": a.window_seconds, "interval": case.interval,
+                        "function": a.function, "column": a.column}
+                want = expected_value(case.events, entity, t, **args)
+                got = combine_tiles(rows, entity, t, **args)
+                if isinstance(want, float) and got is not None:
+                    assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-6), (a.name, entity, t, got, want)
+                elif isinstance(want, AnyOf):
+                    # reference_tiles keeps the greatest tied candidate
+                    assert got in want.candidates, (a.name, entity, t, got, want)
+                else:
+                    assert got == want and type(got) is type(want), (a.name, entity, t, got, want)

@@ -122,14 +122,16 @@ WHERE = "feature view user_txn (models/features/user_txn.sql)"
         ({"aggregations": [{"column": "amount", "functions": ["sum"], "window": ["1d"]}]},
          f"{WHERE}: aggregations[1]: unknown key 'window' (did you mean windows?); accepted: column, functions, name, windows"),
         ({"aggregations": [{"functions": ["sum"]}]}, f"{WHERE}: aggregations[1]: 'column' is required"),
-        ({"windows": ["90m"]}, f"{WHERE}: windows: window '90m' is not a multiple of aggregation_interval (1h); nearest valid: 1h or 2h"),
-        ({"windows": ["30m"]}, "window '30m' is not a multiple of aggregation_interval (1h); nearest valid: 1h"),
+        ({"windows": ["90m"]}, f"{WHERE}: windows: window '90m' is not a positive multiple of aggregation_interval '1h'; the nearest valid window is '2h'"),
+        ({"windows": ["30m"]}, "window '30m' is not a positive multiple of aggregation_interval '1h'; the nearest valid window is '1h'"),
+        ({"aggregation_interval": "2h", "windows": ["1d", "3h"]},
+         "window '3h' is not a positive multiple of aggregation_interval '2h'; the nearest valid window is '4h'"),
         ({"windows": None}, f"{WHERE}: aggregations[1]: no windows: set 'windows' on it or the view's windows config"),
         ({"aggregations": [{"column": "amount", "functions": ["sum"]}, {"column": "amount", "functions": ["sum", "max"]}]},
          f"{WHERE}: feature amount_sum_1h is declared twice in aggregations; give one a 'name'"),
     ],
     ids=["created_field", "ttl", "interval", "empty", "count_distinct", "unknown_function", "star", "unknown_key",
-         "no_column", "window_multiple", "window_short", "no_windows", "duplicate"],
+         "no_column", "window_multiple", "window_short", "window_half", "no_windows", "duplicate"],
 )
 def test_definition_errors_name_the_view_the_rule_and_the_fix(config, message):
     problems = errors(manifest(**config))
