@@ -45,6 +45,16 @@ def is_aggregation_config(config: Mapping[str, Any]) -> bool:
     return config.get("aggregation_interval") not in (None, "")
 
 
+def check_batch_config(config: Mapping[str, Any], where: str, problems: list[str]) -> bool:
+    """A view without aggregation_interval must not set the other aggregation keys; False if it does."""
+    for key in ("aggregations", "windows"):
+        if config.get(key) is not None:
+            problems.append(f"{where}: config '{key}' needs 'aggregation_interval' (e.g. aggregation_interval='1h'): "
+                            "together they declare an aggregation view")
+            return False
+    return True
+
+
 def parse_spec(config: Mapping[str, Any], where: str, problems: list[str]) -> AggregationSpec | None:
     """Read `aggregation_interval`, `windows` and `aggregations`; None (and problems) when invalid.
 

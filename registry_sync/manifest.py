@@ -151,9 +151,14 @@ def _feature_view(
     if not keys or not timestamp_field:
         problems.append(f"{where}: config needs entities and timestamp_field")
         return None
-    spec = aggregations.parse_spec(config, where, problems) if aggregations.is_aggregation_config(config) else None
-    if aggregations.is_aggregation_config(config) and spec is None:
+    if aggregations.is_aggregation_config(config):
+        spec = aggregations.parse_spec(config, where, problems)
+        if spec is None:
+            return None
+    elif not aggregations.check_batch_config(config, where, problems):
         return None
+    else:
+        spec = None
     ttl_seconds = _ttl_seconds(config.get("ttl"), where, problems)
     view_entities = _entities_of(keys, entities, where, problems)
     uri = uri_of(node)

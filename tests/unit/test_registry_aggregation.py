@@ -109,6 +109,7 @@ WHERE = "feature view user_txn (models/features/user_txn.sql)"
 @pytest.mark.parametrize(
     ("config", "message"),
     [
+        ({"aggregation_interval": None}, f"{WHERE}: config 'aggregations' needs 'aggregation_interval' (e.g. aggregation_interval='1h'): together they declare an aggregation view"),
         ({"created_field": "loaded_at"}, f"{WHERE}: created_field is not supported on aggregation views yet: an event counts from its event time; remove created_field"),
         ({"ttl": "30d"}, f"{WHERE}: ttl does not apply to aggregation views: each window bounds its events; remove ttl"),
         ({"aggregation_interval": "hourly"}, f"{WHERE}: aggregation_interval: cannot parse duration 'hourly'"),
@@ -130,7 +131,7 @@ WHERE = "feature view user_txn (models/features/user_txn.sql)"
         ({"aggregations": [{"column": "amount", "functions": ["sum"]}, {"column": "amount", "functions": ["sum", "max"]}]},
          f"{WHERE}: feature amount_sum_1h is declared twice in aggregations; give one a 'name'"),
     ],
-    ids=["created_field", "ttl", "interval", "empty", "count_distinct", "unknown_function", "star", "unknown_key",
+    ids=["no_interval", "created_field", "ttl", "interval", "empty", "count_distinct", "unknown_function", "star", "unknown_key",
          "no_column", "window_multiple", "window_short", "window_half", "no_windows", "duplicate"],
 )
 def test_definition_errors_name_the_view_the_rule_and_the_fix(config, message):
