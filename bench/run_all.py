@@ -3,9 +3,9 @@
     .venv/bin/python bench/run_all.py [--scale medium|small] [--only offline,sync ...]
 
 Order: offline store (builds the demo project and keeps it), training sets (on that same
-project), online sync, serving, then training sets on Sail. `--scale small` runs each on the
-small demo data and short loads: a check that every benchmark works, in minutes, not a figure to
-quote. The first benchmark that fails stops the run with its exit status.
+project), online sync, serving, training sets on Sail, the soak, then training sets over an
+aggregation view (on the same raw data). `--scale small` runs each on the small demo data and
+short loads: a check that every benchmark works, in minutes, not a figure to quote. The first benchmark that fails stops the run with its exit status.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ SCRIPTS = {
     "serving": "bench_serving.py",
     "spark_training": "bench_spark_training.py",
     "soak": "bench_soak.py",
+    "aggregation_training": "bench_aggregation_training.py",
 }
 #: Benchmarks whose load does not depend on the data's scale (a fixed number of seconds).
 _UNSCALED = {"soak"}
@@ -38,13 +39,15 @@ def commands(scale: str, project_root: Path, selected: list[str]) -> list[tuple[
     """The command line of each selected benchmark; training reuses the project offline builds.
 
     >>> [name for name, _ in commands("small", Path("/tmp/b"), list(SCRIPTS))]
-    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak']
+    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'aggregation_training']
     >>> commands("small", Path("/tmp/b"), list(SCRIPTS))[1][1][-4:]
     ['--scale', 'small', '--project', '/tmp/b/project']
     """
     extra = {"offline": ["--keep", str(project_root)]}
     if "offline" in selected or (project_root / "project").is_dir():
         extra["training"] = ["--project", str(project_root / "project")]
+        # The same raw demo data, from which it builds its tile table.
+        extra["aggregation_training"] = ["--raw", str(project_root / "project" / "data" / "raw")]
     return [
         (name, [sys.executable, str(BENCH / SCRIPTS[name]),
                 *([] if name in _UNSCALED else ["--scale", scale]), *extra.get(name, [])])

@@ -1,9 +1,9 @@
 """The SQL that combines an aggregation view's tiles at spine time, per dialect.
 
 Golden fragments like sqlglot's tests/dialects: the constructs whose rendering differs between
-DuckDB and Spark (IGNORE NULLS, RANGE frames over bucket numbers, epoch microseconds, LEAST /
-GREATEST) are pinned here, so a sqlglot upgrade that changes them fails loudly. The values are
-checked against the brute-force oracle in tests/integration/test_training_aggregation.py.
+DuckDB and Spark (ARG_MAX / MAX_BY, epoch microseconds, LEAST / GREATEST without NULL guards)
+are pinned here, so a sqlglot upgrade that changes them fails loudly. The values are checked
+against the brute-force oracle in tests/integration/test_training_aggregation.py.
 """
 
 from __future__ import annotations
@@ -65,11 +65,20 @@ def test_duckdb_fragments() -> None:
     assert 'AND "txns__spine"."_tile_start" = "txns"."_tile_start"' in sql
     assert 'CAST(FLOOR(EPOCH_US("__hs_event_time") / 3600000000) AS BIGINT) AS "__hs_bucket"' in sql
     assert 'TO_TIMESTAMP(CAST(FLOOR(EPOCH_US("__hs_event_time") / 3600000000) AS BIGINT) * 3600)' in sql
-    # part A: one frame per window longer than an interval (1d = 24, 7d = 168), never for 1h.
-    assert "RANGE BETWEEN 23 PRECEDING AND 1 PRECEDING" in sql
-    assert "RANGE BETWEEN 167 PRECEDING AND 1 PRECEDING" in sql
-    assert "RANGE BETWEEN 0 PRECEDING" not in sql
-    assert 'LAST_VALUE("__hs_tile__country__last" IGNORE NULLS) OVER' in sql
+    # part A: final tiles of the 167 intervals before (the longest frame, 7d), through an equi-join on
+    # (entity, block); the 1d frame keeps its 23 intervals with a CASE; nothing for 1h.
+    assert 'CAST(FLOOR("__hs_bucket" / 168) AS BIGINT) AS "__hs_block"' in sql
+    assert '"__hs_block" - 1 AS "__hs_block"' in sql
+    assert (
+        'JOIN "txns__final" AS "tile"\n'
+        '    ON "probe"."user id" = "tile"."user id"\n'
+        '    AND "probe"."__hs_block" = "tile"."__hs_block"\n'
+        '    AND "tile"."__hs_bucket" >= "probe"."__hs_bucket" - 167\n'
+        '    AND "tile"."__hs_bucket" < "probe"."__hs_bucket"\n'
+    ) in sql
+    assert 'WHEN "tile"."__hs_bucket" >= "probe"."__hs_bucket" - 23' in sql
+    assert "- 0" not in sql
+    assert 'ARG_MAX(' in sql and 'AND NOT "tile"."__hs_tile__country__last" IS NULL' in sql
     assert 'LEAST("txns__windows"."__hs_a24__amount__min", "txns"."amount__min")' in sql
     assert 'COALESCE("txns"."country__last", "txns__windows"."__hs_a24__country__last")' in sql
     # max over one interval is part B alone.
@@ -81,15 +90,15 @@ def test_spark_fragments() -> None:
     assert "ASOF" not in sql  # Spark has none: the window timeline finds part B
     assert "CAST(FLOOR(UNIX_MICROS(`__hs_event_time`) / 3600000000) AS BIGINT) AS `__hs_bucket`" in sql
     assert "TIMESTAMP_SECONDS(CAST(FLOOR(UNIX_MICROS(`__hs_event_time`) / 3600000000) AS BIGINT) * 3600)" in sql
-    assert "LAST_VALUE(`__hs_tile__country__last`) IGNORE NULLS OVER" in sql
-    assert "RANGE BETWEEN 23 PRECEDING AND 1 PRECEDING" in sql
+    assert "MAX_BY(" in sql and "AND NOT `tile`.`__hs_tile__country__last` IS NULL" in sql
+    assert "WHEN `tile`.`__hs_bucket` >= `probe`.`__hs_bucket` - 23" in sql
     assert "LEAST(`txns__windows`.`__hs_a24__amount__min`, `txns`.`amount__min`)" in sql
     assert "GREATEST(" in sql
 
 
 def test_one_interval_windows_skip_part_a() -> None:
     sql = render("duckdb", (("txn count_1h", "n"), ("amount_max_1h", "m")))
-    assert "PRECEDING AND 1 PRECEDING" not in sql and "txns__windows" not in sql and "txns__final" not in sql
+    assert "txns__windows" not in sql and "txns__final" not in sql and "__hs_block" not in sql
     assert 'CAST(COALESCE("txns"."_events", 0) AS BIGINT) AS "n"' in sql
 
 
