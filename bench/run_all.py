@@ -4,8 +4,9 @@
 
 Order: offline store (builds the demo project and keeps it), training sets (on that same
 project), online sync, serving, training sets on Sail, the soak, then training sets over an
-aggregation view (on the same raw data). `--scale small` runs each on the small demo data and
-short loads: a check that every benchmark works, in minutes, not a figure to quote. The first benchmark that fails stops the run with its exit status.
+aggregation view (on the same raw data) and serving an aggregation view. `--scale small` runs each
+on the small demo data and short loads: a check that every benchmark works, in minutes, not a
+figure to quote. The first benchmark that fails stops the run with its exit status.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ SCRIPTS = {
     "spark_training": "bench_spark_training.py",
     "soak": "bench_soak.py",
     "aggregation_training": "bench_aggregation_training.py",
+    "serving_aggregation": "bench_serving_aggregation.py",
 }
 #: Benchmarks whose load does not depend on the data's scale (a fixed number of seconds).
 _UNSCALED = {"soak"}
@@ -39,7 +41,7 @@ def commands(scale: str, project_root: Path, selected: list[str]) -> list[tuple[
     """The command line of each selected benchmark; training reuses the project offline builds.
 
     >>> [name for name, _ in commands("small", Path("/tmp/b"), list(SCRIPTS))]
-    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'aggregation_training']
+    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'aggregation_training', 'serving_aggregation']
     >>> commands("small", Path("/tmp/b"), list(SCRIPTS))[1][1][-4:]
     ['--scale', 'small', '--project', '/tmp/b/project']
     """

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +34,7 @@ from hindsight.registry_sync.model import FeatureView
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _fsum = math.fsum
 _sqrt = math.sqrt
+_sub, _mul, _truediv = operator.sub, operator.mul, operator.truediv
 
 
 def _convert(dtype: str) -> Callable[[Any], Any] | None:
@@ -162,9 +165,10 @@ def _compute(op: _Op, columns: list[Any], lo: int, hi: int) -> Any:
             return None
         # Chan et al.'s parallel combination: the tiles' M2 plus each tile mean's squared distance
         # from the overall mean, weighted by its count (stable: no difference of large sums).
-        mean = total / count
+        # n (s/n - mean)^2 written as (s - n mean)^2 / n, in C-level maps (a generator is 3x slower).
         counts = columns[0][lo:hi]
-        spread = _fsum(n * (s / n - mean) ** 2 for n, s in zip(counts, sums))
+        deviations = list(map(_sub, sums, map(_mul, counts, repeat(total / count))))
+        spread = _fsum(map(_truediv, map(_mul, deviations, deviations), counts))
         m2 = _fsum(columns[2][lo:hi]) + spread
         return _sqrt(max(m2, 0.0) / (count - 1))
     return value if op.convert is None else op.convert(value)

@@ -83,6 +83,8 @@ class SyncReport:
                 f"{v.view:<32} {v.mode:<12} {versions:>12} {v.rows_read:>10,} {v.rows_written:>10,} "
                 f"{v.rows_skipped:>8,} {v.seconds:>7.2f}"
             )
+        lines += [f"{v.view}: {v.items_deleted:,} item{'' if v.items_deleted == 1 else 's'} deleted (entities left without tiles)"
+                  for v in self.views if v.items_deleted]
         return "\n".join(lines)
 
 

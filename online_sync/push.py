@@ -98,9 +98,9 @@ class PushRefused(ValueError):
         self.view = view
         super().__init__(
             f"push to {view!r}: it is an aggregation feature view, whose online items hold tiles that "
-            "`hindsight online sync` builds from the view's Delta table; pushed rows cannot be added to "
+            "`hindsight sync` builds from the view's Delta table; pushed rows cannot be added to "
             "them (streaming events into aggregation views is not supported yet). Write the events to "
-            "the model's source, then run dbt and `hindsight online sync`"
+            "the model's source, then run dbt and `hindsight sync`"
         )
 
 

@@ -213,7 +213,7 @@ def items_from_lists(batch: pa.RecordBatch, view: FeatureView,
     """(join-key values, entity key, item) for each entity of a batch of per-entity tile lists.
 
     `batch` has the join keys, `_hs_newest` (the newest as-of time), `_tile_start` (a list, in time
-    order) and one list per tile column, all lists parallel (see `tiles_query`). Entities without a
+    order) and one list per tile column, all lists parallel (`tile_sync.lists_query`). Entities without a
     tile in the longest window of `sync_seconds` yield nothing.
 
     Raises:

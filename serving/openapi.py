@@ -166,6 +166,17 @@ _SCHEMAS: dict[str, Any] = {
                         "description": {"type": "string"},
                         "on_demand": {"type": "boolean"},
                         "ttl_seconds": {"type": ["integer", "null"]},
+                        "aggregation": {
+                            "type": "object",
+                            "description": "Aggregation features only: the value at the request time t "
+                                           "aggregates the events in [floor(t, interval) + interval - window, t].",
+                            "properties": {
+                                "function": {"type": "string"},
+                                "column": {"type": "string", "description": "The input column; '*' counts events."},
+                                "window_seconds": {"type": "integer"},
+                                "interval_seconds": {"type": "integer"},
+                            },
+                        },
                     },
                     "required": ["name", "ref"],
                 },

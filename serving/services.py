@@ -71,8 +71,15 @@ def _entity(state: ServingState, name: str) -> dict[str, Any]:
 
 def _features(state: ServingState, plan: ReadPlan) -> list[dict[str, Any]]:
     ttl = {v.name: v.ttl_seconds for v in state.registry.feature_views}
-    return [
-        {
+    # Aggregation features also say what they aggregate: function, input column, window, interval.
+    aggregations = {
+        (v.name, a.name): {"function": a.function, "column": a.column, "window_seconds": a.window_seconds,
+                           "interval_seconds": v.aggregation_interval_seconds}
+        for v in state.registry.feature_views if v.is_aggregation for a in v.aggregations
+    }
+    features = []
+    for column in plan.outputs:
+        feature = {
             "name": column.name,
             "ref": f"{column.view}:{column.feature}",
             "view": column.view,
@@ -82,5 +89,8 @@ def _features(state: ServingState, plan: ReadPlan) -> list[dict[str, Any]]:
             "on_demand": column.on_demand,
             "ttl_seconds": ttl.get(column.view),
         }
-        for column in plan.outputs
-    ]
+        aggregation = aggregations.get((column.view, column.feature))
+        if aggregation is not None:
+            feature["aggregation"] = aggregation
+        features.append(feature)
+    return features

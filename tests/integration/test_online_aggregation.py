@@ -101,6 +101,8 @@ def test_incremental_sync_rewrites_only_entities_whose_tiles_changed(online_conf
     assert sync(registry, online_config, progress=False, now=sync_1).views[0].rows_written == 3
     table = online_config.table_name("txn")
     item = dynamodb_client.get_item(TableName=table, Key={KEY_ATTR: {"S": "1"}, WRITER_ATTR: {"S": "sync"}})["Item"]
+    ttl = dynamodb_client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", EXPIRES_ATTR)
     # TTL: the newest tile starts at start+2h; the longest window is 1 day.
     assert int(item[EXPIRES_ATTR]["N"]) == int((start + 2 * hour + dt.timedelta(days=1)).timestamp())
 
@@ -123,8 +125,10 @@ def test_incremental_sync_rewrites_only_entities_whose_tiles_changed(online_conf
 
     # A backfill that removes user 3's events: its item goes, the others stay.
     DeltaTable(view.delta_uri).delete("user_id = 3")
-    report = sync(registry, online_config, progress=False, now=sync_2).views[0]
+    full_report = sync(registry, online_config, progress=False, now=sync_2)
+    report = full_report.views[0]
     assert (report.mode, report.rows_written, report.items_deleted) == ("incremental", 0, 1)
+    assert "txn: 1 item deleted (entities left without tiles)" in str(full_report)
     read = read_all(store, "txn", ["txn_count_1d", "amount_sum_1d"], [3], sync_2)[0]["txn"]
     assert (read.status, read.values, read.event_timestamp) == ("NOT_FOUND", {"txn_count_1d": 0, "amount_sum_1d": None},
                                                                  None)
@@ -176,7 +180,7 @@ def test_push_is_refused_naming_the_view(online_config, tmp_path):
     result = CliRunner().invoke(main, ["push", "txn", "--registry", str(registry_file)], input='{"user_id": 1}', env=env)
     assert result.exit_code == 1
     assert "push to 'txn': it is an aggregation feature view" in result.output
-    assert "run dbt and `hindsight online sync`" in result.output
+    assert "run dbt and `hindsight sync`" in result.output
 
 
 def test_http_api_at_wall_clock_time_equals_the_oracle(online_config, tmp_path: Path):
@@ -215,3 +219,46 @@ def test_http_api_at_wall_clock_time_equals_the_oracle(online_config, tmp_path: 
         assert dt.datetime.fromisoformat(status["event_timestamp"].replace("Z", "+00:00")) == newest
     finally:
         server.stop()
+
+
+class _FailingWrites:
+    """A boto3 client whose BatchWriteItem fails after `allowed` calls (a sync killed half-way)."""
+
+    def __init__(self, client, allowed: int) -> None:
+        self._client, self.allowed = client, allowed
+
+    def batch_write_item(self, RequestItems):
+        if self.allowed <= 0:
+            raise ConnectionError("injected failure")
+        self.allowed -= 1
+        return self._client.batch_write_item(RequestItems=RequestItems)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_sync_killed_half_way_leaves_the_state_and_the_rerun_converges(online_config, dynamodb_client, tmp_path):
+    from hindsight.online_sync.state import read_state
+
+    start = future_base()
+    hour = dt.timedelta(hours=1)
+    first = [(u, start + (u % 5) * hour, float(u), u, "FR") for u in range(1, 80)]
+    case = _case(first)
+    view = case_view(case, str(tmp_path / "txn"), name="txn")
+    registry = Registry(project="test", feature_views=(view,))
+    write_tiles(view.delta_uri, case.events, case)
+    sync(registry, online_config, progress=False, now=start + 5 * hour)
+    table = online_config.table_name("txn")
+    version = read_state(dynamodb_client, table).delta_version
+    later = [(u, start + 6 * hour, 100.0 + u, 1, "DE") for u in range(1, 80)]
+    everything = _case(first + later)
+    tiles = reference_tiles(everything.events, ["user_id"], "ts", SPEC, "1h").replace_schema_metadata(None)
+    write_deltalake(view.delta_uri, tiles.filter(pa.compute.greater(tiles["ts"], pa.scalar(start + 5 * hour, tiles["ts"].type))),
+                    mode="append", partition_by=["_partition_date"])
+    with pytest.raises(ConnectionError):
+        sync(registry, online_config, progress=False, now=start + 7 * hour, client=_FailingWrites(dynamodb_client, 1))
+    assert read_state(dynamodb_client, table).delta_version == version
+    report = sync(registry, online_config, progress=False, now=start + 7 * hour).views[0]
+    assert (report.mode, report.rows_written) == ("incremental", 79)
+    check_reads(OnlineStore(registry, online_config), view, everything.events, [1, 2, 50, 79],
+                [start + 7 * hour, start + dt.timedelta(hours=30)])

@@ -154,3 +154,99 @@ def test_plan_reads_one_slot_per_entity_and_only_the_parts_asked_for() -> None:
     assert {k["_hs_writer"]["S"] for r in requests for k in r["t_txn"]["Keys"]} == {"sync"}
     with pytest.raises(KeyError, match="has no feature 'nope'"):
         CombinePlan.build(view, ("nope",))
+
+
+class _ItemsStore:
+    """The store's read contract over items built as sync builds them (no DynamoDB)."""
+
+    def __init__(self, registry, items: dict[str, dict]) -> None:
+        from hindsight.online_sync.store import _aggregation_read
+
+        self.registry, self.items, self._read = registry, items, _aggregation_read
+        self.now = None
+
+    def read(self, entity_rows, features, now=None, deadline=None):
+        plans = {name: CombinePlan.build(self.registry.view(name), tuple(names)) for name, names in features.items()}
+        return [{name: self._read(plan, self.items.get(str(row["user_id"])), micros(self.now))
+                 for name, plan in plans.items()} for row in entity_rows]
+
+    def ping(self) -> bool:
+        return True
+
+
+class _Velocity:
+    """An on-demand view over aggregation features."""
+
+    name = "velocity"
+    feature_inputs = ("txn:txn_count_2h", "txn:amount_max_1d")
+    request_fields = {"amount": "float64"}
+    outputs = {"first_in_2h": "bool", "above_max": "bool"}
+
+    def __init__(self) -> None:
+        self.seen: list[dict] = []
+
+    def compute(self, columns):
+        self.seen.append(columns)
+        return {"first_in_2h": [c == 0 for c in columns["txn_count_2h"]],
+                "above_max": [None if m is None else a > m for a, m in zip(columns["amount"], columns["amount_max_1d"])]}
+
+
+def test_served_counts_are_0_without_events_and_on_demand_views_read_aggregation_features() -> None:
+    from hindsight.registry_sync.model import FeatureRef, FeatureService, Registry
+    from hindsight.serving import create_app
+
+    aggregations = (Aggregation("txn_count_2h", "count", "*", 7200), Aggregation("amount_max_1d", "max", "amount", 86_400))
+    view = _view(aggregations, {"amount": "float64"})
+    service = FeatureService("risk", (FeatureRef("txn", "txn_count_2h"), FeatureRef("velocity", "first_in_2h")))
+    registry = Registry(project="t", feature_views=(view,), feature_services=(service,))
+    spec = [{"column": "*", "functions": ["count"]}, {"column": "amount", "functions": ["max"]}]
+    events = _events([(1, BASE + dt.timedelta(minutes=10), 5.0, None), (1, BASE + dt.timedelta(hours=3), 7.5, None)])
+    store = _ItemsStore(registry, build_items(view, reference_tiles(events, ["user_id"], "ts", spec, "1h"),
+                                              BASE + dt.timedelta(hours=4)))
+    store.now = BASE + dt.timedelta(hours=4)
+    velocity = _Velocity()
+    app = create_app({"TESTING": True, "REGISTRY": registry, "ONLINE_STORE": store, "AUTH": "none",
+                      "ON_DEMAND_VIEWS": {"velocity": velocity}})
+    body = {"features": ["txn:*", "velocity:*"], "entities": [{"user_id": 1}, {"user_id": 2}],
+            "request_context": {"amount": 6.0}, "include_metadata": True}
+    response = app.test_client().post("/v1/features", json=body)
+    assert response.status_code == 200, response.get_json()
+    first, second = response.get_json()["results"]
+    assert first["features"] == {"txn_count_2h": 1, "amount_max_1d": 7.5, "first_in_2h": False, "above_max": False}
+    assert first["metadata"]["txn_count_2h"]["status"] == "PRESENT"
+    assert first["metadata"]["txn_count_2h"]["event_timestamp"].startswith("2026-01-05T03:00:00")
+    assert second["features"] == {"txn_count_2h": 0, "amount_max_1d": None, "first_in_2h": True, "above_max": None}
+    assert second["metadata"]["txn_count_2h"] == {"status": "NOT_FOUND", "event_timestamp": None}
+    assert velocity.seen[0]["txn_count_2h"] == [1, 0]
+    described = app.test_client().get("/v1/feature-services/risk").get_json()["features"]
+    assert described[0]["aggregation"] == {"function": "count", "column": "*", "window_seconds": 7200,
+                                           "interval_seconds": 3600}
+    assert "aggregation" not in described[1]
+
+
+def test_min_max_last_keep_their_types() -> None:
+    from decimal import Decimal
+
+    aggregations = tuple(
+        Aggregation(f"{c}_{f}_1d", f, c, 86_400) for c in ("seen", "day", "ok", "price", "ratio") for f in ("min", "max", "last"))
+    dtypes = {"seen": "timestamp", "day": "date", "ok": "bool", "price": "decimal", "ratio": "float32"}
+    view = _view(aggregations, dtypes)
+    stamp = pa.timestamp("us", tz="UTC")
+    starts = [BASE, BASE + dt.timedelta(hours=1)]
+    seen = [BASE + dt.timedelta(minutes=5), BASE + dt.timedelta(hours=1, minutes=5)]
+    columns = {"user_id": pa.array([1, 1], pa.int64()), "ts": pa.array(seen, stamp), "_tile_start": pa.array(starts, stamp)}
+    values = {
+        "seen": pa.array(seen, stamp), "day": pa.array([dt.date(2026, 1, 5), dt.date(2025, 12, 31)], pa.date32()),
+        "ok": pa.array([True, False]), "price": pa.array([Decimal("2.50"), Decimal("1.25")], pa.decimal128(10, 2)),
+        "ratio": pa.array([0.5, 0.25], pa.float32()),
+    }
+    for column, array in values.items():
+        for part in ("min", "max", "last"):
+            columns[f"{column}__{part}"] = array
+    item = build_items(view, pa.table(columns), BASE + dt.timedelta(hours=2))["1"]
+    got, _ = CombinePlan.build(view, tuple(a.name for a in aggregations)).combine(item, micros(BASE + dt.timedelta(hours=2)))
+    assert got["seen_max_1d"] == seen[1] and got["seen_min_1d"] == seen[0]
+    assert (got["day_min_1d"], got["day_last_1d"]) == (dt.date(2025, 12, 31), dt.date(2025, 12, 31))
+    assert (got["ok_min_1d"], got["ok_max_1d"], got["ok_last_1d"]) == (False, True, False)
+    assert (got["price_min_1d"], got["price_max_1d"]) == (Decimal("1.25"), Decimal("2.50"))
+    assert (got["ratio_min_1d"], got["ratio_last_1d"]) == (0.25, 0.25)
