@@ -112,9 +112,9 @@ def both_forms_on_duckdb(registry: Registry, spine: pa.Table, features: list[str
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=aggregation_cases())
 def test_duckdb_equals_the_oracle(case: AggregationCase) -> None:
-    root = Path(tempfile.mkdtemp(prefix="hs-agg-"))
-    registry, spine = case_registry(case, root), case_spine(case)
-    asof_form, window_form = both_forms_on_duckdb(registry, spine, ["txns:*"])
+    with tempfile.TemporaryDirectory(prefix="hs-agg-") as root:
+        registry, spine = case_registry(case, Path(root)), case_spine(case)
+        asof_form, window_form = both_forms_on_duckdb(registry, spine, ["txns:*"])
     assert_equals_oracle(asof_form, case.events, case.oracle_args)
     assert window_form.equals(asof_form) or _close_tables(window_form, asof_form)
 
@@ -122,11 +122,12 @@ def test_duckdb_equals_the_oracle(case: AggregationCase) -> None:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=aggregation_cases(max_entities=2, max_events=5))
 def test_sail_equals_the_oracle(sail_remote: str, case: AggregationCase) -> None:
-    root = Path(tempfile.mkdtemp(prefix="hs-agg-"))
-    registry, spine = case_registry(case, root), case_spine(case)
-    result = training_set(spine, features=["txns:*"], registry=registry, engine="spark", spark_remote=sail_remote)
+    with tempfile.TemporaryDirectory(prefix="hs-agg-") as root:
+        registry, spine = case_registry(case, Path(root)), case_spine(case)
+        result = training_set(spine, features=["txns:*"], registry=registry, engine="spark", spark_remote=sail_remote)
+        on_duckdb = training_set(spine, features=["txns:*"], registry=registry)
     assert_equals_oracle(result, case.events, case.oracle_args)
-    assert result.schema == training_set(spine, features=["txns:*"], registry=registry).schema
+    assert result.schema == on_duckdb.schema
 
 
 def _close_tables(left: pa.Table, right: pa.Table) -> bool:
