@@ -96,5 +96,8 @@ def new_project(root: Path) -> BenchProject:
         else:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
+    # The demo's on-demand views (its feature services name them) are the hindsight.on_demand
+    # package's own modules: link the folder, as the tests' demo project does.
+    (root / "on_demand").symlink_to(REPO / "on_demand", target_is_directory=True)
     (root / "data").mkdir(exist_ok=True)
     return BenchProject(root)

@@ -33,8 +33,8 @@ END = dt.date(2026, 11, 1)
 #: Four views, no two with a feature of the same name (merchant_risk's counts are left out).
 FEATURES = [
     "user_transaction_aggregates:*",
-    "merchant_risk:fraud_rate_7d",
-    "merchant_risk:fraud_rate_30d",
+    "merchant_risk:fraud_mean_7d",
+    "merchant_risk:fraud_mean_30d",
     "user_profile:*",
     "merchant_profile:category",
 ]

@@ -1,32 +1,35 @@
+{#-
+  An aggregation feature view (docs/aggregation-views.md): the SQL selects the card holders'
+  transactions, the config declares what to aggregate. Its Delta table holds hourly tiles of
+  partial aggregates; training sets and serving combine them at the time t they are asked for, so
+  txn_count_1h counts the transactions of t's hour (UTC) up to t, also days after the user's last
+  one (it is 0 then).
+-#}
 {{ config(
     enabled=hindsight.is_demo_project(),
     entities=['user_id'],
     timestamp_field='event_timestamp',
-    ttl='30d',
+    aggregation_interval='1h',
+    windows=['1h', '1d', '7d', '30d'],
+    aggregations=[
+        {'column': '*', 'name': 'txn', 'functions': ['count']},
+        {'column': 'amount', 'functions': ['sum', 'mean', 'max']},
+        {'column': 'amount', 'functions': ['min', 'stddev'], 'windows': ['7d', '30d']},
+        {'column': 'country', 'functions': ['last'], 'windows': ['30d']},
+    ],
     online=true,
     tags=['fraud'],
 ) }}
 
 with transactions as (
-    select user_id, ts, amount, merchant_id, country
+    select user_id, ts, amount, country
     from {{ source('raw', 'transactions') }}
-),
-
-aggregates as (
-    {{ hindsight.window_aggregates(
-        relation='transactions',
-        entities=['user_id'],
-        timestamp='ts',
-        timestamp_alias='event_timestamp',
-        windows=['1h', '1d', '7d', '30d'],
-        aggregations=[
-            {'column': '*', 'name': 'txn', 'functions': ['count']},
-            {'column': 'amount', 'functions': ['sum', 'mean', 'max']},
-            {'column': 'amount', 'functions': ['min', 'stddev'], 'windows': ['7d', '30d']},
-            {'column': 'merchant_id', 'name': 'merchant', 'functions': ['count_distinct'], 'windows': ['1d', '30d']},
-            {'column': 'country', 'functions': ['last'], 'windows': ['30d']},
-        ],
-    ) }}
+    where {{ hindsight.source_time_filter('ts') }}
 )
 
-select * from aggregates
+select
+    user_id,
+    ts as event_timestamp,
+    amount,
+    country
+from transactions

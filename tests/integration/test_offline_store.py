@@ -6,11 +6,13 @@ import datetime as dt
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
+from tests import aggregation_oracle
 from tests.fixtures.dbt_project import DEMO_CUTOFF, FEATURE_VIEWS, DbtProject
-from tests.integration import window_oracle
 from tests.integration.backfill_check import backfill_one_day_after_doubling_amounts
 from tests.integration.delta_compare import assert_same_rows
 
@@ -36,18 +38,26 @@ def snapshot(project: DbtProject) -> dict[str, pd.DataFrame]:
     return {view: frame(project, view) for view in FEATURE_VIEWS}
 
 
-def test_user_window_aggregates_equal_an_independent_computation(demo_project):
-    expected = window_oracle.user_aggregates(raw(demo_project, "transactions"))
-    actual = frame(demo_project, "user_transaction_aggregates")[expected.columns]
-    assert len(actual) > 20_000
-    assert_same_rows(actual, expected, KEYS["user_transaction_aggregates"])
+def demo_events(project: DbtProject, view: str) -> pa.Table:
+    """What the model's SQL selects from the raw transactions (the events its tiles aggregate), typed as DuckDB types them."""
+    transactions = ds.dataset(project.settings.raw_data_dir / "transactions", format="parquet").to_table()
+    columns = {"user_transaction_aggregates": {"user_id": "user_id", "event_timestamp": "ts", "amount": "amount", "country": "country"},
+               "merchant_risk": {"merchant_id": "merchant_id", "event_timestamp": "ts", "amount": "amount", "fraud": "is_fraud"}}[view]
+    events = pa.table({name: transactions[source] for name, source in columns.items()})
+    if "fraud" in columns:
+        events = events.set_column(events.schema.get_field_index("fraud"), "fraud", pc.cast(events["fraud"], pa.int32()))
+    return events
 
 
-def test_merchant_daily_grid_equals_an_independent_computation(demo_project):
-    expected = window_oracle.merchant_daily_risk(raw(demo_project, "transactions"))
-    actual = frame(demo_project, "merchant_risk")[expected.columns]
-    assert (actual["event_timestamp"].dt.hour == 0).all()
-    assert_same_rows(actual, expected, KEYS["merchant_risk"])
+@pytest.mark.parametrize(("view", "interval"), [("user_transaction_aggregates", "1h"), ("merchant_risk", "1d")])
+def test_the_demos_aggregation_views_hold_the_reference_tiles(demo_project, view, interval):
+    config = json.loads((demo_project.settings.dbt_target_dir / "manifest.json").read_text())["nodes"][f"model.hindsight.{view}"]["config"]
+    assert config["aggregation_interval"] == interval
+    expected = aggregation_oracle.reference_tiles(demo_events(demo_project, view), KEYS[view][:1], "event_timestamp",
+                                                  config["aggregations"], interval)
+    actual = demo_project.table(view).to_pyarrow_table()
+    assert actual.num_rows > 20_000
+    aggregation_oracle.assert_tiles_match(actual, expected)
 
 
 def test_every_feature_view_is_partitioned_by_date_and_records_its_dbt_run(demo_project):

@@ -46,10 +46,10 @@ def test_plan_gates_a_breaking_change_and_apply_keeps_old_versions(parsed_copy):
     # Drop a feature that user_spend_profile reads through user_transaction_aggregates:* ...
     aggregates = features / "user_transaction_aggregates.sql"
     aggregates.write_text(aggregates.read_text().replace(
-        "            {'column': 'country', 'functions': ['last'], 'windows': ['30d']},\n", ""))
-    # ... and change the type of one that fraud_detection names.
+        "        {'column': 'country', 'functions': ['last'], 'windows': ['30d']},\n", ""))
+    # ... and change the type of merchant_risk's amount sums (an aggregation's dtype follows its input).
     risk = features / "merchant_risk.sql"
-    risk.write_text(risk.read_text().replace("    txn_count_30d,\n", "    cast(txn_count_30d as double) as txn_count_30d,\n"))
+    risk.write_text(risk.read_text().replace("    amount,\n    cast(is_fraud", "    cast(amount as bigint) as amount,\n    cast(is_fraud"))
     # The materialization's gate refuses these without the var (tests/integration/test_feature_view_checks.py).
     project_copy.dbt("run", "--select", "merchant_risk", "user_transaction_aggregates", "--full-refresh",
                      "--vars", '{"hindsight_allow_breaking": true}')
@@ -58,8 +58,9 @@ def test_plan_gates_a_breaking_change_and_apply_keeps_old_versions(parsed_copy):
     assert plan.returncode == 1, plan.stdout + plan.stderr
     assert ("- feature user_transaction_aggregates:country_last_30d: still used by feature service "
             "user_spend_profile  [BREAKING]") in plan.stdout
-    assert "~ feature merchant_risk:txn_count_30d: type int64 -> float64  [BREAKING]" in plan.stdout
-    assert "2 breaking" in plan.stdout
+    assert "~ feature merchant_risk:amount_sum_7d: type float64 -> int64  [BREAKING]" in plan.stdout
+    assert "~ feature merchant_risk:amount_sum_30d: type float64 -> int64  [BREAKING]" in plan.stdout
+    assert "3 breaking" in plan.stdout
     assert hindsight(project_copy, "apply", "--no-online").returncode == 1
 
     assert hindsight(project_copy, "plan", "--allow-breaking").returncode == 0
@@ -72,12 +73,12 @@ def test_plan_gates_a_breaking_change_and_apply_keeps_old_versions(parsed_copy):
 
 def test_definition_errors_name_the_exposure_and_its_file(project_copy):
     services = project_copy.root / "models" / "features" / "feature_services.yml"
-    services.write_text(services.read_text().replace("merchant_risk:fraud_rate_7d", "merchant_risk:fraud_rate_8d"))
+    services.write_text(services.read_text().replace("merchant_risk:fraud_mean_7d", "merchant_risk:fraud_mean_8d"))
     project_copy.dbt("parse")
     result = hindsight(project_copy, "plan")
     assert result.returncode == 2
     assert ("feature service fraud_detection (models/features/feature_services.yml): feature view merchant_risk "
-            "has no feature fraud_rate_8d (did you mean fraud_rate_7d") in result.stderr
+            "has no feature fraud_mean_8d (did you mean fraud_mean_7d") in result.stderr
 
 
 def test_plan_and_apply_parse_the_project_as_it_is_now(project_copy):

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 #: Every view, without the names two views share (merchant_risk's counts and sums).
 FEATURES = [
     "user_transaction_aggregates:*",
-    "merchant_risk:fraud_rate_7d",
-    "merchant_risk:fraud_rate_30d",
+    "merchant_risk:fraud_mean_7d",
+    "merchant_risk:fraud_mean_30d",
     "user_profile:*",
     "merchant_profile:category",
 ]

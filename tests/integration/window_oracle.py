@@ -38,7 +38,7 @@ def _window_stats(ts: np.ndarray, values: np.ndarray, ends: np.ndarray, width: i
 
 
 def user_aggregates(transactions: pd.DataFrame) -> pd.DataFrame:
-    """The oracle for user_transaction_aggregates: one row per (user, distinct transaction time)."""
+    """Per-user window aggregates at each transaction (window_aggregates, evaluate='event'): one row per (user, distinct transaction time)."""
     rows = []
     for user_id, events in transactions.sort_values("ts", kind="stable").groupby("user_id", sort=True):
         ts = _micros(events["ts"])
@@ -62,35 +62,6 @@ def user_aggregates(transactions: pd.DataFrame) -> pd.DataFrame:
             frame[f"merchant_count_distinct_{label}"] = [len(set(merchants[a:b])) for a, b in zip(lo, hi)]
         hi = np.searchsorted(ts, ends, side="right")
         frame["country_last_30d"] = countries[hi - 1]
-        rows.append(pd.DataFrame(frame))
-    result = pd.concat(rows, ignore_index=True)
-    result["event_timestamp"] = pd.to_datetime(result["event_timestamp"], unit="us", utc=True)
-    return result
-
-
-def merchant_daily_risk(transactions: pd.DataFrame) -> pd.DataFrame:
-    """The oracle for merchant_risk: daily grid points while a merchant has events within 30 days."""
-    day = MICROS["d"]
-    all_ts = _micros(transactions["ts"])
-    cap = -(-all_ts.max() // day) * day  # the grid point covering the newest event
-    rows = []
-    for merchant_id, events in transactions.sort_values("ts", kind="stable").groupby("merchant_id", sort=True):
-        ts = _micros(events["ts"])
-        amounts = events["amount"].to_numpy(dtype=float)
-        fraud = events["is_fraud"].to_numpy(dtype=float)
-        first = -(-ts.min() // day) * day
-        grid = np.arange(first, cap + 1, day)
-        reach = np.searchsorted(ts, grid, side="right") - np.searchsorted(ts, grid - window_micros("30d"), side="right")
-        grid = grid[reach > 0]
-        frame = {"merchant_id": np.full(len(grid), merchant_id), "event_timestamp": grid}
-        for label in ("7d", "30d"):
-            width = window_micros(label)
-            count = _window_stats(ts, amounts, grid, width)
-            frauds = _window_stats(ts, fraud, grid, width)
-            frame[f"txn_count_{label}"] = count["count"]
-            frame[f"amount_sum_{label}"] = count["sum"]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                frame[f"fraud_rate_{label}"] = np.where(count["count"] > 0, frauds["sum"] / count["count"], np.nan)
         rows.append(pd.DataFrame(frame))
     result = pd.concat(rows, ignore_index=True)
     result["event_timestamp"] = pd.to_datetime(result["event_timestamp"], unit="us", utc=True)
