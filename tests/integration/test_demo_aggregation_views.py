@@ -1,7 +1,7 @@
 """The demo's aggregation views (issue 9): `dbt build` builds and tests them, and a user's project never sees them.
 
 The demo's window features ("in the last X") are aggregation views: user_transaction_aggregates
-(hourly tiles) and merchant_risk (daily tiles). Their tile values are checked against the oracle in
+(5-minute tiles) and merchant_risk (daily tiles). Their tile values are checked against the oracle in
 tests/integration/test_offline_store.py; here: the build as a whole (models, dbt unit tests, data
 tests), the tile layout, and that a project installing Hindsight as a dbt package builds its own
 aggregation view with none of the demo's nodes.
@@ -64,12 +64,12 @@ def test_dbt_build_builds_and_tests_the_demos_aggregation_views(project_copy):
         assert [field.name for field in table.schema().fields] == columns
         assert table.history(1)[0]["operation"] == "WRITE"
         tiles = table.to_pyarrow_table(columns=["event_timestamp", "_tile_start"]).to_pandas()
-        interval = dt.timedelta(hours=1) if view == "user_transaction_aggregates" else dt.timedelta(days=1)
+        interval = dt.timedelta(minutes=5) if view == "user_transaction_aggregates" else dt.timedelta(days=1)
         assert (tiles["_tile_start"] <= tiles["event_timestamp"]).all()
         assert (tiles["event_timestamp"] - tiles["_tile_start"] < interval).all()
-    # The daily view's tiles start at midnight UTC, the hourly view's on the hour.
+    # The daily view's tiles start at midnight UTC, the 5-minute view's on a multiple of 5 minutes.
     assert (project_copy.table("merchant_risk").to_pandas()["_tile_start"].dt.hour == 0).all()
-    assert (project_copy.table("user_transaction_aggregates").to_pandas()["_tile_start"].dt.minute == 0).all()
+    assert (project_copy.table("user_transaction_aggregates").to_pandas()["_tile_start"].dt.minute % 5 == 0).all()
 
 
 # --- a user's project -------------------------------------------------------------------------
@@ -272,7 +272,7 @@ def test_the_registry_describes_every_demo_aggregation_feature(demo_project):
     # Built in memory, not applied: an applied registry in the shared demo project would show up in
     # every copy other tests take of it.
     demo_registry = project_registry(demo_project.settings)
-    intervals = {"user_transaction_aggregates": 3600, "merchant_risk": 86400}
+    intervals = {"user_transaction_aggregates": 300, "merchant_risk": 86400}
     for name, expected in FEATURES.items():
         view = demo_registry.view(name)
         assert (view.kind, view.aggregation_interval_seconds, view.ttl_seconds) == ("aggregation", intervals[name], None)

@@ -49,7 +49,7 @@ def demo_events(project: DbtProject, view: str) -> pa.Table:
     return events
 
 
-@pytest.mark.parametrize(("view", "interval"), [("user_transaction_aggregates", "1h"), ("merchant_risk", "1d")])
+@pytest.mark.parametrize(("view", "interval"), [("user_transaction_aggregates", "5m"), ("merchant_risk", "1d")])
 def test_the_demos_aggregation_views_hold_the_reference_tiles(demo_project, view, interval):
     config = json.loads((demo_project.settings.dbt_target_dir / "manifest.json").read_text())["nodes"][f"model.hindsight.{view}"]["config"]
     assert config["aggregation_interval"] == interval
