@@ -150,7 +150,7 @@ class Sampler:
         self.queue_rows = queue_rows
         self.batch_rows = batch_rows
         self.flush_s = flush_s
-        self._writer = writer
+        self.writer = writer
         self._draw = draw
         self._pid = 0
         self._queue: queue.Queue[Any] = queue.Queue(queue_rows)
@@ -216,7 +216,7 @@ class Sampler:
 
     def _write(self, batch: list[Sample]) -> None:
         try:
-            self._writer(self.uri, batch)
+            self.writer(self.uri, batch)
         except Exception:  # a log write must never take the worker down: count, log, go on
             log.exception("could not append %d served-feature samples to %s; dropped", len(batch), self.uri)
             metrics.count_sample_dropped("write_failed", len(batch))
