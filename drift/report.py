@@ -30,7 +30,7 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-t
 .meta { color: #555; margin: .2rem 0; }
 table { border-collapse: collapse; margin: .8rem 0; font-size: .9rem; }
 th, td { border-bottom: 1px solid #ddd; padding: .3rem .7rem; text-align: right; }
-th:first-child, td:first-child, td.name { text-align: left; }
+th:first-child, td:first-child, .name { text-align: left; }
 .verdict { font-weight: 600; padding: .5rem .8rem; border-radius: 4px; display: inline-block; margin: .6rem 0; }
 .bad { background: #fde2e1; color: #8a1c17; } .warn { background: #fff3cd; color: #7a5a00; }
 .ok { background: #e3f4e4; color: #1d5e20; }
@@ -110,6 +110,11 @@ def _num(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.2e}"
 
 
+def _direction(change: float) -> str:
+    """CSS class of a share change, blank under the 0.1 points the table shows."""
+    return "up" if change >= 0.0005 else "down" if change <= -0.0005 else ""
+
+
 def _missing(feature: FeatureDrift) -> tuple[float, float]:
     bucket = feature.bucket("(missing)")
     return (bucket.baseline, bucket.served) if bucket else (0.0, 0.0)
@@ -121,12 +126,12 @@ def _summary_table(result: DriftResult) -> str:
         label, css = status(f.psi, result.threshold)
         base_missing, served_missing = _missing(f)
         rows.append(
-            f'<tr><td>{rank}</td><td class="name"><a href="#f-{rank}">{html.escape(f.name)}</a></td><td>{f.kind}</td>'
+            f'<tr><td>{rank}</td><td class="name"><a href="#f-{rank}">{html.escape(f.name)}</a></td><td class="name">{f.kind}</td>'
             f"<td><b>{_num(f.psi)}</b></td><td>{_num(f.ks_statistic)}</td><td>{_num(f.ks_pvalue)}</td>"
             f"<td>{_pct(base_missing)}</td><td>{_pct(served_missing)}</td>"
             f'<td><span class="badge {css}">{label}</span></td></tr>'
         )
-    return ("<table><thead><tr><th>#</th><th>feature</th><th>kind</th><th>PSI</th><th>KS</th><th>KS p-value</th>"
+    return ("<table><thead><tr><th>#</th><th class='name'>feature</th><th class='name'>kind</th><th>PSI</th><th>KS</th><th>KS p-value</th>"
             "<th>missing (baseline)</th><th>missing (served)</th><th>status</th></tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")
 
@@ -136,7 +141,7 @@ def _section(rank: int, f: FeatureDrift, threshold: float) -> str:
     ks = (f", KS {_num(f.ks_statistic)} (p = {_num(f.ks_pvalue)})" if f.ks_statistic is not None else "")
     bucket_rows = "".join(
         f'<tr><td>{html.escape(b.label)}</td><td>{_pct(b.baseline)}</td><td>{_pct(b.served)}</td>'
-        f'<td class="{"up" if b.change > 0 else "down" if b.change < 0 else ""}">{b.change * 100:+.1f} pts</td></tr>'
+        f'<td class="{_direction(b.change)}">{b.change * 100:+.1f} pts</td></tr>'
         for b in f.buckets
     )
     what = "bucket (baseline deciles)" if f.kind == "numeric" else "category"
@@ -178,22 +183,23 @@ def _numeric_plot(axes: Any, f: FeatureDrift) -> None:
         axes.text(0.5, 0.5, "no values on either side (all missing)", ha="center", va="center",
                   transform=axes.transAxes)
         return
-    # Bins over the bulk of both samples: a few outliers must not squash the plot into one bar.
+    # Bins over the central 99% of both samples: a few outliers must not squash the plot into one bar.
     low, high = (float(np.quantile(both, q)) for q in (0.005, 0.995))
     if low == high:
         low, high = low - 0.5, high + 0.5
     edges = np.linspace(low, high, 41)
     for values, color, name in ((base, BASELINE_COLOR, "baseline"), (now, SERVED_COLOR, "served")):
         if len(values):
-            axes.hist(np.clip(values, low, high), bins=edges, density=True, histtype="stepfilled",
+            axes.hist(values, bins=edges, density=True, histtype="stepfilled",
                       alpha=0.45, color=color, edgecolor=color, label=f"{name} ({len(values):,})")
     axes.set_ylabel("density")
-    axes.set_xlabel(f.name)
+    axes.set_xlabel(f"{f.name} (central 99% of values)")
     axes.legend(frameon=False)
 
 
 def _categorical_plot(axes: Any, f: FeatureDrift) -> None:
-    buckets = sorted(f.buckets, key=lambda b: max(b.baseline, b.served), reverse=True)[:PLOT_CATEGORIES]
+    drawn = [b for b in f.buckets if b.baseline or b.served]
+    buckets = sorted(drawn, key=lambda b: max(b.baseline, b.served), reverse=True)[:PLOT_CATEGORIES]
     labels = [b.label for b in buckets][::-1]
     y = np.arange(len(labels))
     axes.barh(y + 0.2, [b.baseline for b in buckets][::-1], height=0.4, color=BASELINE_COLOR, label="baseline")

@@ -223,14 +223,17 @@ class Sampler:
         else:
             metrics.count_samples_written(len(batch))
 
-    def close(self, timeout_s: float = 10.0) -> None:
+    def close(self, timeout_s: float = 10.0) -> bool:
         """Write what is queued and stop this process's writer, waiting at most `timeout_s`.
 
         Samples still queued after that (a stalled writer) are counted as dropped ("shutdown").
+
+        Returns:
+            True when this process had a writer running (it wrote, or tried to write, to the log).
         """
         thread = self._thread
         if self._closed or thread is None or self._pid != os.getpid():
-            return
+            return False
         self._closed = True
         deadline = time.monotonic() + timeout_s
         with contextlib.suppress(queue.Full):  # the writer is stalled: the join below gives up in time
@@ -241,6 +244,7 @@ class Sampler:
             log.warning("served-feature log writer did not finish within %.0f s; %d samples dropped", timeout_s, left)
             if left:
                 metrics.count_sample_dropped("shutdown", left)
+        return True
 
 
 EXTENSION = "hindsight_sampler"

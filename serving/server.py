@@ -216,8 +216,18 @@ def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
     def worker_exit(server: Any, worker: Any) -> None:
         # In the worker, after its last request: commit the served-feature samples still queued.
         sampler = sampling.get_sampler(worker.app.wsgi())
-        if sampler is not None:
-            sampler.close()
+        if sampler is not None and sampler.close():
+            # This worker ran delta-rs and Arrow from a thread after gunicorn's fork; the interpreter's
+            # normal teardown then hung in native code (no Python frame left) until gunicorn killed
+            # the worker at its 30 s graceful timeout. The samples are committed and nothing else is
+            # left to do in this process: flush the logs and leave.
+            import logging
+            import sys
+
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
     settings: dict[str, Any] = {
         "bind": f"{options.host}:{options.port}",
