@@ -3,7 +3,8 @@
     .venv/bin/python bench/run_all.py [--scale medium|small] [--only offline,sync ...]
 
 Order: offline store (builds the demo project and keeps it), training sets (on that same
-project), online sync, serving, then training sets on Sail. `--scale small` runs each on the
+project), online sync, serving, training sets on Sail, the soak, then the cost of sampling served
+features. `--scale small` runs each on the
 small demo data and short loads: a check that every benchmark works, in minutes, not a figure to
 quote. The first benchmark that fails stops the run with its exit status.
 """
@@ -29,6 +30,7 @@ SCRIPTS = {
     "serving": "bench_serving.py",
     "spark_training": "bench_spark_training.py",
     "soak": "bench_soak.py",
+    "sampling": "bench_sampling.py",
 }
 #: Benchmarks whose load does not depend on the data's scale (a fixed number of seconds).
 _UNSCALED = {"soak"}
@@ -38,7 +40,7 @@ def commands(scale: str, project_root: Path, selected: list[str]) -> list[tuple[
     """The command line of each selected benchmark; training reuses the project offline builds.
 
     >>> [name for name, _ in commands("small", Path("/tmp/b"), list(SCRIPTS))]
-    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak']
+    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'sampling']
     >>> commands("small", Path("/tmp/b"), list(SCRIPTS))[1][1][-4:]
     ['--scale', 'small', '--project', '/tmp/b/project']
     """

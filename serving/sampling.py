@@ -260,6 +260,10 @@ def init_app(app: Any, uri: str | None, rate: float, queue_rows: int, batch_rows
         return None
     sampler = Sampler(uri, rate, queue_rows=queue_rows, batch_rows=batch_rows, flush_s=flush_s)
     check_location(uri)
+    # Imported now, in the process gunicorn forks from (an import is fork-safe; delta-rs's runtime
+    # starts on the first write, in the worker): a worker's first batch must not import it, which
+    # holds the GIL and stalled requests by up to a second on a busy machine.
+    import deltalake.writer  # noqa: F401
     app.extensions[EXTENSION] = sampler
     return sampler
 
