@@ -176,3 +176,23 @@ def test_an_unwritable_log_folder_stops_the_start(make_serving_app, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(ServingSetupError, match=r"served-features log folder .*file/log \(serving.sample_log\)"):
         make_serving_app(SAMPLE_RATE=0.5, SAMPLE_LOG=str(blocker / "log"))
+
+
+def test_the_rate_and_log_come_from_hindsight_yml_and_the_environment(tmp_path):
+    from hindsight.core.config import ConfigError
+    from hindsight.core.settings import Settings
+
+    (tmp_path / "dbt_project.yml").write_text("name: p\n")
+    settings = Settings.load(tmp_path, environ={})
+    assert (settings.serving.sample_rate, settings.sample_log) == (0.01, str(tmp_path / "data" / "served_features"))
+    (tmp_path / "hindsight.yml").write_text("serving:\n  sample_rate: 0\n  sample_log: s3://bucket/served\n")
+    settings = Settings.load(tmp_path, environ={})
+    assert (settings.serving.sample_rate, settings.sample_log) == (0.0, "s3://bucket/served")
+    env = {"HINDSIGHT_SERVING_SAMPLE_RATE": "0.25", "HINDSIGHT_SERVING_SAMPLE_LOG": "logs/served"}
+    settings = Settings.load(tmp_path, environ=env)
+    assert (settings.serving.sample_rate, settings.sample_log) == (0.25, str(tmp_path / "logs" / "served"))
+    with pytest.raises(ConfigError, match=r"HINDSIGHT_SERVING_SAMPLE_RATE='2' \('serving.sample_rate'\) should be less than or equal to 1"):
+        Settings.load(tmp_path, environ={"HINDSIGHT_SERVING_SAMPLE_RATE": "2"})
+    (tmp_path / "hindsight.yml").write_text("serving:\n  sample_rate: -0.1\n")
+    with pytest.raises(ConfigError, match=r"'serving.sample_rate' in .* should be greater than or equal to 0, got -0.1"):
+        Settings.load(tmp_path, environ={})
