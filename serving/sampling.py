@@ -3,15 +3,16 @@
 Owns which rows are sampled (each entity row of an answered `POST /v1/features`, independently,
 with probability `sample_rate`), the bounded queue between request threads and the writer, and the
 writer thread that appends batches to one Delta table, one commit per batch. `hindsight drift`
-reads the table back (`LOG_COLUMNS`, `read_log`).
+reads the table back (`hindsight.drift.served`, by LOG_SCHEMA).
 
 A request thread only ever calls `Queue.put_nowait`: when the queue is full the sample is dropped
 and counted (`hindsight_serving_samples_dropped_total{reason="queue_full"}`), never waited for, so
 a slow or stalled writer (a sick disk, S3 down) cannot slow or fail a request. Each gunicorn worker
 has its own queue and writer thread, started on its first sample (after the fork); several workers
 append to the one table, and delta-rs resolves their concurrent commits (a blind append conflicts
-with nothing: the loser retries at the next version). Rows still queued are written when the
-worker exits (`close`, called from gunicorn's worker_exit hook and at interpreter exit).
+with nothing: the loser retries at the next version; only two first writes creating the table race,
+and `write_rows` retries that). Rows still queued are written when the worker exits (`close`,
+called from gunicorn's worker_exit hook and at interpreter exit).
 
 Writes the Delta table at `sample_log`, partitioned by service and request date.
 """
@@ -53,7 +54,6 @@ LOG_SCHEMA = pa.schema([
     pa.field("entities", pa.string(), nullable=False),
     pa.field("features", pa.string(), nullable=False),
 ])
-LOG_COLUMNS = tuple(LOG_SCHEMA.names)
 PARTITION_BY = ("service", "request_date")
 
 #: One queued sample: (service, unix time, registry version, entity row, response features).
