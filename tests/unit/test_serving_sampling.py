@@ -86,7 +86,8 @@ def test_a_stalled_writer_never_blocks_and_drops_are_counted():
         took.append(time.perf_counter() - began)
     assert queued == 5  # the queue's bound
     assert dropped("queue_full") - before == 15
-    assert max(took) < 0.05  # never waited for the writer (which hangs for 30 s)
+    # Never waited for the writer, which hangs for 30 s (microseconds each; the bound allows a busy machine).
+    assert max(took) < 1.0
     writer.release.set()
     sampler.close(timeout_s=10)
     assert [row[3]["k"] for row in writer.rows] == [0, 1, 2, 3, 4, 5]
@@ -108,7 +109,7 @@ def test_a_stalled_writer_does_not_slow_requests(make_serving_app, tmp_path):
         took.append(time.perf_counter() - began)
         assert response.status_code == 200
     assert dropped("queue_full") - before == 27  # 3 queued behind the stalled write
-    assert sorted(took)[15] < 0.05, took
+    assert max(took) < 2.0, took  # the writer hangs for 30 s: a request that waited for it would show it
     text = client.get("/metrics").get_data(as_text=True)
     assert 'hindsight_serving_samples_dropped_total{reason="queue_full"}' in text
     writer.release.set()
