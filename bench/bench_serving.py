@@ -296,6 +296,8 @@ def start_server(registry_file: Path, port: int, env: dict[str, str], workers: i
     if threads:
         command += ["--threads", str(threads)]
     with open(log_path, "wb") as log_stream:
+        # Served-feature samples (serving.sample_rate, 1% by default) beside the log, not in the repo's data/.
+        env = {"HINDSIGHT_SERVING_SAMPLE_LOG": str(log_path.parent / f"served-{port}"), **env}
         process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stdout=log_stream,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30

@@ -3,10 +3,11 @@
     .venv/bin/python bench/run_all.py [--scale medium|small] [--only offline,sync ...]
 
 Order: offline store (builds the demo project and keeps it), training sets (on that same
-project), online sync, serving, training sets on Sail, the soak, then training sets over an
-aggregation view (on the same raw data) and serving one. `--scale small` runs each on the small
-demo data and short loads: a check that every benchmark works, in minutes, not a figure to quote.
-The first benchmark that fails stops the run with its exit status.
+project), online sync, serving, training sets on Sail, the soak, training sets over an
+aggregation view (on the same raw data) and serving one, then the cost of sampling served
+features. `--scale small` runs each on the small demo data and short loads: a check that every
+benchmark works, in minutes, not a figure to quote. The first benchmark that fails stops the run
+with its exit status.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ SCRIPTS = {
     "soak": "bench_soak.py",
     "aggregation_training": "bench_aggregation_training.py",
     "serving_aggregation": "bench_serving_aggregation.py",
+    "sampling": "bench_sampling.py",
 }
 #: Benchmarks whose load does not depend on the data's scale (a fixed number of seconds).
 _UNSCALED = {"soak"}
@@ -41,8 +43,7 @@ def commands(scale: str, project_root: Path, selected: list[str]) -> list[tuple[
     """The command line of each selected benchmark; training reuses the project offline builds.
 
     >>> [name for name, _ in commands("small", Path("/tmp/b"), list(SCRIPTS))]
-    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'aggregation_training']
-    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'serving_aggregation']
+    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling']
     >>> commands("small", Path("/tmp/b"), list(SCRIPTS))[1][1][-4:]
     ['--scale', 'small', '--project', '/tmp/b/project']
     """

@@ -45,6 +45,18 @@ class ServingConfig:
     #: How often each worker checks the registry folder for a newly applied version, in ms
     #: (HINDSIGHT_SERVING_RELOAD_INTERVAL_MS); a pinned registry file is never reloaded.
     reload_interval_ms: int = 1000
+    #: Probability that one answered entity row is logged to `sample_log` (serving.sample_rate of
+    #: hindsight.yml, which `hindsight serve` passes in); 0 logs nothing.
+    sample_rate: float = 0.0
+    #: The served-features Delta table (serving.sample_log); None logs nothing.
+    sample_log: str | None = None
+    #: Most sampled rows waiting for the writer per process; more are dropped and counted
+    #: (HINDSIGHT_SERVING_SAMPLE_QUEUE_ROWS).
+    sample_queue_rows: int = 10_000
+    #: Most rows per Delta commit of the log (HINDSIGHT_SERVING_SAMPLE_BATCH_ROWS).
+    sample_batch_rows: int = 5_000
+    #: Longest a sampled row waits before its batch is committed, in ms (HINDSIGHT_SERVING_SAMPLE_FLUSH_MS).
+    sample_flush_ms: int = 10_000
 
     @classmethod
     def from_env(cls) -> ServingConfig:
@@ -56,6 +68,9 @@ class ServingConfig:
             ready_deadline_ms=_env_int("HINDSIGHT_SERVING_READY_DEADLINE_MS", cls.ready_deadline_ms),
             registry_file=os.environ.get("HINDSIGHT_SERVING_REGISTRY") or None,
             reload_interval_ms=_env_int("HINDSIGHT_SERVING_RELOAD_INTERVAL_MS", cls.reload_interval_ms),
+            sample_queue_rows=_env_int("HINDSIGHT_SERVING_SAMPLE_QUEUE_ROWS", cls.sample_queue_rows),
+            sample_batch_rows=_env_int("HINDSIGHT_SERVING_SAMPLE_BATCH_ROWS", cls.sample_batch_rows),
+            sample_flush_ms=_env_int("HINDSIGHT_SERVING_SAMPLE_FLUSH_MS", cls.sample_flush_ms),
         )
 
     def updated(self, overrides: dict[str, Any]) -> ServingConfig:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
-from hindsight.serving import auth, jsonio, metrics
+from hindsight.serving import auth, jsonio, metrics, sampling
 from hindsight.serving.body import parse_json_body, read_body
 from hindsight.serving.parsing import parse_feature_request
 from hindsight.serving.reader import read_features
@@ -15,8 +15,9 @@ from hindsight.serving.state import get_state
 
 bp = Blueprint("features", __name__, url_prefix="/v1")
 
-#: Label of the latency histogram for requests that name features instead of a service.
-AD_HOC = "_features"
+#: Label of the latency histogram (and `service` of logged samples) for requests that name
+#: features instead of a service.
+AD_HOC = sampling.AD_HOC
 
 
 @bp.post("/features")
@@ -32,9 +33,9 @@ def get_features() -> Response:
         feature_request, state.store, state.pool, started, state.config.store_deadline_ms / 1000
     )
     response = jsonio.response({"results": results} if feature_request.batch else results[0])
-    metrics.observe_request(
-        feature_request.plan.service or AD_HOC,
-        "batch" if feature_request.batch else "single",
-        time.perf_counter() - started,
-    )
+    service = feature_request.plan.service or AD_HOC
+    sampler = sampling.get_sampler(current_app)
+    if sampler is not None:
+        sampler.offer(service, state.registry.version, feature_request.entity_rows, results)
+    metrics.observe_request(service, "batch" if feature_request.batch else "single", time.perf_counter() - started)
     return response

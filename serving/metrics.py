@@ -63,6 +63,18 @@ RELOAD_FAILURES = Counter(
     "Applied registry versions a worker could not load (it kept serving the version it had).",
     registry=REGISTRY,
 )
+SAMPLES_WRITTEN = Counter(
+    "hindsight_serving_samples_written",
+    "Served feature vectors appended to the served-features log (serving.sample_rate).",
+    registry=REGISTRY,
+)
+SAMPLES_DROPPED = Counter(
+    "hindsight_serving_samples_dropped",
+    "Sampled feature vectors not logged: queue_full (the writer fell behind; the request was not "
+    "slowed), write_failed (the Delta append failed), shutdown (still queued when the worker stopped).",
+    ["reason"],
+    registry=REGISTRY,
+)
 
 
 def observe_request(service: str, form: str, seconds: float) -> None:
@@ -86,6 +98,14 @@ def set_registry_version(version: int | None) -> None:
 
 def count_reload_failure() -> None:
     RELOAD_FAILURES.inc()
+
+
+def count_samples_written(rows: int) -> None:
+    SAMPLES_WRITTEN.inc(rows)
+
+
+def count_sample_dropped(reason: str, rows: int = 1) -> None:
+    SAMPLES_DROPPED.labels(reason).inc(rows)
 
 
 def observe_store_read(seconds: float) -> None:

@@ -198,7 +198,7 @@ def check_online_store(registry: Registry, settings: Settings) -> None:
 
 
 def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
-    from hindsight.serving import metrics, state
+    from hindsight.serving import metrics, sampling, state
 
     def post_fork(server: Any, worker: Any) -> None:
         # Create this worker's store client and make its first calls now, not on its first
@@ -212,6 +212,22 @@ def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
 
     def child_exit(server: Any, worker: Any) -> None:
         metrics.mark_process_dead(worker.pid)
+
+    def worker_exit(server: Any, worker: Any) -> None:
+        # In the worker, after its last request: commit the served-feature samples still queued.
+        sampler = sampling.get_sampler(worker.app.wsgi())
+        if sampler is not None and sampler.close():
+            # This worker ran delta-rs and Arrow from a thread after gunicorn's fork; the interpreter's
+            # normal teardown then hung in native code (no Python frame left) until gunicorn killed
+            # the worker at its 30 s graceful timeout. The samples are committed and nothing else is
+            # left to do in this process: flush the logs and leave.
+            import logging
+            import sys
+
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
     settings: dict[str, Any] = {
         "bind": f"{options.host}:{options.port}",
@@ -229,6 +245,7 @@ def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
         "control_socket_disable": True,
         "post_fork": post_fork,
         "child_exit": child_exit,
+        "worker_exit": worker_exit,
     }
     if Path("/dev/shm").is_dir():
         # Worker heartbeats on tmpfs: a slow disk must not make gunicorn think workers hang.

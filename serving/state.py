@@ -239,6 +239,13 @@ def init_app(app: Flask, test_config: Mapping[str, Any] | None = None) -> Servin
     )
     state = ServingState(registry, views, store, config)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    from hindsight.serving import sampling
+
+    try:
+        sampling.init_app(app, config.sample_log, config.sample_rate, config.sample_queue_rows,
+                          config.sample_batch_rows, config.sample_flush_ms / 1000)
+    except ValueError as error:
+        raise ServingSetupError(str(error)) from None
     app.extensions[EXTENSION] = ServingRuntime(state, _followed_store(overrides, config))
     return state
 

@@ -31,6 +31,8 @@ def config_command(as_json: bool) -> None:
         "serving.host": settings.serving.host,
         "serving.port": settings.serving.port,
         "serving.workers": settings.serving.workers,
+        "serving.sample_rate": settings.serving.sample_rate,
+        "serving.sample_log": settings.sample_log,
     }
     problem = None
     try:

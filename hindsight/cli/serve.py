@@ -80,7 +80,9 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int,
     from hindsight.serving import create_app
     from hindsight.serving.state import EXTENSION, ServingSetupError
 
-    overrides = {"REGISTRY_FILE": registry_file} if registry_file else {}
+    overrides: dict[str, Any] = {"REGISTRY_FILE": registry_file} if registry_file else {}
+    # Served feature vectors sampled for `hindsight drift` (serving.sample_rate, serving.sample_log).
+    overrides.update(SAMPLE_RATE=settings.serving.sample_rate, SAMPLE_LOG=settings.sample_log)
     try:
         app = create_app({**overrides, "AUTH": auth_mode})
         # Said now, not on the first request: a new shell without the store's settings would

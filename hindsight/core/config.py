@@ -73,6 +73,10 @@ class ServingSection(_Section):
     """`keys`: every request but /healthz and /readyz needs an API key; `none`: loopback hosts only."""
     key_cache_seconds: float = Field(5.0, ge=0, le=3600)
     """Seconds a server trusts an API key lookup: a revoked key works at most this long."""
+    sample_rate: float = Field(0.01, ge=0, le=1)
+    """Share of served feature vectors logged to `sample_log` for `hindsight drift`; 0 logs none."""
+    sample_log: str = "data/served_features"
+    """Delta table of the sampled feature vectors: a path (relative to the project) or a URI."""
 
 
 class ProjectConfig(_Section):
@@ -106,6 +110,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "HINDSIGHT_WORKERS": "serving.workers",
     "HINDSIGHT_SERVING_AUTH": "serving.auth",
     "HINDSIGHT_SERVING_KEY_CACHE_SECONDS": "serving.key_cache_seconds",
+    "HINDSIGHT_SERVING_SAMPLE_RATE": "serving.sample_rate",
+    "HINDSIGHT_SERVING_SAMPLE_LOG": "serving.sample_log",
 }
 
 

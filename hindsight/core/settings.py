@@ -126,6 +126,11 @@ class Settings:
         return cls.load(project_dir)
 
     @property
+    def sample_log(self) -> str:
+        """The served-features Delta table (serving.sample_log), an absolute path or a URI."""
+        return _resolve_uri(self.project_dir, self.serving.sample_log)
+
+    @property
     def manifest_path(self) -> Path:
         target = self.dbt_target_dir
         return (target if target.is_absolute() else self.project_dir / target) / "manifest.json"
