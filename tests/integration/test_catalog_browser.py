@@ -72,6 +72,15 @@ def rendered_text(url: str, page: str, tmp_path: Path) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom)))
 
 
+def test_an_aggregation_views_page_shows_its_interval_windows_and_aggregations(catalog_site: str, tmp_path: Path) -> None:
+    text = rendered_text(catalog_site, "model/model.hindsight.user_transaction_aggregates", tmp_path)
+    assert "Kind aggregation feature view" in text
+    assert "Aggregation interval 5m" in text
+    assert "txn_count_1h count every event 1h" in text
+    assert "amount_stddev_30d stddev amount 30d" in text
+    assert "Internal: a tile part that aggregation features are computed from; not a feature." in text
+
+
 def test_a_feature_views_page_shows_its_configuration(catalog_site: str, tmp_path: Path) -> None:
     text = rendered_text(catalog_site, "model/model.hindsight.user_profile", tmp_path)
     assert "Entities user ( user_id )" in text
@@ -87,9 +96,10 @@ def test_a_feature_views_page_shows_its_configuration(catalog_site: str, tmp_pat
 
 def test_a_feature_services_page_lists_its_features_readably(catalog_site: str, tmp_path: Path) -> None:
     text = rendered_text(catalog_site, "exposure/exposure.hindsight.fraud_detection", tmp_path)
-    assert "Features (15):" in text
+    assert "Features (14):" in text
     assert "user_profile:account_tier (string): Account tier (standard, gold, platinum)." in text
     assert "merchant_risk:txn_count_30d as merchant_txn_count_30d" in text
+    assert "merchant_risk:fraud_mean_7d as merchant_fraud_rate_7d (float64): Fraud rate" in text
     assert '"features"' not in text and "{'features'" not in text  # no raw meta JSON
 
 

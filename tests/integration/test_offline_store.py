@@ -146,7 +146,7 @@ where signup_ts = (select max(signup_ts) from {{ source('raw', 'users') }})
     ids=["null_key", "duplicate_key", "string_timestamp", "missing_column", "schema_change", "bad_ttl", "bad_backfill"],
 )
 def test_a_failed_validation_names_the_problem_and_leaves_the_table_as_it_was(project_copy, variables, expected):
-    project_copy.add_model("checked_view", BROKEN_VIEW)
+    project_copy.add_model("checked_view", BROKEN_VIEW, features=["home_country", "birth_year"])
     project_copy.dbt("run", "--select", "checked_view")
     version = project_copy.version("checked_view")
     rows = frame(project_copy, "checked_view")

@@ -104,7 +104,7 @@ FAILURES = [
 def test_a_failed_validation_names_the_problem_and_leaves_the_table_as_it_was(spark_project_copy):
     # One project for every variant: each dbt run on Sail costs seconds, and none may write.
     project = spark_project_copy
-    project.add_model("checked_view", SPARK_BROKEN_VIEW)
+    project.add_model("checked_view", SPARK_BROKEN_VIEW, features=["home_country", "birth_year"])
     project.dbt("run", "--select", "checked_view")
     version, rows = project.version("checked_view"), frame(project, "checked_view")
     assert version == 0 and len(rows) > 0
