@@ -35,8 +35,8 @@ BIN = Path(sys.executable).parent
 UTC = dt.timezone.utc
 
 
-# Day 1 is ten days ago, so the newest order is inside the README view's 30-day ttl when it is
-# served (online values older than the ttl come back null, EXPIRED).
+# Day 1 is ten days ago. The README's view is an aggregation view (1-day interval, 1d and 7d
+# windows): served now, its 7-day window holds only the newest order (day 5, six days ago + 12h).
 _DAY_ZERO = dt.datetime.combine(dt.date.today() - dt.timedelta(days=11), dt.time(), tzinfo=UTC)
 
 
@@ -88,20 +88,20 @@ FEATURE_VIEW_YML = """\
 version: 2
 models:
   - name: customer_orders
-    description: Each customer's orders over the last day and week.
+    description: Each customer's orders over the last day and week, at the moment of use.
     columns:
       - name: order_count_1d
-        description: Orders in the day up to the event.
+        description: Orders in the last day.
       - name: order_count_7d
-        description: Orders in the 7 days up to the event.
+        description: Orders in the last 7 days.
       - name: amount_sum_1d
-        description: Spend in the day up to the event.
+        description: Spend in the last day.
       - name: amount_sum_7d
-        description: Spend in the 7 days up to the event.
+        description: Spend in the last 7 days.
       - name: amount_max_1d
-        description: Largest order in the day up to the event.
+        description: Largest order in the last day.
       - name: amount_max_7d
-        description: Largest order in the 7 days up to the event.
+        description: Largest order in the last 7 days.
 
 exposures:
   - name: churn_model
@@ -247,7 +247,13 @@ def test_a_new_dbt_project_builds_applies_trains_syncs_and_serves(installed, tmp
     shown = run("hindsight", "registry", "show", "order_context", "--json", "--project-dir", str(project), cwd=elsewhere)
     assert "hindsight_on_demand.orders:order_context" in shown.stdout  # imported from the project's folder
 
-    # A training set through the CLI: point-in-time values and the user's on-demand view.
+    shown = json.loads(run("hindsight", "registry", "show", "customer_orders", "--json").stdout)
+    assert shown["kind"] == "aggregation" and shown["aggregation_interval"] == "1d", shown
+    assert [f["name"] for f in shown["features"]] == ["order_count_1d", "order_count_7d", "amount_sum_1d",
+                                                      "amount_sum_7d", "amount_max_1d", "amount_max_7d"]
+
+    # A training set through the CLI: values as of each spine row (windows end at the row's time;
+    # a window without orders counts 0) and the user's on-demand view.
     spine = pa.table({
         "customer_id": [1, 1, 2, 2],
         "event_timestamp": pa.array([at(3), at(6), at(2), at(4)], pa.timestamp("us", "UTC")),
@@ -256,7 +262,7 @@ def test_a_new_dbt_project_builds_applies_trains_syncs_and_serves(installed, tmp
     pq.write_table(spine, project / "spine.parquet")
     run("hindsight", "training-set", "--service", "churn_model", "--spine", "spine.parquet", "--out", "train.parquet")
     expected = {
-        "order_count_7d": [2, 3, None, 1],
+        "order_count_7d": [2, 3, 0, 1],
         "amount_sum_7d": [30.0, 60.0, None, 5.0],
         "amount_vs_avg_7d": [40.0 / 15.0, 2.0, None, 2.0],
     }
@@ -281,8 +287,15 @@ def test_a_new_dbt_project_builds_applies_trains_syncs_and_serves(installed, tmp
     try:
         assert f"127.0.0.1:{dynamodb_port}" in up.stdout
         run("hindsight", "apply")
+        # As the README does: validate (no view declares expectations), sync, status, the catalog.
+        validated = run("hindsight", "validate", check=False)
+        assert validated.returncode == 0, validated.stdout + validated.stderr
         synced = run("hindsight", "sync", "--no-progress", "--project-dir", str(project), cwd=elsewhere)
         assert "customer_orders" in synced.stdout + synced.stderr
+        status = run("hindsight", "status", check=False)
+        assert status.returncode == 0 and "customer_orders" in status.stdout, status.stdout + status.stderr
+        run("hindsight", "docs", "generate")
+        assert (project / "target" / "catalog" / "index.html").is_file()
         # As the README does: a key that reads the service (the key is the output's last word).
         key = run("hindsight", "keys", "create", "--name", "churn", "--read", "churn_model").stdout.split()[-1]
         assert key.startswith("hsk_"), key
@@ -309,7 +322,9 @@ def test_a_new_dbt_project_builds_applies_trains_syncs_and_serves(installed, tmp
                 "feature_service": "churn_model", "entities": {"customer_id": 1}, "request_context": {"amount": 50.0},
             })
             assert response.status_code == 200, response.text
-            assert response.json()["features"] == {"order_count_7d": 3, "amount_sum_7d": 60.0, "amount_vs_avg_7d": 2.5}
+            # Served at the request's time: the 7-day window now holds only the day-5 order.
+            assert response.json()["features"] == pytest.approx({"order_count_7d": 1, "amount_sum_7d": 30.0,
+                                                                 "amount_vs_avg_7d": 50.0 / 30.0})
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=20)
