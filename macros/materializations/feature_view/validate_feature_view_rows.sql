@@ -8,7 +8,7 @@
   validate_feature_view_rows runs on the staged rows of this run's range, on every mode (full
   refresh, incremental, backfill), and returns how many rows are staged:
     4. no NULL keys
-    5. no duplicate (entities, timestamp[, created]) rows
+    5. no duplicate (entities, timestamp[, created]) rows (an aggregation view's tiles are unique by construction: not queried)
 -#}
 {% macro validate_feature_view_columns(relation, cfg) %}
   {%- set columns = adapter.get_columns_in_relation(relation) -%}
@@ -60,6 +60,12 @@
     {%- endif -%}
   {%- endfor -%}
 
+  {#- An aggregation view's tile rows come from a GROUP BY on (entities, event time) (aggregation_tiles),
+      so they cannot repeat a key: the check would only cost a full aggregation of the staged rows
+      (about a tenth of a full refresh of 10M events). -#}
+  {%- if cfg.aggregation -%}
+    {{ return(row[keys | length] or 0) }}
+  {%- endif -%}
   {%- set quoted_keys = [] -%}
   {%- for name in keys -%}{%- do quoted_keys.append(adapter.quote(name)) -%}{%- endfor -%}
   {%- set duplicates -%}
