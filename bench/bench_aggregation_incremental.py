@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import re
@@ -132,7 +133,7 @@ def slowest_statements(text: str) -> list[tuple[float, str]]:
     found = sorted(found, key=lambda f: -f[0])[:5]
     # The Delta write (delta_writer, in the plugin) logs no SQL status: its time is the gap before its line.
     stamps = re.findall(r"(\d\d):(\d\d):(\d\d\.\d+) \[\w+ *\] \[[^]]*\]: (.*)", text)
-    for before, (h, m_, sec, message) in zip(stamps, stamps[1:]):
+    for before, (h, m_, sec, message) in itertools.pairwise(stamps):
         if re.match(r"hindsight adapter: hindsight: \S+ (full_refresh|incremental|backfill):", message):
             gap = (int(h) * 3600 + int(m_) * 60 + float(sec)) - (int(before[0]) * 3600 + int(before[1]) * 60 + float(before[2]))
             found.append((gap, "Delta write: " + message.split("hindsight: ", 2)[-1][:80]))
