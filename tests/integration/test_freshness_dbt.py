@@ -21,10 +21,11 @@ select user_id, signup_ts as event_timestamp, home_country from {{ source('raw',
 
 
 def test_expected_freshness_reaches_the_registry(project_copy):
-    project_copy.add_model("set_view", VIEW % ", expected_freshness='12h', ttl='30d'")
+    project_copy.add_model("set_view", VIEW % ", expected_freshness='12h', ttl='30d'", features=["home_country"])
     # dbt 1.11's own model freshness (the schedule a view is built on): twice it is the default.
-    project_copy.add_model("scheduled_view", VIEW % ", ttl='30d', freshness={'build_after': {'count': 6, 'period': 'hour'}}")
-    project_copy.add_model("ttl_view", VIEW % ", ttl='30d'")
+    project_copy.add_model("scheduled_view", VIEW % ", ttl='30d', freshness={'build_after': {'count': 6, 'period': 'hour'}}",
+                           features=["home_country"])
+    project_copy.add_model("ttl_view", VIEW % ", ttl='30d'", features=["home_country"])
     project_copy.dbt("run", "--select", "set_view", "scheduled_view", "ttl_view")
     registry = project_registry(project_copy.settings)
     figures = {name: (registry.view(name).expected_freshness_seconds, registry.view(name).expected_freshness_source)
@@ -34,7 +35,7 @@ def test_expected_freshness_reaches_the_registry(project_copy):
         "scheduled_view": (43200, "schedule"),
         "ttl_view": (30 * 86400, "ttl"),
         "user_profile": (None, ""),
-        "merchant_risk": (2 * 86400, "ttl"),
+        "merchant_risk": (None, ""),  # an aggregation view: no ttl, no schedule, not checked
     }
 
 
