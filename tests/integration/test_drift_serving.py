@@ -73,7 +73,10 @@ def served_log(dynamodb_endpoint, tmp_path_factory):
         assert single.status_code == 200
         assert not (log / "_delta_log").exists() or DeltaTable(str(log)).to_pyarrow_table().num_rows == 0
     finally:
-        server.stop()  # SIGTERM: gunicorn's graceful shutdown; each worker flushes its samples
+        # SIGTERM: gunicorn's graceful shutdown; each worker commits its samples to Delta first, which
+        # on a loaded 2-core machine can take longer than the fixture's usual 10 s (gunicorn's own
+        # graceful timeout is 30 s).
+        server.stop(grace_s=45)
     assert server.process.returncode == 0, server.log()
     return log, values
 
