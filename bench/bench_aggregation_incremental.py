@@ -140,12 +140,19 @@ def slowest_statements(text: str) -> list[tuple[float, str]]:
     return found
 
 
+#: Events before the new ones, per --scale.
+SCALE_EVENTS = {"small": 200_000, "medium": 10_000_000}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--scale", default="medium", choices=sorted(SCALE_EVENTS),
+                        help="events before the new ones: small 200,000 (checks the script runs), medium 10,000,000")
+    parser.add_argument("--events", type=int, default=None, help="overrides the scale's event count")
     parser.add_argument("--keep", type=Path, default=None)
     parser.add_argument("--lateness", default=None, help="the view's allowed_lateness (default: the default, 3d)")
     args = parser.parse_args()
+    args.events = args.events or SCALE_EVENTS[args.scale]
     root = (args.keep or Path(tempfile.mkdtemp(prefix="hindsight-aggbench-"))) / "txns"
     (root / "models" / "features").mkdir(parents=True)
     (root / "dbt_project.yml").write_text(DBT_PROJECT)
