@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 import pyarrow as pa
@@ -144,8 +144,12 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(count)
 
 
-class NewestRows:
-    """A DuckDB session that holds one view's newest rows per entity (a context manager)."""
+class ScratchSession:
+    """A private DuckDB session that spills to its own temporary folder (a context manager).
+
+    Sync reduces a view's rows in one (NewestRows here, TileLists for aggregation views) and streams
+    the result table back in Arrow batches.
+    """
 
     def __init__(self, view: FeatureView, threads: int = 2) -> None:
         self.view = view
@@ -155,6 +159,23 @@ class NewestRows:
         self._con.execute("SET preserve_insertion_order = false")
         self.rows_read = 0
         self.count = 0
+
+    def _stream(self, table: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+        yield from self._con.table(table).to_arrow_reader(batch_size)
+
+    def close(self) -> None:
+        self._con.close()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+
+class NewestRows(ScratchSession):
+    """One view's newest rows per entity."""
 
     def load(self, source: Any, from_change_feed: bool) -> None:
         """Read `source` (a dataset or Arrow stream) and keep each entity's newest row."""
@@ -176,14 +197,4 @@ class NewestRows:
 
     def batches(self, batch_size: int = 2_000) -> Iterator[pa.RecordBatch]:
         """The newest rows, streamed in Arrow batches."""
-        yield from self._con.table("hs_newest").to_arrow_reader(batch_size)
-
-    def close(self) -> None:
-        self._con.close()
-        self._tmp.cleanup()
-
-    def __enter__(self) -> NewestRows:
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.close()
+        return self._stream("hs_newest", batch_size)

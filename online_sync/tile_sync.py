@@ -13,12 +13,10 @@ same as for other views. DuckDB does the grouping (final tile per interval, list
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 from sqlglot import exp
@@ -35,6 +33,7 @@ from hindsight.online_sync.batching import (
 )
 from hindsight.online_sync.codec import KEY_ATTR, SYNC_WRITER, WRITER_ATTR, entity_key
 from hindsight.online_sync.config import OnlineStoreConfig
+from hindsight.online_sync.newest import ScratchSession
 from hindsight.online_sync.tile_items import NEWEST, items_from_lists, longest_window_seconds, tile_columns
 from hindsight.registry_sync.model import FeatureView
 
@@ -108,16 +107,11 @@ def window_source(dataset: ds.Dataset, view: FeatureView, sync_time: dt.datetime
     return dataset.filter(condition)
 
 
-class TileLists:
-    """A DuckDB session that groups one aggregation view's tiles per entity (a context manager)."""
+class TileLists(ScratchSession):
+    """One aggregation view's final tiles grouped per entity."""
 
     def __init__(self, view: FeatureView, threads: int = 2) -> None:
-        self.view = view
-        self._tmp = tempfile.TemporaryDirectory(prefix="hindsight-sync-")
-        self._con = duckdb.connect(config={"threads": threads, "temp_directory": self._tmp.name})
-        self._con.execute("SET preserve_insertion_order = false")
-        self.rows_read = 0
-        self.count = 0
+        super().__init__(view, threads)
         self.changed_keys: list[str] | None = None
 
     def load(self, window: Any, changes: pa.RecordBatchReader | None = None) -> None:
@@ -161,17 +155,7 @@ class TileLists:
             self.rows_read = self.count
 
     def batches(self, batch_size: int = 2_000) -> Iterator[pa.RecordBatch]:
-        yield from self._con.table("hs_lists").to_arrow_reader(batch_size)
-
-    def close(self) -> None:
-        self._con.close()
-        self._tmp.cleanup()
-
-    def __enter__(self) -> TileLists:
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.close()
+        return self._stream("hs_lists", batch_size)
 
 
 def _write_slice(client: Any, table: str, view: FeatureView, lists: pa.RecordBatch, sync_seconds: int) -> list[str]:
