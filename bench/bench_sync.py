@@ -99,8 +99,9 @@ def fresh(config: OnlineStoreConfig) -> OnlineStoreConfig:
 def drop_tables(config: OnlineStoreConfig) -> None:
     """Delete every table, so each round starts from the same (empty) DynamoDB Local."""
     client = make_client(config)
-    for table in client.list_tables()["TableNames"]:
-        client.delete_table(TableName=table)
+    for page in client.get_paginator("list_tables").paginate():
+        for table in page["TableNames"]:
+            client.delete_table(TableName=table)
 
 
 def main() -> None:

@@ -175,7 +175,8 @@ def test_ensure_tables_is_idempotent_and_skips_offline_views(tmp_path, online_co
     second = ensure_tables(registry, online_config)
     name = online_config.table_name("a_view")
     assert first == {name: "created"} and second == {name: "exists"}
-    tables = dynamodb_client.list_tables()["TableNames"]
+    pages = dynamodb_client.get_paginator("list_tables").paginate()
+    tables = [table for page in pages for table in page["TableNames"]]
     assert name in tables and online_config.table_name("b_view") not in tables
     assert dynamodb_client.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE"
 
