@@ -50,7 +50,9 @@ def stream_sources(
     """Every enabled source table of the manifest that declares `meta.hindsight.stream`."""
     found: list[StreamSource] = []
     kinesis: dict[str, str] = {}
-    for node in manifest.get("sources", {}).values():
+    # In name order, so which of two clashing declarations is named first does not vary.
+    nodes = sorted(manifest.get("sources", {}).values(), key=lambda n: (str(n.get("source_name")), str(n.get("name"))))
+    for node in nodes:
         declared = ((node.get("meta") or {}).get("hindsight") or {}).get("stream")
         if declared is None or not (node.get("config") or {}).get("enabled", True):
             continue
