@@ -300,3 +300,33 @@ def test_event_log_schema_from_a_stream_source():
     assert schema.names == ["transaction_id", "user_id", "merchant_id", "amount", "ts", INGESTED_AT, EVENT_DATE]
     assert schema.field("ts").type == TS and schema.field(INGESTED_AT).type == TS
     assert schema.field(EVENT_DATE).type == pa.date32() and schema.field("user_id").type == pa.int64()
+
+
+def test_the_catalog_shows_stream_sources_and_the_views_they_feed():
+    from hindsight.registry_sync.catalog import enrich_docs
+
+    registry = build(manifest())
+    docs_manifest = {
+        "metadata": {"project_name": "shop"},
+        "nodes": {"model.shop.user_stream": {"name": "user_stream", "resource_type": "model", "description": "Live.",
+                                             "columns": {}, "depends_on": {"nodes": [STREAM_ID]}}},
+        "sources": {STREAM_ID: {"name": "transactions", "description": "Card transactions as they happen."}},
+        "exposures": {}, "docs": {}, "parent_map": {}, "child_map": {},
+    }
+    docs_catalog = {"nodes": {}, "sources": {STREAM_ID: {"metadata": {"type": "VIEW"}, "columns": {}}}}
+    docs, site_catalog = enrich_docs(docs_manifest, docs_catalog, registry)
+    card = docs["sources"][STREAM_ID]["description"]
+    assert "| **Event id** | `transaction_id` (a redelivered event is counted once) |" in card
+    assert "| **Event time** | `ts` |" in card
+    assert "| **Entities** | user (`user_id`), merchant (`merchant_id`) |" in card
+    assert f"| **Event log** | `{registry.stream_sources[0].delta_uri}` (Delta) |" in card
+    assert "| **Kinesis stream** | none (ingest API only) |" in card
+    assert "| **Feeds** | [user_stream](#!/model/model.shop.user_stream) |" in card
+    assert card.endswith("Card transactions as they happen.")
+    assert site_catalog["sources"][STREAM_ID]["metadata"]["type"] == "stream source (Delta event log)"
+    view_card = docs["nodes"]["model.shop.user_stream"]["description"]
+    assert f"| **Stream source** | [streams.transactions](#!/source/{STREAM_ID}) (online tiles updated" in view_card
+    front = docs["docs"]["doc.dbt.__overview__"]["block_contents"]
+    assert "## Stream sources (1)" in front
+    assert (f"| [streams.transactions](#!/source/{STREAM_ID}) | `transaction_id` | `ts` | user, merchant | "
+            "[user_stream](#!/model/model.shop.user_stream) |  |") in front
