@@ -112,13 +112,35 @@ def make_kinesis_client(config: KinesisConfig, *, max_pool_connections: int = 32
 
 
 def kinesis_stream_name(source: StreamSource) -> str:
-    """The Kinesis stream a source reads: its `kinesis_stream` meta, else one derived from its name.
+    """The Kinesis stream a source reads (its `kinesis_stream` meta).
 
-    >>> from hindsight.registry_sync.model import StreamSource
-    >>> kinesis_stream_name(StreamSource("streams.transactions", "id", "ts", ("user",), ("user_id",), (), "/x"))
-    'hindsight-streams-transactions'
+    Raises:
+        ValueError: the source declares none (it takes events from the ingest API only).
     """
-    return source.kinesis_stream or "hindsight-" + source.name.replace(".", "-").replace("_", "-")
+    if not source.kinesis_stream:
+        raise ValueError(f"stream source {source.name} has no Kinesis stream: add meta.hindsight.stream."
+                         f"kinesis_stream to its table in {source.original_file_path or 'its sources .yml'}")
+    return source.kinesis_stream
+
+
+def kinesis_sources(registry: Any, names: Sequence[str] = ()) -> list[StreamSource]:
+    """The named stream sources (each must declare a Kinesis stream), or every one that declares one.
+
+    Raises:
+        KeyError: an unknown source (Registry.stream_source names the known ones).
+        ValueError: a named source without a Kinesis stream, or none at all.
+    """
+    if names:
+        chosen = [registry.stream_source(n) for n in names]
+        for source in chosen:
+            kinesis_stream_name(source)
+        return chosen
+    chosen = [s for s in registry.stream_sources if s.kinesis_stream]
+    if not chosen:
+        known = ", ".join(s.name for s in registry.stream_sources) or "none"
+        raise ValueError(f"no stream source declares a Kinesis stream (stream sources: {known}): add "
+                         "meta.hindsight.stream.kinesis_stream to one and run `hindsight apply`")
+    return chosen
 
 
 def create_streams(client: Any, sources: Sequence[StreamSource], shards: int = 2) -> dict[str, str]:

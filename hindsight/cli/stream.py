@@ -60,13 +60,9 @@ def _kinesis_client() -> Any:
 
 
 def _sources(registry: Any, names: tuple[str, ...]) -> list[Any]:
-    if names:
-        return [registry.stream_source(n) for n in names]
-    sources = list(registry.stream_sources)
-    if not sources:
-        raise click.ClickException("the registry has no stream source: declare one in a dbt sources .yml "
-                                   "(meta.hindsight.stream) and run `hindsight apply`")
-    return sources
+    from hindsight.streams.kinesis import kinesis_sources
+
+    return kinesis_sources(registry, names)
 
 
 def _consumer_process() -> Any:

@@ -69,10 +69,11 @@ def retime(source: StreamSource, replay_id: str | None, *, keep_ids: bool = Fals
     """A function giving an event the put time as its event time (and a fresh id unless `keep_ids`).
 
     >>> from hindsight.registry_sync.model import StreamSource
-from hindsight.registry_sync.types import ARROW_TYPES
     >>> s = StreamSource("streams.t", "transaction_id", "ts", ("user",), ("user_id",), (), "/x")
-    >>> retime(s, "42")({"transaction_id": "7", "ts": None}, 0.0)
-    {'transaction_id': '7-r42', 'ts': '1970-01-01T00:00:00+00:00'}
+    >>> retime(s, "42")({"transaction_id": 7, "ts": None}, 0.0)
+    {'transaction_id': 420000000007, 'ts': '1970-01-01T00:00:00+00:00'}
+    >>> retime(s, "42")({"transaction_id": "t7", "ts": None}, 0.0)["transaction_id"]
+    't7-r42'
     """
     event_id, timestamp = source.event_id_field, source.timestamp_field
 
