@@ -141,7 +141,7 @@ def merge_predicate(event_id: str, dates: Sequence[dt.date]) -> str:
     delta-rs parses it with DataFusion, whose SQL follows PostgreSQL's.
 
     >>> merge_predicate("txn_id", [dt.date(2026, 11, 30)])
-    't."txn_id" = s."txn_id" AND t."_event_date" = s."_event_date" AND t."_event_date" IN (CAST(\\'2026-11-30\\' AS DATE))'
+    '"t"."txn_id" = "s"."txn_id" AND "t"."_event_date" = "s"."_event_date" AND "t"."_event_date" IN (CAST(\\'2026-11-30\\' AS DATE))'
     """
     same_id = _col(event_id, "t").eq(_col(event_id, "s"))
     same_date = _col(EVENT_DATE, "t").eq(_col(EVENT_DATE, "s"))
