@@ -1,4 +1,5 @@
-"""Stream commands: `stream install|up|down|status` (kinesalite), `stream create`, `stream run`, `stream replay`."""
+"""Stream commands: `stream install|up|down|status` (kinesalite), `stream create`, `stream run`, `stream replay`,
+`stream flush` (the journal into Delta)."""
 
 from __future__ import annotations
 
@@ -221,7 +222,7 @@ def _run_foreground(names: tuple[str, ...], registry_file: Path | None) -> None:
         poll_interval=settings.streams.poll_interval,
     )
     # The journal's events reach the Delta event logs in the background, one commit per interval.
-    flusher = Flusher(registry, config, settings)
+    flusher = Flusher(registry, config)
     flusher.start(interval_s=settings.streams.flush_interval)
 
     def stop(*_: Any) -> None:
@@ -277,3 +278,31 @@ def replay(name: str, rate: float, limit: int, since: str | None, users: tuple[i
     click.echo(f"put {report.records} events into {stream_name} in {report.seconds:.1f} s "
                f"({report.records / max(report.seconds, 1e-9):.0f}/s; {shards}); event time = put time"
                + ("" if keep_ids else f", ids suffixed -r{replay_id}") + f", at {dt.datetime.now(dt.timezone.utc):%H:%M:%S} UTC")
+
+
+@stream.command("flush")
+@click.option("--source", metavar="SOURCE", help="Only this stream source (\"streams.transactions\" or \"transactions\").")
+@click.option("--view", metavar="VIEW", help="Only this push view's pushed rows.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Journal entries per Delta commit.")
+@_registry_option
+@_user_errors
+def flush_command(source: str | None, view: str | None, batch_size: int, registry_file: Path | None) -> None:
+    """Write every acknowledged event not yet in Delta to its event log (and pushed rows to their views).
+
+    One Delta commit per batch; a rerun after a crash inserts nothing twice. Exits 1 if another
+    flusher holds a target's lease (it is flushing that target now).
+    """
+    from hindsight.streams.flush import Flusher
+
+    _log_to_stderr()
+    flusher = Flusher(_load_registry(registry_file), _online_config(), batch_size=batch_size)
+    targets = flusher.resolve(source, view)
+    if not targets:
+        click.echo("nothing to flush: the registry has no stream sources or push views")
+        return
+    report = flusher.flush_once(targets)
+    click.echo(str(report))
+    busy = [t.target for t in report.targets if t.busy]
+    if busy:
+        raise click.ClickException(f"another flusher holds the lease of {', '.join(busy)}; it is flushing now")
