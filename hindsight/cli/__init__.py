@@ -12,6 +12,7 @@ import click
 
 from hindsight.cli.config import config_command
 from hindsight.cli.demo import demo_data, demo_request
+from hindsight.cli.demo_stream import demo_stream
 from hindsight.cli.docs import docs
 from hindsight.cli.drift import drift_command
 from hindsight.cli.init import init
@@ -37,6 +38,7 @@ main.add_command(config_command)
 main.add_command(init)
 main.add_command(demo_data)
 main.add_command(demo_request)
+main.add_command(demo_stream)
 main.add_command(drift_command)
 for _online_command in (online, sync_command, push_command, check_parity_command):
     main.add_command(_online_command)
