@@ -61,12 +61,7 @@ class RecordingIngest:
 
 
 def _validation_error(cls: type, index: int) -> Exception:
-    try:
-        return cls("user_id should be 0 or more", field="user_id", index=index, rule="range")
-    except TypeError:
-        error = cls("user_id should be 0 or more")
-        error.field, error.index, error.rule = "user_id", index, "range"
-        return error
+    return cls("streams.events", "user_id", index, "range", "should be 0 or more")
 
 
 def events(first: int, n: int, users: int = 50) -> list[dict[str, Any]]:
