@@ -216,6 +216,8 @@ def _run_foreground(names: tuple[str, ...], registry_file: Path | None) -> None:
     config = _online_config()
     sources = _sources(registry, names)
     ingestor = Ingestor(registry, config)
+    # The journal must exist before the first batch (`hindsight apply` creates it too).
+    ingestor.journal.ensure_table()
     consumer = KinesisConsumer(
         sources, ingestor.ingest, _kinesis_client(), CheckpointStore(config),
         rejects_dir=settings.state_dir / "streams" / "rejected", lease_seconds=settings.streams.lease_seconds,
