@@ -8,59 +8,30 @@ oracle over the events put (each once), and the flushed event log holds each eve
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
-import random
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
-from hindsight.offline_store.event_log import ensure_event_log, event_log_schema
 from hindsight.online_sync import OnlineStore
 from hindsight.online_sync.checkpoints import CheckpointStore
-from hindsight.online_sync.tables import ensure_tables
 from hindsight.streams.flush import Flusher
 from hindsight.streams.ingest import Ingestor
 from hindsight.streams.kinesis import KinesisConsumer, create_streams, put_events
 from tests.aggregation_oracle import expected_features
-from tests.fixtures.aggregation_online import assert_values, case_view
-from tests.fixtures.stream_registry import stream_registry, stream_view
+from tests.fixtures.aggregation_online import assert_values
+from tests.fixtures.kinesis import build, demo_events
 
 pytestmark = pytest.mark.integration
 
 _REPO = Path(__file__).resolve().parents[2]
-AGGREGATIONS = [{"column": "*", "name": "txn", "functions": ["count"]},
-                {"column": "amount", "functions": ["sum", "mean", "max", "last"]},
-                {"column": "country", "functions": ["count"]}]
-
-
-def build(tmp_path: Path, online_config, stream_name: str):  # noqa: ANN001, ANN201
-    case = SimpleNamespace(aggregations=AGGREGATIONS, windows=["10m", "1h"], interval_seconds=60)
-    view = stream_view(case_view(case, str(tmp_path / "user_txn_tiles"), name="user_stream"))
-    registry = stream_registry(view, delta_uri=str(tmp_path / "event_log"))
-    source = dataclasses.replace(registry.stream_sources[0], kinesis_stream=stream_name)
-    registry = dataclasses.replace(registry, stream_sources=(source,))
-    ensure_tables(registry, online_config)
-    ensure_event_log(source.delta_uri, event_log_schema(source))
-    return registry, source, view
-
-
-def demo_events(n: int, users: int, now: dt.datetime, seed: int = 7) -> list[dict]:
-    rng = random.Random(seed)
-    return [{"transaction_id": f"t{i}", "user_id": rng.randint(1, users),
-             "ts": (now - dt.timedelta(seconds=rng.uniform(5, 50 * 60))).isoformat(),
-             "amount": round(rng.uniform(1, 500), 2), "quantity": rng.randint(1, 5),
-             "country": rng.choice(["DE", "FR", None])} for i in range(n)]
-
-
 KILLED = textwrap.dedent("""
     import json, os, signal, sys
     from pathlib import Path
