@@ -72,7 +72,7 @@ def by_user(event: dict[str, Any]) -> str:
     return str(event["user_id"])
 
 
-def wait_until(check, timeout: float = 30.0) -> None:  # noqa: ANN001
+def wait_until(check, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"
@@ -80,7 +80,7 @@ def wait_until(check, timeout: float = 30.0) -> None:  # noqa: ANN001
 
 
 @pytest.fixture
-def setup(kinesis_client, kinesis_stream_prefix, online_config, tmp_path):  # noqa: ANN001
+def setup(kinesis_client, kinesis_stream_prefix, online_config, tmp_path):
     def build(shards: int = 4) -> tuple[StreamSource, CheckpointStore]:
         source = make_source(f"{kinesis_stream_prefix}events")
         assert create_streams(kinesis_client, [source], shards=shards) == {source.kinesis_stream: "created"}
@@ -90,7 +90,7 @@ def setup(kinesis_client, kinesis_stream_prefix, online_config, tmp_path):  # no
     return build
 
 
-def consumer(source, ingest, kinesis_client, store, tmp_path, lease_seconds: float = 6.0):  # noqa: ANN001
+def consumer(source, ingest, kinesis_client, store, tmp_path, lease_seconds: float = 6.0):
     return KinesisConsumer([source], ingest, kinesis_client, store, rejects_dir=tmp_path / "rejected",
                            lease_seconds=lease_seconds, poll_interval=0.05)
 
