@@ -70,19 +70,19 @@ def demo_stream(source: str, view: str, count: int, rate: float, url: str | None
     put_done = time.monotonic()
     click.echo(f"put {report.records} of {key} {user}'s demo transactions into Kinesis stream {stream}, "
                "re-timed to now (`hindsight stream replay` does the same for any slice)")
-    def count(values: dict[str, Any]) -> int:
+    def counted(values: dict[str, Any]) -> int:
         # Ad-hoc `features` answer under "view:feature" or the bare name, depending on the plan.
         return int(values.get(first, values.get(first.split(":", 1)[1])) or 0)
 
-    expected = count(before) + report.records
+    expected = counted(before) + report.records
     after = read()
-    while count(after) < expected and time.monotonic() - put_done < 20:
+    while counted(after) < expected and time.monotonic() - put_done < 20:
         time.sleep(0.05)
         after = read()
     waited = time.monotonic() - put_done
     click.echo(f"after:  {json.dumps(after)}")
-    if count(after) < expected:
-        raise click.ClickException(f"{first} is {count(after)} after {waited:.0f} s, expected {expected}: is "
+    if counted(after) < expected:
+        raise click.ClickException(f"{first} is {counted(after)} after {waited:.0f} s, expected {expected}: is "
                                    "`hindsight stream run` running? (`hindsight stream status`)")
-    click.echo(f"{first}: {count(before)} -> {count(after)}, readable {waited * 1000:.0f} ms after "
+    click.echo(f"{first}: {counted(before)} -> {counted(after)}, readable {waited * 1000:.0f} ms after "
                "the last PutRecords ack")

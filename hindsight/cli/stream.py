@@ -234,9 +234,13 @@ def _run_foreground(names: tuple[str, ...], registry_file: Path | None) -> None:
     signal.signal(signal.SIGINT, stop)
     ready = settings.state_dir / f"{_CONSUMER}.ready"
     streams = ", ".join(s.name for s in sources)
+    def on_ready() -> None:
+        ready.parent.mkdir(parents=True, exist_ok=True)
+        ready.touch()
+        logging.getLogger(__name__).info("consuming %s", streams)
+
     try:
-        consumer.run(ready=lambda: (ready.parent.mkdir(parents=True, exist_ok=True), ready.touch(),
-                                    logging.getLogger(__name__).info("consuming %s", streams)))
+        consumer.run(ready=on_ready)
     finally:
         ready.unlink(missing_ok=True)
         flusher.stop()
