@@ -539,10 +539,18 @@ class KinesisConsumer:
     def _iterator(self, stream: str, shard_id: str, sequence: str | None) -> str:
         arguments: dict[str, Any] = {"StreamName": stream, "ShardId": shard_id}
         if sequence:
-            arguments.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=sequence)
-        else:
-            arguments.update(ShardIteratorType="TRIM_HORIZON")
-        return str(self.kinesis.get_shard_iterator(**arguments)["ShardIterator"])
+            try:
+                return str(self.kinesis.get_shard_iterator(
+                    **arguments, ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=sequence,
+                )["ShardIterator"])
+            except ClientError as err:
+                if err.response["Error"]["Code"] != "InvalidArgumentException":
+                    raise
+                # The stream was deleted and created again (an in-memory kinesalite restarted): the
+                # checkpoint belongs to the old stream, every record of this one is new.
+                log.warning("shard %s of %s: the checkpoint is not from this stream (was it created again?); "
+                            "reading from its oldest record", shard_id, stream)
+        return str(self.kinesis.get_shard_iterator(**arguments, ShardIteratorType="TRIM_HORIZON")["ShardIterator"])
 
     def _handle_batch(self, source: StreamSource, key: str, shard_id: str, records: list[dict[str, Any]],
                       stats: ShardStats) -> None:

@@ -202,3 +202,25 @@ def test_bad_records_are_logged_counted_and_do_not_stop_the_shard(setup, kinesis
     assert all(line["shard_id"] == "shardId-000000000000" and line["sequence_number"] for line in lines)
     [item] = store.all(source.name)
     assert (item.records, item.rejected) == (9, 3)
+
+
+def test_a_checkpoint_from_a_deleted_stream_of_the_same_name_restarts_at_the_oldest_record(
+        setup, kinesis_client, tmp_path):
+    source, store = setup(shards=1)
+    store.ensure_table()
+    old = kinesis_client.put_record(StreamName=source.kinesis_stream, Data=b"{}", PartitionKey="p")
+    key = shard_key(source.name, source.kinesis_stream, old["ShardId"])
+    assert store.try_acquire(key, "gone:1:x", 5) is not None
+    store.checkpoint(key, "gone:1:x", old["SequenceNumber"], 5)
+    store.release(key, "gone:1:x")
+    kinesis_client.delete_stream(StreamName=source.kinesis_stream)
+    wait_until(lambda: source.kinesis_stream not in kinesis_client.list_streams()["StreamNames"])
+    create_streams(kinesis_client, [source], shards=1)
+    put_events(kinesis_client, source.kinesis_stream, events(0, 5), by_user)
+    ingest = RecordingIngest()
+    running = consumer(source, ingest, kinesis_client, store, tmp_path)
+    thread = running.start()
+    wait_until(lambda: len(ingest.seen) == 5)
+    running.stop()
+    thread.join(timeout=30)
+    assert sorted(ingest.seen) == list(range(5))
