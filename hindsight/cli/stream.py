@@ -283,7 +283,7 @@ def replay(name: str, rate: float, limit: int, since: str | None, users: tuple[i
     shards = ", ".join(f"{s}: {n}" for s, n in sorted(report.shards.items()))
     click.echo(f"put {report.records} events into {stream_name} in {report.seconds:.1f} s "
                f"({report.records / max(report.seconds, 1e-9):.0f}/s; {shards}); event time = put time"
-               + ("" if keep_ids else f", ids suffixed -r{replay_id}") + f", at {dt.datetime.now(dt.timezone.utc):%H:%M:%S} UTC")
+               + ("" if keep_ids else f", fresh event ids (replay {replay_id})") + f", at {dt.datetime.now(dt.timezone.utc):%H:%M:%S} UTC")
 
 
 @stream.command("flush")

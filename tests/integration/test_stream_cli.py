@@ -96,7 +96,7 @@ def test_the_stream_commands_from_kinesalite_to_online_features(tmp_path, online
         # The same events again: duplicates, not counted twice.
         hindsight("replay", "--source", "transactions", "--user", "1", "--limit", "15", "--keep-ids", *registry_args)
         # A replay with fresh ids: new events.
-        assert "ids suffixed -r" in hindsight("replay", "--source", "transactions", "--user", "1", "--limit", "5",
+        assert "fresh event ids (replay " in hindsight("replay", "--source", "transactions", "--user", "1", "--limit", "5",
                                               *registry_args)
         wait_for(1, 20)
         time.sleep(1.0)
