@@ -54,8 +54,8 @@ from hindsight.streams.kinesis import (
     encode_event,
     list_shards,
     make_kinesis_client,
-    put_events,
 )
+from hindsight.streams.kinesis_producer import put_events
 
 VIEW = "user_stream_activity"
 #: What dbt-duckdb compiles models/features/user_stream_activity.sql to (FeatureView.stream_sql).

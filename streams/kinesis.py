@@ -1,4 +1,4 @@
-"""Stream sources fed from Amazon Kinesis: the client, stream creation, the consumer and a producer.
+"""Stream sources fed from Amazon Kinesis: the client, stream creation, the record format, the consumer.
 
 `KinesisConsumer` reads every shard of the Kinesis stream of each stream source in parallel (one
 thread per shard it owns). Per shard it holds a lease in the checkpoint table (online_sync.checkpoints,
@@ -14,8 +14,9 @@ with its shard and sequence number, counted in the shard's `rejected` total, and
 data, the shard, the sequence number and the reason) to `<state>/streams/rejected/<source>.jsonl`
 before the checkpoint moves past it. It never stops the shard.
 
-Reads the registry's stream sources and hindsight.yml's `streams:`; writes Kinesis (`put_events`,
-`create_streams`), the checkpoint table and, through the Ingestor, the online store.
+Reads the registry's stream sources and hindsight.yml's `streams:`; writes Kinesis streams
+(`create_streams`; putting events is streams.kinesis_producer), the checkpoint table and, through
+the Ingestor, the online store.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 
 #: Records per GetRecords call (Kinesis allows up to 10,000; 1,000 keeps one ingest call small).
 BATCH_LIMIT = 1000
-#: PutRecords takes at most 500 records per call.
-_PUT_BATCH = 500
 _ACTIVE_TIMEOUT_S = 60.0
 _RETRYABLE = ("ProvisionedThroughputExceededException", "LimitExceededException", "InternalFailure",
               "ServiceUnavailable", "ThrottlingException")
@@ -186,21 +185,6 @@ def list_shards(client: Any, stream: str) -> list[dict[str, Any]]:
     return shards
 
 
-# ------------------------------------------------------------------------------------------------
-# Producer
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PutReport:
-    """What `put_events` sent."""
-
-    stream: str
-    records: int
-    seconds: float
-    shards: dict[str, int] = field(default_factory=dict)
-
-
 def encode_event(event: dict[str, Any]) -> bytes:
     """One event as a record's data: a JSON object, timestamps in ISO-8601 with their offset.
 
@@ -216,62 +200,6 @@ def _json_value(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def put_events(client: Any, stream: str, events: Iterable[dict[str, Any]], partition_key: Callable[[dict[str, Any]], str],
-               *, rate: float | None = None, on_put: Callable[[dict[str, Any], float], dict[str, Any]] | None = None,
-               ) -> PutReport:
-    """Put events into a Kinesis stream with PutRecords, at most `rate` events per second.
-
-    Args:
-        partition_key: the record's partition key from its event (an entity key: its events stay in order).
-        rate: events per second; None: as fast as PutRecords takes them.
-        on_put: called with each event just before it is sent and the wall-clock time; returns the
-            event to send (re-timing it to now, for a replay).
-
-    Raises:
-        KinesisUnavailable: records were still refused after retries.
-    """
-    started = time.monotonic()
-    sent = 0
-    per_shard: dict[str, int] = {}
-    # At a rate, send small batches often (every 50 ms) so the events spread evenly over each second.
-    batch_size = _PUT_BATCH if rate is None else max(1, min(_PUT_BATCH, int(rate * 0.05)))
-    batch: list[dict[str, Any]] = []
-
-    def send(batch: list[dict[str, Any]]) -> None:
-        nonlocal sent
-        if rate is not None:
-            delay = started + sent / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        now = time.time()
-        records = [on_put(e, now) if on_put else e for e in batch]
-        entries = [{"Data": encode_event(e), "PartitionKey": partition_key(e)} for e in records]
-        for attempt in range(8):
-            answer = client.put_records(StreamName=stream, Records=entries)
-            failed = []
-            for entry, result in zip(entries, answer["Records"], strict=True):
-                if "ErrorCode" in result:
-                    failed.append(entry)
-                else:
-                    per_shard[result["ShardId"]] = per_shard.get(result["ShardId"], 0) + 1
-            if not failed:
-                break
-            entries = failed
-            time.sleep(min(0.05 * 2 ** attempt, 2.0))
-        else:
-            raise KinesisUnavailable(f"Kinesis stream {stream}: {len(entries)} records still refused after retries")
-        sent += len(batch)
-
-    for event in events:
-        batch.append(event)
-        if len(batch) >= batch_size:
-            send(batch)
-            batch = []
-    if batch:
-        send(batch)
-    return PutReport(stream, sent, time.monotonic() - started, per_shard)
 
 
 # ------------------------------------------------------------------------------------------------

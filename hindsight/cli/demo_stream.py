@@ -31,7 +31,8 @@ def demo_stream(source: str, view: str, count: int, rate: float, url: str | None
     from hindsight.demo.replay import demo_events, retime
     from hindsight.demo.request import demo_key, newest_entities
     from hindsight.registry_sync import load_registry
-    from hindsight.streams.kinesis import KinesisConfig, kinesis_stream_name, make_kinesis_client, put_events
+    from hindsight.streams.kinesis import KinesisConfig, kinesis_stream_name, make_kinesis_client
+    from hindsight.streams.kinesis_producer import put_events
 
     settings = project_settings()
     serving = settings.serving

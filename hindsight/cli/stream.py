@@ -268,7 +268,8 @@ def replay(name: str, rate: float, limit: int, since: str | None, users: tuple[i
     """Put demo transactions into a stream source's Kinesis stream, re-timed to now, at a fixed rate."""
     from hindsight.demo.replay import demo_events, retime
     from hindsight.demo_data import parse_timestamp
-    from hindsight.streams.kinesis import kinesis_stream_name, put_events
+    from hindsight.streams.kinesis import kinesis_stream_name
+    from hindsight.streams.kinesis_producer import put_events
 
     source = _load_registry(registry_file).stream_source(name)
     start = parse_timestamp(since) if since else None

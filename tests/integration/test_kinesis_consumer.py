@@ -17,7 +17,8 @@ import pytest
 
 from hindsight.online_sync.checkpoints import CheckpointStore, shard_key
 from hindsight.registry_sync.model import Feature, StreamSource
-from hindsight.streams.kinesis import KinesisConsumer, create_streams, list_shards, put_events
+from hindsight.streams.kinesis import KinesisConsumer, create_streams, list_shards
+from hindsight.streams.kinesis_producer import put_events
 
 pytestmark = pytest.mark.integration
 

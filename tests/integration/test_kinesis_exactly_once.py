@@ -24,7 +24,8 @@ from hindsight.online_sync import OnlineStore
 from hindsight.online_sync.checkpoints import CheckpointStore
 from hindsight.streams.flush import Flusher
 from hindsight.streams.ingest import Ingestor
-from hindsight.streams.kinesis import KinesisConsumer, create_streams, put_events
+from hindsight.streams.kinesis import KinesisConsumer, create_streams
+from hindsight.streams.kinesis_producer import put_events
 from tests.aggregation_oracle import expected_features
 from tests.fixtures.aggregation_online import assert_values
 from tests.fixtures.kinesis import build, demo_events

@@ -19,8 +19,8 @@ from hindsight.streams.kinesis import (
     Rejected,
     ingest_valid,
     kinesis_sources,
-    put_events,
 )
+from hindsight.streams.kinesis_producer import put_events
 from hindsight.streams.validation import IngestValidationError
 
 
