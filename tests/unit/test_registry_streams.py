@@ -160,8 +160,17 @@ def test_every_column_needs_a_registry_data_type():
     node["columns"]["amount"]["data_type"] = "double"
     del node["columns"]["merchant_id"]["data_type"]
     text = problems(manifest(stream=node))
-    assert "column 'amount' has data_type 'double'; accepted: bool, int32, int64, float32, float64, string, date, timestamp, decimal" in text
+    assert ("column 'amount' has data_type 'double' (did you mean float64?); accepted: bool, int32, int64, float32, float64, "
+            "string, date, timestamp, decimal") in text
     assert "column 'merchant_id' needs a data_type, one of bool, int32" in text
+
+
+def test_a_refused_column_type_is_still_a_declared_column():
+    node = stream_node()
+    node["columns"]["user_id"]["data_type"] = "integr"
+    text = problems(manifest(stream=node))
+    assert "column 'user_id' has data_type 'integr' (did you mean int32?)" in text
+    assert "join key 'user_id'" not in text
 
 
 def test_a_stream_without_columns_is_refused():
@@ -217,7 +226,7 @@ def test_stream_sql_is_compiled_when_the_manifest_has_none():
 
     def compile_models(unique_ids):
         asked.append(unique_ids)
-        return {uid: "select 1" for uid in unique_ids}
+        return dict.fromkeys(unique_ids, "select 1")
 
     registry = build(manifest(view_node(compiled=None)), compile_models=compile_models)
     assert asked == [["model.shop.user_stream"]]
@@ -330,3 +339,23 @@ def test_the_catalog_shows_stream_sources_and_the_views_they_feed():
     assert "## Stream sources (1)" in front
     assert (f"| [streams.transactions](#!/source/{STREAM_ID}) | `transaction_id` | `ts` | user, merchant | "
             "[user_stream](#!/model/model.shop.user_stream) |  |") in front
+
+
+def test_plan_lists_stream_source_and_stream_view_changes():
+    import dataclasses
+
+    from hindsight.registry_sync.diff import plan
+
+    before = build(manifest(view_node(), batch_view()))
+    assert "+ stream_source streams.transactions: 5 columns" in [str(c) for c in plan(None, before).changes]
+    node = stream_node(kinesis_stream="k")
+    node["columns"]["country"] = {"name": "country", "data_type": "string"}
+    node["columns"]["amount"]["data_type"] = "decimal"
+    after = build(manifest(view_node(compiled=COMPILED + " and 2 = 2"), batch_view(push=True), stream=node))
+    changes = [str(c) for c in plan(before, after).changes]
+    assert "~ stream_source streams.transactions: kinesis_stream None -> 'k'" in changes
+    assert "+ stream_column streams.transactions:country: string" in changes
+    assert "~ stream_column streams.transactions:amount: type float64 -> decimal" in changes
+    assert "~ feature_view user_stream: stream_sql (the SQL run over each batch of events)" in changes
+    assert "~ feature_view user_profile: push False -> True" in changes
+    assert plan(after, dataclasses.replace(after)).changes == ()
