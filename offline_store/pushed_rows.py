@@ -322,7 +322,8 @@ def _fill_query(view: FeatureView, names: list[str], values: list[str]) -> exp.S
 
     def filled(name: str) -> exp.Expression:
         carried = exp.Struct(expressions=[exp.PropertyEQ(this=exp.to_identifier("v"), expression=_col(name))])
-        last = exp.Window(this=exp.IgnoreNulls(this=exp.LastValue(this=exp.Case(ifs=[exp.If(this=_col(_has(name)), true=carried)]))), **window)
+        when_carried = exp.Case(ifs=[exp.If(this=_col(_has(name)), true=carried)])
+        last = exp.Window(this=exp.IgnoreNulls(this=exp.LastValue(this=when_carried)), **window)
         return exp.alias_(exp.func("struct_extract", last, exp.Literal.string("v")), name, quoted=True)
 
     both = exp.union(existing, incoming, distinct=False).subquery("u")
@@ -352,7 +353,10 @@ def _diff_query(latest: exp.Select, names: list[str], values: list[str], key: li
     """
     on = exp.and_(*(exp.EQ(this=_col(k, "t"), expression=_col(k, "s")) for k in key))
     differs = [exp.NullSafeNEQ(this=_col(v, "t"), expression=_col(v, "s")) for v in values]
-    newer = exp.or_(exp.Is(this=_col(PUSHED_AT, "t"), expression=exp.null()), exp.GTE(this=_col(PUSHED_AT, "s"), expression=_col(PUSHED_AT, "t")))
+    newer = exp.or_(
+        exp.Is(this=_col(PUSHED_AT, "t"), expression=exp.null()),
+        exp.GTE(this=_col(PUSHED_AT, "s"), expression=_col(PUSHED_AT, "t")),
+    )
     new_key = exp.Is(this=_col(key[0], "t"), expression=exp.null())
     changed = exp.and_(exp.paren(exp.or_(*differs)) if differs else exp.false(), exp.paren(newer))
     return (
