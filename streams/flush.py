@@ -9,7 +9,8 @@ marked pending. The flusher makes those rows durable offline: per journal target
 2. reads up to `batch_size` pending entries (each of the journal's pending shards its share);
 3. writes them as ONE Delta commit: a stream source's event log by an insert-only MERGE on the
    event id (`offline_store.event_log_writer`); a push view's table through
-   `offline_store.pushed_rows.append_pushed_rows`, which dedupes on join keys, event time and content;
+   `offline_store.pushed_rows.append_pushed_rows`, which dedupes on join keys, event time and content
+   (its own MERGE, one commit per batch);
 4. marks them flushed; and repeats until the target has nothing pending.
 
 A flusher killed between 3 and 4 leaves the entries pending: the next flush writes them again and
@@ -22,7 +23,6 @@ the Kinesis consumer do); `stop()` ends it after one last flush. `hindsight stre
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import threading
@@ -33,8 +33,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from hindsight.core.suggest import did_you_mean
 from hindsight.offline_store.event_log import INGESTED_AT
 from hindsight.offline_store.event_log_writer import events_table, write_events
+from hindsight.offline_store.pushed_rows import append_pushed_rows
 from hindsight.online_sync.codec import KEY_ATTR
 from hindsight.online_sync.config import OnlineStoreConfig, shared_client
 from hindsight.online_sync.journal import Journal, JournalEntry, source_target, view_target
@@ -47,7 +49,6 @@ SOURCE_PREFIX = source_target("")
 VIEW_PREFIX = view_target("")
 #: Entries per Delta commit: one DynamoDB query page per journal shard, and a commit of a few MB.
 DEFAULT_BATCH_SIZE = 10_000
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def lease_key(target: str) -> dict[str, Any]:
@@ -115,14 +116,6 @@ def _row(entry: JournalEntry) -> dict[str, Any]:
     return json.loads(row) if isinstance(row, str) else dict(row)
 
 
-def _append_pushed_rows(view: FeatureView, table: pa.Table) -> int | None:
-    """The offline half of push (H6's `offline_store.pushed_rows`): append rows to the view's table.
-
-    Imported here, at the call, so stream sources flush in installs without push views.
-    """
-    from hindsight.offline_store.pushed_rows import append_pushed_rows
-
-    return append_pushed_rows(view, table)
 
 
 class Flusher:
@@ -170,11 +163,23 @@ class Flusher:
         if source is not None:
             chosen.append(source_target(self.registry.stream_source(source).name))
         if view is not None:
-            found = self.registry.feature_view(view)
-            if not found.push:
-                raise KeyError(f"feature view {view!r} takes no pushed rows (config push: true): nothing to flush")
-            chosen.append(view_target(found.name))
+            chosen.append(view_target(self._push_view(view).name))
         return chosen or self.targets()
+
+    def _push_view(self, name: str) -> FeatureView:
+        """The registry's push view `name`.
+
+        Raises:
+            KeyError: no such view, or it takes no pushed rows; naming the push views.
+        """
+        views = {v.name: v for v in self.registry.feature_views}
+        pushed = [v.name for v in views.values() if v.push]
+        if name in views and views[name].push:
+            return views[name]
+        if name in views:
+            raise KeyError(f"feature view {name!r} takes no pushed rows (config push: true); push views: "
+                           f"{', '.join(pushed) or 'none'}")
+        raise KeyError(f"no feature view {name!r}{did_you_mean(name, pushed)}; push views: {', '.join(pushed) or 'none'}")
 
     # -- one flush -----------------------------------------------------------------------------
 
@@ -241,15 +246,13 @@ class Flusher:
 
             return write_source
         if target.startswith(VIEW_PREFIX):
-            view = self.registry.feature_view(target.removeprefix(VIEW_PREFIX))
+            view = self._push_view(target.removeprefix(VIEW_PREFIX))
 
             def write_view(batch: list[JournalEntry]) -> tuple[int, int, int | None]:
-                rows = [_row(e) for e in batch]
-                table = pa.Table.from_pylist(rows).append_column(
-                    INGESTED_AT, pa.array([_EPOCH + dt.timedelta(microseconds=e.seq_us) for e in batch],
-                                          pa.timestamp("us", tz="UTC")))
-                added = _append_pushed_rows(view, table)
-                added = len(batch) if added is None else int(added)
+                # JSON values as they are: append_pushed_rows casts them to the table's types.
+                table = pa.Table.from_pylist([_row(e) for e in batch]).append_column(
+                    INGESTED_AT, pa.array([e.ingested_at for e in batch], pa.timestamp("us", tz="UTC")))
+                added = append_pushed_rows(view, table, storage_options=self.storage_options)
                 return added, int(added > 0), None
 
             return write_view
