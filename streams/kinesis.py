@@ -366,7 +366,9 @@ class KinesisConsumer:
         self._stop.set()
 
     def discover(self) -> None:
-        """Take the lease of every free shard whose parents are fully read, and start its worker."""
+        """Renew the leases of the shards being read; take every free shard whose parents are fully
+        read, and start its worker."""
+        self._renew_all()
         for source in self.sources:
             stream = kinesis_stream_name(source)
             shards = list_shards(self.kinesis, stream)
@@ -389,6 +391,21 @@ class KinesisConsumer:
                 with self._lock:
                     self._workers[key] = worker
                 worker.start()
+
+    def _renew_all(self) -> None:
+        # A worker renews at each checkpoint, but one ingest call can outlast the lease on a loaded
+        # machine; renewing here as well keeps a live consumer's shards while it works.
+        with self._lock:
+            working = [key for key, worker in self._workers.items() if worker.is_alive()]
+        for key in working:
+            if self._stop.is_set():  # the workers are releasing their shards
+                return
+            try:
+                self.checkpoints.renew(key, self.owner, self.lease_seconds)
+            except ShardLeaseLost as lost:
+                # The worker finds out at its next checkpoint (which cannot move) and stops.
+                if not self._stop.is_set():
+                    log.warning("%s", lost)
 
     def _parents_done(self, source: StreamSource, stream: str, shard: dict[str, Any], ids: set[str]) -> bool:
         # After a reshard a child shard waits until its parents are read to the end: events of one
