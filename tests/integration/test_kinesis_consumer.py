@@ -225,3 +225,21 @@ def test_a_checkpoint_from_a_deleted_stream_of_the_same_name_restarts_at_the_old
     running.stop()
     thread.join(timeout=30)
     assert sorted(ingest.seen) == list(range(5))
+
+
+def test_an_ingest_longer_than_the_lease_keeps_the_shard(setup, kinesis_client, tmp_path):
+    source, store = setup(shards=1)
+    put_events(kinesis_client, source.kinesis_stream, events(0, 5), by_user)
+    slow, other = RecordingIngest(delay=3.0), RecordingIngest()
+    first = consumer(source, slow, kinesis_client, store, tmp_path, lease_seconds=1.5)
+    first_thread = first.start()
+    wait_until(lambda: slow.running == 1)
+    second = consumer(source, other, kinesis_client, store, tmp_path, lease_seconds=1.5)
+    second_thread = second.start()
+    wait_until(lambda: len(slow.seen) == 5)
+    time.sleep(1.0)
+    for running, thread in ((first, first_thread), (second, second_thread)):
+        running.stop()
+        thread.join(timeout=30)
+    assert other.seen == {} and second.stats == {}  # never owned the shard the slow consumer worked on
+    assert set(slow.seen.values()) == {1}
