@@ -52,6 +52,7 @@ demo: tools
 	$(HINDSIGHT) demo-request
 	$(HINDSIGHT) stream up --port $(KINESIS_PORT)
 	$(HINDSIGHT) stream create
+	$(HINDSIGHT) stream run --stop
 	$(HINDSIGHT) stream run --detach
 	$(HINDSIGHT) demo-stream
 
