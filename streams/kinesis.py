@@ -175,9 +175,19 @@ def _wait_active(client: Any, name: str) -> dict[str, Any]:
 
 
 def list_shards(client: Any, stream: str) -> list[dict[str, Any]]:
-    """Every shard of a stream (ListShards, all pages)."""
+    """Every shard of a stream (ListShards, all pages).
+
+    Raises:
+        KinesisUnavailable: the stream does not exist.
+    """
     shards: list[dict[str, Any]] = []
-    answer = client.list_shards(StreamName=stream)
+    try:
+        answer = client.list_shards(StreamName=stream)
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ResourceNotFoundException":
+            raise KinesisUnavailable(f"Kinesis stream {stream} does not exist: create it with `hindsight stream "
+                                     "create` (kinesalite: after `hindsight stream up`)") from None
+        raise
     shards += answer["Shards"]
     while answer.get("NextToken"):
         answer = client.list_shards(NextToken=answer["NextToken"])

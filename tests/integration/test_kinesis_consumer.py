@@ -243,3 +243,13 @@ def test_an_ingest_longer_than_the_lease_keeps_the_shard(setup, kinesis_client, 
         thread.join(timeout=30)
     assert other.seen == {} and second.stats == {}  # never owned the shard the slow consumer worked on
     assert set(slow.seen.values()) == {1}
+
+
+def test_a_missing_stream_says_how_to_create_it(kinesis_client, kinesis_stream_prefix, online_config, tmp_path):
+    from hindsight.streams.kinesis import KinesisUnavailable
+
+    source = make_source(f"{kinesis_stream_prefix}missing")
+    running = consumer(source, RecordingIngest(), kinesis_client, CheckpointStore(online_config), tmp_path)
+    with pytest.raises(KinesisUnavailable, match=rf"Kinesis stream {source.kinesis_stream} does not exist: create it "
+                                                 r"with `hindsight stream create`"):
+        running.run()
