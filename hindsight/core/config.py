@@ -79,6 +79,29 @@ class ServingSection(_Section):
     """Delta table of the sampled feature vectors: a path (relative to the project) or a URI."""
 
 
+class StreamsSection(_Section):
+    """`streams:`: where stream events come from (Kinesis) and how often they reach the event logs."""
+
+    kinesis_endpoint: str | None = None
+    """Kinesis endpoint URL (kinesalite); None: the one `hindsight stream up` recorded, else AWS
+    through boto3's normal chain."""
+    region: str | None = None
+    """AWS region of the Kinesis streams; None: boto3's chain (AWS_REGION, ~/.aws/config)."""
+    flush_interval: float = Field(1.0, gt=0, le=3600)
+    """Seconds between two flushes of ingested events to the Delta event logs (`stream run`)."""
+    poll_interval: float = Field(0.2, ge=0, le=60)
+    """Seconds a consumer waits before polling an idle shard again (Kinesis allows 5 GetRecords/s per shard)."""
+    lease_seconds: float = Field(20.0, gt=0, le=3600)
+    """Seconds a consumer owns a shard without renewing its lease: a dead consumer's shards move then."""
+
+    @field_validator("kinesis_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("should be an http:// or https:// URL such as http://127.0.0.1:4567")
+        return value
+
+
 class ProjectConfig(_Section):
     """The whole hindsight.yml; every key is optional."""
 
@@ -94,6 +117,8 @@ class ProjectConfig(_Section):
     """The online store."""
     serving: ServingSection = ServingSection()
     """The serving API."""
+    streams: StreamsSection = StreamsSection()
+    """Stream sources: Kinesis and the stream consumer."""
 
 
 #: Environment variable -> the key it overrides (an empty variable counts as unset).
@@ -112,6 +137,11 @@ ENV_OVERRIDES: dict[str, str] = {
     "HINDSIGHT_SERVING_KEY_CACHE_SECONDS": "serving.key_cache_seconds",
     "HINDSIGHT_SERVING_SAMPLE_RATE": "serving.sample_rate",
     "HINDSIGHT_SERVING_SAMPLE_LOG": "serving.sample_log",
+    "HINDSIGHT_KINESIS_ENDPOINT": "streams.kinesis_endpoint",
+    "HINDSIGHT_KINESIS_REGION": "streams.region",
+    "HINDSIGHT_STREAM_FLUSH_INTERVAL": "streams.flush_interval",
+    "HINDSIGHT_STREAM_POLL_INTERVAL": "streams.poll_interval",
+    "HINDSIGHT_STREAM_LEASE_SECONDS": "streams.lease_seconds",
 }
 
 

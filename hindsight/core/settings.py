@@ -19,6 +19,7 @@ from hindsight.core.config import (
     CONFIG_FILE,
     OnlineStoreSection,
     ServingSection,
+    StreamsSection,
     find_project_dir,
     load_config,
     require_project,
@@ -57,7 +58,7 @@ class Settings:
     dbt_target_dir: Path
     #: Versioned registry files (registry, HINDSIGHT_REGISTRY).
     registry_dir: Path
-    #: Downloaded tools: DynamoDB Local (HINDSIGHT_TOOLS).
+    #: Downloaded tools: DynamoDB Local, kinesalite (HINDSIGHT_TOOLS).
     tools_dir: Path
     #: Local state of services Hindsight starts: pid files, DynamoDB Local data (state, HINDSIGHT_STATE).
     state_dir: Path
@@ -68,6 +69,8 @@ class Settings:
     online_store: OnlineStoreSection = field(default_factory=OnlineStoreSection)
     #: The serving section of hindsight.yml, env overrides applied.
     serving: ServingSection = field(default_factory=ServingSection)
+    #: The streams section of hindsight.yml (Kinesis, the consumer), env overrides applied.
+    streams: StreamsSection = field(default_factory=StreamsSection)
     #: The hindsight.yml read, or None when the project has none (all defaults).
     config_file: Path | None = None
 
@@ -117,6 +120,7 @@ class Settings:
             on_demand_dir=_resolve(project, config.on_demand),
             online_store=config.online_store,
             serving=config.serving,
+            streams=config.streams,
             config_file=config_file if config_file.is_file() else None,
         )
 
