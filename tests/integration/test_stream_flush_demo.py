@@ -71,3 +71,7 @@ def test_ingest_flush_build_sync_keeps_online_equal_to_the_offline_definition(pr
     check_online(registry, online_config, first + later, [1, 2], now)
     ids = DeltaTable(stream.delta_uri).to_pyarrow_table(columns=["transaction_id"]).column(0).to_pylist()
     assert sorted(ids) == [1, 2, 3, 4, 5, 6, 100, 101]
+    # `hindsight vacuum` covers the event log (the flusher's compactions leave replaced files).
+    vacuumed = project_copy.run("hindsight", "vacuum", "--select", "streams.transactions", "--dry-run")
+    version = DeltaTable(stream.delta_uri).version()
+    assert f"streams.transactions: would remove 0 file(s), 0 B (version {version})" in vacuumed.stdout
