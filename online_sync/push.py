@@ -202,8 +202,9 @@ def _row(view: FeatureView, row: Mapping[str, Any], index: int, bound: FutureBou
             item[EXPIRES_ATTR] = {"N": str(event // 1_000_000 + view.ttl_seconds)}
         journal: dict[str, Any] = {k: _json_key(row[k]) for k in view.join_keys}
         journal[view.timestamp_field] = _from_micros(event).isoformat()
-        if created is not None and view.created_field:
-            journal[view.created_field] = _from_micros(created).isoformat()
+        if view.created_field:
+            # Always the key, null or not: the flusher builds one table from the first row's keys.
+            journal[view.created_field] = None if created is None else _from_micros(created).isoformat()
         for feature in view.features:
             if feature.name not in present:
                 if view.push_partial:
