@@ -35,6 +35,9 @@
       {{ exceptions.raise_compiler_error(fail ~ "time columns are timestamps' failed: column " ~ name ~ " has type " ~ types[name] ~ "; cast it to timestamp." ~ unchanged) }}
     {%- endif -%}
   {%- endfor -%}
+  {%- if hindsight.pushed_at_column() in types -%}
+    {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column " ~ hindsight.pushed_at_column() ~ " marks pushed rows; rename it." ~ unchanged) }}
+  {%- endif -%}
   {%- if cfg.derived_partition and cfg.partition_by[0] in types -%}
     {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column " ~ cfg.partition_by[0] ~ " is added by the materialization; rename it or set partition_by." ~ unchanged) }}
   {%- endif -%}
@@ -106,7 +109,7 @@
     {#- An aggregation view's features are its declared aggregations; its columns are tiles. -#}
     {%- for feature in cfg.aggregation.features -%}{%- do features.append(feature.name) -%}{%- endfor -%}
   {%- else -%}
-    {%- set not_features = cfg.entities + [cfg.timestamp_field] + ([cfg.created_field] if cfg.created_field else []) + cfg.partition_by -%}
+    {%- set not_features = cfg.entities + [cfg.timestamp_field] + ([cfg.created_field] if cfg.created_field else []) + cfg.partition_by + [hindsight.pushed_at_column()] -%}
     {%- for column in adapter.get_columns_in_relation(relation) if column.name not in not_features -%}
       {%- do features.append(column.name) -%}
     {%- endfor -%}
