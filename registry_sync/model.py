@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hindsight.core.suggest import did_you_mean
+
 #: Feature value types, as the registry names them (Arrow-like, engine-neutral).
 FEATURE_TYPES = ("bool", "int32", "int64", "float32", "float64", "string", "date", "timestamp", "decimal")
 
@@ -117,6 +119,18 @@ class FeatureView:
     #: Where expected_freshness_seconds came from: "config", "schedule" (2 x dbt's
     #: freshness.build_after), "ttl", or "" (none).
     expected_freshness_source: str = ""
+    #: Aggregation views whose model reads a stream source: its name ("streams.transactions");
+    #: ingested events update the view's online tiles as they arrive. None otherwise.
+    stream_source: str | None = None
+    #: Stream-fed views only: the model's compiled SQL, which the per-batch stream transform runs
+    #: (its processing-range span between /* hindsight:processing_range */ comments replaced).
+    stream_sql: str | None = None
+    #: The dialect stream_sql is written in: the dbt adapter that compiled it ("duckdb" | "spark").
+    stream_sql_dialect: str | None = None
+    #: Config `push: true`: the view takes pushed rows (batch views only).
+    push: bool = False
+    #: Config `push_partial: true`: a push may carry a subset of the view's features.
+    push_partial: bool = False
 
     @property
     def is_aggregation(self) -> bool:
@@ -131,6 +145,53 @@ class FeatureView:
     @property
     def ttl(self) -> dt.timedelta | None:
         return None if self.ttl_seconds is None else dt.timedelta(seconds=self.ttl_seconds)
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    """A dbt source table whose rows are events that arrive one by one (Kinesis, the ingest API).
+
+    Declared by `meta.hindsight.stream` on the source table (registry_sync.streams); its events
+    are kept in a Delta table, the event log (offline_store.event_log), that dbt models read with
+    `source(...)` like any source.
+    """
+
+    #: "<source>.<table>", e.g. "streams.transactions".
+    name: str
+    #: The column unique per event: redelivered events with an id seen before are dropped.
+    event_id_field: str
+    #: The event time column.
+    timestamp_field: str
+    #: Names of the entities an event belongs to.
+    entities: tuple[str, ...]
+    #: The join keys of those entities, in order (each a declared column).
+    join_keys: tuple[str, ...]
+    #: Every declared column (name, dtype, description), in declared order.
+    columns: tuple[Feature, ...]
+    #: The event log: a local absolute path or a URI deltalake accepts.
+    delta_uri: str
+    #: The Kinesis stream `hindsight stream run` consumes; None: not read from Kinesis.
+    kinesis_stream: str | None = None
+    description: str = ""
+    #: "source.<project>.<source>.<table>".
+    unique_id: str = ""
+    original_file_path: str = ""
+
+    @property
+    def source_name(self) -> str:
+        """The dbt source name: "streams" of "streams.transactions"."""
+        return self.name.split(".", 1)[0]
+
+    @property
+    def table_name(self) -> str:
+        """The dbt source's table name: "transactions" of "streams.transactions"."""
+        return self.name.split(".", 1)[1]
+
+    def column(self, name: str) -> Feature:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
 
 
 @dataclass(frozen=True)
@@ -231,6 +292,7 @@ class Registry:
     feature_views: tuple[FeatureView, ...] = ()
     on_demand_views: tuple[OnDemandFeatureView, ...] = ()
     feature_services: tuple[FeatureService, ...] = ()
+    stream_sources: tuple[StreamSource, ...] = ()
     #: Set by `registry_sync.store` when a version is applied.
     version: int | None = None
     applied_at: str | None = None
@@ -257,6 +319,26 @@ class Registry:
                 return s
         raise KeyError(name)
 
+    def stream_source(self, name: str) -> StreamSource:
+        """A stream source by its full name ("streams.transactions") or its table name when unique.
+
+        Raises:
+            KeyError: naming the known stream sources and the nearest one.
+        """
+        for s in self.stream_sources:
+            if s.name == name:
+                return s
+        by_table = [s for s in self.stream_sources if s.table_name == name]
+        if len(by_table) == 1:
+            return by_table[0]
+        known = [s.name for s in self.stream_sources]
+        if len(by_table) > 1:
+            raise KeyError(f"stream source {name!r} is ambiguous: name one of {', '.join(s.name for s in by_table)}")
+        options = [*known, *(s.table_name for s in self.stream_sources)]
+        raise KeyError(
+            f"no stream source {name!r}{did_you_mean(name, options)}; known: {', '.join(known) or 'none'}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -268,6 +350,7 @@ class Registry:
             feature_views=tuple(_view_from_dict(v) for v in data.get("feature_views", ())),
             on_demand_views=tuple(_odfv_from_dict(v) for v in data.get("on_demand_views", ())),
             feature_services=tuple(_service_from_dict(s) for s in data.get("feature_services", ())),
+            stream_sources=tuple(_stream_source_from_dict(s) for s in data.get("stream_sources", ())),
             version=data.get("version"),
             applied_at=data.get("applied_at"),
             manifest_generated_at=data.get("manifest_generated_at"),
@@ -286,6 +369,15 @@ def _view_from_dict(v: dict[str, Any]) -> FeatureView:
         "features": _features(v["features"]),
         "aggregations": tuple(Aggregation(**a) for a in v.get("aggregations", ())),
         "expectations": tuple(Expectation(**e) for e in v.get("expectations", ())),
+    })
+
+
+def _stream_source_from_dict(s: dict[str, Any]) -> StreamSource:
+    return StreamSource(**{
+        **s,
+        "entities": tuple(s.get("entities", ())),
+        "join_keys": tuple(s.get("join_keys", ())),
+        "columns": _features(s.get("columns", ())),
     })
 
 
