@@ -176,8 +176,14 @@ def _source_name(registry: Registry, name: str) -> str | None:
         return None
 
 
-def _source_names(registry: Registry) -> list[str]:
-    return [source.name for source in getattr(registry, "stream_sources", ())]
+def _unknown_source(registry: Registry, name: str) -> ApiError:
+    """404 naming the close sources, or 400 when a bare table name fits several sources."""
+    sources = registry.stream_sources
+    same_table = sorted(s.name for s in sources if s.table_name == name)
+    if len(same_table) > 1:
+        return ApiError(400, "ambiguous_stream_source", f"stream source {name!r} is ambiguous: name one of "
+                                                        f"{', '.join(map(repr, same_table))}", {"suggestions": same_table})
+    return unknown("stream source", name, [s.name for s in sources], "unknown_stream_source")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +203,7 @@ def ingest() -> Response:
         # Checked before the name is looked up: a key learns nothing about sources it may not write.
         auth.require_write(found or name)
         if found is None:
-            raise unknown("stream source", name, _source_names(state.registry), "unknown_stream_source")
+            raise _unknown_source(state.registry, name)
     source, rows = _rows(body, "source", INGEST_FIELDS, state.config.max_write_rows)
     source = _source_name(state.registry, source) or source
     try:
@@ -218,11 +224,12 @@ def push() -> Response:
     data = read_body(request.environ, request.content_length, state.config.max_body_bytes)
     body = parse_json_body(data, request.mimetype)
     name = body.get("view")
-    views = [view.name for view in state.registry.feature_views]
     if type(name) is str and name:
         auth.require_write(name)
-        if name not in views:
-            raise unknown("feature view", name, views, "unknown_feature_view")
+        if name not in {view.name for view in state.registry.feature_views}:
+            # The nearest valid names are the views that take pushes.
+            pushable = [view.name for view in state.registry.feature_views if view.push]
+            raise unknown("feature view", name, pushable, "unknown_feature_view")
     view, rows = _rows(body, "view", PUSH_FIELDS, state.config.max_write_rows)
     try:
         report = _writers().push(state.registry, view, rows)
@@ -247,7 +254,7 @@ def push_report(report: Any) -> dict[str, Any]:
 
 def takes_writes(registry: Registry) -> bool:
     """Whether the registry has anything whose journal needs flushing: a stream source or a push view."""
-    return bool(getattr(registry, "stream_sources", ())) or any(getattr(v, "push", False) for v in registry.feature_views)
+    return bool(registry.stream_sources) or any(v.push for v in registry.feature_views)
 
 
 class FlushLoop:
