@@ -352,3 +352,38 @@ def test_flush_loop_follows_the_served_registry(registry):
     loop.start()
     loop.stop()
     assert made[-1].flushes == 1 and loop.ran  # stop() flushes what is pending once more
+
+
+# --- keys for writers -----------------------------------------------------------------------
+
+
+def test_keys_create_write_takes_stream_sources_by_either_name(monkeypatch, registry):
+    import importlib
+
+    from click.testing import CliRunner
+
+    from hindsight.cli import main
+
+    keys_cli = importlib.import_module("hindsight.cli.keys")  # the package's `keys` is the click group
+    created = []
+
+    class Store:
+        def create(self, name, read, write, metrics):
+            from tests.fixtures.serving import FakeKeyStore
+
+            created.append(write)
+            fake = FakeKeyStore()
+            key = fake.create(name, read, write, metrics)
+            return key, next(iter(fake.records.values()))
+
+    monkeypatch.setattr("hindsight.registry_sync.load_registry", lambda *args, **kwargs: registry)
+    monkeypatch.setattr(keys_cli, "_store", Store)
+    result = CliRunner().invoke(main, ["keys", "create", "--name", "producer", "--write", "transactions",
+                                       "--write", "user_profile"])
+    assert result.exit_code == 0, result.output
+    assert created == [("streams.transactions", "user_profile")]
+    assert "write streams.transactions,user_profile" in result.output
+    result = CliRunner().invoke(main, ["keys", "create", "--name", "p", "--write", "streams.transactoins"])
+    assert result.exit_code == 2
+    assert "'streams.transactoins' is not a feature view or stream source of the applied registry " \
+           "(did you mean streams.transactions" in result.output
