@@ -387,3 +387,57 @@ def test_keys_create_write_takes_stream_sources_by_either_name(monkeypatch, regi
     assert result.exit_code == 2
     assert "'streams.transactoins' is not a feature view or stream source of the applied registry " \
            "(did you mean streams.transactions" in result.output
+
+
+# --- HindsightClient.ingest / push ----------------------------------------------------------
+
+
+@pytest.fixture
+def http_client(client):
+    import requests
+
+    from tests.unit.test_serving_client import FlaskAdapter
+
+    session = requests.Session()
+    adapter = FlaskAdapter(client)
+    session.mount("http://hindsight.test", adapter)
+    from hindsight.client import HindsightClient
+
+    with HindsightClient("http://hindsight.test", timeout=2, session=session) as hindsight:
+        hindsight.adapter = adapter
+        yield hindsight
+
+
+def test_client_sends_dicts_dataframes_and_arrow_in_batches(http_client, ingestor):
+    import datetime as dt
+
+    import pandas as pd
+    import pyarrow as pa
+
+    rows = [{"transaction_id": f"t-{i}", "user_id": 12, "amount": 1.5 * i,
+             "ts": dt.datetime(2026, 11, 30, 12, i)} for i in range(5)]
+    report = http_client.ingest("transactions", rows, batch_size=2)
+    assert report == {"source": "streams.transactions", "received": 5, "accepted": 5, "duplicates": 0}
+    assert [len(batch) for _, batch in ingestor.calls] == [2, 2, 1]
+    # Naive datetimes are sent as UTC, with their offset.
+    assert ingestor.calls[0][1][1]["ts"] == "2026-11-30T12:01:00+00:00"
+    frame = pd.DataFrame(rows[:3]).assign(amount=[1.0, float("nan"), 2.0])
+    assert http_client.ingest("transactions", frame)["duplicates"] == 3
+    assert ingestor.calls[-1][1][1] == {"transaction_id": "t-1", "user_id": 12, "amount": None,
+                                        "ts": "2026-11-30T12:01:00+00:00"}
+    table = pa.Table.from_pylist([{**rows[0], "transaction_id": "t-9"}])
+    assert http_client.ingest("streams.transactions", table)["accepted"] == 1
+
+
+def test_client_raises_the_servers_error_with_its_details(http_client):
+    from hindsight.client import HindsightError
+
+    with pytest.raises(HindsightError) as raised:
+        http_client.ingest("transactions", [{**EVENT, "transaction_id": 5}])
+    assert raised.value.status == 400 and raised.value.code == "invalid_row"
+    assert raised.value.details == {"row": 0, "field": "transaction_id", "rule": "type"}
+    with pytest.raises(ValueError, match="JSON has no infinities"):
+        http_client.ingest("transactions", [{**EVENT, "amount": float("inf")}])
+    with pytest.raises(ValueError, match="rows is empty"):
+        http_client.push("user_profile", [])
+    assert http_client.push("user_profile", [PUSHED]) == {"view": "user_profile", "rows": 1, "written": 1, "stale": 0}
