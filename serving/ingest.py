@@ -313,12 +313,11 @@ class FlushLoop:
 
 
 def _default_flusher(registry: Registry) -> Any:
-    from hindsight.core.settings import Settings
-    from hindsight.online_sync.config import OnlineStoreConfig
+    from hindsight.online_sync.config import OnlineStoreConfig, shared_client
     from hindsight.streams.flush import Flusher
 
-    settings = Settings.from_env()
-    return Flusher(registry, OnlineStoreConfig.from_settings(settings), settings)
+    config = OnlineStoreConfig.from_env()
+    return Flusher(registry, config, client=shared_client(config))
 
 
 def flush_interval_s() -> float:
