@@ -4,7 +4,9 @@ Configured in profiles.yml (`plugins: [{module: hindsight.offline_store.dbt_plug
 On connect it loads DuckDB's delta extension from its wheel (`duckdb_delta`), so `delta_scan()`
 works offline. The materialization stages the model's rows in DuckDB and calls
 `adapter.store_relation('hindsight', ...)`; `Plugin.store` streams that relation as Arrow batches
-into `offline_store.delta_writer`.
+into `offline_store.delta_writer`. The on-run-start hook `hindsight.register_stream_sources()`
+calls it with `hindsight_event_log` set to create a stream source's empty event log
+(`offline_store.event_log`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dbt.adapters.events.logging import AdapterLogger
 from sqlglot import exp
 
 from hindsight.offline_store.delta_writer import WriteRequest, write_feature_view
+from hindsight.offline_store.event_log import ensure_event_log, event_log_schema
+from hindsight.offline_store.uris import absolute_uri
 from hindsight.offline_store.duckdb_delta import load_delta_extension
 
 logger = AdapterLogger("hindsight")
@@ -43,6 +47,9 @@ class Plugin(BasePlugin):
         config = dict(target_config.config)
         if self._storage_options and not config.get("storage_options"):
             config["storage_options"] = self._storage_options
+        if config.get("hindsight_event_log"):
+            self._ensure_event_log(config)
+            return
         request = WriteRequest.from_config(config)
         cursor = self._conn.cursor()
         try:
@@ -62,3 +69,16 @@ class Plugin(BasePlugin):
         )
         for notice in result.notices:
             logger.info(f"hindsight: {notice}")
+
+    def _ensure_event_log(self, config: dict[str, Any]) -> None:
+        """Create a stream source's empty event log unless it exists (the relation is not read)."""
+        from dbt_common.exceptions import DbtRuntimeError
+
+        uri = absolute_uri(config["uri"])
+        try:
+            schema = event_log_schema([tuple(pair) for pair in config["columns"]])
+            created = ensure_event_log(uri, schema, config.get("storage_options"))
+        except ValueError as error:
+            raise DbtRuntimeError(f"hindsight: stream source {config.get('source')}: {error}") from error
+        if created:
+            logger.info(f"hindsight: {config.get('source')}: created the empty event log at {uri}")

@@ -39,13 +39,17 @@ def build_registry(settings: Settings | None = None, on_demand_views: Iterable[O
     On-demand views are user code: the caller discovers them (`hindsight.project.project_registry`
     does) and hands in their registry entries; this package never imports them.
     """
+    from hindsight.registry_sync.dbt_project import compile_models
     from hindsight.registry_sync.manifest import load_manifest, registry_from_manifest
 
     settings = settings or Settings.from_env()
     manifest = load_manifest(settings.manifest_path)
+    resolved = settings
     return registry_from_manifest(
         manifest,
         on_demand_views=on_demand_views,
         offline_store=settings.offline_store,
         project_dir=settings.project_dir,
+        # Stream-fed views need their compiled SQL, which a manifest from `dbt parse` lacks.
+        compile_models=lambda unique_ids: compile_models(resolved, unique_ids),
     )

@@ -7,9 +7,13 @@ the same site shows:
   aggregation interval and windows, owner, freshness expectation, Delta location) and the feature
   services that use it, with internal columns (the partition column, tile parts) marked as such;
 - on each feature service's page, its features as a readable list;
+- on each stream source's page (a dbt source with `meta.hindsight.stream`), a card of its event id,
+  event time, entities, event log, Kinesis stream and the views it feeds; a stream-fed view's card
+  links back to it;
 - each on-demand view as a node of its own, in the lineage graph between the views it reads and
   the services that use it;
-- on the overview page, a generated catalog of services, views, entities and on-demand views.
+- on the overview page, a generated catalog of services, views, stream sources, entities and
+  on-demand views.
 
 Pure functions over dicts: `hindsight docs generate` runs dbt and writes the result beside dbt's
 (never over `target/manifest.json`, which `hindsight apply` reads).
@@ -22,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hindsight.core.durations import format_duration
-from hindsight.registry_sync.model import FeatureService, FeatureView, OnDemandFeatureView, Registry
+from hindsight.registry_sync.model import FeatureService, FeatureView, OnDemandFeatureView, Registry, StreamSource
 
 #: The resource type and materialization shown for an on-demand view's node.
 ON_DEMAND_MATERIALIZATION = "on_demand"
@@ -80,8 +84,45 @@ def enrich_docs(
         readable = [view_ids[v] for v in dict.fromkeys(ref.view for ref in service.features) if v in view_ids]
         exposure["depends_on"]["nodes"] = list(dict.fromkeys([*exposure["depends_on"].get("nodes", []), *readable]))
         _link(manifest, exposure_id, exposure["depends_on"]["nodes"])
+    for stream in registry.stream_sources:
+        source = manifest.get("sources", {}).get(stream.unique_id)
+        if source is None:
+            continue
+        source["description"] = _join(stream_card(stream, registry, view_ids), source.get("description"))
+        metadata = (catalog.get("sources", {}).get(stream.unique_id) or {}).get("metadata")
+        if metadata is not None:
+            metadata["type"] = "stream source (Delta event log)"
     _set_overview(manifest, project, overview(registry, view_ids))
     return manifest, catalog
+
+
+# -- stream sources --------------------------------------------------------------------------------
+
+
+def stream_card(stream: StreamSource, registry: Registry, view_ids: Mapping[str, str]) -> str:
+    """The markdown card at the top of a stream source's page."""
+    entities = ", ".join(
+        f"{name} (`{'`, `'.join(_entity_keys(registry, name))}`)" for name in stream.entities
+    )
+    fed = [v.name for v in registry.feature_views if v.stream_source == stream.name]
+    feeds = ", ".join(f"[{name}](#!/model/{view_ids[name]})" if name in view_ids else name for name in fed)
+    rows = [
+        ("Kind", "stream source (events arrive one by one: Kinesis, POST /v1/ingest, hindsight.ingest)"),
+        ("Event id", f"`{stream.event_id_field}` (a redelivered event is counted once)"),
+        ("Event time", f"`{stream.timestamp_field}`"),
+        ("Entities", entities),
+        ("Event log", f"`{stream.delta_uri}` (Delta)"),
+        ("Kinesis stream", f"`{stream.kinesis_stream}`" if stream.kinesis_stream else "none (ingest API only)"),
+        ("Feeds", feeds or "no feature view yet"),
+    ]
+    return "\n".join(["| | |", "|---|---|", *(f"| **{k}** | {v} |" for k, v in rows)])
+
+
+def _entity_keys(registry: Registry, entity: str) -> tuple[str, ...]:
+    try:
+        return registry.entity(entity).join_keys
+    except KeyError:
+        return ()
 
 
 # -- feature views ---------------------------------------------------------------------------------
@@ -105,7 +146,13 @@ def view_card(view: FeatureView, services: tuple[str, ...], registry: Registry) 
         rows.append(("Windows", ", ".join(_duration(w) for w in windows)))
     else:
         rows.append(("TTL", _duration(view.ttl_seconds) if view.ttl_seconds is not None else "none (never stale)"))
+    if view.stream_source:
+        stream = next((st for st in registry.stream_sources if st.name == view.stream_source), None)
+        target = f"[{view.stream_source}](#!/source/{stream.unique_id})" if stream and stream.unique_id else view.stream_source
+        rows.append(("Stream source", f"{target} (online tiles updated as each event is ingested)"))
     rows.append(("Online", "yes (synced to DynamoDB)" if view.online else "no (offline only)"))
+    if view.push:
+        rows.append(("Push", "yes, a push may carry a subset of the features" if view.push_partial else "yes (whole rows)"))
     freshness = getattr(view, "freshness_seconds", None) or getattr(view, "expected_freshness_seconds", None)
     if freshness:
         rows.append(("Freshness expectation", f"newer than {_duration(freshness)}"))
@@ -253,6 +300,16 @@ def overview(registry: Registry, view_ids: Mapping[str, str]) -> str:
             f"| {link(v.name)} | {', '.join(v.entities)} | {len(v.features)} | {'yes' if v.online else 'no'} | "
             f"{span} | {_duration(freshness) if freshness else ''} | {v.owner or ''} |"
         )
+    if registry.stream_sources:
+        lines += ["", f"## Stream sources ({len(registry.stream_sources)})", "",
+                  "| Source | Event id | Event time | Entities | Feeds | Kinesis stream |", "|---|---|---|---|---|---|"]
+        for st in registry.stream_sources:
+            target = f"[{st.name}](#!/source/{st.unique_id})" if st.unique_id else st.name
+            fed = ", ".join(link(v.name) for v in registry.feature_views if v.stream_source == st.name)
+            lines.append(
+                f"| {target} | `{st.event_id_field}` | `{st.timestamp_field}` | {', '.join(st.entities)} | {fed} | "
+                f"{st.kinesis_stream or ''} |"
+            )
     lines += ["", f"## On-demand views ({len(registry.on_demand_views)})", "",
               "| View | Reads | Request fields | Outputs |", "|---|---|---|---|"]
     for o in registry.on_demand_views:

@@ -60,6 +60,36 @@ def parse_project(settings: Settings) -> float:
     return time.perf_counter() - started
 
 
+def compile_models(settings: Settings, unique_ids: list[str]) -> dict[str, str]:
+    """The compiled SQL of the given models (`dbt compile --select`, in process), by unique id.
+
+    The registry needs a stream-fed view's compiled SQL (its `stream_sql`), which `dbt parse` does
+    not produce; `dbt compile` of just those models does, connecting to the project's engine (it
+    runs no hooks and builds nothing).
+
+    Raises:
+        RegistryError: dbt could not compile them; the message is dbt's.
+    """
+    from dbt.cli.main import dbtRunner
+
+    project = settings.project_dir.resolve()
+    names = sorted({uid.split(".")[-1] for uid in unique_ids})
+    args = ["compile", "--project-dir", str(project), "--target-path", str(settings.manifest_path.parent.resolve()),
+            "--select", *names, "--log-level", "none"]
+    if not os.environ.get("DBT_PROFILES_DIR") and (project / "profiles.yml").exists():
+        args += ["--profiles-dir", str(project)]
+    result = dbtRunner().invoke(args)
+    if not result.success:
+        reason = result.exception or "see logs/dbt.log"
+        raise RegistryError(f"dbt could not compile {', '.join(names)} in {project} (the SQL of stream-fed views):\n{reason}")
+    compiled = {}
+    for run in getattr(result.result, "results", None) or ():
+        node = getattr(run, "node", None)
+        if node is not None and node.unique_id in unique_ids and getattr(node, "compiled_code", None):
+            compiled[node.unique_id] = node.compiled_code
+    return compiled
+
+
 def stale_files(settings: Settings) -> list[Path]:
     """The project files modified after manifest.json was written (all of them if it is missing)."""
     manifest = settings.manifest_path

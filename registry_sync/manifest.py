@@ -15,6 +15,7 @@ Where each object is declared (all visible in dbt docs):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
@@ -25,8 +26,9 @@ import pyarrow as pa
 
 from hindsight.core.durations import parse_duration
 from hindsight.core.suggest import did_you_mean
+from hindsight.offline_store.event_log import event_log_uri
 from hindsight.offline_store.uris import absolute_uri
-from hindsight.registry_sync import aggregations
+from hindsight.registry_sync import aggregations, streams
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
 from hindsight.registry_sync.expectations import expectations_of
 from hindsight.registry_sync.model import (
@@ -37,10 +39,13 @@ from hindsight.registry_sync.model import (
     FeatureView,
     OnDemandFeatureView,
     Registry,
+    StreamSource,
 )
 from hindsight.registry_sync.types import arrow_type_name
 
 SchemaReader = Callable[[str], "pa.Schema | None"]
+#: unique ids of models -> their compiled SQL (registry_sync.dbt_project.compile_models).
+ModelCompiler = Callable[[list[str]], dict[str, str]]
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
@@ -55,12 +60,14 @@ def registry_from_manifest(
     on_demand_views: Iterable[OnDemandFeatureView] = (),
     offline_store: str = "data/offline_store",
     project_dir: Path | None = None,
+    compile_models: ModelCompiler | None = None,
 ) -> Registry:
     """Translate the manifest into a Registry, or raise DefinitionErrors listing every problem.
 
     `offline_store` is the project's Delta root (hindsight.yml), the folder of every view that sets
     no `location_root`/`location`; relative paths resolve against `project_dir` (default: the
-    working directory), where dbt wrote them.
+    working directory), where dbt wrote them. Stream-fed views whose node has no compiled SQL in
+    the manifest (after `dbt parse`) get it from `compile_models`; without one they are refused.
     """
     problems: list[str] = []
     read_schema = read_schema or delta_schema
@@ -69,8 +76,17 @@ def registry_from_manifest(
     def uri_of(node: dict[str, Any]) -> str:
         return _delta_uri(node, offline_store, project_dir)
     entities = _entities(manifest, problems)
+
+    def log_uri(source: str, table: str, location: str | None) -> str:
+        return event_log_uri(offline_store, source, table, location, base=project_dir)
+    stream_list = streams.stream_sources(manifest, entities, log_uri, problems)
+    by_name = {s.name: s for s in stream_list}
     nodes = _feature_view_nodes(manifest)
-    views = [view for node in nodes if (view := _feature_view(node, entities, read_schema, problems, uri_of)) is not None]
+    views = [
+        view for node in nodes
+        if (view := _feature_view(node, entities, read_schema, problems, uri_of, by_name)) is not None
+    ]
+    views = _with_stream_sql(views, manifest, compile_models, problems)
     # A view that could not be read has its own problem listed; services naming it add nothing.
     unreadable = {node["name"] for node in nodes} - {view.name for view in views}
     odfvs = tuple(on_demand_views)
@@ -84,6 +100,7 @@ def registry_from_manifest(
         feature_views=tuple(sorted(views, key=lambda v: v.name)),
         on_demand_views=tuple(sorted(odfvs, key=lambda v: v.name)),
         feature_services=tuple(sorted(services, key=lambda s: s.name)),
+        stream_sources=tuple(stream_list),
         manifest_generated_at=manifest["metadata"].get("generated_at"),
     )
 
@@ -143,6 +160,7 @@ def _feature_view(
     read_schema: SchemaReader,
     problems: list[str],
     uri_of: Callable[[dict[str, Any]], str],
+    stream_sources: dict[str, StreamSource] | None = None,
 ) -> FeatureView | None:
     config = node["config"]
     name = node["name"]
@@ -161,6 +179,8 @@ def _feature_view(
         return None
     else:
         spec = None
+    push, push_partial = _push_config(config, spec is not None, where, problems)
+    stream_source = None if spec is None else streams.stream_source_of(node, stream_sources or {}, where, problems)
     ttl_seconds = _ttl_seconds(config.get("ttl"), where, problems)
     freshness_seconds, freshness_source = expected_freshness(config, ttl_seconds, where, problems)
     view_entities = _entities_of(keys, entities, where, problems)
@@ -209,7 +229,66 @@ def _feature_view(
         aggregation_interval_seconds=None if spec is None else spec.interval_seconds,
         aggregations=() if spec is None else spec.aggregations,
         expectations=expectations_of(config, schema.names, where, problems),
+        stream_source=stream_source,
+        push=push,
+        push_partial=push_partial,
     )
+
+
+def _push_config(config: dict[str, Any], is_aggregation: bool, where: str, problems: list[str]) -> tuple[bool, bool]:
+    """The `push` and `push_partial` config keys: booleans; push only on batch views."""
+    values = {}
+    for key in ("push", "push_partial"):
+        value = config.get(key, False)
+        if value is None:
+            value = False
+        if not isinstance(value, bool):
+            problems.append(f"{where}: config '{key}' must be true or false, got {value!r}")
+            value = False
+        values[key] = value
+    push, push_partial = values["push"], values["push_partial"]
+    if push and is_aggregation:
+        problems.append(
+            f"{where}: config push=true is not accepted on an aggregation view (its rows are tiles of events); "
+            "declare a stream source for its events (meta.hindsight.stream) and ingest them, or remove push"
+        )
+        return False, False
+    if push_partial and not push:
+        problems.append(f"{where}: config push_partial=true needs push=true (it lets a push carry a subset of the features)")
+        return push, False
+    return push, push_partial
+
+
+def _with_stream_sql(
+    views: list[FeatureView], manifest: dict[str, Any], compile_models: ModelCompiler | None, problems: list[str]
+) -> list[FeatureView]:
+    """Stream-fed views with their model's compiled SQL, and the dialect (the adapter) it is in.
+
+    The manifest has it after `dbt build`/`dbt compile`; after `dbt parse` it has not, and the
+    views that need it are compiled in one call to `compile_models`.
+    """
+    fed = [v for v in views if v.stream_source is not None]
+    if not fed:
+        return views
+    nodes = manifest.get("nodes", {})
+    compiled = {v.unique_id: code for v in fed if (code := (nodes.get(v.unique_id) or {}).get("compiled_code"))}
+    missing = [v.unique_id for v in fed if v.unique_id not in compiled]
+    if missing and compile_models is not None:
+        compiled.update(compile_models(missing))
+    dialect = str(manifest["metadata"].get("adapter_type") or "duckdb")
+    out = []
+    for view in views:
+        if view.stream_source is not None:
+            code = compiled.get(view.unique_id)
+            if not code:
+                problems.append(
+                    f"feature view {view.name} ({view.original_file_path}): no compiled SQL for this stream-fed view; "
+                    f"run `dbt compile --select {view.name}` (or `dbt build`) first"
+                )
+                continue
+            view = dataclasses.replace(view, stream_sql=code, stream_sql_dialect=dialect)
+        out.append(view)
+    return out
 
 
 def _ttl_seconds(ttl: Any, where: str, problems: list[str]) -> int | None:

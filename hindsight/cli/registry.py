@@ -18,7 +18,7 @@ from hindsight.registry_sync import RegistryError, RegistryStore, load_registry
 from hindsight.registry_sync.contracts import write_registry_contracts
 from hindsight.registry_sync.dbt_project import parse_project, require_current_manifest
 from hindsight.registry_sync.diff import plan as diff_plan
-from hindsight.registry_sync.model import Entity, FeatureService, FeatureView, OnDemandFeatureView, Registry
+from hindsight.registry_sync.model import Entity, FeatureService, FeatureView, OnDemandFeatureView, Registry, StreamSource
 from hindsight.registry_sync.store import same_definitions
 
 
@@ -132,6 +132,9 @@ def list_views(as_json: bool, version: int | None) -> None:
         click.echo(f"  {_kind(view):<13} {view.name:<30} {len(view.features)} features")
     for service in registry.feature_services:
         click.echo(f"  service       {service.name:<30} {len(service.features)} features")
+    for stream in registry.stream_sources:
+        fed = ", ".join(stream_feeds(registry, stream.name)) or "no views"
+        click.echo(f"  stream source {stream.name:<30} {len(stream.columns)} columns, feeds {fed}")
 
 
 @registry_group.command(name="show")
@@ -139,11 +142,18 @@ def list_views(as_json: bool, version: int | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--version", type=int, default=None, help="A past registry version.")
 def show(name: str, as_json: bool, version: int | None) -> None:
-    """Show one feature view, on-demand view, feature service or entity."""
+    """Show one feature view, on-demand view, feature service, entity or stream source."""
     registry = _load(version)
     found = _find(registry, name)
     if found is None:
         _fail(RegistryError(f"nothing named {name} in registry version {registry.version}"))
+    if isinstance(found, StreamSource):
+        document = stream_document(registry, found)
+        if as_json:
+            click.echo(json.dumps(document, indent=2))
+        else:
+            _print_document(document)
+        return
     if as_json:
         document = view_document(found) if isinstance(found, (FeatureView, OnDemandFeatureView)) else dataclasses.asdict(found)
         click.echo(json.dumps(document, indent=2, default=str))
@@ -175,13 +185,18 @@ def _readable(registry: Registry, found) -> dict:
 def _print_document(document: dict) -> None:
     width = max(17, *(len(key) + 2 for key in document))  # values line up after the longest label
     for key, value in document.items():
-        if key == "features":
+        if key in ("features", "columns"):
             continue
         if isinstance(value, dict):
             value = ", ".join(f"{k} ({v})" for k, v in value.items())
         elif isinstance(value, (list, tuple)):
             value = ", ".join(map(str, value))
         click.echo(f"{key + ':':<{width}}{'-' if value is None or value == '' else value}")
+    if "columns" in document:
+        click.echo(f"columns ({len(document['columns'])}):")
+        width = max((len(c["name"]) for c in document["columns"]), default=0)
+        for c in document["columns"]:
+            click.echo(f"  {c['name']:<{width}}  {c['type']:<9} {c['description'] or ''}".rstrip())
     if "features" in document:
         click.echo(f"features ({len(document['features'])}):")
         width = max((len(f["name"]) for f in document["features"]), default=0)
@@ -229,7 +244,37 @@ def view_document(view: FeatureView | OnDemandFeatureView) -> dict:
     }
     if view.is_aggregation:
         document = _with_aggregations(document, view)
+    # Only where set, so the documents of other views keep their shape.
+    if view.stream_source is not None:
+        document = {**{k: v for k, v in document.items() if k != "features"}, "stream_source": view.stream_source,
+                    "features": document["features"]}
+    if view.push:
+        document = {**{k: v for k, v in document.items() if k != "features"}, "push": True,
+                    "push_partial": view.push_partial, "features": document["features"]}
     return document
+
+
+def stream_feeds(registry: Registry, name: str) -> list[str]:
+    """The feature views whose model reads the stream source `name` (online-fed aggregation views)."""
+    return [v.name for v in registry.feature_views if v.stream_source == name]
+
+
+def stream_document(registry: Registry, stream: StreamSource) -> dict:
+    """The JSON shape of a stream source in `registry show --json` and `registry list --json`."""
+    return {
+        "name": stream.name,
+        "kind": "stream_source",
+        "event_id": stream.event_id_field,
+        "timestamp_field": stream.timestamp_field,
+        "entities": list(stream.join_keys),
+        "entity_names": list(stream.entities),
+        "event_log": stream.delta_uri,
+        "kinesis_stream": stream.kinesis_stream,
+        "feeds": stream_feeds(registry, stream.name),
+        "description": stream.description,
+        "file": stream.original_file_path,
+        "columns": [{"name": c.name, "type": c.dtype, "description": c.description} for c in stream.columns],
+    }
 
 
 def _with_aggregations(document: dict, view: FeatureView) -> dict:
@@ -255,14 +300,17 @@ def _load(version: int | None) -> Registry:
         raise
 
 
-def _find(registry: Registry, name: str) -> FeatureView | OnDemandFeatureView | FeatureService | Entity | None:
+def _find(registry: Registry, name: str) -> FeatureView | OnDemandFeatureView | FeatureService | Entity | StreamSource | None:
     items: list[FeatureView | OnDemandFeatureView | FeatureService | Entity] = [
         *registry.feature_views, *registry.on_demand_views, *registry.feature_services, *registry.entities,
     ]
     for item in items:
         if item.name == name:
             return item
-    return None
+    try:
+        return registry.stream_source(name)
+    except KeyError:
+        return None
 
 
 def _kind(view: FeatureView | OnDemandFeatureView) -> str:
@@ -280,6 +328,7 @@ def _listing(registry: Registry) -> dict:
             {"name": s.name, "description": s.description, "features": [str(r) if not r.alias else f"{r} as {r.alias}" for r in s.features]}
             for s in registry.feature_services
         ],
+        "stream_sources": [stream_document(registry, s) for s in registry.stream_sources],
     }
 
 

@@ -5,9 +5,9 @@
   Invalid inputs come back as none: the macros' raising wrappers are thin (parse_duration,
   feature_view_location), and a raised error would end the run at the first case.
 -#}
-{% macro hindsight_conformance(durations, locations, partitions, type_pairs, tile_columns=none) %}
+{% macro hindsight_conformance(durations, locations, partitions, type_pairs, tile_columns=none, event_logs=none) %}
   {%- set out = {'durations': [], 'locations': [], 'partitions': [], 'type_pairs': [],
-                 'tile_features': [], 'tile_default_names': [], 'tile_parts': []} -%}
+                 'tile_features': [], 'tile_default_names': [], 'tile_parts': [], 'event_logs': []} -%}
   {%- for text in durations -%}
     {%- do out.durations.append(hindsight._duration_seconds(text)) -%}
   {%- endfor -%}
@@ -28,6 +28,9 @@
   {%- endfor -%}
   {%- for case in (tile_columns or {}).get('parts', []) -%}
     {%- do out.tile_parts.append(hindsight.tile_parts_needed(case.column, case.functions)) -%}
+  {%- endfor -%}
+  {%- for case in event_logs or [] -%}
+    {%- do out.event_logs.append(hindsight.event_log_location(case.source, case.table, case.location, case.offline_store)) -%}
   {%- endfor -%}
   {{ print('HINDSIGHT_CONFORMANCE ' ~ tojson(out)) }}
 {% endmacro %}

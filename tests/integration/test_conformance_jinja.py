@@ -20,6 +20,7 @@ DURATIONS = load("durations")
 STORAGE = load("feature_view_storage")
 SCHEMA_TYPES = load("schema_changes")["types"]
 TILE_COLUMNS = load("tile_columns")
+EVENT_LOGS = load("event_log_locations")
 MARKER = "HINDSIGHT_CONFORMANCE "
 
 
@@ -33,6 +34,7 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "partitions": [c["partition_by"] for c in STORAGE["partition_by"]],
         "type_pairs": [[SCHEMA_TYPES[a]["spark"], SCHEMA_TYPES[b]["spark"]] for a, b, _ in type_pairs()],
         "tile_columns": TILE_COLUMNS,
+        "event_logs": EVENT_LOGS["location"],
     }
     result = project.dbt("run-operation", "hindsight_conformance", "--args", json.dumps(args))
     line = next(line for line in result.stdout.splitlines() if line.startswith(MARKER))
@@ -63,3 +65,7 @@ def test_tile_column_names_agree_with_tiles_py(answers: dict) -> None:
     assert answers["tile_features"] == [c["expected"] for c in TILE_COLUMNS["features"]]
     assert answers["tile_default_names"] == [c["expected"] for c in TILE_COLUMNS["default_names"]]
     assert answers["tile_parts"] == [c["expected"] for c in TILE_COLUMNS["parts"]]
+
+
+def test_event_log_locations_agree_with_event_log_py(answers: dict) -> None:
+    assert answers["event_logs"] == [c["expected"] for c in EVENT_LOGS["location"]]

@@ -15,11 +15,13 @@ from hindsight.core.durations import format_duration, parse_duration
 from hindsight.registry_sync.manifest import delta_location, partition_columns_of
 from hindsight.offline_store import tiles
 from hindsight.offline_store.delta_writer import _compatible
+from hindsight.offline_store.event_log import event_log_location
 from tests.cases import load, type_pairs
 
 DURATIONS = load("durations")
 STORAGE = load("feature_view_storage")
 TILE_COLUMNS = load("tile_columns")
+EVENT_LOGS = load("event_log_locations")
 
 
 @pytest.mark.parametrize("case", DURATIONS["valid"], ids=lambda c: repr(c["text"]))
@@ -87,3 +89,8 @@ def test_tile_default_names(case) -> None:
 @pytest.mark.parametrize("case", TILE_COLUMNS["parts"], ids=lambda c: f"{c['column']}-{'-'.join(c['functions'])}")
 def test_tile_parts_needed(case) -> None:
     assert tiles.parts_needed(case["column"], case["functions"]) == case["expected"]
+
+
+@pytest.mark.parametrize("case", EVENT_LOGS["location"], ids=lambda c: c["expected"])
+def test_event_log_locations(case) -> None:
+    assert event_log_location(case["offline_store"], case["source"], case["table"], case["location"]) == case["expected"]
