@@ -27,6 +27,9 @@ WRITER_ATTR = "_hs_writer"
 ORDER_ATTR = "_hs_order"
 #: DynamoDB's TTL attribute: event time + the view's ttl, in epoch seconds.
 EXPIRES_ATTR = "_hs_expires"
+#: Optimistic concurrency of items that more than one writer updates in place (a stream-fed
+#: aggregation view's tiles): a counter each conditional write checks and increments.
+VERSION_ATTR = "_hs_version"
 #: Feature names may not start with this: the item's own attributes do.
 RESERVED_PREFIX = "_hs_"
 

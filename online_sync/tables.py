@@ -131,6 +131,11 @@ def ensure_table(client: Any, config: OnlineStoreConfig, view: FeatureView) -> s
     return "created" if created else ("updated" if ttl_changed else "exists")
 
 
+def needs_journal(registry: Registry) -> bool:
+    """Whether the registry has stream sources or push views, whose rows go through the journal."""
+    return bool(registry.stream_sources) or any(v.push for v in registry.feature_views)
+
+
 def ensure_tables(
     registry: Registry,
     config: OnlineStoreConfig | None = None,
@@ -139,6 +144,8 @@ def ensure_tables(
     client: Any = None,
 ) -> dict[str, str]:
     """Create the table of every online feature view if missing; a second call changes nothing.
+
+    With stream sources or push views (and no `select`), the journal table too (online_sync.journal).
 
     Args:
         registry: the views to create tables for (only `online=True` ones get one).
@@ -156,6 +163,12 @@ def ensure_tables(
     config = config or OnlineStoreConfig.from_env()
     client = client or shared_client(config)
     try:
-        return {config.table_name(v.name): ensure_table(client, config, v) for v in online_views(registry, select)}
+        result = {config.table_name(v.name): ensure_table(client, config, v) for v in online_views(registry, select)}
+        if not select and needs_journal(registry):
+            from hindsight.online_sync.journal import Journal
+
+            journal = Journal(config, client)
+            result[journal.table] = journal.ensure_table()
+        return result
     except BotoCoreError as err:
         raise OnlineStoreUnavailable(f"DynamoDB at {config.endpoint_url or 'AWS'} is unreachable: {err}") from err

@@ -18,7 +18,10 @@ request time (`online_sync.combine`). One item per entity in the sync slot of th
 An array attribute is one type byte followed by the values: an `array` typecode (`B H I q i f d`)
 and the little-endian values, or `J` and a JSON list (strings, decimals). Arrays decode with one
 `array.frombytes` call, and serving projects only the attributes the requested features need.
-`last_at` is not stored: tiles are in time order, so an interval's last value is the newest one.
+`last_at` is not needed to read: tiles are in time order, so an interval's last value is the
+newest one. Stream-fed views store it all the same (`<column>__last_at`, epoch microseconds), since
+a late event must be able to tell whether it is newer than its tile's last value
+(`online_sync.tile_merge` updates their items in place, event by event).
 """
 
 from __future__ import annotations
@@ -57,6 +60,14 @@ _HEADER = struct.Struct("<qI")
 _BIG_ENDIAN = sys.byteorder == "big"
 #: Parts serving combines; `last_at` only orders tiles offline.
 STORED_PARTS = ("n", "sum", "m2", "min", "max", "last")
+#: Stream-fed views also keep each tile's `last_at`: an event that arrives late inside an interval
+#: replaces the tile's last value only if it is newer (online_sync.tile_merge).
+STREAM_STORED_PARTS = (*STORED_PARTS, "last_at")
+
+
+def stored_parts(view: FeatureView) -> tuple[str, ...]:
+    """The tile parts a view's online item holds: STORED_PARTS, plus `last_at` if stream-fed."""
+    return STREAM_STORED_PARTS if view.stream_source else STORED_PARTS
 _NUMPY = {"B": "<u1", "H": "<u2", "I": "<u4", "q": "<i8", "i": "<i4", "f": "<f4", "d": "<f8"}
 
 
@@ -80,7 +91,8 @@ def columns_parts(view: FeatureView) -> dict[str, list[str]]:
     wanted: dict[str, set[str]] = {}
     for aggregation in view.aggregations:
         wanted.setdefault(aggregation.column, set()).update(tiles.PARTS[aggregation.function])
-    return {c: [p for p in tiles.PART_ORDER if p in parts and p in STORED_PARTS] for c, parts in wanted.items()}
+    kept = stored_parts(view)
+    return {c: [p for p in tiles.PART_ORDER if p in parts and p in kept] for c, parts in wanted.items()}
 
 
 def longest_window_seconds(view: FeatureView) -> int:
