@@ -131,12 +131,19 @@ def _is_dead_local_process(lock: dict[str, Any]) -> bool:
 
 
 class Lease:
-    """A renewable lock on one view's sync (a context manager)."""
+    """A renewable lock on one view's sync (a context manager).
 
-    def __init__(self, client: Any, table: str, seconds: int = 60) -> None:
+    `key` and `what` let other single-writer jobs reuse it on another item: the flusher takes one
+    per journal target (`streams.flush`), keyed in the journal table.
+    """
+
+    def __init__(self, client: Any, table: str, seconds: int = 60, *, key: dict[str, Any] | None = None,
+                 what: str = "sync") -> None:
         self._client = client
         self._table = table
         self._seconds = seconds
+        self._key = key or _LOCK
+        self._what = what
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -146,7 +153,7 @@ class Lease:
         self._client.put_item(
             TableName=self._table,
             Item={
-                **_LOCK,
+                **self._key,
                 "owner": {"S": self.owner},
                 "expires_at": {"N": repr(time.time() + self._seconds)},
                 "host": {"S": socket.gethostname()},
@@ -171,19 +178,19 @@ class Lease:
         self._renewer.start()
 
     def _take_over_dead_holder(self) -> None:
-        holder = self._client.get_item(TableName=self._table, Key=_LOCK, ConsistentRead=True).get("Item", {})
+        holder = self._client.get_item(TableName=self._table, Key=self._key, ConsistentRead=True).get("Item", {})
         if not _is_dead_local_process(holder):
             expires = dt.datetime.fromtimestamp(float(holder.get("expires_at", {}).get("N", "0")), dt.timezone.utc)
             raise SyncInProgress(
-                f"table {self._table}: another sync ({holder.get('owner', {}).get('S', '?')}) holds the lease "
+                f"table {self._table}: another {self._what} ({holder.get('owner', {}).get('S', '?')}) holds the lease "
                 f"until {expires:%Y-%m-%d %H:%M:%S} UTC; wait for it or retry after that"
             )
-        log.info("table %s: taking over the lease of a dead sync on this host", self._table)
+        log.info("table %s: taking over the lease of a dead %s on this host", self._table, self._what)
         try:
             self._put("#o = :old", {":old": holder["owner"]})
         except ClientError as err:
             if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise SyncInProgress(f"table {self._table}: another sync took the lease first") from err
+                raise SyncInProgress(f"table {self._table}: another {self._what} took the lease first") from err
             raise
 
     def _renew_until_stopped(self) -> None:
@@ -194,9 +201,9 @@ class Lease:
                 if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
                     self.lost = True
                     return
-                log.warning("table %s: renewing the sync lease failed: %s", self._table, err)
+                log.warning("table %s: renewing the %s lease failed: %s", self._table, self._what, err)
             except Exception as err:  # noqa: BLE001 - a network blip must not kill the renewer
-                log.warning("table %s: renewing the sync lease failed: %s", self._table, err)
+                log.warning("table %s: renewing the %s lease failed: %s", self._table, self._what, err)
 
     def commit_state(self, delta_table_id: str, delta_version: int, newest_event_us: int | None = None,
                      rows_written: int = 0) -> None:
@@ -234,7 +241,7 @@ class Lease:
                     {
                         "ConditionCheck": {
                             "TableName": self._table,
-                            "Key": _LOCK,
+                            "Key": self._key,
                             "ConditionExpression": "#o = :me",
                             "ExpressionAttributeNames": {"#o": "owner"},
                             "ExpressionAttributeValues": {":me": {"S": self.owner}},
@@ -256,14 +263,14 @@ class Lease:
         try:
             self._client.delete_item(
                 TableName=self._table,
-                Key=_LOCK,
+                Key=self._key,
                 ConditionExpression="#o = :me",
                 ExpressionAttributeNames={"#o": "owner"},
                 ExpressionAttributeValues={":me": {"S": self.owner}},
             )
         except ClientError as err:
             if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                log.warning("table %s: releasing the sync lease failed: %s", self._table, err)
+                log.warning("table %s: releasing the %s lease failed: %s", self._table, self._what, err)
 
     def __enter__(self) -> Lease:
         self.acquire()

@@ -23,6 +23,7 @@ from hindsight.cli.online import check_parity_command, online, push_command, syn
 from hindsight.cli.registry import apply, plan, registry_group, summary
 from hindsight.cli.serve import serve
 from hindsight.cli.spark import spark
+from hindsight.cli.stream import stream
 from hindsight.cli.status import status_command
 from hindsight.cli.training import training_set_command
 from hindsight.cli.vacuum import vacuum
@@ -46,6 +47,7 @@ main.add_command(docs)
 main.add_command(serve)
 main.add_command(spark)
 main.add_command(status_command)
+main.add_command(stream)
 main.add_command(training_set_command)
 main.add_command(validate_command)
 main.add_command(vacuum)

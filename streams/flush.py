@@ -1,0 +1,304 @@
+"""The flusher: moves acknowledged events and pushed rows from the journal into Delta, in micro-batches.
+
+Ingest and push acknowledge a row once it is in the journal (`online_sync.journal`, DynamoDB),
+marked pending. The flusher makes those rows durable offline: per journal target
+("source:<stream source>" or "view:<push view>") it
+
+1. takes the target's flush lease (`online_sync.state.Lease`, kept in the journal table), so one
+   flusher at a time writes a target, whichever process or machine it runs in;
+2. reads up to `batch_size` pending entries;
+3. writes them as ONE Delta commit: a stream source's event log by an insert-only MERGE on the
+   event id (`offline_store.event_log_writer`); a push view's table through
+   `offline_store.pushed_rows.append_pushed_rows`, which dedupes on join keys, event time and content;
+4. marks them flushed; and repeats until the target has nothing pending.
+
+A flusher killed between 3 and 4 leaves the entries pending: the next flush writes them again and
+the MERGE (or the push dedupe) inserts nothing twice. Entries are never marked flushed before their
+commit, so an acknowledged row is never lost either.
+
+`Flusher.start()` runs `flush_once` in a background thread every `interval_s` (the serving app and
+the Kinesis consumer do); `stop()` ends it after one last flush. `hindsight stream flush` runs one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from hindsight.offline_store.event_log import INGESTED_AT
+from hindsight.offline_store.event_log_writer import events_table, write_events
+from hindsight.online_sync.codec import KEY_ATTR
+from hindsight.online_sync.config import OnlineStoreConfig, shared_client
+from hindsight.online_sync.journal import Journal, JournalEntry, source_target, view_target
+from hindsight.online_sync.state import Lease, LeaseLost, SyncInProgress
+from hindsight.registry_sync.model import FeatureView, Registry
+
+log = logging.getLogger(__name__)
+
+SOURCE_PREFIX = source_target("")
+VIEW_PREFIX = view_target("")
+#: Entries per Delta commit: one DynamoDB query page per journal shard, and a commit of a few MB.
+DEFAULT_BATCH_SIZE = 10_000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def lease_key(target: str) -> dict[str, Any]:
+    """The journal-table item holding a target's flush lease (no journal entry key starts with "_").
+
+    >>> lease_key("source:streams.transactions")
+    {'_hs_key': {'S': '_flush_lease#source:streams.transactions'}}
+    """
+    return {KEY_ATTR: {"S": f"_flush_lease#{target}"}}
+
+
+@dataclass(frozen=True)
+class TargetFlush:
+    """What flushing one journal target did."""
+
+    target: str
+    #: Pending entries read and written (an entry written again after a crash counts again).
+    entries: int = 0
+    #: Rows the Delta commits inserted (entries minus those already there).
+    inserted: int = 0
+    #: Delta commits made (one per batch that inserted anything).
+    commits: int = 0
+    #: The Delta table's version after the flush (None: nothing written).
+    version: int | None = None
+    seconds: float = 0.0
+    #: Another flusher held the target's lease: nothing was done here.
+    busy: bool = False
+
+    @property
+    def already_present(self) -> int:
+        return self.entries - self.inserted
+
+
+@dataclass(frozen=True)
+class FlushReport:
+    """What one `flush_once` did, per target."""
+
+    targets: tuple[TargetFlush, ...] = ()
+
+    @property
+    def entries(self) -> int:
+        return sum(t.entries for t in self.targets)
+
+    @property
+    def inserted(self) -> int:
+        return sum(t.inserted for t in self.targets)
+
+    @property
+    def commits(self) -> int:
+        return sum(t.commits for t in self.targets)
+
+    def __str__(self) -> str:
+        lines = [f"{'target':<40} {'entries':>9} {'inserted':>9} {'commits':>8} {'version':>8} {'s':>7}"]
+        for t in self.targets:
+            if t.busy:
+                lines.append(f"{t.target:<40} busy: another flusher holds its lease")
+                continue
+            version = "" if t.version is None else str(t.version)
+            lines.append(f"{t.target:<40} {t.entries:>9,} {t.inserted:>9,} {t.commits:>8} {version:>8} {t.seconds:>7.2f}")
+        return "\n".join(lines)
+
+
+def _row(entry: JournalEntry) -> dict[str, Any]:
+    row = entry.row
+    return json.loads(row) if isinstance(row, str) else dict(row)
+
+
+def _append_pushed_rows(view: FeatureView, table: pa.Table) -> int | None:
+    """The offline half of push (H6's `offline_store.pushed_rows`): append rows to the view's table.
+
+    Imported here, at the call, so stream sources flush in installs without push views.
+    """
+    from hindsight.offline_store.pushed_rows import append_pushed_rows
+
+    return append_pushed_rows(view, table)
+
+
+class Flusher:
+    """Flushes the journal's pending entries into Delta: once (`flush_once`) or in the background.
+
+    Args:
+        registry: the stream sources and push views whose journal targets to flush.
+        config: the online store holding the journal.
+        client: a boto3 DynamoDB client to reuse.
+        batch_size: entries per Delta commit.
+        storage_options: deltalake storage options for event logs on an object store.
+    """
+
+    def __init__(self, registry: Registry, config: OnlineStoreConfig, *, client: Any = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, storage_options: dict[str, str] | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.registry = registry
+        self.config = config
+        self.client = client or shared_client(config)
+        self.journal = Journal(config, client=self.client)
+        self.batch_size = batch_size
+        self.storage_options = storage_options
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        #: The last error the background thread met (it logs it and retries), or None.
+        self.last_error: BaseException | None = None
+        #: Reports of the background thread's flushes that wrote something, newest last (bounded).
+        self.history: list[FlushReport] = []
+
+    # -- targets -----------------------------------------------------------------------------
+
+    def targets(self) -> list[str]:
+        """Every journal target of the registry: its stream sources, then its push views."""
+        return [source_target(s.name) for s in self.registry.stream_sources] + [
+            view_target(v.name) for v in self.registry.feature_views if v.push]
+
+    def resolve(self, source: str | None = None, view: str | None = None) -> list[str]:
+        """The targets a command names: a stream source (full or table name) and/or a push view.
+
+        Raises:
+            KeyError: an unknown source or view, naming the nearest.
+        """
+        chosen = []
+        if source is not None:
+            chosen.append(source_target(self.registry.stream_source(source).name))
+        if view is not None:
+            found = self.registry.feature_view(view)
+            if not found.push:
+                raise KeyError(f"feature view {view!r} takes no pushed rows (config push: true): nothing to flush")
+            chosen.append(view_target(found.name))
+        return chosen or self.targets()
+
+    # -- one flush -----------------------------------------------------------------------------
+
+    def flush_once(self, target: str | Sequence[str] | None = None) -> FlushReport:
+        """Flush everything pending now, for one target, several, or all of the registry's.
+
+        Returns:
+            Per target: entries written, rows inserted, commits, the Delta version; `busy` when
+            another flusher held the target's lease.
+
+        Raises:
+            SyncInProgress: never; a busy target is reported instead.
+            LeaseLost: the lease was lost before a commit (nothing of that batch was written).
+        """
+        targets = self.targets() if target is None else [target] if isinstance(target, str) else list(target)
+        if targets:
+            self.journal.ensure_table()
+        return FlushReport(tuple(self._flush_target(t) for t in targets))
+
+    def _flush_target(self, target: str) -> TargetFlush:
+        started = time.perf_counter()
+        write = self._writer(target)
+        lease = Lease(self.client, self.journal.table, self.config.lease_seconds, key=lease_key(target),
+                      what=f"flush of {target}")
+        try:
+            lease.acquire()
+        except SyncInProgress:
+            return TargetFlush(target, busy=True, seconds=time.perf_counter() - started)
+        entries = inserted = commits = 0
+        version: int | None = None
+        done: set[str] = set()
+        try:
+            while True:
+                # The pending index may lag a mark_flushed just made: skip what this call wrote.
+                batch = [e for e in self.journal.pending(target, self.batch_size) if e.key not in done]
+                if not batch:
+                    break
+                if lease.lost:
+                    raise LeaseLost(f"{target}: the flush lease was lost; the batch was not written")
+                added, committed, version = write(batch)
+                self.journal.mark_flushed(batch)
+                done.update(e.key for e in batch)
+                entries += len(batch)
+                inserted += added
+                commits += committed
+                if len(batch) < self.batch_size:
+                    break
+        finally:
+            lease.release()
+        report = TargetFlush(target, entries, inserted, commits, version, time.perf_counter() - started)
+        if entries:
+            log.info("%s: flushed %d entries (%d new) in %d commit(s), %.2f s", target, entries, inserted, commits,
+                     report.seconds)
+        return report
+
+    def _writer(self, target: str) -> Any:
+        """The function writing one batch of `target`'s entries: (rows inserted, commits, version)."""
+        if target.startswith(SOURCE_PREFIX):
+            stream = self.registry.stream_source(target.removeprefix(SOURCE_PREFIX))
+
+            def write_source(batch: list[JournalEntry]) -> tuple[int, int, int | None]:
+                table = events_table(stream, [_row(e) for e in batch], [e.seq_us for e in batch])
+                result = write_events(stream, table, storage_options=self.storage_options,
+                                      metadata={"hindsight.target": target, "hindsight.entries": len(batch)})
+                return result.inserted, int(result.committed), result.version
+
+            return write_source
+        if target.startswith(VIEW_PREFIX):
+            view = self.registry.feature_view(target.removeprefix(VIEW_PREFIX))
+
+            def write_view(batch: list[JournalEntry]) -> tuple[int, int, int | None]:
+                rows = [_row(e) for e in batch]
+                table = pa.Table.from_pylist(rows).append_column(
+                    INGESTED_AT, pa.array([_EPOCH + dt.timedelta(microseconds=e.seq_us) for e in batch],
+                                          pa.timestamp("us", tz="UTC")))
+                added = _append_pushed_rows(view, table)
+                added = len(batch) if added is None else int(added)
+                return added, int(added > 0), None
+
+            return write_view
+        raise ValueError(f"journal target {target!r}: expected {SOURCE_PREFIX}<stream source> or {VIEW_PREFIX}<view>")
+
+    # -- in the background ---------------------------------------------------------------------
+
+    def start(self, interval_s: float = 1.0) -> None:
+        """Flush every `interval_s` seconds in a daemon thread until `stop()`."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("the flusher is already running")
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be positive, got {interval_s}")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True, name="hindsight-flusher")
+        self._thread.start()
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                report = self.flush_once()
+            except Exception as err:  # noqa: BLE001 - the thread logs, keeps the error and retries
+                self.last_error = err
+                log.warning("stream flush failed (retrying in %.1f s): %s", interval_s, err)
+                continue
+            self.last_error = None
+            if report.entries:
+                self.history = [*self.history[-99:], report]
+
+    def stop(self, timeout: float | None = 60.0) -> FlushReport:
+        """Stop the background thread, then flush what is still pending; returns that last flush."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        return self.flush_once()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> Flusher:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self.running:
+            self.stop()
+
+
+__all__ = ["DEFAULT_BATCH_SIZE", "FlushReport", "Flusher", "TargetFlush", "lease_key"]
