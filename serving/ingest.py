@@ -160,7 +160,8 @@ def _rows(body: dict[str, Any], target_field: str, fields: tuple[str, ...], max_
 
 def _invalid_row(error: Exception, target_kind: str, target: str) -> ApiError:
     """A writer's refusal of a row (IngestValidationError, a push's ValueError) as a 400."""
-    details = {name: getattr(error, attr) for name, attr in (("row", "index"), ("field", "field"), ("rule", "rule"))
+    details = {name: getattr(error, attr) for name, attr in (("row", "index"), ("field", "field"), ("rule", "rule"),
+                                                           ("nearest", "nearest"))
                if getattr(error, attr, None) is not None}
     message = str(error)
     if target not in message:  # the writers' messages mostly name it already

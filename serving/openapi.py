@@ -272,7 +272,7 @@ _FEATURES_EXAMPLE = {
 
 _INGEST_EXAMPLE = {
     "source": "streams.transactions",
-    "rows": [{"transaction_id": "t-1001", "user_id": 12, "merchant_id": 7, "amount": 99.5, "country": "FR",
+    "rows": [{"transaction_id": 1001, "user_id": 12, "merchant_id": 7, "amount": 99.5, "country": "FR",
               "ts": "2026-11-30T17:00:00+00:00"}],
 }
 _PUSH_EXAMPLE = {

@@ -1,0 +1,136 @@
+"""The ingest API end to end: a real `hindsight serve` over the demo project and DynamoDB Local.
+
+An event acknowledged by `POST /v1/ingest` survives a `kill -9` of the whole server (master and
+workers): after a restart it is in the online tiles (`POST /v1/features`), and after
+`hindsight stream flush` in the source's Delta event log, once, however often the client retried.
+A server left running moves acknowledged events to the event log by itself (its background
+flusher).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pytest
+import requests
+from deltalake import DeltaTable
+
+from hindsight.registry_sync.store import RegistryStore
+from tests.fixtures.dbt_project import BIN, DbtProject
+from tests.fixtures.serving import ServerProcess, start_server
+
+pytestmark = pytest.mark.integration
+
+UTC = dt.timezone.utc
+SOURCE = "streams.transactions"
+USER = 987_654_321  # no demo transactions: its counts start at 0
+
+
+@pytest.fixture
+def project(demo_project: DbtProject, online_config, tmp_path: Path) -> tuple[DbtProject, dict[str, str]]:
+    """A copy of the demo project applied to this test's tables in DynamoDB Local (journal included)."""
+    copy = demo_project.copy(tmp_path / "project")
+    online = {"HINDSIGHT_DYNAMODB_ENDPOINT": online_config.endpoint_url,
+              "HINDSIGHT_DYNAMODB_TABLE_PREFIX": online_config.table_prefix}
+    env = {**copy.env(), **online}
+    applied = subprocess.run([str(BIN / "hindsight"), "apply"], cwd=copy.root, env=env, capture_output=True,
+                             text=True, timeout=600)
+    assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
+    served = {k: v for k, v in env.items() if k.startswith(("HINDSIGHT_", "DBT_"))}
+    return copy, served
+
+
+def serve(project: DbtProject, env: dict[str, str], workdir: Path, flush: bool) -> ServerProcess:
+    return start_server(None, workdir, {**env, "HINDSIGHT_SERVING_FLUSH": "on" if flush else "off"}, workers=2,
+                        timeout_s=60)
+
+
+def kill_9(server: ServerProcess) -> None:
+    """SIGKILL the server's whole process group: the gunicorn master and every worker, no shutdown hooks."""
+    os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait(timeout=10)
+
+
+def event(transaction_id: int, amount: float) -> dict[str, Any]:
+    return {"transaction_id": transaction_id, "user_id": USER, "merchant_id": 7, "amount": amount,
+            "country": "FR", "ts": dt.datetime.now(UTC).isoformat()}
+
+
+def features(server: ServerProcess) -> dict[str, Any]:
+    response = requests.post(server.url + "/v1/features", timeout=10, json={
+        "features": ["user_stream_activity:txn_count_10m", "user_stream_activity:amount_sum_10m"],
+        "entities": {"user_id": USER}})
+    assert response.status_code == 200, response.text
+    return response.json()["features"]
+
+
+def ingest(server: ServerProcess, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    response = requests.post(server.url + "/v1/ingest", json={"source": "transactions", "rows": rows}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def logged(project: DbtProject, transaction_id: int) -> list[dict[str, Any]]:
+    """Rows of the event log with this event id."""
+    uri = RegistryStore(project.settings.registry_dir).latest().stream_source(SOURCE).delta_uri
+    table = DeltaTable(uri).to_pyarrow_table()
+    return table.filter(pc.equal(table["transaction_id"], transaction_id)).to_pylist()
+
+
+def flush(project: DbtProject, env: dict[str, str]) -> str:
+    result = subprocess.run([str(BIN / "hindsight"), "stream", "flush", "--source", "transactions"], cwd=project.root,
+                            env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_an_acknowledged_event_survives_kill_9_and_a_retry_counts_once(project, tmp_path):
+    project, env = project
+    server = serve(project, env, tmp_path / "first", flush=False)
+    try:
+        assert features(server) == {"txn_count_10m": 0, "amount_sum_10m": None}
+        first = event(9_100_000_001, 42.5)
+        assert ingest(server, [first]) == {"source": SOURCE, "received": 1, "accepted": 1, "duplicates": 0}
+    finally:
+        kill_9(server)  # right after the 200: no graceful shutdown, no final flush
+
+    server = serve(project, env, tmp_path / "second", flush=False)
+    try:
+        assert features(server) == {"txn_count_10m": 1, "amount_sum_10m": 42.5}
+        # The client did not see the 200 (say) and retries: the event counts once.
+        assert ingest(server, [first]) == {"source": SOURCE, "received": 1, "accepted": 0, "duplicates": 1}
+        assert features(server) == {"txn_count_10m": 1, "amount_sum_10m": 42.5}
+        assert logged(project, first["transaction_id"]) == []  # only journaled so far
+    finally:
+        kill_9(server)
+
+    flush(project, env)
+    rows = logged(project, first["transaction_id"])
+    assert len(rows) == 1
+    assert rows[0]["user_id"] == USER and rows[0]["amount"] == 42.5 and rows[0]["_ingested_at"] is not None
+    flush(project, env)  # nothing pending: nothing written twice
+    assert len(logged(project, first["transaction_id"])) == 1
+
+
+def test_a_running_server_flushes_acknowledged_events_to_the_event_log(project, tmp_path):
+    project, env = project
+    server = serve(project, env, tmp_path / "server", flush=True)
+    try:
+        second = event(9_100_000_002, 10.0)
+        # A batch repeating an event id: the first wins, the repeat is a duplicate.
+        assert ingest(server, [second, second]) == {"source": SOURCE, "received": 2, "accepted": 1, "duplicates": 1}
+        deadline = time.monotonic() + 30
+        while not logged(project, second["transaction_id"]):
+            assert time.monotonic() < deadline, "the server's background flusher did not write the event log:\n" + \
+                server.log()
+            time.sleep(0.5)
+        assert len(logged(project, second["transaction_id"])) == 1
+    finally:
+        server.stop()
