@@ -134,3 +134,46 @@ def test_a_running_server_flushes_acknowledged_events_to_the_event_log(project, 
         assert len(logged(project, second["transaction_id"])) == 1
     finally:
         server.stop()
+
+
+def test_the_sdk_and_the_cli_ingest_into_the_same_stores(project, monkeypatch):
+    import json
+
+    import pandas as pd
+
+    import hindsight
+    from hindsight.online_sync import OnlineStoreConfig
+    from hindsight.online_sync.store import OnlineStore
+    from hindsight.streams.validation import IngestValidationError
+
+    project, env = project
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    frame = pd.DataFrame([event(9_100_000_010, 5.0), event(9_100_000_011, 7.0)])
+    frame["ts"] = pd.to_datetime(frame["ts"])
+    report = hindsight.ingest("transactions", frame, project_dir=project.root)
+    assert (report.source, report.received, report.accepted, report.duplicates) == (SOURCE, 2, 2, 0)
+    assert logged(project, 9_100_000_010) == []
+    again = hindsight.ingest(SOURCE, [event(9_100_000_010, 5.0)], project_dir=project.root, flush=True)
+    assert (again.accepted, again.duplicates) == (0, 1)
+    # flush=True wrote everything pending of the source, once.
+    assert len(logged(project, 9_100_000_010)) == 1 and len(logged(project, 9_100_000_011)) == 1
+    with pytest.raises(IngestValidationError) as refused:
+        hindsight.ingest(SOURCE, [{**event(9_100_000_012, 1.0), "user_id": None}], project_dir=project.root)
+    assert refused.value.field == "user_id" and refused.value.index == 0
+
+    lines = "\n".join(json.dumps(event(9_100_000_020 + i, 1.0)) for i in range(2))
+    command = [str(BIN / "hindsight"), "ingest", "transactions", "-"]
+    result = subprocess.run(command, input=lines, cwd=project.root, env={**os.environ, **env}, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{SOURCE}: 2 events, 2 accepted, 0 duplicates")
+    bad = subprocess.run(command, input=json.dumps({**event(9_100_000_030, 1.0), "amount": "lots"}), cwd=project.root,
+                         env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1
+    assert "field 'amount'" in bad.stderr and "Traceback" not in bad.stderr
+
+    registry = RegistryStore(project.settings.registry_dir).latest()
+    store = OnlineStore(registry, OnlineStoreConfig.from_env())
+    (read,) = store.read([{"user_id": USER}], {"user_stream_activity": ["txn_count_10m", "amount_sum_10m"]})
+    assert read["user_stream_activity"].values == {"txn_count_10m": 4, "amount_sum_10m": 14.0}
