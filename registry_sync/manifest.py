@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from pathlib import Path
@@ -26,7 +27,7 @@ import pyarrow as pa
 
 from hindsight.core.durations import parse_duration
 from hindsight.core.suggest import did_you_mean
-from hindsight.offline_store.event_log import event_log_uri
+from hindsight.offline_store.event_log import PROCESSING_RANGE_END, PROCESSING_RANGE_START, event_log_uri
 from hindsight.offline_store.uris import absolute_uri
 from hindsight.registry_sync import aggregations, streams
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
@@ -259,6 +260,19 @@ def _push_config(config: dict[str, Any], is_aggregation: bool, where: str, probl
     return push, push_partial
 
 
+def without_processing_range(sql: str) -> str:
+    """`sql` with every processing-range predicate (between its marker comments) made `(1 = 1)`.
+
+    The range is a property of one dbt run, not of the view: without it, the stored SQL is the
+    same after every build, so a registry version changes only when the model does.
+
+    >>> without_processing_range("where /* hindsight:processing_range */ (ts >= x) /* hindsight:processing_range_end */")
+    'where /* hindsight:processing_range */ (1 = 1) /* hindsight:processing_range_end */'
+    """
+    span = re.compile(re.escape(PROCESSING_RANGE_START) + ".*?" + re.escape(PROCESSING_RANGE_END), re.DOTALL)
+    return span.sub(f"{PROCESSING_RANGE_START} (1 = 1) {PROCESSING_RANGE_END}", sql)
+
+
 def _with_stream_sql(
     views: list[FeatureView], manifest: dict[str, Any], compile_models: ModelCompiler | None, problems: list[str]
 ) -> list[FeatureView]:
@@ -286,7 +300,7 @@ def _with_stream_sql(
                     f"run `dbt compile --select {view.name}` (or `dbt build`) first"
                 )
                 continue
-            view = dataclasses.replace(view, stream_sql=code, stream_sql_dialect=dialect)
+            view = dataclasses.replace(view, stream_sql=without_processing_range(code), stream_sql_dialect=dialect)
         out.append(view)
     return out
 

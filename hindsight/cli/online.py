@@ -189,12 +189,13 @@ def _json_rows(stream: Any) -> Iterator[dict[str, Any]]:
 @_registry_option
 @_user_errors
 def push_command(view: str, source: Any, registry_file: Path | None) -> None:
-    """Write rows to a view's online store (newest event wins)."""
+    """Push rows to a push view (config push=true): online now (newest event wins), offline at the next flush."""
     from hindsight.online_sync import push
 
     report = push(_load_registry(registry_file), _online_config(), view, list(_json_rows(source)))
     click.echo(f"{report.view}: {report.rows} rows, {report.written} written, "
-               f"{report.stale} not newer than the online value")
+               f"{report.stale} not newer than the online value; {report.journaled} journaled for the Delta "
+               f"table, {report.duplicates} already journaled")
 
 
 @click.command("check-parity")

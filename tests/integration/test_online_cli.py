@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from hindsight.cli import main
-from hindsight.online_sync import OnlineStore
+from hindsight.online_sync import OnlineStore, ensure_tables
 from tests.fixtures.dynamodb import make_registry, make_view, write_rows
 from hindsight.core.ports import free_port
 
@@ -21,9 +21,10 @@ T0 = dt.datetime(2024, 3, 1, tzinfo=UTC)
 
 @pytest.fixture
 def cli_env(online_config, tmp_path):
-    view = make_view(tmp_path, "cli_view", {"x": "int64"})
+    view = make_view(tmp_path, "cli_view", {"x": "int64"}, push=True)
     write_rows(view, [{"user_id": u, "ts": T0, "created": T0, "x": u} for u in range(20)])
     registry = make_registry(view)
+    ensure_tables(registry, online_config)  # what `hindsight apply` does: the view's table and the journal's
     registry_file = tmp_path / "registry.json"
     registry_file.write_text(json.dumps(registry.to_dict()))
     env = {"HINDSIGHT_DYNAMODB_ENDPOINT": online_config.endpoint_url,

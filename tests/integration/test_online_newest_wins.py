@@ -56,7 +56,7 @@ class Scenario:
     def __init__(self, config, client, keys: list[tuple], base: Path):
         self.client = client
         self.config = dataclasses.replace(config, table_prefix=f"p{uuid.uuid4().hex[:10]}_")
-        self.view = make_view(base, "prop", {"row_id": "int64"})
+        self.view = make_view(base, "prop", {"row_id": "int64"}, push=True)
         self.registry = make_registry(self.view)
         self.rows = [to_row(i, k) for i, k in enumerate(keys)]
         self.next = 0

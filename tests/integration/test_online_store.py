@@ -39,7 +39,7 @@ def same(a, b) -> bool:
 
 def test_every_dtype_round_trips_through_sync_and_push(tmp_path, online_config):
     synced = make_view(tmp_path, "typed_sync", ALL_TYPES, created=False)
-    pushed = make_view(tmp_path, "typed_push", ALL_TYPES, created=False)
+    pushed = make_view(tmp_path, "typed_push", ALL_TYPES, created=False, push=True)
     write_rows(synced, [{"user_id": i, "ts": T0, **values} for i, values in enumerate(VALUE_ROWS)])
     registry = make_registry(synced, pushed)
     ensure_tables(registry, online_config)
@@ -86,7 +86,7 @@ def test_values_older_than_ttl_come_back_expired(tmp_path, online_config):
 
 
 def test_push_keeps_the_newest_event(tmp_path, online_config):
-    view = make_view(tmp_path, "pushed", {"x": "int64"})
+    view = make_view(tmp_path, "pushed", {"x": "int64"}, push=True)
     registry = make_registry(view)
     ensure_tables(registry, online_config)
 
@@ -101,7 +101,7 @@ def test_push_keeps_the_newest_event(tmp_path, online_config):
 
 
 def test_bad_pushes_name_the_problem(tmp_path, online_config):
-    view = make_view(tmp_path, "pushed", {"x": "int64", "s": "string"})
+    view = make_view(tmp_path, "pushed", {"x": "int64", "s": "string"}, push=True)
     registry = make_registry(view)
     ensure_tables(registry, online_config)
     good = {"user_id": 1, "ts": T0, "x": 1, "s": "a"}
@@ -141,7 +141,7 @@ def test_an_unreachable_store_raises_online_store_unavailable(tmp_path):
 
 
 def test_a_missing_table_is_unavailable_with_a_hint(tmp_path, online_config):
-    registry = make_registry(make_view(tmp_path, "never_created", {"x": "int64"}, created=False))
+    registry = make_registry(make_view(tmp_path, "never_created", {"x": "int64"}, created=False, push=True))
     store = OnlineStore(registry, online_config)
     assert store.ping() is True
     with pytest.raises(OnlineStoreUnavailable, match="hindsight apply"):

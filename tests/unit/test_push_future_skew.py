@@ -33,7 +33,7 @@ def rows(ts: dt.datetime, created: dt.datetime | None = None) -> list[dict]:
 
 @pytest.fixture
 def registry(tmp_path):
-    return make_registry(make_view(tmp_path))
+    return make_registry(make_view(tmp_path, push=True))
 
 
 def test_an_event_time_beyond_the_skew_is_refused_naming_the_field_and_bound(registry):

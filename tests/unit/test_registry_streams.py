@@ -217,7 +217,7 @@ def test_stream_sql_is_compiled_when_the_manifest_has_none():
 
     def compile_models(unique_ids):
         asked.append(unique_ids)
-        return {uid: "select 1" for uid in unique_ids}
+        return dict.fromkeys(unique_ids, "select 1")
 
     registry = build(manifest(view_node(compiled=None)), compile_models=compile_models)
     assert asked == [["model.shop.user_stream"]]
