@@ -31,6 +31,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from hindsight.online_sync.config import OnlineStoreUnavailable
+from hindsight.online_sync.tables import needs_journal
 from hindsight.registry_sync.model import Registry
 from hindsight.serving import auth, jsonio
 from hindsight.serving.body import OutOfRangeNumber, json_type, parse_json_body, read_body, show
@@ -232,13 +233,19 @@ def push() -> Response:
             pushable = [view.name for view in state.registry.feature_views if view.push]
             raise unknown("feature view", name, pushable, "unknown_feature_view")
     view, rows = _rows(body, "view", PUSH_FIELDS, state.config.max_write_rows)
+    from hindsight.online_sync.push import PushConflict, PushRefused
+
     try:
         report = _writers().push(state.registry, view, rows)
     except OnlineStoreUnavailable as error:
         log.warning("push to %s failed: %s", view, error)
         raise ApiError(503, "online_store_unavailable", "the online store cannot be reached; nothing was acknowledged "
                                                         "(retrying the request is safe); see the server log") from None
-    except ValueError as error:  # a malformed row, a view that takes no pushes, an event in the future
+    except PushConflict as error:
+        raise ApiError(503, "write_conflict", f"{error}; nothing was acknowledged: retry the request") from None
+    except PushRefused as error:  # a view without push: true, or an aggregation view
+        raise ApiError(400, "push_refused", str(error)) from None
+    except ValueError as error:  # a malformed row, an event in the future
         raise _invalid_row(error, "feature view", view) from None
     return jsonio.response(push_report(report))
 
@@ -251,11 +258,6 @@ def push_report(report: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # The background flusher of a serving worker
 # ---------------------------------------------------------------------------------------------
-
-
-def takes_writes(registry: Registry) -> bool:
-    """Whether the registry has anything whose journal needs flushing: a stream source or a push view."""
-    return bool(registry.stream_sources) or any(v.push for v in registry.feature_views)
 
 
 class FlushLoop:
@@ -287,7 +289,7 @@ class FlushLoop:
         registry = self._registry_source()
         if registry is not self._registry:
             self._registry = registry
-            self._flusher = self._factory(registry) if takes_writes(registry) else None
+            self._flusher = self._factory(registry) if needs_journal(registry) else None
             self.ran = self.ran or self._flusher is not None
         return self._flusher
 

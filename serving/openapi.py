@@ -239,9 +239,14 @@ _SCHEMAS: dict[str, Any] = {
             "rows": {"type": "integer", "minimum": 0, "description": "Rows in the request."},
             "written": {"type": "integer", "minimum": 0, "description": "Online items written (newest row per entity)."},
             "stale": {"type": "integer", "minimum": 0,
-                      "description": "Rows not newer than the online value, or an older duplicate in the request."},
+                      "description": "Rows not written online: not newer than the online value, or an older row of "
+                                     "the same entity in the request (still journaled for the Delta table)."},
+            "journaled": {"type": "integer", "minimum": 0,
+                          "description": "Rows journaled now: the next flush appends them to the view's Delta table."},
+            "duplicates": {"type": "integer", "minimum": 0,
+                           "description": "Rows journaled before (a retried push, or the same row twice)."},
         },
-        "required": ["view", "rows", "written", "stale"],
+        "required": ["view", "rows", "written", "stale", "journaled", "duplicates"],
     },
     "Row": {
         "type": "object",
@@ -346,11 +351,13 @@ def _paths() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": _json_content(_ref("PushRequest"), _PUSH_EXAMPLE)},
                 "responses": {
                     "200": {"description": "The rows are written.", "content": _json_content(_ref("PushReport"))},
-                    "400": _error("Malformed body, a row that does not fit the view, or a view that takes no pushes."),
+                    "400": _error("Malformed body, a row that does not fit the view, or a view that takes no pushes "
+                                  "(push_refused)."),
                     "404": _error("Unknown feature view (close names suggested)."),
                     "413": _error("More rows than the limit per request, or body over the size limit."),
                     "415": _error("Content type is not application/json."),
-                    "503": _error("The online store cannot be reached; nothing was acknowledged (retry)."),
+                    "503": _error("The online store cannot be reached, or other writers kept changing the same "
+                                  "entities (write_conflict); nothing was acknowledged (retry)."),
                 },
             }
         },

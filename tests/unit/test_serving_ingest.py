@@ -15,9 +15,10 @@ from referencing import Resource
 from referencing.jsonschema import DRAFT202012
 
 from hindsight.online_sync.config import OnlineStoreUnavailable
-from hindsight.online_sync.push import PushReport
+from hindsight.online_sync.push import PushRefused, PushReport
 from hindsight.registry_sync.model import Feature, Registry, StreamSource
-from hindsight.serving.ingest import FlushLoop, takes_writes
+from hindsight.online_sync.tables import needs_journal
+from hindsight.serving.ingest import FlushLoop
 from tests.fixtures.serving import build_serving_registry
 
 TRANSACTIONS = StreamSource(
@@ -99,10 +100,12 @@ def pushes() -> list[tuple[str, list[dict[str, Any]]]]:
 @pytest.fixture
 def make_app(make_serving_app, registry, ingestor, pushes):
     def fake_push(registry_, config, view, rows):
+        if view == "merchant_risk":
+            raise PushRefused(view, "config", "models/features/merchant_risk.sql")
         if "home_country" not in rows[0]:
             raise ValueError(f"push to {view!r}: row 0 lacks columns ['home_country']")
         pushes.append((view, rows))
-        return PushReport(view, len(rows), len(rows), 0, 0.01)
+        return PushReport(view, len(rows), len(rows), 0, 0.01, journaled=len(rows))
 
     def make(**overrides: Any):
         return make_serving_app(REGISTRY=registry, INGESTOR=lambda _: ingestor, PUSH=fake_push, **overrides)
@@ -224,7 +227,8 @@ def test_store_down_is_a_503_and_nothing_acknowledged(client, ingestor):
 def test_push_answers_its_report(client, pushes):
     response = client.post("/v1/push", json={"view": "user_profile", "rows": [PUSHED]})
     assert response.status_code == 200
-    assert response.get_json() == {"view": "user_profile", "rows": 1, "written": 1, "stale": 0}
+    assert response.get_json() == {"view": "user_profile", "rows": 1, "written": 1, "stale": 0, "journaled": 1,
+                                      "duplicates": 0}
     assert pushes == [("user_profile", [PUSHED])]
 
 
@@ -236,6 +240,10 @@ def test_push_errors_are_4xx(client, pushes):
     bad_row = client.post("/v1/push", json={"view": "user_profile", "rows": [{"user_id": 12}]})
     assert bad_row.status_code == 400
     assert error(bad_row) == {"code": "invalid_row", "message": "push to 'user_profile': row 0 lacks columns ['home_country']"}
+    refused = client.post("/v1/push", json={"view": "merchant_risk", "rows": [PUSHED]})
+    assert refused.status_code == 400 and error(refused)["code"] == "push_refused"
+    assert "does not take pushed rows: set config push=true on its model (models/features/merchant_risk.sql)" \
+        in error(refused)["message"]
     no_view = client.post("/v1/push", json={"rows": [PUSHED]})
     assert no_view.status_code == 400 and error(no_view)["code"] == "missing_field"
     assert pushes == []
@@ -345,8 +353,9 @@ def test_flush_loop_follows_the_served_registry(registry):
     loop.flush_once()
     assert len(made) == 2 and made[1].registry is newer
     # A registry with nothing to flush gets no flusher at all (no journal table to read).
-    served["registry"] = build_serving_registry()
-    assert not takes_writes(served["registry"]) and takes_writes(registry)
+    served["registry"] = dataclasses.replace(registry, stream_sources=(), feature_views=tuple(
+        dataclasses.replace(v, push=False) for v in registry.feature_views))
+    assert not needs_journal(served["registry"]) and needs_journal(registry)
     assert loop.flush_once() is None and len(made) == 2
     served["registry"] = registry
     loop.start()
@@ -440,4 +449,5 @@ def test_client_raises_the_servers_error_with_its_details(http_client):
         http_client.ingest("transactions", [{**EVENT, "amount": float("inf")}])
     with pytest.raises(ValueError, match="rows is empty"):
         http_client.push("user_profile", [])
-    assert http_client.push("user_profile", [PUSHED]) == {"view": "user_profile", "rows": 1, "written": 1, "stale": 0}
+    assert http_client.push("user_profile", [PUSHED]) == {"view": "user_profile", "rows": 1, "written": 1, "stale": 0, "journaled": 1,
+                                      "duplicates": 0}
