@@ -177,3 +177,44 @@ def test_the_sdk_and_the_cli_ingest_into_the_same_stores(project, monkeypatch):
     store = OnlineStore(registry, OnlineStoreConfig.from_env())
     (read,) = store.read([{"user_id": USER}], {"user_stream_activity": ["txn_count_10m", "amount_sum_10m"]})
     assert read["user_stream_activity"].values == {"txn_count_10m": 4, "amount_sum_10m": 14.0}
+
+
+def test_push_through_the_api_is_online_at_once_and_in_delta_after_the_servers_flush(online_config, tmp_path):
+    from hindsight.online_sync import ensure_tables
+    from tests.fixtures.dynamodb import make_registry, make_view, write_rows
+
+    view = make_view(tmp_path / "offline", "user_stats", push=True)
+    registry = make_registry(view)
+    earlier = dt.datetime.now(UTC) - dt.timedelta(days=1)
+    write_rows(view, [{"user_id": 1, "ts": earlier, "created": earlier, "amount": 1.0, "count": 1, "country": "DE"}])
+    ensure_tables(registry, online_config)  # the view's table and the journal
+    env = {"HINDSIGHT_DYNAMODB_ENDPOINT": online_config.endpoint_url,
+           "HINDSIGHT_DYNAMODB_TABLE_PREFIX": online_config.table_prefix, "HINDSIGHT_SERVING_FLUSH": "on"}
+    server = start_server(registry, tmp_path / "server", env, workers=2, timeout_s=60)
+    try:
+        now = dt.datetime.now(UTC).isoformat()
+        row = {"user_id": 7, "ts": now, "created": now, "amount": 12.5, "count": 3, "country": "FR"}
+        body = {"view": "user_stats", "rows": [row]}
+        pushed = requests.post(server.url + "/v1/push", json=body, timeout=30)
+        assert pushed.status_code == 200, pushed.text
+        assert pushed.json() == {"view": "user_stats", "rows": 1, "written": 1, "stale": 0, "journaled": 1,
+                                 "duplicates": 0}
+        retried = requests.post(server.url + "/v1/push", json=body, timeout=30).json()
+        # A retry rewrites the same online value (newest wins, a tie included) and journals nothing twice.
+        assert (retried["journaled"], retried["duplicates"]) == (0, 1)
+        read = requests.post(server.url + "/v1/features", timeout=10,
+                             json={"features": ["user_stats:amount", "user_stats:country"], "entities": {"user_id": 7}})
+        assert read.json()["features"] == {"amount": 12.5, "country": "FR"}
+        refused = requests.post(server.url + "/v1/push", json={**body, "rows": [{**row, "amount": "much"}]}, timeout=30)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_row"
+        deadline = time.monotonic() + 30
+        while True:
+            table = DeltaTable(view.delta_uri).to_pyarrow_table()
+            mine = table.filter(pc.equal(table["user_id"], 7)).to_pylist()
+            if mine:
+                break
+            assert time.monotonic() < deadline, "the server's flusher did not append the pushed row:\n" + server.log()
+            time.sleep(0.5)
+        assert len(mine) == 1 and mine[0]["amount"] == 12.5 and mine[0]["country"] == "FR"
+    finally:
+        server.stop()
