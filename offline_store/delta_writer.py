@@ -8,6 +8,12 @@ Modes, as the `feature_view` materialization chooses them:
 - `backfill`: replace exactly the rows whose timestamp lies in [start, end) (delta-rs's
   overwrite-with-predicate, Spark's replaceWhere), in one commit.
 
+A push view's pushed rows (column `pushed_column` set, see `offline_store.pushed_rows`) survive
+every mode: a full refresh writes them back in the same commit (projected onto the new schema),
+the MERGE never updates them and a backfill never replaces them; a computed row with the same
+unique key as a pushed row is not written (the push wins, as online). `drop_pushed_rows` lets one
+full refresh drop them.
+
 Before any of them, the breaking-change gate: a write that would remove or retype a feature an
 applied feature service uses, or change the view's join keys, is refused (contracts written by
 `hindsight apply`, see `offline_store.contracts`) unless the request allows it.
@@ -72,6 +78,10 @@ class WriteRequest:
     registry: str | None = None
     #: Write even if the change breaks what applied feature services use (var hindsight_allow_breaking).
     allow_breaking: bool = False
+    #: Push views: the column marking pushed rows, which every write keeps. None: not a push view.
+    pushed_column: str | None = None
+    #: A full refresh that drops the pushed rows (var hindsight_drop_pushed_rows).
+    drop_pushed_rows: bool = False
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> WriteRequest:
@@ -100,6 +110,8 @@ class WriteRequest:
             entities=tuple(config.get("entities") or ()),
             registry=config.get("registry") or None,
             allow_breaking=str(config.get("allow_breaking")).lower() == "true",
+            pushed_column=config.get("pushed_column") or None,
+            drop_pushed_rows=str(config.get("drop_pushed_rows")).lower() == "true",
         )
 
 
@@ -134,6 +146,9 @@ def write_feature_view(data: pa.RecordBatchReader | pa.Table, request: WriteRequ
 
 def _write(data: pa.RecordBatchReader, table: DeltaTable | None, request: WriteRequest) -> WriteResult:
     commit = CommitProperties(custom_metadata=request.commit_metadata)
+    if request.mode == "full_refresh" and _keeps_pushed_rows(table, request):
+        assert table is not None
+        return _replace_keeping_pushed_rows(data, table, request, commit)
     if request.mode == "full_refresh" or table is None:
         write_deltalake(
             request.uri,
@@ -147,6 +162,9 @@ def _write(data: pa.RecordBatchReader, table: DeltaTable | None, request: WriteR
         )
         return _result(request, None)
     data, schema_mode = _reconcile_schema(data, table, request)
+    if _keeps_pushed_rows(table, request):
+        # Computed rows never take the key of a pushed row: the push wins, as online.
+        data = _without_pushed_keys(data, table, request, _range_filter(request))
     notice = None
     if schema_mode == "merge":
         # New columns: read what they leave NULL before the write, say it after (and how to fill it).
@@ -256,8 +274,10 @@ def _reconcile_schema(
         problems.append("changed type: " + ", ".join(changed))
     if removed:
         problems.append("removed: " + ", ".join(removed))
-    if added and request.on_schema_change != "append_new_columns":
-        problems.append("added: " + ", ".join(added))
+    # A view that starts taking pushes gains the pushed-rows column (NULL on its computed rows).
+    unexpected = [n for n in added if n != request.pushed_column]
+    if unexpected and request.on_schema_change != "append_new_columns":
+        problems.append("added: " + ", ".join(unexpected))
     if problems:
         raise FeatureViewWriteError(
             f"feature view {request.model}: the model's columns no longer match its Delta table "
@@ -281,7 +301,9 @@ def _new_columns_notice(table: DeltaTable, batch: pa.Table, request: WriteReques
     `batch` (and, for a backfill, outside its range).
     """
     existing = pa.schema(table.schema().to_arrow())
-    added = [n for n in batch.schema.names if n not in existing.names]
+    added = [n for n in batch.schema.names if n not in existing.names and n != request.pushed_column]
+    if not added:
+        return None
     ts = _col(request.timestamp_field, "t")
     on = [_col(c, "t").eq(_col(c, "s")) for c in request.unique_key]
     untouched = exp.not_(exp.Exists(this=exp.select("1").from_(exp.to_table("incoming").as_("s")).where(exp.and_(*on))))
@@ -356,7 +378,9 @@ def _merge(
         streamed_exec=False,
         commit_properties=commit,
     )
-    metrics = merger.when_matched_update_all().when_not_matched_insert_all().execute()
+    # A pushed row is never updated by the model's (the same key was dropped above; this guards the rest).
+    keep = _render(exp.Is(this=_col(request.pushed_column, "t"), expression=exp.null())) if _keeps_pushed_rows(table, request) else None
+    metrics = merger.when_matched_update_all(predicate=keep).when_not_matched_insert_all().execute()
     written = int(metrics.get("num_target_rows_inserted", 0)) + int(metrics.get("num_target_rows_updated", 0))
     table.update_incremental()
     return WriteResult(version=table.version(), rows_written=written, committed=table.version() != before)
@@ -440,9 +464,11 @@ def _replace_range(
     if not (request.range_start and request.range_end):
         raise FeatureViewWriteError(f"feature view {request.model}: a backfill needs both range_start and range_end")
     ts = _col(request.timestamp_field)
-    predicate = _render(
-        exp.and_(ts.copy() >= _timestamp(request.range_start), ts.copy() < _timestamp(request.range_end))
-    )
+    in_range = exp.and_(ts.copy() >= _timestamp(request.range_start), ts.copy() < _timestamp(request.range_end))
+    if request.pushed_column and _has_column(request, request.pushed_column):
+        # The range's pushed rows stay: only computed rows are replaced.
+        in_range = exp.and_(in_range, exp.Is(this=_col(request.pushed_column), expression=exp.null()))
+    predicate = _render(in_range)
     batch = data.read_all()
     if batch.num_rows == 0 and not _has_rows_between(request):
         return WriteResult(version=before, rows_written=0, committed=False)
@@ -506,3 +532,107 @@ def _literal(value: Any) -> exp.Expression:
     if isinstance(value, dt.date):
         return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("date"))
     return exp.Literal.number(int(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# Push views: pushed rows survive every write (offline_store.pushed_rows appends them)
+# ---------------------------------------------------------------------------------------------
+
+
+def _keeps_pushed_rows(table: DeltaTable | None, request: WriteRequest) -> bool:
+    """Whether this write must keep pushed rows: a push view whose existing table marks some."""
+    if table is None or request.pushed_column is None or request.drop_pushed_rows:
+        return False
+    return request.pushed_column in pa.schema(table.schema().to_arrow()).names
+
+
+def _has_column(request: WriteRequest, name: str) -> bool:
+    table = DeltaTable(request.uri, storage_options=request.storage_options)
+    return name in pa.schema(table.schema().to_arrow()).names
+
+
+def _pushed_rows(table: DeltaTable, request: WriteRequest, where: pc.Expression | None = None) -> Any:
+    """The table's pushed rows (a dataset), optionally only those matching `where`."""
+    assert request.pushed_column is not None
+    condition = pc.field(request.pushed_column).is_valid()
+    return table.to_pyarrow_dataset().filter(condition if where is None else condition & where)
+
+
+def _range_filter(request: WriteRequest) -> pc.Expression | None:
+    """A backfill's range [start, end) as a dataset filter; None for other modes."""
+    if request.mode != "backfill" or not (request.range_start and request.range_end):
+        return None
+    start, end = (dt.datetime.fromisoformat(_iso(v)).replace(tzinfo=dt.timezone.utc) for v in (request.range_start, request.range_end))
+    column = pc.field(request.timestamp_field)
+    return (column >= start) & (column < end)
+
+
+def _without_pushed_keys(data: pa.RecordBatchReader, table: DeltaTable, request: WriteRequest,
+                         where: pc.Expression | None = None) -> pa.RecordBatchReader:
+    """`data` without the rows whose unique key a pushed row of the table holds."""
+    pushed = _pushed_rows(table, request, where).to_table(columns=list(request.unique_key))
+    if pushed.num_rows == 0:
+        return data
+    batch = data.read_all()
+    on = [_col(c, "p").eq(_col(c, "s")) for c in request.unique_key]
+    pushed_key = exp.select("1").from_(exp.to_table("pushed").as_("p")).where(exp.and_(*on))
+    query = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("s"))).from_(
+        exp.to_table("incoming").as_("s")).where(exp.not_(exp.Exists(this=pushed_key)))
+    connection = duckdb.connect()
+    try:
+        connection.register("incoming", batch)
+        connection.register("pushed", pushed)
+        kept = connection.sql(query.sql(dialect="duckdb")).to_arrow_table().cast(batch.schema)
+    finally:
+        connection.close()
+    return kept.to_reader()
+
+
+def _project(pushed: pa.Table, schema: pa.Schema, request: WriteRequest) -> pa.Table:
+    """Pushed rows in the schema the full refresh writes: dropped columns go, new ones are NULL."""
+    columns = []
+    for target in schema:
+        if target.name not in pushed.column_names:
+            columns.append(pa.nulls(pushed.num_rows, target.type))
+            continue
+        try:
+            columns.append(pushed.column(target.name).cast(target.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+            raise FeatureViewWriteError(
+                f"feature view {request.model}: the full refresh changes column {target.name} to {target.type}, which its "
+                f"{pushed.num_rows} pushed rows cannot take ({err}). The table was not changed. Drop the pushed rows "
+                f"with `dbt run --select {request.model} --full-refresh --vars '{{\"hindsight_drop_pushed_rows\": true}}'`, "
+                "or keep the column's type."
+            ) from None
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _replace_keeping_pushed_rows(data: pa.RecordBatchReader, table: DeltaTable, request: WriteRequest,
+                                 commit: CommitProperties) -> WriteResult:
+    """A full refresh of a push view: the computed rows replaced, the pushed rows written back, one commit.
+
+    The write goes through `table`, pinned at the version the pushed rows were read from, so a
+    push appended in between makes the commit fail (and the dbt run with it) instead of being lost.
+    """
+    before = table.version()
+    pushed = _project(_pushed_rows(table, request).to_table(), data.schema, request)
+    data = _without_pushed_keys(data, table, request)
+    batches = pa.RecordBatchReader.from_batches(data.schema, _chain(data, pushed.to_batches()))
+    write_deltalake(
+        table,
+        batches,
+        mode="overwrite",
+        schema_mode="overwrite",
+        partition_by=list(request.partition_by) or None,
+        configuration=TABLE_CONFIGURATION,
+        storage_options=request.storage_options,
+        commit_properties=commit,
+    )
+    result = _result(request, before)
+    notice = f"{request.model}: kept {pushed.num_rows} pushed row(s)" if pushed.num_rows else None
+    return dataclasses.replace(result, notices=(notice,) if notice else ())
+
+
+def _chain(reader: pa.RecordBatchReader, more: list[pa.RecordBatch]) -> Any:
+    yield from reader
+    yield from more

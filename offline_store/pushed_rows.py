@@ -36,7 +36,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -47,7 +47,9 @@ from sqlglot import exp
 
 from hindsight.core.suggest import did_you_mean
 from hindsight.offline_store.event_log import INGESTED_AT
-from hindsight.registry_sync.model import FeatureView
+
+if TYPE_CHECKING:  # a lower layer: the registry's FeatureView only as a type (any object with its fields)
+    from hindsight.registry_sync.model import FeatureView
 
 #: The column marking pushed rows in a push view's Delta table: when the push was acknowledged.
 PUSHED_AT = "_hs_pushed_at"

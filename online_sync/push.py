@@ -369,6 +369,8 @@ class _Unit:
     key: str
     online: _Row | None
     entries: list[_Row]
+    #: The entity's rows in this push, oldest first (partial views fold them all online).
+    history: tuple[_Row, ...] = ()
 
     @property
     def size(self) -> int:
@@ -425,7 +427,8 @@ class _Writer:
                     newest = row
             online = newest if self.view.online else None
             room = MAX_TRANSACTION_ITEMS - (0 if online is None else 2)
-            units.append(_Unit(key, online, entity_rows[:room]))
+            history = tuple(sorted(entity_rows, key=lambda r: r.order))
+            units.append(_Unit(key, online, entity_rows[:room], history))
             for start in range(room, len(entity_rows), MAX_TRANSACTION_ITEMS):
                 units.append(_Unit(key, None, entity_rows[start:start + MAX_TRANSACTION_ITEMS]))
         return units
@@ -434,11 +437,12 @@ class _Writer:
         """Commit one group: (online items written, journal entries written)."""
         entries = [e for u in units for e in u.entries]
         online = [u.online for u in units if u.online is not None]
+        history = {u.key: u.history for u in units}
         for attempt in range(_MAX_ATTEMPTS):
             if not entries and not online:
                 return 0, 0
             current = self._read(online) if self.view.push_partial and online else {}
-            writes = [(row, self._online_ops(row, current)) for row in online]
+            writes = [(row, self._online_ops(row, current, history[row.key])) for row in online]
             stale = [row for row, ops in writes if ops is None]
             if stale:  # partial rows older than the online item: journal only
                 online = [row for row in online if row not in stale]
@@ -488,8 +492,14 @@ class _Writer:
                 found[(item[KEY_ATTR]["S"], item[WRITER_ATTR]["S"])] = item
         return found
 
-    def _online_ops(self, row: _Row, current: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]] | None:
-        """The transaction elements writing `row` online; None when the online item is newer."""
+    def _online_ops(self, row: _Row, current: dict[tuple[str, str], dict[str, Any]],
+                    history: tuple[_Row, ...] = ()) -> list[dict[str, Any]] | None:
+        """The transaction elements writing `row` online; None when the online item is newer.
+
+        A partial row's item is the newest online item with the carried features of this push's
+        rows of the entity that are not older than it applied in event order, `row` (the newest)
+        last: what the flusher's fill computes offline for `row`.
+        """
         if not self.view.push_partial:
             return [{"Put": {
                 "TableName": self.table, "Item": row.item,
@@ -504,11 +514,16 @@ class _Writer:
                 base = item
         if base is not None and int(base[ORDER_ATTR]["N"]) > row.order:
             return None
-        item = dict(row.item)
         features = {f.name for f in self.view.features}
-        for name, value in (base or {}).items():
-            if name in features and name not in row.present:
-                item[name] = value
+        values = {name: value for name, value in (base or {}).items() if name in features}
+        floor = -1 if base is None else int(base[ORDER_ATTR]["N"])
+        for earlier in [*(r for r in history if r is not row and r.order >= floor), row]:
+            for name in earlier.present:
+                if name in earlier.item:
+                    values[name] = earlier.item[name]
+                else:  # a carried null: no attribute
+                    values.pop(name, None)
+        item = {**{k: v for k, v in row.item.items() if k not in features}, **values}
         check_item_size(item, f"push to {self.view.name!r}, entity {row.key}")
         return [
             {"Put": {"TableName": self.table, "Item": item, **_unchanged(pushed)}},

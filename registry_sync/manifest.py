@@ -28,6 +28,7 @@ import pyarrow as pa
 from hindsight.core.durations import parse_duration
 from hindsight.core.suggest import did_you_mean
 from hindsight.offline_store.event_log import PROCESSING_RANGE_END, PROCESSING_RANGE_START, event_log_uri
+from hindsight.offline_store.pushed_rows import PUSHED_AT
 from hindsight.offline_store.uris import absolute_uri
 from hindsight.registry_sync import aggregations, streams
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
@@ -195,7 +196,8 @@ def _feature_view(
     for column in [*keys, timestamp_field, *([created_field] if created_field else [])]:
         if column not in schema.names:
             problems.append(f"{where}: column {column} (from its config) is not in the Delta table ({', '.join(schema.names)})")
-    not_features = {*keys, timestamp_field, created_field, *partition_columns}
+    # PUSHED_AT marks a push view's pushed rows (offline_store.pushed_rows): a column, not a feature.
+    not_features = {*keys, timestamp_field, created_field, *partition_columns, PUSHED_AT}
     docs = node.get("columns") or {}
     if spec is not None:
         rebuild = f"rebuild it: `dbt build --select {name} --full-refresh`"

@@ -55,6 +55,7 @@
   {% call statement('stage_out') -%}
     create view {{ stage_out }} as
     select *{% if cfg.derived_partition %}, cast({{ adapter.quote(cfg.timestamp_field) }} as date) as {{ cfg.partition_by[0] }}{% endif %}
+    {%- if cfg.push %}, {{ hindsight.pushed_at_null() }}{% endif %}
     from {{ stage }}
   {%- endcall %}
   {{ adapter.commit() }}
@@ -73,6 +74,8 @@
       'registry': hindsight.registry_location(),
       'allow_breaking': cfg.allow_breaking,
       'float_tolerance': cfg.float_tolerance,
+      'pushed_column': cfg.pushed_column,
+      'drop_pushed_rows': cfg.drop_pushed_rows,
       'commit_metadata': {
           'dbt_invocation_id': invocation_id,
           'dbt_model': model.unique_id,

@@ -19,6 +19,8 @@
     location_root    folder of the view's Delta table                      offline_store of hindsight.yml
     aggregation_interval, windows, aggregations   make it an aggregation view: the model selects
                      events, the table holds tiles (macros/aggregations/aggregation_view_config.sql)
+    push             the view takes pushed rows, kept through every run (pushed_rows.sql)  false
+    push_partial     a push may carry a subset of the features (needs push)      false
   A key the user sets (in config(), the model's .yml or dbt_project.yml) that is neither one of
   these nor one of dbt's own fails the run, naming the nearest valid key: a typo such as `onlin`
   must not silently leave a view offline.
@@ -30,6 +32,7 @@
           'entities', 'timestamp_field', 'ttl', 'online', 'created_field', 'partition_by',
           'allowed_lateness', 'on_schema_change', 'location', 'location_root', 'future_rows',
           'allow_empty_full_refresh', 'expected_freshness', 'aggregation_interval', 'windows', 'aggregations',
+          'push', 'push_partial',
       ],
       'dbt': [
           'enabled', 'alias', 'schema', 'database', 'tags', 'meta', 'group', 'access', 'docs', 'contract',
@@ -95,6 +98,7 @@
   {%- endif -%}
 
   {%- set aggregation = hindsight.aggregation_view_config(where, ttl, created_field) -%}
+  {%- set push = hindsight.push_config(where, aggregation) -%}
 
   {%- set derived_partition = config.get('partition_by') is none -%}
   {%- set partition_by = hindsight.feature_view_partition_by(config.get('partition_by')) -%}
@@ -137,6 +141,10 @@
       'allow_breaking': allow_breaking in [true, 'true'],
       'float_tolerance': float_tolerance,
       'aggregation': aggregation,
+      'push': push.push,
+      'push_partial': push.push_partial,
+      'pushed_column': push.pushed_column,
+      'drop_pushed_rows': push.drop_pushed_rows,
   }) }}
 {% endmacro %}
 

@@ -116,6 +116,9 @@
   {%- if cfg.derived_partition -%}
     {%- do select_list.append('cast(' ~ adapter.quote(cfg.timestamp_field) ~ ' as date) as ' ~ cfg.partition_by[0]) -%}
   {%- endif -%}
+  {%- if cfg.push -%}
+    {%- do select_list.append(hindsight.pushed_at_null()) -%}
+  {%- endif -%}
   {{ return(select_list) }}
 {% endmacro %}
 

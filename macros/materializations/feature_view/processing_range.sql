@@ -34,8 +34,10 @@
   {%- set column = cfg.created_field or cfg.timestamp_field -%}
   {#- Rows at or after `now` can only be in a table written before future rows were held back:
       they must not move the watermark (a full refresh removes them). -#}
+  {#- Pushed rows (push views) do not move it: only what the model computed before. -#}
   {%- set newest = run_query("select max(" ~ adapter.quote(column) ~ ") from " ~ hindsight.feature_view_relation(cfg.location)
-      ~ " where " ~ adapter.quote(column) ~ " < " ~ hindsight.timestamp_literal(now))[0][0] -%}
+      ~ " where " ~ adapter.quote(column) ~ " < " ~ hindsight.timestamp_literal(now)
+      ~ " and " ~ hindsight.computed_rows_predicate(cfg, cfg.location))[0][0] -%}
   {%- if newest is none -%}
     {{ return({'mode': 'incremental', 'start': none, 'end': none, 'column': column, 'now': now}) }}
   {%- endif -%}

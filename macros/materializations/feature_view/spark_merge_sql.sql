@@ -55,6 +55,9 @@
     {%- do on.append('t.' ~ adapter.quote(key) ~ ' = s.' ~ adapter.quote(key)) -%}
   {%- endfor -%}
   {%- set in_range = hindsight.range_predicate('t.' ~ adapter.quote(cfg.timestamp_field), range) if range.mode == 'backfill' else none -%}
+  {#- Push views: a pushed row is never updated or deleted, and its key is not inserted again
+      (it matches): the push wins, as online (pushed_rows.sql). -#}
+  {%- set computed = ('t.' ~ adapter.quote(hindsight.pushed_at_column()) ~ ' is null and ') if cfg.push else '' -%}
   {%- if in_range -%}{%- do on.append(in_range) -%}{%- endif -%}
   {%- do on.extend(hindsight._spark_partition_pruning(cfg, range)) -%}
 
@@ -63,11 +66,11 @@
     using (select {{ source_columns | join(', ') }} from {{ stage }}) as s
     on {{ on | join('\n      and ') }}
     {%- if changed %}
-    when matched and ({{ changed | join('\n      or ') }}) then update set *
+    when matched and {{ computed }}({{ changed | join('\n      or ') }}) then update set *
     {%- endif %}
     when not matched then insert *
     {%- if in_range %}
-    when not matched by source and {{ in_range }} then delete
+    when not matched by source and {{ computed }}{{ in_range }} then delete
     {%- endif %}
   {%- endset -%}
   {{ return(sql) }}

@@ -9,6 +9,9 @@
     - the change data feed is not supported ("Unsupported table features required:
       [ChangeDataFeed]"): the property is left out, and online sync reads whole tables.
     - the `userMetadata` write option is honoured on CREATE: it carries the commit metadata.
+    - a push view's pushed rows (pushed_rows.sql) are written back in the same statement: the
+      new table is the computed rows whose key no pushed row holds, UNION ALL the pushed rows read
+      from the table being replaced (projected onto the new columns; Delta reads the old snapshot).
     - the Delta schema keeps NOT NULL where the query proves it (e.g. `count(...) over w`), where
       Spark's Delta and delta-rs make every column nullable: `nullif(c, null)`, which is `c`,
       makes the column nullable, so both engines' tables have one Arrow schema.
@@ -39,7 +42,36 @@
     {%- if engine != 'sail' %}
     tblproperties ('delta.enableChangeDataFeed' = 'true')
     {%- endif %}
-    as select {{ nullable | join(', ') }} from {{ stage }}
+    as select {{ nullable | join(', ') }} from {{ hindsight._spark_rows_to_write(relation, stage, cfg, exists) }}
   {%- endset -%}
   {{ return(sql) }}
+{% endmacro %}
+
+
+{#-
+  What a full refresh writes: the staged rows, and for a push view whose table holds pushed rows,
+  those rows too (computed rows with a pushed row's key are left out: the push wins).
+-#}
+{% macro _spark_rows_to_write(relation, stage, cfg, exists) %}
+  {%- set pushed_at = adapter.quote(hindsight.pushed_at_column()) -%}
+  {%- if not (exists and cfg.push and not cfg.drop_pushed_rows and hindsight.has_pushed_column(relation)) -%}
+    {{ return(stage) }}
+  {%- endif -%}
+  {%- set held = hindsight._spark_columns(relation) | map(attribute='name') | list -%}
+  {%- set computed = [] -%}
+  {%- set pushed = [] -%}
+  {%- for column in hindsight._spark_columns(stage) -%}
+    {%- set name = adapter.quote(column.name) -%}
+    {%- do computed.append('s.' ~ name) -%}
+    {%- do pushed.append('cast(' ~ ('p.' ~ name if column.name in held else 'null') ~ ' as ' ~ column.dtype ~ ') as ' ~ name) -%}
+  {%- endfor -%}
+  {%- set same_key = [] -%}
+  {%- for key in cfg.unique_key -%}{%- do same_key.append('k.' ~ adapter.quote(key) ~ ' = s.' ~ adapter.quote(key)) -%}{%- endfor -%}
+  {%- set rows -%}
+    (select {{ computed | join(', ') }} from {{ stage }} as s
+     where not exists (select 1 from {{ relation }} as k where k.{{ pushed_at }} is not null and {{ same_key | join(' and ') }})
+     union all
+     select {{ pushed | join(', ') }} from {{ relation }} as p where p.{{ pushed_at }} is not null) as hs_rows
+  {%- endset -%}
+  {{ return(rows) }}
 {% endmacro %}

@@ -35,6 +35,9 @@
       {{ exceptions.raise_compiler_error(fail ~ "time columns are timestamps' failed: column " ~ name ~ " has type " ~ types[name] ~ "; cast it to timestamp." ~ unchanged) }}
     {%- endif -%}
   {%- endfor -%}
+  {%- if hindsight.pushed_at_column() in types -%}
+    {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column " ~ hindsight.pushed_at_column() ~ " marks pushed rows; rename it." ~ unchanged) }}
+  {%- endif -%}
   {%- if cfg.derived_partition and cfg.partition_by[0] in types -%}
     {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column " ~ cfg.partition_by[0] ~ " is added by the materialization; rename it or set partition_by." ~ unchanged) }}
   {%- endif -%}
