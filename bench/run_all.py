@@ -35,6 +35,7 @@ SCRIPTS = {
     "serving_aggregation": "bench_serving_aggregation.py",
     "sampling": "bench_sampling.py",
     "aggregation_incremental": "bench_aggregation_incremental.py",
+    "flush": "bench_flush.py",
     "ingest": "bench_ingest.py",
 }
 #: Benchmarks whose load does not depend on the data's scale (a fixed number of seconds).
@@ -45,7 +46,7 @@ def commands(scale: str, project_root: Path, selected: list[str]) -> list[tuple[
     """The command line of each selected benchmark; training reuses the project offline builds.
 
     >>> [name for name, _ in commands("small", Path("/tmp/b"), list(SCRIPTS))]
-    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling', 'aggregation_incremental', 'ingest']
+    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling', 'aggregation_incremental', 'flush', 'ingest']
     >>> commands("small", Path("/tmp/b"), list(SCRIPTS))[1][1][-4:]
     ['--scale', 'small', '--project', '/tmp/b/project']
     """

@@ -7,7 +7,11 @@ again) adds nothing the second time: the event log holds every event exactly onc
 
 The MERGE's target scan is restricted to the `_event_date` partitions the batch falls in (an event
 id is unique, and an event's date never changes, so a duplicate can only sit in its own date's
-partition): a flush reads the days it writes, not the whole log.
+partition): a flush reads the days it writes, not the whole log. Each flush adds a small file to
+today's partition, and a MERGE reads every file of its partitions (measured: 30 ms per commit of
+100 events with 20 files there, 165 ms with 270), so a partition that passes
+COMPACT_AFTER_FILES files is compacted right after the commit (a Delta OPTIMIZE: a second commit
+that changes no data; `hindsight vacuum` later deletes the replaced files).
 
 Layout and schema are `offline_store.event_log`'s; this module converts journal rows (JSON
 values: timestamps and dates as ISO-8601 text, decimals as text or numbers) to that schema.
@@ -29,6 +33,8 @@ from sqlglot import exp
 from hindsight.offline_store.event_log import EVENT_DATE, INGESTED_AT, ensure_event_log, event_log_schema
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+#: Files a date partition may hold before a flush compacts it.
+COMPACT_AFTER_FILES = 32
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,8 @@ class EventLogWrite:
     version: int
     #: Whether a Delta commit was made.
     committed: bool
+    #: Date partitions compacted after the commit (each one more, data-neutral, commit).
+    compacted: int = 0
 
     @property
     def already_present(self) -> int:
@@ -188,7 +196,22 @@ def write_events(
     metrics = merger.when_not_matched_insert_all().execute()
     inserted = int(metrics.get("num_target_rows_inserted", 0))
     table.update_incremental()
-    return EventLogWrite(batch.num_rows, inserted, table.version(), table.version() != before)
+    version = table.version()
+    compacted = _compact_fragmented(table, dates) if inserted else 0
+    return EventLogWrite(batch.num_rows, inserted, version, version != before, compacted)
+
+
+def _compact_fragmented(table: DeltaTable, dates: Sequence[dt.date]) -> int:
+    """Compact each of `dates`' partitions holding more than COMPACT_AFTER_FILES files."""
+    compacted = 0
+    for day in dates:
+        partition = [(EVENT_DATE, "=", day.isoformat())]
+        if len(table.file_uris(file_pruning_predicate=partition)) > COMPACT_AFTER_FILES:
+            table.optimize.compact(partition_filters=partition,
+                                   commit_properties=CommitProperties(custom_metadata={
+                                       "hindsight.operation": "stream flush compaction"}))
+            compacted += 1
+    return compacted
 
 
 def _first_per_event_id(batch: pa.Table, event_id: str) -> pa.Table:

@@ -8,6 +8,13 @@ rebuilt from the table, never patched, so a rerun after a crash writes the same 
 
 The lease, the state and the fallback from the change feed to a full read are `delta_sync`'s, the
 same as for other views. DuckDB does the grouping (final tile per interval, lists per entity).
+
+A stream-fed view's items are also updated in place by ingest (`streams.ingest`), with events that
+may not have reached its Delta table yet. Sync must not undo that, so for those views it merges
+instead of overwriting: per interval it keeps the tile holding more events, the synced one on a tie
+(`merge_synced`), and writes the item with a condition on the `_hs_version` it read, redoing the
+merge when an ingest got there first. Entities left without a Delta tile keep their streamed item
+(its TTL ends it).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+from botocore.exceptions import ClientError
 from sqlglot import exp
 
 from hindsight.offline_store import tiles
@@ -29,12 +37,14 @@ from hindsight.online_sync.batching import (
     RetriesExhausted,
     backoff_delay,
     chunked,
+    get_batch,
     write_batch,
 )
-from hindsight.online_sync.codec import KEY_ATTR, SYNC_WRITER, WRITER_ATTR, entity_key
+from hindsight.online_sync.codec import KEY_ATTR, SYNC_WRITER, VERSION_ATTR, WRITER_ATTR, entity_key
 from hindsight.online_sync.config import OnlineStoreConfig
 from hindsight.online_sync.newest import ScratchSession
 from hindsight.online_sync.tile_items import NEWEST, items_from_lists, longest_window_seconds, tile_columns
+from hindsight.online_sync.tile_merge import EntityTiles, Tile, TileLayout, decode_item, encode_item
 from hindsight.registry_sync.model import FeatureView
 
 #: Entities per writer job: one slice of per-entity lists, encoded and written on a writer thread.
@@ -166,6 +176,86 @@ def _write_slice(client: Any, table: str, view: FeatureView, lists: pa.RecordBat
     return [key for _, key, _ in items]
 
 
+# ---------------------------------------------------------------------------------------------
+# Stream-fed views: merge with what ingest wrote, conditionally
+# ---------------------------------------------------------------------------------------------
+
+
+def _tile_weight(layout: TileLayout, tile: Tile) -> tuple[int, int]:
+    """(events in the tile, its newest `last_at`): `_events` when the view counts `*`, else the
+    largest count of a column; `last_at` only breaks ties between views without counts."""
+    events = tile.get(tiles.EVENT_COUNT)
+    if events is None:
+        counts = [tile.get(attr) or 0 for attr in (c.attr("n") for c in layout.columns) if attr]
+        events = max(counts, default=0)
+    newest = [tile.get(attr) or 0 for attr in (c.attr("last_at") for c in layout.columns) if attr]
+    return int(events), int(max(newest, default=0))
+
+
+def merge_synced(layout: TileLayout, synced: EntityTiles, online: EntityTiles, sync_seconds: int) -> EntityTiles:
+    """One entity's tiles after a sync of a stream-fed view: per interval the tile with more events.
+
+    A streamed tile holds every event ingested into its interval; the synced one the events the
+    view's Delta table had when dbt last ran. The one with more events is the newer of the two
+    (ties keep the synced tile: the offline definition). Tiles past the longest window of the sync
+    time are dropped, as a plain sync does. The result carries the online item's version, which
+    the write is conditional on.
+    """
+    merged = dict(synced.tiles)
+    for bucket, tile in online.tiles.items():
+        held = merged.get(bucket)
+        if held is None or _tile_weight(layout, tile) > _tile_weight(layout, held):
+            merged[bucket] = tile
+    merged = {b: t for b, t in merged.items() if b * layout.interval_s + layout.longest_s > sync_seconds}
+    newest = max((us for us in (synced.newest_us, online.newest_us) if us is not None), default=None)
+    return EntityTiles(dict(sorted(merged.items())), newest, online.version)
+
+
+def _version_condition(online: dict[str, Any] | None) -> dict[str, Any]:
+    """PutItem arguments that make the write fail if the item changed since it was read."""
+    if online is None:
+        return {"ConditionExpression": "attribute_not_exists(#k)", "ExpressionAttributeNames": {"#k": KEY_ATTR}}
+    if VERSION_ATTR not in online:
+        return {"ConditionExpression": "attribute_exists(#k) AND attribute_not_exists(#v)",
+                "ExpressionAttributeNames": {"#k": KEY_ATTR, "#v": VERSION_ATTR}}
+    return {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": VERSION_ATTR},
+            "ExpressionAttributeValues": {":v": online[VERSION_ATTR]}}
+
+
+def _online_items(client: Any, table: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The sync-slot items of up to 100 entities, read consistently."""
+    request = {table: {"Keys": [{KEY_ATTR: {"S": k}, WRITER_ATTR: {"S": SYNC_WRITER}} for k in keys],
+                       "ConsistentRead": True}}
+    return {item[KEY_ATTR]["S"]: item for item in get_batch(client, request).get(table, [])}
+
+
+def _merge_slice(client: Any, table: str, view: FeatureView, layout: TileLayout, lists: pa.RecordBatch,
+                 sync_seconds: int) -> list[str]:
+    """`_write_slice` for a stream-fed view: merge each synced item with the online one, conditionally."""
+    synced = {key: item for _, key, item in items_from_lists(lists, view, sync_seconds)}
+    todo = dict(synced)
+    for attempt in range(_MAX_ROUNDS):
+        online = _online_items(client, table, list(todo)) if todo else {}
+        conflicts: dict[str, dict[str, Any]] = {}
+        for key, item in todo.items():
+            current = online.get(key)
+            merged = merge_synced(layout, decode_item(layout, item), decode_item(layout, current), sync_seconds)
+            new_item = encode_item(view, layout, key, merged)
+            if new_item is None:
+                continue
+            try:
+                client.put_item(TableName=table, Item=new_item, **_version_condition(current))
+            except ClientError as err:
+                if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                conflicts[key] = item  # an ingest updated it since the read: merge again
+        if not conflicts:
+            return list(synced)
+        todo = conflicts
+        time.sleep(backoff_delay(attempt))
+    raise RetriesExhausted(f"table {table}: {len(todo)} items kept changing under the sync ({_MAX_ROUNDS} attempts)")
+
+
 def delete_items(client: Any, table: str, keys: list[str]) -> int:
     """Delete the sync-slot items of `keys` (entities left without a tile in any window)."""
     deleted = 0
@@ -189,12 +279,17 @@ def write_tile_items(client: Any, config: OnlineStoreConfig, view: FeatureView, 
     table = config.table_name(view.name)
     sync_seconds = int(sync_time.timestamp())
     written: list[str] = []
+    layout = TileLayout.for_view(view) if view.stream_source else None
     with BoundedExecutor(config.write_threads, on_done=written.extend, name=f"sync-{view.name}") as pool:
         for batch in lists.batches():
             for start in range(0, batch.num_rows, _SLICE):
-                pool.submit(_write_slice, client, table, view, batch.slice(start, _SLICE), sync_seconds)
+                if layout is None:
+                    pool.submit(_write_slice, client, table, view, batch.slice(start, _SLICE), sync_seconds)
+                else:
+                    pool.submit(_merge_slice, client, table, view, layout, batch.slice(start, _SLICE), sync_seconds)
     deleted = 0
-    if lists.changed_keys is not None:
+    # A stream-fed entity without Delta tiles may still have streamed ones: its item stays.
+    if lists.changed_keys is not None and layout is None:
         kept = set(written)
         deleted = delete_items(client, table, [k for k in lists.changed_keys if k not in kept])
     return len(written), deleted

@@ -6,7 +6,7 @@ marked pending. The flusher makes those rows durable offline: per journal target
 
 1. takes the target's flush lease (`online_sync.state.Lease`, kept in the journal table), so one
    flusher at a time writes a target, whichever process or machine it runs in;
-2. reads up to `batch_size` pending entries;
+2. reads up to `batch_size` pending entries (each of the journal's pending shards its share);
 3. writes them as ONE Delta commit: a stream source's event log by an insert-only MERGE on the
    event id (`offline_store.event_log_writer`); a push view's table through
    `offline_store.pushed_rows.append_pushed_rows`, which dedupes on join keys, event time and content;
@@ -220,8 +220,6 @@ class Flusher:
                 entries += len(batch)
                 inserted += added
                 commits += committed
-                if len(batch) < self.batch_size:
-                    break
         finally:
             lease.release()
         report = TargetFlush(target, entries, inserted, commits, version, time.perf_counter() - started)

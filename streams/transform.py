@@ -58,6 +58,10 @@ def _cte_names(tree: exp.Expression) -> set[str]:
     return {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
 
 
+def _name(table: exp.Table, dialect: str) -> str:
+    return exp.table_name(table, dialect=dialect, identify=True)
+
+
 def _matches(table: exp.Table, stream: StreamSource) -> bool:
     if table.name != stream.table_name:
         return False
@@ -93,10 +97,10 @@ class StreamTransform:
         if not sources:
             raise StreamTransformError(
                 f"feature view {view.name!r}: its SQL does not read stream source {stream.name!r} "
-                f"(relations read: {', '.join(sorted({t.sql() for t in others})) or 'none'})")
+                f"(relations read: {', '.join(sorted({_name(t, dialect) for t in others})) or 'none'})")
         if others:
             raise StreamTransformError(
-                f"feature view {view.name!r}: its SQL reads {', '.join(sorted({t.sql(dialect) for t in others}))} "
+                f"feature view {view.name!r}: its SQL reads {', '.join(sorted({_name(t, dialect) for t in others}))} "
                 f"besides stream source {stream.name!r}; online, each batch of new events runs through the view's "
                 "SQL alone, so a stream-fed view may only filter, rename and compute columns of its events")
         for table in sources:

@@ -91,9 +91,9 @@ def _describe(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
-def _epoch_guess(number: float) -> str | None:
+def _epoch_guess(number: Any) -> str | None:
     """An epoch number as the ISO timestamp it most likely means (seconds, ms or us)."""
-    magnitude = abs(number)
+    magnitude = abs(float(number))
     scale = 1 if magnitude < 1e11 else (1e3 if magnitude < 1e14 else 1e6)
     try:
         moment = dt.datetime.fromtimestamp(number / scale, _UTC)
@@ -121,7 +121,7 @@ def _timestamp(value: Any) -> dt.datetime:
         raise _Bad(f"expected a timestamp, got the date {value.isoformat()!r}",
                    repr(dt.datetime.combine(value, dt.time(), _UTC).isoformat()))
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        raise _Bad(f"expected an ISO-8601 timestamp, got the number {value!r}", _epoch_guess(float(value)))
+        raise _Bad(f"expected an ISO-8601 timestamp, got the number {value!r}", _epoch_guess(value))
     raise _Bad(f"expected a timestamp, got {_describe(value)}", "'2026-11-30T17:00:00+00:00'")
 
 
@@ -341,7 +341,12 @@ def _input_table(rows: Any) -> pa.Table | list[Any]:
         import pandas as pd
 
         if isinstance(rows, pd.DataFrame):
-            return pa.Table.from_pandas(rows, preserve_index=False)
+            try:
+                return pa.Table.from_pandas(rows, preserve_index=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                # A column of mixed types: check it value by value (names the bad row).
+                return [{k: (None if _is_null(v) or (isinstance(v, float) and math.isnan(v)) else v)
+                         for k, v in record.items()} for record in rows.to_dict("records")]
     except ImportError:  # pragma: no cover
         pass
     if isinstance(rows, Mapping):
@@ -373,8 +378,9 @@ def validate(stream: StreamSource, rows: Any, *, bound: FutureBound | None = _FR
             value = times[index].as_py()
             raise IngestValidationError(
                 stream.name, stream.timestamp_field, index, "future_event",
-                f"{value.isoformat()} is more than {_format(bound.skew)} ahead of this machine's clock; the "
-                f"online tiles would count it before it happened. Fix the event time, or raise {MAX_FUTURE_SKEW_ENV}",
+                f"{value.isoformat()} is in the future by more than {_format(bound.skew)} (by this machine's "
+                f"clock); the online tiles would count it before it happened. Fix the event time, or raise "
+                f"{MAX_FUTURE_SKEW_ENV}",
                 repr(bound.latest.isoformat(timespec="seconds")))
     ids = table.column(stream.event_id_field).to_pylist()
     first: dict[Any, int] = {}

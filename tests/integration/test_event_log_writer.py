@@ -146,3 +146,18 @@ def test_concurrent_writers_of_the_same_events_never_duplicate(tmp_path):
     assert len(ids) == len(set(ids)) == 300, errors
     # The losers of the race were refused by Delta's conflict check, not silently merged.
     assert all(isinstance(e, CommitFailedError) for e in errors), errors
+
+
+def test_a_fragmented_partition_is_compacted_after_the_commit(tmp_path):
+    stream = make_stream(tmp_path)
+    day = [{**r, "ts": (T0 + dt.timedelta(hours=1)).isoformat()} for r in journal_rows(40 * 3)]
+    results = [write_events(stream, table_of(stream, day[i:i + 3])) for i in range(0, 120, 3)]
+    assert [r.compacted for r in results[:32]] == [0] * 32
+    assert results[32].compacted == 1  # the 33rd file in the partition
+    table = DeltaTable(stream.delta_uri)
+    assert len(table.file_uris()) < 10
+    assert sum(h["operation"] == "OPTIMIZE" for h in table.history()) == 1
+    ids = read_all(stream).column("transaction_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 120
+    # Rewriting a batch after the compaction still finds its events.
+    assert write_events(stream, table_of(stream, day[:30])).inserted == 0
