@@ -97,7 +97,10 @@ def event_log_schema(stream: _Stream | Iterable[tuple[str, str]]) -> pa.Schema:
     columns = stream.columns if hasattr(stream, "columns") else stream
     fields = []
     for column in columns:
-        name, dtype = (column.name, column.dtype) if hasattr(column, "dtype") else column
+        if isinstance(column, tuple):
+            name, dtype = column
+        else:
+            name, dtype = column.name, column.dtype
         if name in SYSTEM_COLUMNS:
             raise ValueError(f"column {name!r}: the event log adds {', '.join(SYSTEM_COLUMNS)} itself; rename the column")
         if dtype not in ARROW_TYPES:

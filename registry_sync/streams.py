@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hindsight.core.suggest import did_you_mean
+from hindsight.core.suggest import closest, did_you_mean
 from hindsight.offline_store.event_log import SYSTEM_COLUMNS
 from hindsight.registry_sync.model import FEATURE_TYPES, Entity, Feature, StreamSource
 
@@ -39,6 +39,16 @@ STREAM_KEYS = ("event_id", "timestamp_field", "entities", "kinesis_stream", "loc
 EVENT_ID_TYPES = ("string", "int32", "int64")
 #: Registry dtypes an event time may have.
 TIMESTAMP_TYPES = ("timestamp",)
+
+#: SQL spellings of the registry's types, to name the nearest one in an error (not accepted:
+#: one name per type keeps declarations comparable across engines).
+SQL_TYPE_NAMES = {
+    "boolean": "bool", "int": "int32", "integer": "int32", "smallint": "int32", "tinyint": "int32",
+    "bigint": "int64", "long": "int64", "real": "float32", "float": "float32", "double": "float64",
+    "double precision": "float64", "varchar": "string", "text": "string", "char": "string",
+    "timestamptz": "timestamp", "timestamp with time zone": "timestamp", "datetime": "timestamp",
+    "numeric": "decimal",
+}
 
 #: (source name, table name, location or None) -> the event log's absolute URI.
 EventLogUri = Callable[[str, str, "str | None"], str]
@@ -96,7 +106,8 @@ def stream_source(
                 f"accepted: {', '.join(STREAM_KEYS)}"
             )
     columns = _columns(node, where, problems)
-    names = [c.name for c in columns]
+    # Every declared name, also those whose data_type was refused (that problem is listed already).
+    names = list(node.get("columns") or {})
     dtypes = {c.name: c.dtype for c in columns}
 
     def column_field(key: str, accepted: tuple[str, ...]) -> str:
@@ -106,18 +117,18 @@ def stream_source(
             hint = f" (columns: {', '.join(names)})" if names else ""
             problems.append(f"{where}: meta.hindsight.stream needs {key}: the name of a column, e.g. {key}: {example}{hint}")
             return ""
-        if value not in dtypes:
+        if value not in names:
             problems.append(
                 f"{where}: {key} {value!r} is not a declared column{did_you_mean(value, names)}; "
                 f"columns: {', '.join(names) or 'none'}"
             )
-        elif dtypes[value] not in accepted:
+        elif value in dtypes and dtypes[value] not in accepted:
             problems.append(f"{where}: {key} {value!r} has data_type {dtypes[value]}; it must be one of {', '.join(accepted)}")
         return value
 
     event_id = column_field("event_id", EVENT_ID_TYPES)
     timestamp_field = column_field("timestamp_field", TIMESTAMP_TYPES)
-    stream_entities, join_keys = _entities(declared.get("entities"), entities, dtypes, where, problems)
+    stream_entities, join_keys = _entities(declared.get("entities"), entities, names, where, problems)
     kinesis_stream = _optional_string(declared, "kinesis_stream", where, problems)
     location = _optional_string(declared, "location", where, problems)
     if len(problems) > before:
@@ -155,17 +166,28 @@ def _columns(node: Mapping[str, Any], where: str, problems: list[str]) -> tuple[
             problems.append(f"{where}: column {name!r} needs a data_type, one of {', '.join(FEATURE_TYPES)}")
             continue
         if dtype not in FEATURE_TYPES:
+            nearest = _nearest_type(dtype)
             problems.append(
-                f"{where}: column {name!r} has data_type {dtype!r}{did_you_mean(dtype, FEATURE_TYPES)}; "
-                f"accepted: {', '.join(FEATURE_TYPES)}"
+                f"{where}: column {name!r} has data_type {dtype!r}{nearest}; accepted: {', '.join(FEATURE_TYPES)}"
             )
             continue
         columns.append(Feature(name=name, dtype=dtype, description=((column or {}).get("description") or "").strip()))
     return tuple(columns)
 
 
+def _nearest_type(dtype: str) -> str:
+    """" (did you mean int64?)" for a misspelled registry type or an SQL spelling of one.
+
+    >>> _nearest_type("integr"), _nearest_type("double"), _nearest_type("zzz")
+    (' (did you mean int32?)', ' (did you mean float64?)', '')
+    """
+    spellings = {**{t: t for t in FEATURE_TYPES}, **SQL_TYPE_NAMES}
+    types = list(dict.fromkeys(spellings[c] for c in closest(dtype, spellings)))
+    return f" (did you mean {', '.join(types)}?)" if types else ""
+
+
 def _entities(
-    declared: Any, entities: Mapping[str, Entity], dtypes: Mapping[str, str], where: str, problems: list[str]
+    declared: Any, entities: Mapping[str, Entity], columns: list[str], where: str, problems: list[str]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     listed = [declared] if isinstance(declared, str) else declared
     if not isinstance(listed, list) or not listed or not all(isinstance(e, str) for e in listed):
@@ -183,10 +205,10 @@ def _entities(
             )
             continue
         for key in entity.join_keys:
-            if key not in dtypes:
+            if key not in columns:
                 problems.append(
                     f"{where}: join key {key!r} of entity {name} is not a declared column"
-                    f"{did_you_mean(key, dtypes)}; columns: {', '.join(dtypes) or 'none'}"
+                    f"{did_you_mean(key, columns)}; columns: {', '.join(columns) or 'none'}"
                 )
             elif key not in keys:
                 keys.append(key)

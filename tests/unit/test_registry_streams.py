@@ -160,8 +160,17 @@ def test_every_column_needs_a_registry_data_type():
     node["columns"]["amount"]["data_type"] = "double"
     del node["columns"]["merchant_id"]["data_type"]
     text = problems(manifest(stream=node))
-    assert "column 'amount' has data_type 'double'; accepted: bool, int32, int64, float32, float64, string, date, timestamp, decimal" in text
+    assert ("column 'amount' has data_type 'double' (did you mean float64?); accepted: bool, int32, int64, float32, float64, "
+            "string, date, timestamp, decimal") in text
     assert "column 'merchant_id' needs a data_type, one of bool, int32" in text
+
+
+def test_a_refused_column_type_is_still_a_declared_column():
+    node = stream_node()
+    node["columns"]["user_id"]["data_type"] = "integr"
+    text = problems(manifest(stream=node))
+    assert "column 'user_id' has data_type 'integr' (did you mean int32?)" in text
+    assert "join key 'user_id'" not in text
 
 
 def test_a_stream_without_columns_is_refused():
