@@ -221,8 +221,9 @@ def merge_tiles(layout: TileLayout, a: Tile, b: Tile) -> Tile:
     out: Tile = {}
     for column in layout.columns:
         n_attr = column.attr("n")
-        n_a = a.get(n_attr, 0) if n_attr else None
-        n_b = b.get(n_attr, 0) if n_attr else None
+        n_a: int = a.get(n_attr, 0) if n_attr else 0
+        n_b: int = b.get(n_attr, 0) if n_attr else 0
+        value: Any
         for part, attr in column.parts:
             va, vb = a.get(attr), b.get(attr)
             if part == "n":
@@ -261,7 +262,8 @@ def _newer_last(b: Tile, a: Tile, last_attr: str, at_attr: str | None) -> bool:
 
 
 def _chan_m2(column: _Column, a: Tile, b: Tile, n_a: int, n_b: int) -> float | None:
-    sum_attr, m2_attr = column.attr("sum"), column.attr("m2")
+    # stddev's parts always include n and sum (offline_store.tiles.PARTS)
+    sum_attr, m2_attr = str(column.attr("sum")), str(column.attr("m2"))
     m2_a, m2_b = a.get(m2_attr), b.get(m2_attr)
     if not n_a:
         return m2_b

@@ -9,9 +9,10 @@ commits every new event in ONE DynamoDB TransactWriteItems together with:
   view's SQL run over the batch, streams.transform), conditional on the `_hs_version` read before
   (optimistic concurrency with other ingests and with sync).
 
-Events go in groups of at most 100 // (1 + views) per transaction, so a transaction never passes
-DynamoDB's 100 items, and never names an item twice (one journal entry per event id, one item
-per view and entity holding all of the group's events). Per group: one consistent BatchGetItem
+Events go in groups, sorted by entity, of as many as fit one transaction: events + views x
+entities <= 100 items (DynamoDB's limit, checked again after the transform); a transaction never
+names an item twice (one journal entry per event id, one item per view and entity holding all of
+the group's events). The groups of one call commit in parallel (`write_threads`). Per group: one consistent BatchGetItem
 reads the journal keys and the items; known event ids are duplicates; the rest are merged into
 their tiles (online_sync.tile_merge) and written. A transaction canceled because a journal key
 exists drops those events as duplicates and redoes the rest; one canceled by a version conflict
@@ -27,6 +28,7 @@ import random
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,11 +81,6 @@ class _SourcePlan:
     target: str
     views: tuple[_ViewPlan, ...]
 
-    @property
-    def group_size(self) -> int:
-        """Events per transaction: each brings its journal entry and at most one item per view."""
-        return MAX_TRANSACTION_ITEMS // (1 + len(self.views))
-
 
 class IngestConflict(OnlineStoreUnavailable):
     """A group's transaction kept being canceled by concurrent writers through every attempt."""
@@ -99,6 +96,7 @@ class Ingestor:
         self.journal = Journal(config, self.client)
         self._plans: dict[str, _SourcePlan] = {}
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     def plan(self, source: str) -> _SourcePlan:
         """The source and the views it feeds (parsed once per Ingestor, i.e. per registry version).
@@ -136,12 +134,27 @@ class Ingestor:
         started = time.perf_counter()
         plan = self.plan(source)
         checked = validate(plan.stream, rows)
-        events = checked.table
-        accepted = 0
-        for start in range(0, events.num_rows, plan.group_size):
-            accepted += self._commit(plan, events.slice(start, plan.group_size))
+        groups = _groups(plan, checked.table)
+        if len(groups) <= 1:
+            accepted = sum(self._commit(plan, group) for group in groups)
+        else:
+            accepted = sum(self._executor().map(lambda group: self._commit(plan, group), groups))
         return IngestReport(plan.stream.name, checked.received, accepted, checked.received - accepted,
                             time.perf_counter() - started)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The threads that commit the groups of a large call in parallel (shared by all calls)."""
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.config.write_threads, thread_name_prefix="ingest")
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the commit threads (the client needs no closing)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     # -- one group ------------------------------------------------------------------------------
 
@@ -153,6 +166,15 @@ class Ingestor:
                 return 0
             ids = [_entry_id(v) for v in events.column(id_field).to_pylist()]
             updates = [(view, _entity_events(view, run_transform(view.transform, events))) for view in plan.views]
+            touched = len(ids) + sum(len(entities) for _, entities in updates)
+            if touched > MAX_TRANSACTION_ITEMS:
+                if events.num_rows == 1:
+                    raise ValueError(
+                        f"ingest into {plan.stream.name!r}: event {ids[0]!r} touches {touched - 1} online items, more "
+                        f"than one DynamoDB transaction holds ({MAX_TRANSACTION_ITEMS}); a stream-fed view's SQL must "
+                        "give at most one row per event")
+                half = events.num_rows // 2
+                return self._commit(plan, events.slice(0, half)) + self._commit(plan, events.slice(half))
             found = self._read(plan, ids, updates)
             known = {i for i, entry_id in enumerate(ids) if entry_key(plan.target, entry_id) in found["journal"]}
             if known:
@@ -235,6 +257,33 @@ def _conditional_put(table: str, item: dict[str, Any], version: int | None) -> d
         put["ExpressionAttributeNames"] = {"#v": VERSION_ATTR}
         put["ExpressionAttributeValues"] = {":v": {"N": str(version)}}
     return {"Put": put}
+
+
+def _groups(plan: _SourcePlan, events: pa.Table) -> list[pa.Table]:
+    """The call's events in transaction-sized groups, each entity's events together.
+
+    Events are sorted by the source's join keys and packed while events + views x entities stays
+    within a transaction's 100 items (views key their items on the source's entities in the usual
+    case; `_commit` checks the real count after the transform and splits a group that is over).
+    One entity per group where it can: groups then commit in parallel without contending.
+    """
+    if events.num_rows == 0:
+        return []
+    views = len(plan.views)
+    keys = [entity_key(values) for values in zip(*(events.column(k).to_pylist() for k in plan.stream.join_keys))]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    entities: set[str] = set()
+    for index in order:
+        grown = len(entities | {keys[index]})
+        if current and len(current) + 1 + views * grown > MAX_TRANSACTION_ITEMS:
+            groups.append(current)
+            current, entities = [], set()
+        current.append(index)
+        entities.add(keys[index])
+    groups.append(current)
+    return [events.take(pa.array(group, pa.int64())) for group in groups]
 
 
 def _entry_id(value: Any) -> str:

@@ -84,7 +84,8 @@ class StreamTransform:
         self.view, self.stream = view, stream
         self.ranges_replaced = _replace_processing_range(tree)
         ctes = _cte_names(tree)
-        sources, others = [], []
+        sources: list[exp.Table] = []
+        others: list[exp.Table] = []
         for table in tree.find_all(exp.Table):
             if not table.db and table.name in ctes:
                 continue

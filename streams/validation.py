@@ -320,7 +320,7 @@ def _cast(stream: StreamSource, name: str, dtype: str, data: pa.ChunkedArray, ta
             pass
     # Slow path: value by value, which names the first bad row and its nearest valid value.
     convert = _converter(dtype, target)
-    values = []
+    values: list[Any] = []
     for index, value in enumerate(data.to_pylist()):
         if _is_null(value):
             values.append(None)

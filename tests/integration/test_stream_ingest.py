@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import threading
 import uuid
 
@@ -202,7 +203,7 @@ def deliveries(draw):
     order = draw(st.permutations(range(len(rows))))
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(rows) - 1)), max_size=4)))
     bounds = [0, *cuts, len(rows)]
-    calls = [[rows[i] for i in order[a:b]] for a, b in zip(bounds, bounds[1:]) if b > a]
+    calls = [[rows[i] for i in order[a:b]] for a, b in itertools.pairwise(bounds) if b > a]
     for _ in range(draw(st.integers(0, 2))):  # redeliveries: a random earlier slice again
         source = draw(st.sampled_from(calls))
         calls.insert(draw(st.integers(0, len(calls))), source[: draw(st.integers(1, len(source)))])

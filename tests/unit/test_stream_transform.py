@@ -96,3 +96,23 @@ def test_sql_reading_other_relations_is_refused():
         StreamTransform(view('select 1 as customer_id from "db"."main"."other"'), stream_source())
     with pytest.raises(StreamTransformError, match="no compiled SQL"):
         StreamTransform(dataclasses.replace(view("select 1"), stream_sql=None), stream_source())
+
+
+def test_events_are_grouped_per_entity_into_transactions_of_at_most_100_items():
+    from hindsight.streams.ingest import _groups, _SourcePlan
+
+    def plan(views: int) -> _SourcePlan:
+        return _SourcePlan(stream_source(), "source:streams.transactions", tuple(range(views)))  # type: ignore[arg-type]
+
+    rows = [{"transaction_id": f"t{i}", "user_id": u, "ts": T0, "amount": 1.0, "quantity": 1, "country": None}
+            for i, u in enumerate([5] * 150 + list(range(100)))]
+    table = validate_rows(stream_source(), rows, bound=None)
+    groups = _groups(plan(1), table)
+    users = [g.column("user_id").to_pylist() for g in groups]
+    # 250 journal entries + 100 entities' items = 350 items: 4 transactions are the fewest possible
+    assert all(len(g) + len({*u}) <= 100 for g, u in zip(groups, users))
+    assert len(groups) == 4
+    assert sum(1 for u in users if 5 in u) <= 3  # 151 events of one entity: in 2 or 3 groups, not 151
+    assert sorted(v for u in users for v in u) == sorted(r["user_id"] for r in rows)
+    assert [len(g) for g in _groups(plan(0), table)] == [100, 100, 50]
+    assert all(len(g) + 2 * len(set(g.column("user_id").to_pylist())) <= 100 for g in _groups(plan(2), table))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,7 +45,7 @@ def cases_in_batches(draw):
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(rows) - 1)), max_size=4)))
     shuffled = [rows[i] for i in order]
     bounds = [0, *cuts, len(rows)]
-    return case, [shuffled[a:b] for a, b in zip(bounds, bounds[1:]) if shuffled[a:b]]
+    return case, [shuffled[a:b] for a, b in itertools.pairwise(bounds) if shuffled[a:b]]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
