@@ -180,13 +180,21 @@ def test_the_sdk_and_the_cli_ingest_into_the_same_stores(project, monkeypatch):
 
 
 def test_push_through_the_api_is_online_at_once_and_in_delta_after_the_servers_flush(online_config, tmp_path):
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from hindsight.offline_store.pushed_rows import PUSHED_AT
     from hindsight.online_sync import ensure_tables
-    from tests.fixtures.dynamodb import make_registry, make_view, write_rows
+    from tests.fixtures.dynamodb import delta_schema, make_registry, make_view
 
     view = make_view(tmp_path / "offline", "user_stats", push=True)
     registry = make_registry(view)
     earlier = dt.datetime.now(UTC) - dt.timedelta(days=1)
-    write_rows(view, [{"user_id": 1, "ts": earlier, "created": earlier, "amount": 1.0, "count": 1, "country": "DE"}])
+    # The table as the feature_view materialization writes a push view's: with the push-time column.
+    schema = delta_schema(view).append(pa.field(PUSHED_AT, pa.timestamp("us", tz="UTC")))
+    built = {"user_id": 1, "ts": earlier, "created": earlier, "_partition_date": earlier.date(), "amount": 1.0,
+             "count": 1, "country": "DE", PUSHED_AT: None}
+    write_deltalake(view.delta_uri, pa.Table.from_pylist([built], schema=schema), partition_by=["_partition_date"])
     ensure_tables(registry, online_config)  # the view's table and the journal
     env = {"HINDSIGHT_DYNAMODB_ENDPOINT": online_config.endpoint_url,
            "HINDSIGHT_DYNAMODB_TABLE_PREFIX": online_config.table_prefix, "HINDSIGHT_SERVING_FLUSH": "on"}
@@ -216,5 +224,6 @@ def test_push_through_the_api_is_online_at_once_and_in_delta_after_the_servers_f
             assert time.monotonic() < deadline, "the server's flusher did not append the pushed row:\n" + server.log()
             time.sleep(0.5)
         assert len(mine) == 1 and mine[0]["amount"] == 12.5 and mine[0]["country"] == "FR"
+        assert mine[0][PUSHED_AT] is not None
     finally:
         server.stop()
