@@ -8,9 +8,10 @@ acknowledged event or row survives a `kill -9` of the server. A client that retr
 (after a timeout, a 503) is safe: an event id already journaled counts as a duplicate, and a pushed
 row that is not newer than the online value is not written again.
 
-The body is checked here for its shape (fields, types, row count) and each row against the
-registry by the writer, whose `IngestValidationError` (field, row, rule) becomes a 400 naming them.
-Writes need the key's write scope on the target (`auth.require_write`).
+Order of the checks: the body's shape (fields, types, row count: 400/413, which tell nothing about
+the registry), then the key's write scope on the target (`auth.require_write`: 403, before an
+unknown name is answered 404), then each row against the registry by the writer, whose
+`IngestValidationError` (field, row, rule, nearest valid value) becomes a 400 naming them.
 
 Per process (gunicorn forks workers from a preloaded app): one DynamoDB client and one `Ingestor`
 per served registry version, created on first use after the fork, and a `FlushLoop` started by
@@ -199,15 +200,12 @@ def ingest() -> Response:
     state = get_state()
     data = read_body(request.environ, request.content_length, state.config.max_body_bytes)
     body = parse_json_body(data, request.mimetype)
-    name = body.get("source")
-    if type(name) is str and name:
-        found = _source_name(state.registry, name)
-        # Checked before the name is looked up: a key learns nothing about sources it may not write.
-        auth.require_write(found or name)
-        if found is None:
-            raise _unknown_source(state.registry, name)
-    source, rows = _rows(body, "source", INGEST_FIELDS, state.config.max_write_rows)
-    source = _source_name(state.registry, source) or source
+    name, rows = _rows(body, "source", INGEST_FIELDS, state.config.max_write_rows)
+    source = _source_name(state.registry, name)
+    # Checked before an unknown name is answered: a key learns nothing about sources it may not write.
+    auth.require_write(source or name)
+    if source is None:
+        raise _unknown_source(state.registry, name)
     try:
         report = _writers().ingest(state.registry, source, rows)
     except OnlineStoreUnavailable as error:
@@ -225,14 +223,12 @@ def push() -> Response:
     state = get_state()
     data = read_body(request.environ, request.content_length, state.config.max_body_bytes)
     body = parse_json_body(data, request.mimetype)
-    name = body.get("view")
-    if type(name) is str and name:
-        auth.require_write(name)
-        if name not in {view.name for view in state.registry.feature_views}:
-            # The nearest valid names are the views that take pushes.
-            pushable = [view.name for view in state.registry.feature_views if view.push]
-            raise unknown("feature view", name, pushable, "unknown_feature_view")
     view, rows = _rows(body, "view", PUSH_FIELDS, state.config.max_write_rows)
+    auth.require_write(view)
+    if view not in {v.name for v in state.registry.feature_views}:
+        # The nearest valid names are the views that take pushes.
+        pushable = [v.name for v in state.registry.feature_views if v.push]
+        raise unknown("feature view", view, pushable, "unknown_feature_view")
     from hindsight.online_sync.push import PushConflict, PushRefused
 
     try:
