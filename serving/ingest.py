@@ -34,9 +34,10 @@ from flask import Blueprint, Flask, Response, current_app, request
 from hindsight.online_sync.config import OnlineStoreUnavailable
 from hindsight.online_sync.tables import needs_journal
 from hindsight.registry_sync.model import Registry
-from hindsight.serving import auth, jsonio
+from hindsight.serving import auth, jsonio, metrics
 from hindsight.serving.body import OutOfRangeNumber, json_type, parse_json_body, read_body, show
 from hindsight.serving.errors import ApiError, unknown
+from hindsight.serving.server import request_arrival
 from hindsight.serving.state import get_state
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ bp = Blueprint("ingest", __name__, url_prefix="/v1")
 EXTENSION = "hindsight_ingest"
 INGEST_FIELDS = ("source", "rows")
 PUSH_FIELDS = ("view", "rows")
+#: What a 503 tells the client: part of the request may be written, and a retry is safe.
+_RETRY = ("the request was not acknowledged (rows written before the failure are kept and count as duplicates "
+          "when the request is retried, so retrying it is safe)")
 #: Fields of an IngestReport the ingest endpoint answers (its timing stays in the server).
 INGEST_REPORT_FIELDS = ("source", "received", "accepted", "duplicates")
 
@@ -197,6 +201,7 @@ def _unknown_source(registry: Registry, name: str) -> ApiError:
 @bp.post("/ingest")
 def ingest() -> Response:
     """Events of a stream source: into the online tiles of its views and its journal, exactly once."""
+    started = request_arrival() or time.perf_counter()
     state = get_state()
     data = read_body(request.environ, request.content_length, state.config.max_body_bytes)
     body = parse_json_body(data, request.mimetype)
@@ -206,20 +211,27 @@ def ingest() -> Response:
     auth.require_write(source or name)
     if source is None:
         raise _unknown_source(state.registry, name)
+    from hindsight.streams.ingest import IngestConflict
+
     try:
         report = _writers().ingest(state.registry, source, rows)
+    except IngestConflict as error:
+        raise ApiError(503, "write_conflict", f"{error}; {_RETRY}") from None
     except OnlineStoreUnavailable as error:
         log.warning("ingest into %s failed: %s", source, error)
-        raise ApiError(503, "online_store_unavailable", "the online store cannot be reached; nothing was acknowledged "
-                                                        "(retrying the request is safe); see the server log") from None
+        raise ApiError(503, "online_store_unavailable", f"the online store cannot be reached; {_RETRY}; "
+                                                        "see the server log") from None
     except ValueError as error:  # IngestValidationError and the store's ValidationException
         raise _invalid_row(error, "stream source", source) from None
-    return jsonio.response({name: getattr(report, name) for name in INGEST_REPORT_FIELDS})
+    metrics.observe_write("ingest", source, time.perf_counter() - started,
+                          {"accepted": report.accepted, "duplicate": report.duplicates})
+    return jsonio.response({field: getattr(report, field) for field in INGEST_REPORT_FIELDS})
 
 
 @bp.post("/push")
 def push() -> Response:
     """Rows of a push feature view: online (newest event wins) and journaled for its Delta table."""
+    started = request_arrival() or time.perf_counter()
     state = get_state()
     data = read_body(request.environ, request.content_length, state.config.max_body_bytes)
     body = parse_json_body(data, request.mimetype)
@@ -235,15 +247,19 @@ def push() -> Response:
         report = _writers().push(state.registry, view, rows)
     except OnlineStoreUnavailable as error:
         log.warning("push to %s failed: %s", view, error)
-        raise ApiError(503, "online_store_unavailable", "the online store cannot be reached; nothing was acknowledged "
-                                                        "(retrying the request is safe); see the server log") from None
+        raise ApiError(503, "online_store_unavailable", f"the online store cannot be reached; {_RETRY}; "
+                                                        "see the server log") from None
     except PushConflict as error:
-        raise ApiError(503, "write_conflict", f"{error}; nothing was acknowledged: retry the request") from None
+        raise ApiError(503, "write_conflict", f"{error}; {_RETRY}") from None
     except PushRefused as error:  # a view without push: true, or an aggregation view
         raise ApiError(400, "push_refused", str(error)) from None
     except ValueError as error:  # a malformed row, an event in the future
         raise _invalid_row(error, "feature view", view) from None
-    return jsonio.response(push_report(report))
+    answer = push_report(report)
+    metrics.observe_write("push", view, time.perf_counter() - started,
+                          {"accepted": answer.get("journaled", 0), "duplicate": answer.get("duplicates", 0),
+                           "stale": answer.get("stale", 0)})
+    return jsonio.response(answer)
 
 
 def push_report(report: Any) -> dict[str, Any]:

@@ -221,7 +221,7 @@ def test_store_down_is_a_503_and_nothing_acknowledged(client, ingestor):
     response = client.post("/v1/ingest", json={"source": "transactions", "rows": [EVENT]})
     assert response.status_code == 503
     assert error(response)["code"] == "online_store_unavailable"
-    assert "retrying the request is safe" in error(response)["message"]
+    assert "so retrying it is safe" in error(response)["message"]
 
 
 def test_push_answers_its_report(client, pushes):
@@ -451,3 +451,18 @@ def test_client_raises_the_servers_error_with_its_details(http_client):
         http_client.push("user_profile", [])
     assert http_client.push("user_profile", [PUSHED]) == {"view": "user_profile", "rows": 1, "written": 1, "stale": 0, "journaled": 1,
                                       "duplicates": 0}
+
+
+def test_acknowledged_writes_are_counted_by_outcome(client):
+    from hindsight.serving import metrics
+
+    def count(outcome: str) -> float:
+        labels = {"target": "streams.transactions", "outcome": outcome}
+        return metrics.REGISTRY.get_sample_value("hindsight_serving_written_rows_total", labels) or 0.0
+
+    before = count("accepted"), count("duplicate")
+    rows = [{**EVENT, "transaction_id": "m-1"}, {**EVENT, "transaction_id": "m-2"}]
+    client.post("/v1/ingest", json={"source": "transactions", "rows": rows})
+    client.post("/v1/ingest", json={"source": "transactions", "rows": rows[:1]})
+    assert (count("accepted") - before[0], count("duplicate") - before[1]) == (2, 1)
+    assert "hindsight_serving_write_seconds" in client.get("/metrics").get_data(as_text=True)
