@@ -23,7 +23,7 @@ class Change:
 
     #: added | removed | changed
     action: str
-    #: entity | feature_view | on_demand_view | feature | feature_service
+    #: entity | feature_view | on_demand_view | feature | feature_service | stream_source | stream_column
     kind: str
     name: str
     detail: str = ""
@@ -59,6 +59,7 @@ def plan(old: Registry | None, new: Registry) -> Plan:
     changes += _entity_changes(old, new)
     changes += _view_changes(old, new)
     changes += _service_changes(old, new)
+    changes += _stream_changes(old, new)
     return Plan(tuple(changes))
 
 
@@ -115,7 +116,7 @@ def _one_view_changes(old: View, new: View, used: dict[tuple[str, str], list[str
         if old.join_keys != new.join_keys:
             changes.append(Change("changed", kind, new.name, f"join keys {list(old.join_keys)} -> {list(new.join_keys)}", breaking=True))
         for attribute in ("timestamp_field", "created_field", "ttl_seconds", "online", "delta_uri", "kind",
-                          "expected_freshness_seconds"):
+                          "expected_freshness_seconds", "stream_source", "push", "push_partial"):
             if getattr(old, attribute) != getattr(new, attribute):
                 changes.append(Change("changed", kind, new.name, f"{attribute} {getattr(old, attribute)!r} -> {getattr(new, attribute)!r}"))
         if old.is_aggregation and new.is_aggregation and old.aggregation_interval_seconds != new.aggregation_interval_seconds:
@@ -124,6 +125,8 @@ def _one_view_changes(old: View, new: View, used: dict[tuple[str, str], list[str
             detail = f"aggregation_interval {_duration(old.aggregation_interval_seconds)} -> {_duration(new.aggregation_interval_seconds)}"
             changes.append(Change("changed", kind, new.name, detail + (f"; used by {', '.join(users)}" if users else ""),
                                   breaking=bool(users)))
+        if old.stream_sql != new.stream_sql and old.stream_source and new.stream_source:
+            changes.append(Change("changed", kind, new.name, "stream_sql (the SQL run over each batch of events)"))
         if old.expectations != new.expectations:
             # Versions validated with the old expectations must be validated again before sync.
             changes.append(Change("changed", kind, new.name, f"expectations: {len(old.expectations)} -> {len(new.expectations)} "
@@ -171,6 +174,27 @@ def _service_changes(old: Registry, new: Registry) -> list[Change]:
         if gone or came:
             detail = "; ".join(p for p in (f"+{', +'.join(came)}" if came else "", f"-{', -'.join(gone)}" if gone else "") if p)
             changes.append(Change("changed", "feature_service", name, detail))
+    return changes
+
+
+def _stream_changes(old: Registry, new: Registry) -> list[Change]:
+    """Stream sources added, removed, or with another event id, time, entities, log, Kinesis stream or columns."""
+    before = {s.name: s for s in old.stream_sources}
+    after = {s.name: s for s in new.stream_sources}
+    changes = [Change("added", "stream_source", n, f"{len(after[n].columns)} columns") for n in sorted(after.keys() - before.keys())]
+    changes += [Change("removed", "stream_source", n) for n in sorted(before.keys() - after.keys())]
+    for name in sorted(before.keys() & after.keys()):
+        a, b = before[name], after[name]
+        for attribute in ("event_id_field", "timestamp_field", "entities", "delta_uri", "kinesis_stream"):
+            was_value, now_value = getattr(a, attribute), getattr(b, attribute)
+            if was_value != now_value:
+                changes.append(Change("changed", "stream_source", name, f"{attribute} {was_value!r} -> {now_value!r}"))
+        was = {c.name: c.dtype for c in a.columns}
+        now = {c.name: c.dtype for c in b.columns}
+        changes += [Change("added", "stream_column", f"{name}:{c}", now[c]) for c in now if c not in was]
+        changes += [Change("removed", "stream_column", f"{name}:{c}") for c in was if c not in now]
+        changes += [Change("changed", "stream_column", f"{name}:{c}", f"type {was[c]} -> {now[c]}")
+                    for c in now if c in was and was[c] != now[c]]
     return changes
 
 

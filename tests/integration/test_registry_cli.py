@@ -29,7 +29,9 @@ def test_apply_then_list_and_show_every_view(parsed_copy):
     listing = json.loads(hindsight(project_copy, "registry", "list", "--json", check=True).stdout)
     assert {v["name"] for v in listing["feature_views"]} == {
         "merchant_profile", "merchant_risk", "user_profile", "user_transaction_aggregates", "transaction_context",
+        "user_stream_activity",
     }
+    assert [s["name"] for s in listing["stream_sources"]] == ["streams.transactions"]
     view = json.loads(hindsight(project_copy, "registry", "show", "user_profile", "--json", check=True).stdout)
     assert view["kind"] == "batch" and view["entities"] == ["user_id"] and view["created_field"] == "created_timestamp"
     assert view["timestamp_field"] == "event_timestamp" and view["online"] is True and view["ttl"] is None

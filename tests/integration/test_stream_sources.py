@@ -188,3 +188,28 @@ def test_the_hook_runs_in_a_project_that_installs_hindsight(tmp_path):
     run("hindsight", "apply", "--no-online")
     shown = json.loads(run("hindsight", "registry", "show", "clicks", "--json").stdout)
     assert shown["feeds"] == ["customer_clicks"] and shown["event_log"] == str(root / "data/offline_store/_streams/events/clicks")
+
+
+def test_on_spark_the_hook_creates_the_log_and_registers_events_delta_rs_wrote(tmp_path, sail_remote):
+    """Sail: the first build creates the empty log (0 rows); events appended with delta-rs reach the tiles."""
+    from tests.fixtures.dbt_project import new_project
+
+    project = new_project(tmp_path / "project")
+    project.generate()
+    project = project.with_target("spark", sail_remote)
+    project.dbt("build", "--select", VIEW)
+    log = DeltaTable(log_uri(project))
+    assert log.metadata().partition_columns == list(PARTITION_BY)
+    assert pa.schema(log.schema().to_arrow()).names == [
+        "transaction_id", "user_id", "merchant_id", "amount", "country", "ts", INGESTED_AT, EVENT_DATE]
+    assert project.table(VIEW).to_pyarrow_table().num_rows == 0
+
+    batch = events(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+    write_deltalake(log_uri(project), batch, mode="append", partition_by=list(PARTITION_BY))
+    project.dbt("build", "--select", VIEW, "--full-refresh")
+    tiles = project.table(VIEW).to_pyarrow_table()
+    newest = tiles.group_by(["user_id", "_tile_start"]).aggregate([("event_timestamp", "max")])
+    whole = tiles.join(newest.rename_columns(["user_id", "_tile_start", "event_timestamp"]),
+                       ["user_id", "_tile_start", "event_timestamp"], join_type="inner")
+    totals = whole.group_by("user_id").aggregate([("_events", "sum")])
+    assert dict(zip(totals["user_id"].to_pylist(), totals["_events_sum"].to_pylist())) == {1: 4, 2: 2, 3: 2}

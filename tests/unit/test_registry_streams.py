@@ -339,3 +339,23 @@ def test_the_catalog_shows_stream_sources_and_the_views_they_feed():
     assert "## Stream sources (1)" in front
     assert (f"| [streams.transactions](#!/source/{STREAM_ID}) | `transaction_id` | `ts` | user, merchant | "
             "[user_stream](#!/model/model.shop.user_stream) |  |") in front
+
+
+def test_plan_lists_stream_source_and_stream_view_changes():
+    import dataclasses
+
+    from hindsight.registry_sync.diff import plan
+
+    before = build(manifest(view_node(), batch_view()))
+    assert "+ stream_source streams.transactions: 5 columns" in [str(c) for c in plan(None, before).changes]
+    node = stream_node(kinesis_stream="k")
+    node["columns"]["country"] = {"name": "country", "data_type": "string"}
+    node["columns"]["amount"]["data_type"] = "decimal"
+    after = build(manifest(view_node(compiled=COMPILED + " and 2 = 2"), batch_view(push=True), stream=node))
+    changes = [str(c) for c in plan(before, after).changes]
+    assert "~ stream_source streams.transactions: kinesis_stream None -> 'k'" in changes
+    assert "+ stream_column streams.transactions:country: string" in changes
+    assert "~ stream_column streams.transactions:amount: type float64 -> decimal" in changes
+    assert "~ feature_view user_stream: stream_sql (the SQL run over each batch of events)" in changes
+    assert "~ feature_view user_profile: push False -> True" in changes
+    assert plan(after, dataclasses.replace(after)).changes == ()
