@@ -30,7 +30,10 @@ Modules: `config` (OnlineStoreConfig, clients), `codec` (attribute encoding), `t
 (ensure_tables), `newest` (Delta/CDF -> newest row per entity, in DuckDB), `delta_sync` (sync),
 `push`, `store` (OnlineStore), `state` (sync state and lease), `batching` (batch calls, retries),
 `parity` (check_parity), `local` (DynamoDB Local), `keys` (the serving API's keys, hashed, in
-`<prefix>api_keys`).
+`<prefix>api_keys`), `tile_items` / `combine` (aggregation views' items, built by sync and combined at
+read time), `tile_merge` (those items updated in place, event by event, for stream-fed views), and
+`journal` (`<prefix>_hs_journal`: every ingested event and pushed row until flushed to Delta, and
+the dedupe record of its id).
 
 Deleted Delta rows are not retracted: the online store only moves forward in event time, and the
 TTL ages old values out.

@@ -95,8 +95,14 @@ def apply(allow_breaking: bool, online: bool, parse: bool) -> None:
         click.echo(f"Applied registry version {applied.version}: {len(result.changes)} change(s).")
     # What the applied services use: the feature_view materialization refuses to break it.
     write_registry_contracts(applied, settings.registry_dir)
-    if online and any(v.online for v in applied.feature_views):
+    if online and (any(v.online for v in applied.feature_views) or needs_journal(applied)):
         _ensure_online_tables(applied)
+
+
+def needs_journal(registry: Registry) -> bool:
+    from hindsight.online_sync.tables import needs_journal as needs
+
+    return needs(registry)
 
 
 def _ensure_online_tables(registry: Registry) -> None:

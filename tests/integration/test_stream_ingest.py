@@ -253,3 +253,36 @@ def test_ingested_in_any_batches_and_order_serving_equals_the_oracle(drawn, onli
                                Key={KEY_ATTR: {"S": str(user)}, WRITER_ATTR: {"S": "sync"}}).get("Item")
         if item is not None:
             assert 1 <= int(item[VERSION_ATTR]["N"]) <= len(calls)
+
+
+class _InterleavingClient:
+    """A client whose first TransactWriteItems is preceded by another writer's ingest (a race lost)."""
+
+    def __init__(self, client, before) -> None:
+        self._client, self._before = client, before
+
+    def transact_write_items(self, **kwargs):
+        before, self._before = self._before, None
+        if before is not None:
+            before()
+        return self._client.transact_write_items(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_version_conflict_rereads_the_item_and_keeps_both_writers_events(setup, online_config, dynamodb_client):
+    registry, _, _ = setup
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    mine, theirs = events(3, now - dt.timedelta(minutes=5), users=1), events(2, now - dt.timedelta(minutes=4), users=1,
+                                                                              prefix="u")
+    other = Ingestor(registry, online_config, dynamodb_client)
+    other.ingest("transactions", theirs[:1])  # the item exists (version 1) before both read it
+    racing = Ingestor(registry, online_config,
+                      _InterleavingClient(dynamodb_client, lambda: other.ingest("transactions", theirs[1:])))
+    report = racing.ingest("transactions", mine)
+    assert (report.accepted, report.duplicates) == (3, 0)
+    assert counts(OnlineStore(registry, online_config), [0], now) == {0: 5}
+    item = dynamodb_client.get_item(TableName=online_config.table_name("txn"), ConsistentRead=True,
+                                    Key={KEY_ATTR: {"S": "0"}, WRITER_ATTR: {"S": "sync"}})["Item"]
+    assert item[VERSION_ATTR] == {"N": "3"}  # theirs twice, then mine once (after the retry)
