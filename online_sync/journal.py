@@ -289,7 +289,8 @@ class Journal:
                     if missing <= 0 or not open_shards:
                         break
                     share = -(-missing // len(open_shards))
-                    list(pool.map(lambda name: self._query_shard(name, shards[name], share), open_shards))
+                    list(pool.map(self._query_shard, open_shards, [shards[n] for n in open_shards],
+                                  [share] * len(open_shards)))
         except (BotoCoreError, ClientError) as err:
             raise store_error(err, f"reading the journal {self.table}") from err
         merged = heapq.merge(*(sorted(s.entries, key=_order) for s in shards.values()), key=_order)

@@ -134,7 +134,7 @@ def test_concurrent_writers_of_the_same_events_never_duplicate(tmp_path):
             try:
                 write_events(stream, batch)
                 return
-            except Exception as err:  # a lost commit race: the flusher retries the batch
+            except Exception as err:  # noqa: BLE001 - a lost commit race (asserted below); the flusher retries
                 errors.append(err)
 
     threads = [threading.Thread(target=writer) for _ in range(4)]

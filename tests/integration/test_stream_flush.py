@@ -252,3 +252,46 @@ def test_kill_9_right_after_acks_then_restart_and_flush_loses_and_duplicates_not
     assert len(after) == len(set(after)), "an event is in the event log twice"
     assert set(acked) <= set(after), f"{len(set(acked) - set(after))} acknowledged events are missing"
     assert journal.pending(source_target(stream.name), 10) == []
+
+
+def test_pushed_rows_flush_into_the_push_view_table_once(tmp_path, online_config, dynamodb_client, monkeypatch):
+    import dataclasses
+
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from hindsight.offline_store.pushed_rows import PUSHED_AT
+    from hindsight.online_sync import ensure_tables, push
+    from hindsight.online_sync.journal import view_target
+    from tests.fixtures.dynamodb import make_view
+
+    view = dataclasses.replace(make_view(tmp_path, "profile", {"score": "float64"}, created=False), push=True)
+    schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")), ("_partition_date", pa.date32()),
+                        ("score", pa.float64()), (PUSHED_AT, pa.timestamp("us", tz="UTC"))])
+    computed = [{"user_id": 1, "ts": T0, "_partition_date": T0.date(), "score": 1.0, PUSHED_AT: None}]
+    write_deltalake(view.delta_uri, pa.Table.from_pylist(computed, schema=schema), partition_by=["_partition_date"])
+    registry = Registry(project="test", feature_views=(view,))
+    ensure_tables(registry, online_config, client=dynamodb_client)
+    rows = [{"user_id": 1, "ts": T0 + dt.timedelta(hours=1), "score": 2.0},
+            {"user_id": 2, "ts": T0 + dt.timedelta(hours=2), "score": 3.0}]
+    push(registry, online_config, "profile", rows)
+    crashing = Flusher(registry, online_config, client=dynamodb_client)
+    monkeypatch.setattr(crashing.journal, "mark_flushed", lambda entries: (_ for _ in ()).throw(RuntimeError("killed")))
+    with pytest.raises(RuntimeError, match="killed"):
+        crashing.flush_once()
+    report = Flusher(registry, online_config, client=dynamodb_client).flush_once()
+    (flushed,) = report.targets
+    assert (flushed.target, flushed.entries, flushed.inserted) == (view_target("profile"), 2, 0)
+    table = DeltaTable(view.delta_uri).to_pyarrow_table().sort_by([("user_id", "ascending"), ("ts", "ascending")])
+    assert [(r["user_id"], r["score"], r[PUSHED_AT] is not None) for r in table.to_pylist()] == [
+        (1, 1.0, False), (1, 2.0, True), (2, 3.0, True)]
+    assert Flusher(registry, online_config, client=dynamodb_client).flush_once().entries == 0
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_text(json.dumps(registry.to_dict()))
+    env = {"HINDSIGHT_DYNAMODB_ENDPOINT": online_config.endpoint_url,
+           "HINDSIGHT_DYNAMODB_TABLE_PREFIX": online_config.table_prefix}
+    named = CliRunner().invoke(main, ["stream", "flush", "--view", "profile", "--registry", str(registry_file)], env=env)
+    assert named.exit_code == 0 and "view:profile" in named.output, named.output
+    typo = CliRunner().invoke(main, ["stream", "flush", "--view", "profil", "--registry", str(registry_file)], env=env)
+    assert typo.exit_code == 1
+    assert "no feature view 'profil' (did you mean profile?); push views: profile" in typo.output
