@@ -25,10 +25,8 @@ hold its entity's online value until real time caught up with it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,13 +36,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hindsight.core.suggest import did_you_mean
 from hindsight.offline_store.pushed_rows import FEATURES_PRESENT, entry_id
-from hindsight.online_sync.batching import MAX_GET_BATCH, backoff_delay, chunked, get_batch
 from hindsight.online_sync.codec import (
     EXPIRES_ATTR,
     KEY_ATTR,
     ORDER_ATTR,
     PUSH_WRITER,
-    SYNC_WRITER,
     WRITER_ATTR,
     check_item_size,
     encoder,
@@ -54,7 +50,7 @@ from hindsight.online_sync.codec import (
 )
 from hindsight.core.durations import format_duration, parse_duration
 from hindsight.online_sync.config import OnlineStoreConfig, shared_client, store_error
-from hindsight.online_sync.journal import Journal, now_us, view_target
+from hindsight.online_sync.push_transactions import PushConflict, PushedRow, Writer, transactions  # noqa: F401 (push raises PushConflict)
 from hindsight.registry_sync.model import FeatureView, Registry
 
 #: How far ahead of this machine's clock a pushed event (or created) time may be.
@@ -131,10 +127,6 @@ class PushRefused(ValueError):
         super().__init__(message)
 
 
-class PushConflict(RuntimeError):
-    """Other writers kept changing the entities of a partial push through every retry."""
-
-
 @dataclass(frozen=True)
 class PushReport:
     """What a `push` did."""
@@ -152,22 +144,6 @@ class PushReport:
     journaled: int = 0
     #: Rows already journaled (a retried push, or the same row twice): nothing new offline.
     duplicates: int = 0
-
-
-@dataclass
-class _Row:
-    """One validated pushed row."""
-
-    index: int
-    key: str
-    order: int
-    #: The push-slot item this row alone would write (carried features only).
-    item: dict[str, Any]
-    #: The features the row carries (all of them unless the view takes partial pushes).
-    present: tuple[str, ...]
-    #: The row as the journal stores it, and its entry id (a digest of it).
-    journal: dict[str, Any]
-    entry_id: str
 
 
 def _check_row(view: FeatureView, row: Mapping[str, Any], index: int) -> tuple[str, ...]:
@@ -213,7 +189,7 @@ def push_item(
     return row_.key, row_.order, row_.item
 
 
-def _row(view: FeatureView, row: Mapping[str, Any], index: int, bound: FutureBound | None) -> _Row:
+def _row(view: FeatureView, row: Mapping[str, Any], index: int, bound: FutureBound | None) -> PushedRow:
     present = _check_row(view, row, index)
     try:
         event = to_micros(row[view.timestamp_field])
@@ -226,8 +202,9 @@ def _row(view: FeatureView, row: Mapping[str, Any], index: int, bound: FutureBou
             item[EXPIRES_ATTR] = {"N": str(event // 1_000_000 + view.ttl_seconds)}
         journal: dict[str, Any] = {k: _json_key(row[k]) for k in view.join_keys}
         journal[view.timestamp_field] = _from_micros(event).isoformat()
-        if created is not None and view.created_field:
-            journal[view.created_field] = _from_micros(created).isoformat()
+        if view.created_field:
+            # Always the key, null or not: the flusher builds one table from the first row's keys.
+            journal[view.created_field] = None if created is None else _from_micros(created).isoformat()
         for feature in view.features:
             if feature.name not in present:
                 if view.push_partial:
@@ -247,7 +224,7 @@ def _row(view: FeatureView, row: Mapping[str, Any], index: int, bound: FutureBou
             if field is not None and micros is not None and micros > latest:
                 raise FutureEventError(view.name, index, field, _from_micros(micros), bound)
     check_item_size(item, f"push to {view.name!r}, entity {key}")
-    return _Row(index, key, order, item, present, journal, entry_id(journal))
+    return PushedRow(index, key, order, item, present, journal, entry_id(journal))
 
 
 def _json_key(value: Any) -> Any:
@@ -332,6 +309,7 @@ def push(
             client's mistake, 4xx).
         FutureEventError: a row's event or created time lies beyond the bound (nothing written).
         OnlineStoreUnavailable: DynamoDB cannot be reached.
+        PushConflict: a partial push's entities kept changing under concurrent writers (retry).
     """
     started = time.perf_counter()
     config = config or OnlineStoreConfig.from_env()
@@ -339,202 +317,14 @@ def push(
     bound = bound or FutureBound.from_env()
     checked = [_row(view, row, index, bound) for index, row in enumerate(rows)]
     client = client or shared_client(config)
-    writer = _Writer(view, config, client)
+    writer = Writer(view, config, client)
     units = writer.units(checked)
     try:
         with ThreadPoolExecutor(config.write_threads) as pool:
-            results = list(pool.map(writer.commit, _transactions(units)))
+            results = list(pool.map(writer.commit, transactions(units)))
     except (BotoCoreError, ClientError) as err:
         raise store_error(err, f"push to {view.name!r} at {config.endpoint_url or 'AWS'}") from err
     written = sum(r[0] for r in results)
     journaled = sum(r[1] for r in results)
     return PushReport(view.name, len(checked), written, len(checked) - written, time.perf_counter() - started,
                       journaled=journaled, duplicates=len(checked) - journaled)
-
-
-# ---------------------------------------------------------------------------------------------
-# Transactions
-# ---------------------------------------------------------------------------------------------
-
-#: DynamoDB's limits per TransactWriteItems: 100 items, 4 MB (a margin is kept for overhead).
-MAX_TRANSACTION_ITEMS = 100
-MAX_TRANSACTION_BYTES = 3_500_000
-_MAX_ATTEMPTS = 12
-
-
-@dataclass
-class _Unit:
-    """What must commit together: an entity's online write (its newest row) and journal entries."""
-
-    key: str
-    online: _Row | None
-    entries: list[_Row]
-    #: The entity's rows in this push, oldest first (partial views fold them all online).
-    history: tuple[_Row, ...] = ()
-
-    @property
-    def size(self) -> int:
-        return len(self.entries) + (0 if self.online is None else 2)
-
-    @property
-    def nbytes(self) -> int:
-        online = 0 if self.online is None else 2 * sum(len(str(v)) + len(k) for k, v in self.online.item.items())
-        return online + sum(len(json.dumps(e.journal, default=str)) + 200 for e in self.entries)
-
-
-def _transactions(units: list[_Unit]) -> list[list[_Unit]]:
-    """Units packed into groups that fit one TransactWriteItems each."""
-    groups: list[list[_Unit]] = []
-    current: list[_Unit] = []
-    items = nbytes = 0
-    for unit in units:
-        if current and (items + unit.size > MAX_TRANSACTION_ITEMS or nbytes + unit.nbytes > MAX_TRANSACTION_BYTES):
-            groups.append(current)
-            current, items, nbytes = [], 0, 0
-        current.append(unit)
-        items += unit.size
-        nbytes += unit.nbytes
-    if current:
-        groups.append(current)
-    return groups
-
-
-class _Writer:
-    """Builds and commits one push's transactions."""
-
-    def __init__(self, view: FeatureView, config: OnlineStoreConfig, client: Any) -> None:
-        self.view = view
-        self.client = client
-        self.table = config.table_name(view.name)
-        self.journal = Journal(config, client)
-        self.target = view_target(view.name)
-
-    def units(self, rows: list[_Row]) -> list[_Unit]:
-        """One unit per entity (more when its journal entries overflow a transaction)."""
-        by_entity: dict[str, list[_Row]] = {}
-        seen: set[str] = set()
-        for row in rows:
-            by_entity.setdefault(row.key, [])
-            if row.entry_id not in seen:  # the same row twice in one push is one entry
-                seen.add(row.entry_id)
-                by_entity[row.key].append(row)
-        units = []
-        for key, entity_rows in by_entity.items():
-            newest = None
-            for row in entity_rows:
-                # A later row of the same push wins a tie: it is the caller's latest word on that event.
-                if newest is None or newest.order <= row.order:
-                    newest = row
-            online = newest if self.view.online else None
-            room = MAX_TRANSACTION_ITEMS - (0 if online is None else 2)
-            history = tuple(sorted(entity_rows, key=lambda r: r.order))
-            units.append(_Unit(key, online, entity_rows[:room], history))
-            for start in range(room, len(entity_rows), MAX_TRANSACTION_ITEMS):
-                units.append(_Unit(key, None, entity_rows[start:start + MAX_TRANSACTION_ITEMS]))
-        return units
-
-    def commit(self, units: list[_Unit]) -> tuple[int, int]:
-        """Commit one group: (online items written, journal entries written)."""
-        entries = [e for u in units for e in u.entries]
-        online = [u.online for u in units if u.online is not None]
-        history = {u.key: u.history for u in units}
-        for attempt in range(_MAX_ATTEMPTS):
-            if not entries and not online:
-                return 0, 0
-            current = self._read(online) if self.view.push_partial and online else {}
-            writes = [(row, self._online_ops(row, current, history[row.key])) for row in online]
-            stale = [row for row, ops in writes if ops is None]
-            if stale:  # partial rows older than the online item: journal only
-                online = [row for row in online if row not in stale]
-                writes = [(row, ops) for row, ops in writes if ops is not None]
-            transaction: list[dict[str, Any]] = []
-            owners: list[tuple[str, _Row]] = []
-            seq = now_us()
-            for entry in entries:
-                transaction.append(self.journal.put_request(self.target, entry.entry_id, entry.journal, seq))
-                owners.append(("journal", entry))
-            for row, ops in writes:
-                for op in ops:
-                    transaction.append(op)
-                    owners.append(("online", row))
-            if not transaction:
-                return 0, 0
-            try:
-                self.client.transact_write_items(TransactItems=transaction, ClientRequestToken=str(uuid.uuid4()))
-                return len(online), len(entries)
-            except ClientError as err:
-                if err.response["Error"]["Code"] != "TransactionCanceledException":
-                    raise
-                reasons = err.response.get("CancellationReasons") or []
-                if any(r.get("Code") not in (None, "None", "ConditionalCheckFailed", "TransactionConflict") for r in reasons):
-                    raise
-                failed = [owners[i] for i, r in enumerate(reasons[:len(owners)]) if r.get("Code") == "ConditionalCheckFailed"]
-                duplicates = {id(row) for kind, row in failed if kind == "journal"}
-                entries = [e for e in entries if id(e) not in duplicates]
-                if not self.view.push_partial:
-                    # A whole row whose slot holds something newer: not written online.
-                    newer = {id(row) for kind, row in failed if kind == "online"}
-                    online = [row for row in online if id(row) not in newer]
-                if not failed:
-                    time.sleep(backoff_delay(attempt))  # a conflict with another transaction
-        raise PushConflict(
-            f"push to {self.view.name!r}: entities {sorted({r.key for r in online})[:10]} kept changing under "
-            f"concurrent writes through {_MAX_ATTEMPTS} attempts; nothing of this group was written, retry it"
-        )
-
-    def _read(self, rows: list[_Row]) -> dict[tuple[str, str], dict[str, Any]]:
-        """The sync and push items of the rows' entities, read consistently."""
-        keys = [{KEY_ATTR: {"S": row.key}, WRITER_ATTR: {"S": writer}} for row in rows for writer in (SYNC_WRITER, PUSH_WRITER)]
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        for chunk in chunked(keys, MAX_GET_BATCH):
-            response = get_batch(self.client, {self.table: {"Keys": chunk, "ConsistentRead": True}})
-            for item in response.get(self.table, []):
-                found[(item[KEY_ATTR]["S"], item[WRITER_ATTR]["S"])] = item
-        return found
-
-    def _online_ops(self, row: _Row, current: dict[tuple[str, str], dict[str, Any]],
-                    history: tuple[_Row, ...] = ()) -> list[dict[str, Any]] | None:
-        """The transaction elements writing `row` online; None when the online item is newer.
-
-        A partial row's item is the newest online item with the carried features of this push's
-        rows of the entity that are not older than it applied in event order, `row` (the newest)
-        last: what the flusher's fill computes offline for `row`.
-        """
-        if not self.view.push_partial:
-            return [{"Put": {
-                "TableName": self.table, "Item": row.item,
-                "ConditionExpression": "attribute_not_exists(#o) OR #o <= :o",
-                "ExpressionAttributeNames": {"#o": ORDER_ATTR},
-                "ExpressionAttributeValues": {":o": {"N": str(row.order)}},
-            }}]
-        synced, pushed = current.get((row.key, SYNC_WRITER)), current.get((row.key, PUSH_WRITER))
-        base = None
-        for item in (synced, pushed):  # the push slot wins a tie, as on reads
-            if item is not None and (base is None or int(item[ORDER_ATTR]["N"]) >= int(base[ORDER_ATTR]["N"])):
-                base = item
-        if base is not None and int(base[ORDER_ATTR]["N"]) > row.order:
-            return None
-        features = {f.name for f in self.view.features}
-        values = {name: value for name, value in (base or {}).items() if name in features}
-        floor = -1 if base is None else int(base[ORDER_ATTR]["N"])
-        for earlier in [*(r for r in history if r is not row and r.order >= floor), row]:
-            for name in earlier.present:
-                if name in earlier.item:
-                    values[name] = earlier.item[name]
-                else:  # a carried null: no attribute
-                    values.pop(name, None)
-        item = {**{k: v for k, v in row.item.items() if k not in features}, **values}
-        check_item_size(item, f"push to {self.view.name!r}, entity {row.key}")
-        return [
-            {"Put": {"TableName": self.table, "Item": item, **_unchanged(pushed)}},
-            {"ConditionCheck": {"TableName": self.table,
-                                "Key": {KEY_ATTR: {"S": row.key}, WRITER_ATTR: {"S": SYNC_WRITER}}, **_unchanged(synced)}},
-        ]
-
-
-def _unchanged(item: dict[str, Any] | None) -> dict[str, Any]:
-    """A condition that the slot still holds what was read (or still nothing)."""
-    if item is None:
-        return {"ConditionExpression": "attribute_not_exists(#o)", "ExpressionAttributeNames": {"#o": ORDER_ATTR}}
-    return {"ConditionExpression": "#o = :o", "ExpressionAttributeNames": {"#o": ORDER_ATTR},
-            "ExpressionAttributeValues": {":o": item[ORDER_ATTR]}}

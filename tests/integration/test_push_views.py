@@ -147,3 +147,39 @@ def test_only_push_views_take_pushes(built, online_config):
     project.add_model("bad_push", MODEL.replace("push=true, ", ""), features=["home_country", "birth_year", "score"])
     with pytest.raises(DbtFailed, match="config push_partial=true needs push=true"):
         project.dbt("run", "--select", "bad_push")
+
+
+def test_spark_runs_keep_pushed_rows_too(project_copy, sail_remote):
+    """The Spark materialization (Sail) keeps pushed rows through incremental runs and full refreshes,
+    and the table it builds takes appends from `append_pushed_rows`."""
+    import dataclasses
+    import shutil
+
+    spark = project_copy.with_target("spark", sail_remote)
+    spark.add_model(VIEW, MODEL, features=["home_country", "birth_year", "score"])
+    shutil.rmtree(f"{spark.settings.offline_store}/{VIEW}", ignore_errors=True)
+    spark.dbt("run", "--select", VIEW)
+    table = spark.table(VIEW).to_pyarrow_table()
+    assert table.column(PUSHED_AT).null_count == table.num_rows
+    user = table.column("user_id")[0].as_py()
+    (base,) = rows_of(spark, user)
+    view = dataclasses.replace(
+        next(v for v in project_registry(spark.settings).feature_views if v.name == VIEW))
+    assert view.push_partial
+    t1 = base["event_timestamp"] + dt.timedelta(days=1)
+    pushed_at = dt.datetime.now(UTC)
+    added = append_pushed_rows(view, pa.table({
+        "user_id": pa.array([user, user], table.schema.field("user_id").type),
+        "event_timestamp": [t1.isoformat(), base["event_timestamp"].isoformat()],
+        "score": [7.0, -1.0],
+        "_hs_features": [["score"], ["score"]],
+        INGESTED_AT: pa.array([pushed_at, pushed_at], pa.timestamp("us", tz="UTC")),
+    }))
+    assert added == 2
+    stored = rows_of(spark, user)
+    assert [(r["event_timestamp"], r["score"], r["home_country"]) for r in stored] == [
+        (base["event_timestamp"], -1.0, base["home_country"]), (t1, 7.0, base["home_country"])]
+    for args in ([], ["--full-refresh"]):
+        spark.dbt("run", "--select", VIEW, *args)
+        assert rows_of(spark, user) == stored, args
+        assert spark.table(VIEW).to_pyarrow_table().num_rows == table.num_rows + 1, args

@@ -109,7 +109,7 @@
     {#- An aggregation view's features are its declared aggregations; its columns are tiles. -#}
     {%- for feature in cfg.aggregation.features -%}{%- do features.append(feature.name) -%}{%- endfor -%}
   {%- else -%}
-    {%- set not_features = cfg.entities + [cfg.timestamp_field] + ([cfg.created_field] if cfg.created_field else []) + cfg.partition_by -%}
+    {%- set not_features = cfg.entities + [cfg.timestamp_field] + ([cfg.created_field] if cfg.created_field else []) + cfg.partition_by + [hindsight.pushed_at_column()] -%}
     {%- for column in adapter.get_columns_in_relation(relation) if column.name not in not_features -%}
       {%- do features.append(column.name) -%}
     {%- endfor -%}
