@@ -307,18 +307,6 @@ class Registry:
                 return odfv
         raise KeyError(name)
 
-    def feature_view(self, name: str) -> FeatureView:
-        """A feature view (not an on-demand view) by name.
-
-        Raises:
-            KeyError: naming the nearest feature views.
-        """
-        for v in self.feature_views:
-            if v.name == name:
-                return v
-        names = [v.name for v in self.feature_views]
-        raise KeyError(f"no feature view {name!r}{did_you_mean(name, names)}; known: {', '.join(names) or 'none'}")
-
     def entity(self, name: str) -> Entity:
         for e in self.entities:
             if e.name == name:
