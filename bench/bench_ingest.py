@@ -222,11 +222,11 @@ def throughput(http: Http, events: Events, source: str, raw: Callable[[int], Non
     """(batch size, API events/s, raw events/s) per batch size, alternating the two in halves."""
     rows = []
     for size in BATCH_SIZES:
-        def api() -> int:
+        def api(size: int = size) -> int:
             body = {"source": source, "rows": [events.event({"user_id": rng.randrange(1, users)}) for _ in range(size)]}
             return http.post("/v1/ingest", body)["accepted"]
 
-        def direct() -> int:
+        def direct(size: int = size) -> int:
             raw(size)
             return size
 

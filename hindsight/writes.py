@@ -122,6 +122,6 @@ def records(rows: Any) -> list[dict[str, Any]]:
         import pyarrow as pa
 
         return pa.Table.from_pandas(rows, preserve_index=False).to_pylist()
-    if isinstance(rows, dict) or isinstance(rows, (str, bytes)):
+    if isinstance(rows, (dict, str, bytes)):
         raise TypeError(f"rows must be a list of dicts, a pandas DataFrame or an Arrow table, got {type(rows).__name__}")
     return list(rows)

@@ -313,7 +313,7 @@ class FlushLoop:
         while not self._stop.wait(self.interval_s):
             try:
                 self.flush_once()
-            except Exception:  # noqa: BLE001 - a failed flush is retried next tick; entries stay journaled
+            except Exception:  # a failed flush is retried next tick; the entries stay journaled
                 log.exception("background flush failed; the journaled entries stay pending and are retried")
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -323,7 +323,7 @@ class FlushLoop:
             self._thread.join(timeout_s)
         try:
             self.flush_once()
-        except Exception:  # noqa: BLE001 - stays journaled: the next flusher writes it
+        except Exception:  # it stays journaled: the next flusher writes it
             log.exception("final flush failed; the journaled entries stay pending")
 
 
