@@ -310,9 +310,16 @@ class FlushLoop:
         return None if flusher is None else flusher.flush_once()
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self.interval_s):
             try:
                 self.flush_once()
+                failing = False
+            except OnlineStoreUnavailable as error:
+                # The store is down: said once until it recovers, not once a second.
+                if not failing:
+                    log.warning("background flush: %s; the journaled entries stay pending and are retried", error)
+                failing = True
             except Exception:  # a failed flush is retried next tick; the entries stay journaled
                 log.exception("background flush failed; the journaled entries stay pending and are retried")
 
@@ -360,7 +367,12 @@ def start_flusher(app: Flask) -> FlushLoop | None:
     from hindsight.serving.state import get_runtime
 
     runtime = get_runtime(app)
-    loop = FlushLoop(lambda: runtime.state.registry, flush_interval_s())
+    try:
+        interval = flush_interval_s()
+    except ValueError as error:  # a worker must boot: hindsight.yml's error is said, the default used
+        log.warning("streams.flush_interval: %s; flushing every second", error)
+        interval = 1.0
+    loop = FlushLoop(lambda: runtime.state.registry, interval)
     app.extensions[EXTENSION + "_flush"] = loop
     loop.start()
     return loop
