@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__, url_prefix="/v1")
 
 EXTENSION = "hindsight_ingest"
+#: The worker's FlushLoop (started by gunicorn's post_fork).
+FLUSH_EXTENSION = "hindsight_ingest_flush"
 INGEST_FIELDS = ("source", "rows")
 PUSH_FIELDS = ("view", "rows")
 #: What a 503 tells the client: part of the request may be written, and a retry is safe.
@@ -223,6 +225,7 @@ def ingest() -> Response:
                                                         "see the server log") from None
     except ValueError as error:  # IngestValidationError and the store's ValidationException
         raise _invalid_row(error, "stream source", source) from None
+    _poke_flusher()
     metrics.observe_write("ingest", source, time.perf_counter() - started,
                           {"accepted": report.accepted, "duplicate": report.duplicates})
     return jsonio.response({field: getattr(report, field) for field in INGEST_REPORT_FIELDS})
@@ -255,11 +258,18 @@ def push() -> Response:
         raise ApiError(400, "push_refused", str(error)) from None
     except ValueError as error:  # a malformed row, an event in the future
         raise _invalid_row(error, "feature view", view) from None
+    _poke_flusher()
     answer = push_report(report)
     metrics.observe_write("push", view, time.perf_counter() - started,
                           {"accepted": answer.get("journaled", 0), "duplicate": answer.get("duplicates", 0),
                            "stale": answer.get("stale", 0)})
     return jsonio.response(answer)
+
+
+def _poke_flusher() -> None:
+    loop = current_app.extensions.get(FLUSH_EXTENSION)
+    if loop is not None:
+        loop.poke()
 
 
 def push_report(report: Any) -> dict[str, Any]:
@@ -278,13 +288,21 @@ class FlushLoop:
 
     Several workers (and servers, and `hindsight stream run`) may run one each: the Flusher takes
     a lease per target, so one flushes a target at a time and the others skip it.
+
+    A flush reads every target's journal shards, dozens of DynamoDB queries: an idle worker does
+    not pay that every second. It flushes on a tick after this worker acknowledged a write (`poke`)
+    or after a flush that found entries, and otherwise every `idle_ticks` ticks (and on its first
+    tick), which picks up entries another process journaled and never flushed (killed).
     """
 
     def __init__(self, registry_source: Callable[[], Registry], interval_s: float,
-                 flusher_factory: Callable[[Registry], Any] | None = None) -> None:
+                 flusher_factory: Callable[[Registry], Any] | None = None, idle_ticks: int = 30) -> None:
         self._registry_source = registry_source
         self.interval_s = interval_s
+        self.idle_ticks = idle_ticks
         self._factory = flusher_factory or _default_flusher
+        self._wrote = threading.Event()
+        self._idle = idle_ticks  # the first tick flushes
         self._flusher: Any = None
         self._registry: Registry | None = None
         #: Whether a Flusher was ever created here (it runs delta-rs in this process).
@@ -305,15 +323,30 @@ class FlushLoop:
             self.ran = self.ran or self._flusher is not None
         return self._flusher
 
+    def poke(self) -> None:
+        """This worker acknowledged a write: flush on the next tick."""
+        self._wrote.set()
+
     def flush_once(self) -> Any:
         flusher = self._current()
         return None if flusher is None else flusher.flush_once()
+
+    def tick(self) -> Any:
+        """One tick of the thread: flush if there is reason to (see the class docstring); its report or None."""
+        self._idle += 1
+        if not self._wrote.is_set() and self._idle < self.idle_ticks:
+            return None
+        self._wrote.clear()
+        report = self.flush_once()
+        # Entries found: more may be coming (a batch limit, other writers); look again next tick.
+        self._idle = 0 if getattr(report, "entries", 0) == 0 else self.idle_ticks
+        return report
 
     def _run(self) -> None:
         failing = False
         while not self._stop.wait(self.interval_s):
             try:
-                self.flush_once()
+                self.tick()
                 failing = False
             except OnlineStoreUnavailable as error:
                 # The store is down: said once until it recovers, not once a second.
@@ -373,7 +406,7 @@ def start_flusher(app: Flask) -> FlushLoop | None:
         log.warning("streams.flush_interval: %s; flushing every second", error)
         interval = 1.0
     loop = FlushLoop(lambda: runtime.state.registry, interval)
-    app.extensions[EXTENSION + "_flush"] = loop
+    app.extensions[FLUSH_EXTENSION] = loop
     loop.start()
     return loop
 
@@ -384,7 +417,7 @@ def stop_flusher(app: Flask) -> bool:
     Returns:
         True if it ever flushed (delta-rs ran in this process: see server.worker_exit).
     """
-    loop = app.extensions.get(EXTENSION + "_flush")
+    loop = app.extensions.get(FLUSH_EXTENSION)
     if loop is None:
         return False
     loop.stop()

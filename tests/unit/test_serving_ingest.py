@@ -326,14 +326,48 @@ def test_the_document_describes_both_endpoints_and_real_answers_match(client):
 # --- the background flusher -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FakeReport:
+    entries: int
+
+
 class FakeFlusher:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.flushes = 0
+        #: Entries each flush finds, in turn (then none).
+        self.found: list[int] = []
 
-    def flush_once(self, target: str | None = None) -> int:
+    def flush_once(self, target: str | None = None) -> FakeReport:
         self.flushes += 1
-        return self.flushes
+        return FakeReport(self.found.pop(0) if self.found else 0)
+
+
+def test_an_idle_worker_flushes_rarely_and_a_writing_one_on_the_next_tick(registry):
+    flusher = FakeFlusher(registry)
+    loop = FlushLoop(lambda: registry, 3600, lambda r: flusher, idle_ticks=5)
+    assert loop.tick() is not None and flusher.flushes == 1  # the first tick: leftovers of a killed process
+    for _ in range(3):
+        assert loop.tick() is None
+    loop.poke()  # this worker acknowledged a write
+    flusher.found = [100, 0]
+    assert loop.tick().entries == 100 and flusher.flushes == 2
+    assert loop.tick().entries == 0 and flusher.flushes == 3  # it found entries: it looked again
+    assert [loop.tick() for _ in range(4)] == [None] * 4
+    assert loop.tick() is not None and flusher.flushes == 4  # idle_ticks later, unasked
+
+
+def test_acknowledged_writes_poke_the_workers_flusher(make_app):
+    from hindsight.serving.ingest import FLUSH_EXTENSION
+
+    app = make_app()
+    pokes = []
+    app.extensions[FLUSH_EXTENSION] = type("Loop", (), {"poke": lambda self: pokes.append(1)})()
+    client = app.test_client()
+    client.post("/v1/ingest", json={"source": "transactions", "rows": [{**EVENT, "transaction_id": "p-1"}]})
+    client.post("/v1/ingest", json={"source": "transactions", "rows": []})  # refused: no poke
+    client.post("/v1/push", json={"view": "user_profile", "rows": [PUSHED]})
+    assert len(pokes) == 2
 
 
 def test_flush_loop_follows_the_served_registry(registry):
