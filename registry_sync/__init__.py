@@ -44,7 +44,7 @@ def build_registry(settings: Settings | None = None, on_demand_views: Iterable[O
 
     settings = settings or Settings.from_env()
     manifest = load_manifest(settings.manifest_path)
-    resolved = settings
+    resolved = settings  # bound for the closure below (mypy: no longer Optional)
     return registry_from_manifest(
         manifest,
         on_demand_views=on_demand_views,

@@ -116,5 +116,17 @@ def test_an_on_demand_view_is_in_the_catalog_and_its_lineage(catalog_site: str, 
 def test_the_overview_page_is_the_feature_catalog(catalog_site: str, tmp_path: Path) -> None:
     text = rendered_text(catalog_site, "overview", tmp_path)
     assert "Feature catalog: hindsight" in text
-    assert "Feature services (2)" in text and "Feature views (4)" in text and "On-demand views (1)" in text
+    assert "Feature services (3)" in text and "Feature views (5)" in text and "On-demand views (1)" in text
+    assert "Stream sources (1)" in text
     assert "Welcome!" not in text  # dbt's default welcome text is gone
+
+
+def test_a_stream_sources_page_shows_its_card_and_the_view_it_feeds(catalog_site: str, tmp_path: Path) -> None:
+    text = rendered_text(catalog_site, "source/source.hindsight.streams.transactions", tmp_path)
+    assert "Event id transaction_id (a redelivered event is counted once)" in text
+    assert "Entities user ( user_id ), merchant ( merchant_id )" in text
+    assert re.search(r"Event log \S+/data/offline_store/_streams/streams/transactions \(Delta\)", text)
+    assert "Kinesis stream hindsight-transactions" in text
+    assert "Feeds user_stream_activity" in text
+    view = rendered_text(catalog_site, "model/model.hindsight.user_stream_activity", tmp_path)
+    assert "Stream source streams.transactions (online tiles updated as each event is ingested)" in view
