@@ -120,13 +120,12 @@ class StreamTransform:
 
     def run(self, batch: pa.Table, con: duckdb.DuckDBPyConnection) -> pa.Table:
         """The view's rows for `batch` (the stream source's columns): join keys, time, inputs."""
-        con.register(BATCH_TABLE, batch)
         try:
-            return con.sql(self.sql).to_arrow_table()
+            # The batch as a relation the query sees under BATCH_TABLE: no catalog entry to register
+            # and drop (a quarter of the time of a one-event transform).
+            return con.from_arrow(batch).query(BATCH_TABLE, self.sql).to_arrow_table()
         except duckdb.Error as err:
             raise StreamTransformError(f"feature view {self.view.name!r}: its SQL failed over a batch of events: {err}") from err
-        finally:
-            con.unregister(BATCH_TABLE)
 
 
 _local = threading.local()
