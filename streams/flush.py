@@ -246,8 +246,10 @@ class Flusher:
             view = self._push_view(target.removeprefix(VIEW_PREFIX))
 
             def write_view(batch: list[JournalEntry]) -> tuple[int, int, int | None]:
-                # JSON values as they are: append_pushed_rows casts them to the table's types.
-                table = pa.Table.from_pylist([e.row for e in batch]).append_column(
+                # JSON values as they are: append_pushed_rows casts them to the table's types. The
+                # columns are every row's keys (from_pylist would take the first row's only).
+                columns = list(dict.fromkeys(k for e in batch for k in e.row))
+                table = pa.table({c: [e.row.get(c) for e in batch] for c in columns}).append_column(
                     INGESTED_AT, pa.array([e.ingested_at for e in batch], pa.timestamp("us", tz="UTC")))
                 added = append_pushed_rows(view, table, storage_options=self.storage_options)
                 return added, int(added > 0), None

@@ -8,7 +8,8 @@ import click
 
 
 @click.command("vacuum")
-@click.option("--select", "select", multiple=True, metavar="VIEW", help="Only this feature view (repeatable).")
+@click.option("--select", "select", multiple=True, metavar="VIEW",
+              help="Only this feature view, or stream source's event log (repeatable).")
 @click.option("--retention", default="7d", show_default=True, metavar="DURATION",
               help="Keep files younger than this (at least 1h): versions newer than it stay readable.")
 @click.option("--pinned", multiple=True, type=click.Path(exists=True, path_type=Path), metavar="PATH",
@@ -30,7 +31,10 @@ def vacuum(select: tuple[str, ...], retention: str, pinned: tuple[Path, ...], dr
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--retention") from None
     try:
-        views = {v.name: v for v in project_registry(project_settings()).feature_views}
+        registry = project_registry(project_settings())
+        views = {v.name: v.delta_uri for v in registry.feature_views}
+        # Stream sources' event logs too: the flusher compacts them, leaving replaced files behind.
+        views.update({s.name: s.delta_uri for s in registry.stream_sources})
     except RegistryError as error:
         raise click.ClickException(str(error)) from None
     for name in select:
@@ -42,7 +46,7 @@ def vacuum(select: tuple[str, ...], retention: str, pinned: tuple[Path, ...], dr
     verb = "would remove" if dry_run else "removed"
     for name in select or sorted(views):
         try:
-            report = vacuum_table(name, views[name].delta_uri, keep, dry_run=dry_run,
+            report = vacuum_table(name, views[name], keep, dry_run=dry_run,
                                   keep_versions=versions.get(name, ()))
         except VacuumError as error:
             raise click.ClickException(str(error)) from None

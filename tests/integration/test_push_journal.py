@@ -90,7 +90,7 @@ def test_racing_partial_pushes_lose_no_feature(tmp_path, online_config):
     """Each push sets its own feature at its own time; whatever the interleaving, the newest item holds
     every feature that no newer push overwrote: the read-check-write transaction retries on conflicts."""
     names = [f"f{i}" for i in range(6)]
-    view = make_view(tmp_path, "racing", {n: "int64" for n in names}, created=False, push=True, push_partial=True)
+    view = make_view(tmp_path, "racing", dict.fromkeys(names, "int64"), created=False, push=True, push_partial=True)
     registry = make_registry(view)
     ensure_tables(registry, online_config)
     pushes = [[{"user_id": 1, "ts": at(1 + i), name: i}] for i, name in enumerate(names)]

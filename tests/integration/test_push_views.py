@@ -12,10 +12,11 @@ import pytest
 
 from hindsight.offline_store.pushed_rows import PUSHED_AT, append_pushed_rows
 from hindsight.online_sync import OnlineStore, ensure_tables, push, sync
-from hindsight.online_sync.journal import Journal, view_target
+from hindsight.online_sync.journal import view_target
 from hindsight.online_sync.push import PushRefused
 from hindsight.offline_store.event_log import INGESTED_AT
 from hindsight.project import project_registry
+from hindsight.streams.flush import Flusher
 from hindsight.training_sets import training_set
 from tests.fixtures.dbt_project import DbtFailed
 
@@ -34,17 +35,9 @@ from {{ source('raw', 'users') }}
 
 
 def flush(registry, config) -> int:
-    """What the flusher does for a push view: pending journal rows -> append_pushed_rows -> flushed."""
-    journal = Journal(config)
-    view = next(v for v in registry.feature_views if v.name == VIEW)
-    entries = journal.pending(view_target(VIEW), 10_000)
-    if not entries:
-        return 0
-    table = pa.Table.from_pylist([e.row for e in entries]).append_column(
-        INGESTED_AT, pa.array([e.ingested_at for e in entries], pa.timestamp("us", tz="UTC")))
-    added = append_pushed_rows(view, table)
-    journal.mark_flushed(entries)
-    return added
+    """One flush of the view's journaled rows into its Delta table (streams.flush): rows written."""
+    report = Flusher(registry, config).flush_once(view_target(VIEW))
+    return report.inserted
 
 
 def rows_of(project, user_id):

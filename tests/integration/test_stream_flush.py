@@ -295,3 +295,29 @@ def test_pushed_rows_flush_into_the_push_view_table_once(tmp_path, online_config
     typo = CliRunner().invoke(main, ["stream", "flush", "--view", "profil", "--registry", str(registry_file)], env=env)
     assert typo.exit_code == 1
     assert "no feature view 'profil' (did you mean profile?); push views: profile" in typo.output
+
+
+def test_partial_pushes_with_different_features_keep_every_column(tmp_path, online_config, dynamodb_client):
+    import dataclasses
+
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from hindsight.offline_store.pushed_rows import PUSHED_AT
+    from hindsight.online_sync import ensure_tables, push
+    from tests.fixtures.dynamodb import make_view
+
+    view = dataclasses.replace(make_view(tmp_path, "partial", {"score": "float64", "country": "string"}, created=False),
+                               push=True, push_partial=True)
+    schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")), ("_partition_date", pa.date32()),
+                        ("score", pa.float64()), ("country", pa.string()), (PUSHED_AT, pa.timestamp("us", tz="UTC"))])
+    computed = [{"user_id": 1, "ts": T0, "_partition_date": T0.date(), "score": 1.0, "country": "FR", PUSHED_AT: None}]
+    write_deltalake(view.delta_uri, pa.Table.from_pylist(computed, schema=schema), partition_by=["_partition_date"])
+    registry = Registry(project="test", feature_views=(view,))
+    ensure_tables(registry, online_config, client=dynamodb_client)
+    push(registry, online_config, "partial", [{"user_id": 1, "ts": T0 + dt.timedelta(hours=1), "score": 2.0},
+                                             {"user_id": 2, "ts": T0 + dt.timedelta(hours=2), "country": "DE"}])
+    assert Flusher(registry, online_config, client=dynamodb_client).flush_once().inserted == 2
+    rows = DeltaTable(view.delta_uri).to_pyarrow_table().sort_by([("user_id", "ascending"), ("ts", "ascending")])
+    assert [(r["user_id"], r["score"], r["country"]) for r in rows.to_pylist()] == [
+        (1, 1.0, "FR"), (1, 2.0, "FR"), (2, None, "DE")]

@@ -56,7 +56,7 @@ class Oracle:
         ordered = sorted(enumerate(batch), key=lambda e: (e[1]["ts"], e[0]))
         for seq, row in ordered:
             mine = (row["ts"], pushed_at, 1, seq)
-            candidates = [(self._order(r, -1)[:2] + (0, -1), r) for r in before if r["user_id"] == row["user_id"]]
+            candidates = [((*self._order(r, -1)[:2], 0, -1), r) for r in before if r["user_id"] == row["user_id"]]
             candidates += [((f["ts"], pushed_at, 1, s), f) for s, f in filled if f["user_id"] == row["user_id"]]
             earlier = [c for c in candidates if c[0] < mine]
             base = max(earlier, key=lambda c: c[0])[1] if earlier else {}
@@ -65,7 +65,7 @@ class Oracle:
                 out[f] = row.get(f) if f in row["present"] else base.get(f)
             filled.append((seq, out))
         last = {}
-        for seq, row in sorted(filled):
+        for _seq, row in sorted(filled, key=lambda e: e[0]):
             last[(row["user_id"], row["ts"])] = row  # the last row of the batch per key
         written = 0
         for key, row in last.items():
