@@ -5,7 +5,7 @@
 Order: offline store (builds the demo project and keeps it), training sets (on that same
 project), online sync, serving, training sets on Sail, the soak, training sets over an
 aggregation view (on the same raw data) and serving one, then the cost of sampling served
-features. `--scale small` runs each on the small demo data and short loads: a check that every
+features, then ingest through the API. `--scale small` runs each on the small demo data and short loads: a check that every
 benchmark works, in minutes, not a figure to quote. The first benchmark that fails stops the run
 with its exit status.
 """
@@ -36,6 +36,7 @@ SCRIPTS = {
     "sampling": "bench_sampling.py",
     "aggregation_incremental": "bench_aggregation_incremental.py",
     "flush": "bench_flush.py",
+    "ingest": "bench_ingest.py",
     "stream_kinesis": "bench_stream_kinesis.py",
 }
 #: Benchmarks whose load does not depend on the data's scale (a fixed number of seconds).
@@ -46,7 +47,7 @@ def commands(scale: str, project_root: Path, selected: list[str]) -> list[tuple[
     """The command line of each selected benchmark; training reuses the project offline builds.
 
     >>> [name for name, _ in commands("small", Path("/tmp/b"), list(SCRIPTS))]
-    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling', 'aggregation_incremental', 'flush', 'stream_kinesis']
+    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling', 'aggregation_incremental', 'flush', 'ingest', 'stream_kinesis']
     >>> commands("small", Path("/tmp/b"), list(SCRIPTS))[1][1][-4:]
     ['--scale', 'small', '--project', '/tmp/b/project']
     """

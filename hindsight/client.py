@@ -4,6 +4,11 @@
     client.get_features({"user_id": 12, "merchant_id": 7}, feature_service="fraud_detection",
                         request_context={"amount": 99.5, "country": "FR"})["features"]
 
+It also writes, with a key created with `--write`:
+
+    client.ingest("streams.transactions", [{"transaction_id": "t-1", "user_id": 12, ...}])
+    client.push("user_profile", dataframe)
+
 One keep-alive `requests.Session` per client; errors the server answers raise `HindsightError`
 with its code and message (401 `unauthorized` without a valid key, 403 `forbidden` when the key
 does not cover the service or views asked for).
@@ -11,8 +16,11 @@ does not cover the service or views asked for).
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +30,8 @@ EntityRow = Mapping[str, Any]
 
 #: Where the client finds its API key when none is passed.
 API_KEY_ENV = "HINDSIGHT_API_KEY"
+#: Rows per request of `ingest` and `push` (the server accepts 1,000 by default).
+DEFAULT_WRITE_BATCH = 500
 
 
 class HindsightError(Exception):
@@ -102,6 +112,50 @@ class HindsightClient:
         body = _body(list(entities), feature_service, features, context, include_metadata, latency_budget_ms)
         return self._request("POST", "/v1/features", body)["results"]
 
+    def ingest(self, source: str, rows: Any, batch_size: int = DEFAULT_WRITE_BATCH) -> dict[str, Any]:
+        """Send events of a stream source (`POST /v1/ingest`), `batch_size` rows per request.
+
+        Args:
+            source: "streams.transactions", or its table name when unique.
+            rows: a list of dicts, a pandas DataFrame or an Arrow table; datetimes are sent as ISO-8601
+                (naive ones as UTC).
+            batch_size: rows per request (the server's limit is 1,000 by default).
+
+        Returns:
+            `{"source", "received", "accepted", "duplicates"}` summed over the requests. Every event
+            counted is durable; retrying after an error is safe (an event id is counted once).
+
+        Raises:
+            HindsightError: the server refused a request (400 `invalid_row` names the field and row
+                in `details`); the requests before it were written.
+        """
+        return self._write("/v1/ingest", "source", source, rows, batch_size)
+
+    def push(self, view: str, rows: Any, batch_size: int = DEFAULT_WRITE_BATCH) -> dict[str, Any]:
+        """Push rows to a feature view (`POST /v1/push`), `batch_size` rows per request.
+
+        Returns:
+            The push report (`view`, `rows`, `written`, `stale`, ...) summed over the requests.
+
+        Raises:
+            HindsightError: the server refused a request; the requests before it were written.
+        """
+        return self._write("/v1/push", "view", view, rows, batch_size)
+
+    def _write(self, path: str, field: str, target: str, rows: Any, batch_size: int) -> dict[str, Any]:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        records = json_rows(rows)
+        if not records:
+            raise ValueError("rows is empty: nothing to send")
+        total: dict[str, Any] = {}
+        for start in range(0, len(records), batch_size):
+            report = self._request("POST", path, {field: target, "rows": records[start:start + batch_size]})
+            for name, value in report.items():
+                summable = isinstance(value, int) and not isinstance(value, bool)
+                total[name] = total.get(name, 0) + value if summable else value
+        return total
+
     def feature_services(self) -> list[dict[str, Any]]:
         """Summaries of the server's feature services."""
         return self._request("GET", "/v1/feature-services")["feature_services"]
@@ -136,6 +190,42 @@ class HindsightClient:
         if response.status_code >= 400:
             raise _error(response)
         return response.json()
+
+
+def json_rows(rows: Any) -> list[dict[str, Any]]:
+    """Rows (dicts, a pandas DataFrame or an Arrow table) as JSON-ready dicts.
+
+    >>> json_rows([{"ts": dt.datetime(2026, 11, 30, 12, 0), "amount": float("nan"), "n": 1}])
+    [{'ts': '2026-11-30T12:00:00+00:00', 'amount': None, 'n': 1}]
+    """
+    if hasattr(rows, "to_pylist"):  # a pyarrow Table or RecordBatch
+        records = rows.to_pylist()
+    elif hasattr(rows, "columns") and hasattr(rows, "to_dict"):  # a pandas DataFrame
+        import pyarrow as pa
+
+        # Through Arrow: NaN and NaT become null, numpy scalars Python values.
+        records = pa.Table.from_pandas(rows, preserve_index=False).to_pylist()
+    elif isinstance(rows, Mapping) or not isinstance(rows, Iterable):
+        raise TypeError(f"rows must be a list of dicts, a pandas DataFrame or an Arrow table, got {type(rows).__name__}")
+    else:
+        records = list(rows)
+    return [{str(name): _json_value(value) for name, value in row.items()} for row in records]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # a numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            return None  # pandas' missing value (JSON has no NaN)
+        raise ValueError(f"{value} cannot be sent: JSON has no infinities, and no column type holds one")
+    return value
 
 
 def _body(entities: Any, service: str | None, features: Sequence[str] | None, context: Any,

@@ -125,7 +125,7 @@ class Writer:
         """Commit one group: (online items written, journal entries written)."""
         entries = [e for u in units for e in u.entries]
         online = [u.online for u in units if u.online is not None]
-        history = {u.key: u.history for u in units}
+        history = {u.key: u.history for u in units if u.online is not None}
         for attempt in range(_MAX_ATTEMPTS):
             if not entries and not online:
                 return 0, 0

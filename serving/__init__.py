@@ -1,12 +1,13 @@
 """The online serving API: a Flask app answering feature requests from the online store.
 
-Owns the HTTP API (`POST /v1/features`, `GET /v1/feature-services[/<name>]`, `/healthz`, `/readyz`,
-`/metrics`, `/openapi.json`) and its gunicorn runner (`serving.server`, behind `hindsight serve`).
+Owns the HTTP API (`POST /v1/features`, `GET /v1/feature-services[/<name>]`, `POST /v1/ingest`,
+`POST /v1/push`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`) and its gunicorn runner (`serving.server`, behind `hindsight serve`).
 Reads the latest applied registry (`registry_sync.load_registry`, followed while it runs: each
 worker swaps in a newly applied version, see `serving.reload`; or a pinned registry file), the
 online store (`online_sync.store.OnlineStore`, DynamoDB) and on-demand view code
 (`on_demand.load_views`), which it runs in-process on what it read and the request context.
-Writes nothing but its responses and Prometheus metric files (multiprocess mode).
+Writes ingested events and pushed rows through `serving.ingest` (DynamoDB, then Delta by its
+background flusher), its responses and Prometheus metric files (multiprocess mode).
 Every endpoint but the probes needs an API key (`serving.auth`).
 """
 
@@ -23,13 +24,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     Args:
         test_config: overrides; see `serving.state.init_app` (REGISTRY, ONLINE_STORE,
-            ON_DEMAND_VIEWS, MAX_BATCH_ROWS, ...) and `serving.auth.init_app` (AUTH, API_KEYS, ...).
+            ON_DEMAND_VIEWS, MAX_BATCH_ROWS, ...), `serving.auth.init_app` (AUTH, API_KEYS, ...)
+            and `serving.ingest.init_app` (INGESTOR, PUSH).
 
     Raises:
         serving.state.ServingSetupError: the registry or on-demand code cannot be loaded.
         ValueError: a serving setting (HINDSIGHT_SERVING_AUTH, ...) is not valid.
     """
-    from hindsight.serving import auth, errors, features, ops, services, state
+    from hindsight.serving import auth, errors, features, ingest, ops, services, state
 
     app = Flask(__name__, static_folder=None)
     # Anything answered through flask.jsonify keeps the handler's key order.
@@ -42,4 +44,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(features.bp)
     app.register_blueprint(services.bp)
     app.register_blueprint(ops.bp)
+    ingest.init_app(app, test_config)
     return app

@@ -26,6 +26,9 @@ class ServingConfig:
 
     #: Most entity rows one batch request may carry; more is answered 413 (HINDSIGHT_SERVING_MAX_BATCH_ROWS).
     max_batch_rows: int = 100
+    #: Most rows one `POST /v1/ingest` or `POST /v1/push` may carry; more is answered 413
+    #: (HINDSIGHT_SERVING_MAX_WRITE_ROWS).
+    max_write_rows: int = 1000
     #: Largest request body in bytes; more is answered 413 (HINDSIGHT_SERVING_MAX_BODY_BYTES).
     max_body_bytes: int = 1 << 20
     #: Threads per process that run online-store reads, each bounded by its request's deadline
@@ -62,6 +65,7 @@ class ServingConfig:
     def from_env(cls) -> ServingConfig:
         return cls(
             max_batch_rows=_env_int("HINDSIGHT_SERVING_MAX_BATCH_ROWS", cls.max_batch_rows),
+            max_write_rows=_env_int("HINDSIGHT_SERVING_MAX_WRITE_ROWS", cls.max_write_rows),
             max_body_bytes=_env_int("HINDSIGHT_SERVING_MAX_BODY_BYTES", cls.max_body_bytes),
             budget_threads=_env_int("HINDSIGHT_SERVING_BUDGET_THREADS", cls.budget_threads),
             store_deadline_ms=_env_int("HINDSIGHT_SERVING_STORE_DEADLINE_MS", cls.store_deadline_ms),

@@ -76,6 +76,29 @@ SAMPLES_DROPPED = Counter(
     registry=REGISTRY,
 )
 
+WRITTEN_ROWS = Counter(
+    "hindsight_serving_written_rows",
+    "Rows of POST /v1/ingest and POST /v1/push, by target (stream source or feature view) and outcome: "
+    "accepted (new and durable), duplicate (seen before: counted once), stale (a push not newer online).",
+    ["target", "outcome"],
+    registry=REGISTRY,
+)
+WRITE_SECONDS = Histogram(
+    "hindsight_serving_write_seconds",
+    "Time to answer a POST /v1/ingest or POST /v1/push that was acknowledged, by endpoint.",
+    ["endpoint"],
+    buckets=_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+def observe_write(endpoint: str, target: str, seconds: float, outcomes: dict[str, int]) -> None:
+    """One acknowledged write request: its latency and its rows per outcome."""
+    WRITE_SECONDS.labels(endpoint).observe(seconds)
+    for outcome, rows in outcomes.items():
+        if rows:
+            WRITTEN_ROWS.labels(target, outcome).inc(rows)
+
 
 def observe_request(service: str, form: str, seconds: float) -> None:
     REQUEST_SECONDS.labels(service, form).observe(seconds)

@@ -194,6 +194,65 @@ _SCHEMAS: dict[str, Any] = {
         },
         "required": ["name", "dtype"],
     },
+    "IngestRequest": {
+        "type": "object",
+        "description": "Events of a stream source. Each row is one event: every declared column of the source "
+                       "(its event id, event time and join keys must not be null). An event id already "
+                       "ingested counts as a duplicate, so retrying a request is safe.",
+        "properties": {
+            "source": {"type": "string", "minLength": 1,
+                       "description": "A stream source: its full name (\"streams.transactions\") or its table "
+                                      "name when unique."},
+            "rows": {"type": "array", "minItems": 1, "items": _ref("Row")},
+        },
+        "required": ["source", "rows"],
+        "additionalProperties": False,
+    },
+    "IngestReport": {
+        "type": "object",
+        "description": "Answered once every event is durable (online tiles and journal committed).",
+        "properties": {
+            "source": {"type": "string", "description": "The stream source's full name."},
+            "received": {"type": "integer", "minimum": 0, "description": "Rows in the request."},
+            "accepted": {"type": "integer", "minimum": 0, "description": "New events: now online and journaled."},
+            "duplicates": {"type": "integer", "minimum": 0,
+                           "description": "Events whose id was ingested before, or repeated in the request."},
+        },
+        "required": ["source", "received", "accepted", "duplicates"],
+    },
+    "PushRequest": {
+        "type": "object",
+        "description": "Rows of a push feature view: every join key, the timestamp field and every feature "
+                       "(a subset of the features where the view allows partial pushes).",
+        "properties": {
+            "view": {"type": "string", "minLength": 1, "description": "A feature view configured with push: true."},
+            "rows": {"type": "array", "minItems": 1, "items": _ref("Row")},
+        },
+        "required": ["view", "rows"],
+        "additionalProperties": False,
+    },
+    "PushReport": {
+        "type": "object",
+        "description": "Answered once the rows are written online and journaled for the view's Delta table.",
+        "properties": {
+            "view": {"type": "string"},
+            "rows": {"type": "integer", "minimum": 0, "description": "Rows in the request."},
+            "written": {"type": "integer", "minimum": 0, "description": "Online items written (newest row per entity)."},
+            "stale": {"type": "integer", "minimum": 0,
+                      "description": "Rows not written online: not newer than the online value, or an older row of "
+                                     "the same entity in the request (still journaled for the Delta table)."},
+            "journaled": {"type": "integer", "minimum": 0,
+                          "description": "Rows journaled now: the next flush appends them to the view's Delta table."},
+            "duplicates": {"type": "integer", "minimum": 0,
+                           "description": "Rows journaled before (a retried push, or the same row twice)."},
+        },
+        "required": ["view", "rows", "written", "stale", "journaled", "duplicates"],
+    },
+    "Row": {
+        "type": "object",
+        "description": "Column name -> value. Timestamps as ISO-8601 strings (UTC when no offset is given).",
+        "additionalProperties": {"type": ["string", "number", "integer", "boolean", "null"]},
+    },
     "Status": {
         "type": "object",
         "properties": {
@@ -214,6 +273,17 @@ _FEATURES_EXAMPLE = {
     "entities": {"user_id": 12, "merchant_id": 7},
     "request_context": {"amount": 99.5, "country": "FR"},
     "include_metadata": True,
+}
+
+_INGEST_EXAMPLE = {
+    "source": "streams.transactions",
+    "rows": [{"transaction_id": 1001, "user_id": 12, "merchant_id": 7, "amount": 99.5, "country": "FR",
+              "ts": "2026-11-30T17:00:00+00:00"}],
+}
+_PUSH_EXAMPLE = {
+    "view": "user_profile",
+    "rows": [{"user_id": 12, "event_timestamp": "2026-11-30T17:00:00+00:00", "home_country": "FR",
+              "credit_limit": 2500.0, "account_tier": "gold"}],
 }
 
 
@@ -255,6 +325,39 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "The schema.", "content": _json_content(_ref("FeatureServiceSchema"))},
                     "404": _error("Unknown feature service."),
+                },
+            }
+        },
+        "/v1/ingest": {
+            "post": {
+                "operationId": "ingestEvents",
+                "summary": "Ingest events of a stream source: online at once, in its event log after the next flush.",
+                "requestBody": {"required": True, "content": _json_content(_ref("IngestRequest"), _INGEST_EXAMPLE)},
+                "responses": {
+                    "200": {"description": "Every event is durable.", "content": _json_content(_ref("IngestReport"))},
+                    "400": _error("Malformed body, or a row that does not fit the source (the field, row and rule "
+                                  "are named in details)."),
+                    "404": _error("Unknown stream source (close names suggested)."),
+                    "413": _error("More rows than the limit per request, or body over the size limit."),
+                    "415": _error("Content type is not application/json."),
+                    "503": _error("The online store cannot be reached; nothing was acknowledged (retry)."),
+                },
+            }
+        },
+        "/v1/push": {
+            "post": {
+                "operationId": "pushRows",
+                "summary": "Push rows to a feature view: online at once (newest event wins), offline after the next flush.",
+                "requestBody": {"required": True, "content": _json_content(_ref("PushRequest"), _PUSH_EXAMPLE)},
+                "responses": {
+                    "200": {"description": "The rows are written.", "content": _json_content(_ref("PushReport"))},
+                    "400": _error("Malformed body, a row that does not fit the view, or a view that takes no pushes "
+                                  "(push_refused)."),
+                    "404": _error("Unknown feature view (close names suggested)."),
+                    "413": _error("More rows than the limit per request, or body over the size limit."),
+                    "415": _error("Content type is not application/json."),
+                    "503": _error("The online store cannot be reached, or other writers kept changing the same "
+                                  "entities (write_conflict); nothing was acknowledged (retry)."),
                 },
             }
         },
@@ -384,7 +487,8 @@ def _service_rule(name: str, plan: Any, max_batch_rows: int) -> dict[str, Any]:
 
 def build_document(
     service_names: list[str] | None = None, plans: dict[str, Any] | None = None, max_batch_rows: int | None = None,
-    auth: bool = True,
+    auth: bool = True, sources: list[str] | None = None, push_views: list[str] | None = None,
+    max_write_rows: int | None = None,
 ) -> dict[str, Any]:
     """The OpenAPI document; `service_names` become the documented values of `feature_service`.
 
@@ -413,6 +517,7 @@ def build_document(
         limit = max_batch_rows or 100
         request["allOf"] = [_service_rule(name, plan, limit) for name, plan in sorted(plans.items())]
     schemas["FeatureRequest"] = request
+    _document_writes(schemas, sources, push_views, max_write_rows)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -426,6 +531,20 @@ def build_document(
         # A keyless server (`serve --no-auth`, loopback only) asks for no key: the document says so.
         **({"security": [{"apiKey": []}]} if auth else {}),
     }
+
+
+def _document_writes(schemas: dict[str, Any], sources: list[str] | None, push_views: list[str] | None,
+                     max_write_rows: int | None) -> None:
+    """Name the served registry's stream sources and push views, and bound the rows per request."""
+    for name, field, kind, names in (("IngestRequest", "source", "A stream source", sources),
+                                     ("PushRequest", "view", "A feature view configured with push: true", push_views)):
+        properties = dict(schemas[name]["properties"])
+        if names is not None:
+            properties[field] = {**properties[field],
+                                 "description": f"{kind}: " + (", ".join(sorted(names)) or "none in this registry")}
+        if max_write_rows:
+            properties["rows"] = {**properties["rows"], "maxItems": max_write_rows}
+        schemas[name] = {**schemas[name], "properties": properties}
 
 
 def document(app: Flask) -> dict[str, Any]:
@@ -442,7 +561,10 @@ def document(app: Flask) -> dict[str, Any]:
         document_ = (
             build_document(auth=with_auth)
             if state is None
-            else build_document(sorted(state.services), state.plans, state.config.max_batch_rows, auth=with_auth)
+            else build_document(sorted(state.services), state.plans, state.config.max_batch_rows, auth=with_auth,
+                                sources=[source.name for source in state.registry.stream_sources],
+                                push_views=[view.name for view in state.registry.feature_views if view.push],
+                                max_write_rows=state.config.max_write_rows)
         )
         cached = (state, document_)
         app.extensions["hindsight_openapi"] = cached

@@ -198,7 +198,7 @@ def check_online_store(registry: Registry, settings: Settings) -> None:
 
 
 def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
-    from hindsight.serving import metrics, sampling, state
+    from hindsight.serving import ingest, metrics, sampling, state
 
     def post_fork(server: Any, worker: Any) -> None:
         # Create this worker's store client and make its first calls now, not on its first
@@ -209,14 +209,18 @@ def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
         store_warm = getattr(state.get_runtime(app).state.store, "warm", None)
         if store_warm is not None:
             store_warm()
+        # Journaled events and pushed rows reach Delta from here (one commit per batch, leased per
+        # target, so the workers never write the same entries twice).
+        ingest.start_flusher(app)
 
     def child_exit(server: Any, worker: Any) -> None:
         metrics.mark_process_dead(worker.pid)
 
     def worker_exit(server: Any, worker: Any) -> None:
-        # In the worker, after its last request: commit the served-feature samples still queued.
+        # In the worker, after its last request: flush the journal, commit the served-feature samples still queued.
+        flushed = ingest.stop_flusher(worker.app.wsgi())
         sampler = sampling.get_sampler(worker.app.wsgi())
-        if sampler is not None and sampler.close():
+        if (sampler is not None and sampler.close()) or flushed:
             # This worker ran delta-rs and Arrow from a thread after gunicorn's fork; the interpreter's
             # normal teardown then hung in native code (no Python frame left) until gunicorn killed
             # the worker at its 30 s graceful timeout. The samples are committed and nothing else is

@@ -14,6 +14,7 @@ from hindsight.cli.config import config_command
 from hindsight.cli.demo import demo_data, demo_request
 from hindsight.cli.demo_stream import demo_stream
 from hindsight.cli.docs import docs
+from hindsight.cli.ingest import ingest_command
 from hindsight.cli.drift import drift_command
 from hindsight.cli.init import init
 from hindsight.cli.keys import keys
@@ -42,6 +43,7 @@ main.add_command(demo_stream)
 main.add_command(drift_command)
 for _online_command in (online, sync_command, push_command, check_parity_command):
     main.add_command(_online_command)
+main.add_command(ingest_command)
 main.add_command(keys)
 main.add_command(docs)
 main.add_command(serve)

@@ -18,9 +18,10 @@ def _store():
     return KeyStore(OnlineStoreConfig.from_settings(project_settings()))
 
 
-def _registry_names() -> tuple[list[str], list[str]] | None:
-    """What keys may name: (services and views to read, feature views to write) of the latest
-    applied registry; None when no registry is applied yet."""
+def _registry_names() -> tuple[list[str], list[str], dict[str, str]] | None:
+    """What keys may name: (services and views to read, feature views and stream sources to write,
+    stream sources' table names -> full names) of the latest applied registry; None when no
+    registry is applied yet."""
     from hindsight.cli.project import project_settings
     from hindsight.registry_sync import load_registry
 
@@ -30,7 +31,11 @@ def _registry_names() -> tuple[list[str], list[str]] | None:
         return None
     views = [v.name for v in registry.feature_views]
     readable = [*(s.name for s in registry.feature_services), *views, *(v.name for v in registry.on_demand_views)]
-    return readable, views
+    sources = [s.name for s in registry.stream_sources]
+    tables = [s.table_name for s in registry.stream_sources]
+    # A source's table name stands for it when unique (as in POST /v1/ingest); the key records its full name.
+    short = {s.table_name: s.name for s in registry.stream_sources if tables.count(s.table_name) == 1}
+    return readable, [*views, *sources], short
 
 
 def _check_names(option: str, names: tuple[str, ...], known: list[str], kind: str) -> None:
@@ -53,7 +58,8 @@ def keys() -> None:
 @click.option("--read", "read", multiple=True, metavar="SERVICE_OR_VIEW",
               help="A feature service or view the key may read (repeatable); '*' for all.")
 @click.option("--write", "write", multiple=True, metavar="TARGET",
-              help="A feature view the key may push or ingest into (repeatable); '*' for all.")
+              help="A feature view the key may push to, or a stream source it may ingest into "
+                   "(streams.transactions; repeatable); '*' for all.")
 @click.option("--metrics", is_flag=True, help="The key may read GET /metrics.")
 @click.option("--save", "save", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the key to this file (mode 0600), for scripts and `hindsight demo-request`.")
@@ -68,7 +74,8 @@ def create(name: str, read: tuple[str, ...], write: tuple[str, ...], metrics: bo
         click.echo("note: no registry applied yet, so --read/--write names are not checked", err=True)
     else:
         _check_names("--read", read, known[0], "feature service or view")
-        _check_names("--write", write, known[1], "feature view")
+        write = tuple(known[2].get(name, name) for name in write)
+        _check_names("--write", write, known[1], "feature view or stream source")
     store = _store()
     key, record = store.create(name, read, write, metrics)
     if replace:

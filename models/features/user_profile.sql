@@ -4,6 +4,7 @@
     timestamp_field='event_timestamp',
     created_field='created_timestamp',
     online=true,
+    push=true,
     tags=['profile'],
 ) }}
 
