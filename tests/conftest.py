@@ -6,4 +6,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.dynamodb",
     "tests.fixtures.spark",
     "tests.fixtures.project",
+    "tests.fixtures.s3",
 ]
