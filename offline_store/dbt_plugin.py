@@ -3,7 +3,8 @@
 Configured in profiles.yml (`plugins: [{module: hindsight.offline_store.dbt_plugin, alias: hindsight}]`).
 On connect it loads DuckDB's delta extension from its wheel (`duckdb_delta`), so `delta_scan()`
 works offline, and, when the offline store is on S3, the httpfs extension and an S3 secret
-(hindsight.core.object_store); writes then get delta-rs's storage options for S3 from there too. The materialization stages the model's rows in DuckDB and calls
+(hindsight.core.object_store); writes then get delta-rs's storage options for S3 from there too.
+The materialization stages the model's rows in DuckDB and calls
 `adapter.store_relation('hindsight', ...)`; `Plugin.store` streams that relation as Arrow batches
 into `offline_store.delta_writer`.
 """

@@ -25,7 +25,6 @@ import pytest
 import requests
 
 from hindsight.core.object_store import S3Config, split_s3
-from hindsight.offline_store.tables import open_table
 from hindsight.registry_sync.store import RegistryStore
 from hindsight.training_sets.api import training_set
 from tests.fixtures.dbt_project import DEMO_CUTOFF, FEATURE_VIEWS, new_project
