@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from hindsight.core.object_store import S3Config, is_s3, split_s3
+from hindsight.core.object_store import ObjectStoreError, S3Config, is_s3, split_s3
 
 
 class LocalFolder:
@@ -97,34 +99,58 @@ class S3Folder:
     def names(self) -> list[str]:
         start = f"{self.prefix}/" if self.prefix else ""
         found: list[str] = []
-        # Delimiter "/": the files directly under the prefix, not those of sub-folders.
-        for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start, Delimiter="/"):
-            found += [item["Key"][len(start):] for item in page.get("Contents", ())]
+        with self._reaching("list"):
+            # Delimiter "/": the files directly under the prefix, not those of sub-folders.
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start, Delimiter="/"):
+                found += [item["Key"][len(start):] for item in page.get("Contents", ())]
         return found
 
     def read(self, name: str) -> bytes | None:
-        client = self._client
-        try:
-            return client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
-        except client.exceptions.NoSuchKey:
-            return None
+        with self._reaching(f"read {name} in", missing_ok=True) as missing:
+            return self._client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
+        assert missing
+        return None
 
     def create(self, name: str, data: bytes) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
+        # 412: the name exists. 409: another conditional write of it is in flight (S3 says so
+        # instead of letting both race); either way the name is someone else's.
+        with self._reaching(f"write {name} to", taken_ok=True):
             self._client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data, IfNoneMatch="*")
             return True
-        except ClientError as error:
-            # 412: the name exists. 409: another conditional write of it is in flight (S3 says
-            # so instead of letting both race); either way the name is someone else's.
-            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
-                return False
-            raise
+        return False
 
     def replace(self, name: str, data: bytes) -> None:
         # A PUT is atomic on S3: readers see the old object or the new one.
-        self._client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)
+        with self._reaching(f"write {name} to"):
+            self._client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)
+
+    @contextmanager
+    def _reaching(self, what: str, missing_ok: bool = False, taken_ok: bool = False) -> Iterator[list[bool]]:
+        """Turn botocore's errors into one line naming the location and the fix. A missing key
+        (`missing_ok`) or a taken name (`taken_ok`) is an answer, not an error: the block is left
+        and the yielded list is non-empty."""
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        answered: list[bool] = []
+        try:
+            yield answered
+        except NoCredentialsError:
+            raise ObjectStoreError(f"cannot {what} {self.uri}: no AWS credentials (set AWS_ACCESS_KEY_ID and "
+                                   "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)") from None
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if (missing_ok and code in ("NoSuchKey", "404")) or (taken_ok and code in ("PreconditionFailed", "ConditionalRequestConflict")):
+                answered.append(True)
+                return
+            if code == "NoSuchBucket":
+                hint = f"bucket {self.bucket} does not exist: create it, or change the location in hindsight.yml"
+            elif code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+                hint = f"{code}: check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and the bucket's policy"
+            else:
+                hint = f"{code}: {error.response.get('Error', {}).get('Message', error)}"
+            raise ObjectStoreError(f"cannot {what} {self.uri}: {hint}") from None
+        except BotoCoreError as error:  # the endpoint cannot be reached, a timeout, ...
+            raise ObjectStoreError(f"cannot {what} {self.uri}: {error} (s3.endpoint_url in hindsight.yml?)") from None
 
     def changed_ns(self) -> int | None:
         """None: S3 has no cheap change check for a prefix, so callers list it each time."""

@@ -28,6 +28,10 @@ from hindsight.core.settings import Settings
 _S3_URI = re.compile(r"^s3a?://([^/]+)/?(.*)$")
 
 
+class ObjectStoreError(RuntimeError):
+    """S3 cannot be reached or refused a request; the message names the location and the fix."""
+
+
 def is_s3(location: object) -> bool:
     """Whether `location` is an s3:// (or s3a://) URI.
 
@@ -106,13 +110,13 @@ class S3Config:
         resolves now (temporary credentials expire: call this per connection, not once per process).
 
         Raises:
-            RuntimeError: boto3's chain finds no credentials.
+            ObjectStoreError: boto3's chain finds no credentials.
         """
         import boto3
 
         credentials = boto3.session.Session().get_credentials()
         if credentials is None:
-            raise RuntimeError(
+            raise ObjectStoreError(
                 "no AWS credentials for S3: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, "
                 "or run where an instance or container role applies"
             )

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from hindsight.core.folders import S3Folder, open_folder
+from hindsight.core.object_store import ObjectStoreError
 from hindsight.offline_store.contracts import UsedFeature, ViewContract, contracts_path, read_contract, write_contracts
 from hindsight.quality.records import ValidationLog, ValidationRecord
 from hindsight.registry_sync.model import Registry
@@ -66,3 +67,19 @@ def test_a_follower_swaps_in_a_version_applied_on_s3(s3_bucket):
     store.write(Registry(project="p"))
     assert follower.check() and served == [2] and follower.served_version == 2
     assert not follower.check()
+
+
+def test_a_missing_bucket_is_one_clear_line(s3_env, tmp_path):
+    from click.testing import CliRunner
+
+    from hindsight.cli import main
+
+    with pytest.raises(ObjectStoreError, match=r"cannot list s3://no-such-bucket/registry: bucket no-such-bucket does not exist: "
+                                               r"create it, or change the location in hindsight.yml"):
+        RegistryStore("s3://no-such-bucket/registry").versions()
+    (tmp_path / "dbt_project.yml").write_text("name: p\n")
+    result = CliRunner().invoke(main, ["registry", "list", "--project-dir", str(tmp_path)],
+                                env={"HINDSIGHT_REGISTRY": "s3://no-such-bucket/registry"})
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: cannot list s3://no-such-bucket/registry: bucket no-such-bucket does not exist: "
+                                     "create it, or change the location in hindsight.yml")
