@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pytest
 
@@ -83,3 +84,25 @@ def test_a_missing_bucket_is_one_clear_line(s3_env, tmp_path):
     assert result.exit_code == 1
     assert result.output.strip() == ("Error: cannot list s3://no-such-bucket/registry: bucket no-such-bucket does not exist: "
                                      "create it, or change the location in hindsight.yml")
+
+
+def test_servers_append_the_served_features_sample_to_one_log_on_s3(s3_bucket):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hindsight.drift.served import read_served
+    from hindsight.serving.sampling import write_rows
+
+    log = f"{s3_bucket}/served_features"
+    start = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc).timestamp()
+
+    def server(number: int) -> None:  # each a separate writer, as on separate machines
+        for batch in range(3):
+            write_rows(log, [("fraud", start + number * 10 + batch, 2, {"user_id": number}, {"score": float(number)})])
+
+    write_rows(log, [("fraud", start - 1, 1, {"user_id": 0}, {"score": 0.5})])  # the table exists before they race
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(server, (1, 2)))
+    served = read_served(log, "fraud")
+    assert served.rows == 7  # no append lost
+    assert sorted(served.features["score"]) == [0.5, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+    assert served.registry_versions == (1, 2)
