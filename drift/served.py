@@ -36,11 +36,11 @@ def read_served(uri: str, service: str, since: dt.datetime | None = None, until:
     """
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
-    from deltalake import DeltaTable
+    from hindsight.offline_store.tables import open_table
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        table = DeltaTable(uri)
+        table = open_table(uri)
     except TableNotFoundError:
         raise DriftError(
             f"no served-features log at {uri}: `hindsight serve` writes one when serving.sample_rate is above 0 "

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,9 @@ from typing import Any
 import pyarrow as pa
 from deltalake import Schema
 from deltalake.schema import PrimitiveType
+
+from hindsight.core.folders import open_folder
+from hindsight.core.object_store import is_s3
 
 FILE_NAME = "contracts.jsonl"
 FORMAT = 1
@@ -82,7 +84,10 @@ class Breach:
         return f"{self.column} changes type {self.old} -> {self.new}{users}"
 
 
-def contracts_path(registry_dir: str | os.PathLike) -> Path:
+def contracts_path(registry_dir: str | os.PathLike) -> Path | str:
+    """The contracts file of a registry folder: a Path, or a URI for a registry on S3."""
+    if is_s3(registry_dir):
+        return f"{str(registry_dir).rstrip('/')}/{FILE_NAME}"
     return Path(registry_dir) / FILE_NAME
 
 
@@ -100,10 +105,8 @@ def _type_name(dtype: Any) -> str:
     return dtype.type if isinstance(dtype, PrimitiveType) else str(dtype)
 
 
-def write_contracts(registry_dir: str | os.PathLike, views: dict[str, ViewContract], registry_version: int | None) -> Path:
+def write_contracts(registry_dir: str | os.PathLike, views: dict[str, ViewContract], registry_version: int | None) -> Path | str:
     """Replace the contracts file atomically (a running dbt never reads half of it)."""
-    path = contracts_path(registry_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
     head = {"format": FORMAT, "registry_version": registry_version}
     records: list[dict[str, Any]] = []
     for name, view in sorted(views.items()):
@@ -111,12 +114,9 @@ def write_contracts(registry_dir: str | os.PathLike, views: dict[str, ViewContra
             records.append({**head, "view": name, "column": key, "role": "key", "type": dtype, "used_by": []})
         for feature, used in sorted(view.features.items()):
             records.append({**head, "view": name, "column": feature, "role": "feature", "type": used.dtype, "used_by": list(used.used_by)})
-    # Spark lists a folder's files: the temporary file must not end in .jsonl.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".contracts", suffix=".tmp")
-    with os.fdopen(fd, "w") as out:
-        out.writelines(json.dumps(record, sort_keys=True) + "\n" for record in records)
-    os.replace(tmp, path)
-    return path
+    # A whole-file replace (hindsight.core.folders): locally a rename, on S3 one PUT.
+    open_folder(registry_dir).replace(FILE_NAME, "".join(json.dumps(record, sort_keys=True) + "\n" for record in records).encode())
+    return contracts_path(registry_dir)
 
 
 def read_contract(path: str | os.PathLike | None, view: str) -> ViewContract | None:
@@ -125,11 +125,15 @@ def read_contract(path: str | os.PathLike | None, view: str) -> ViewContract | N
     Raises:
         ValueError: the file exists but is not a contracts file this version can read.
     """
-    if not path or not os.path.exists(path):
+    if not path:
+        return None
+    folder, _, name = str(path).rpartition("/")
+    data = open_folder(folder or ".").read(name)
+    if data is None:
         return None
     join_keys: dict[str, str] = {}
     features: dict[str, UsedFeature] = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    for number, line in enumerate(data.decode().splitlines(), start=1):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:

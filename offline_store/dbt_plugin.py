@@ -2,7 +2,9 @@
 
 Configured in profiles.yml (`plugins: [{module: hindsight.offline_store.dbt_plugin, alias: hindsight}]`).
 On connect it loads DuckDB's delta extension from its wheel (`duckdb_delta`), so `delta_scan()`
-works offline. The materialization stages the model's rows in DuckDB and calls
+works offline, and, when the offline store is on S3, the httpfs extension and an S3 secret
+(hindsight.core.object_store); writes then get delta-rs's storage options for S3 from there too.
+The materialization stages the model's rows in DuckDB and calls
 `adapter.store_relation('hindsight', ...)`; `Plugin.store` streams that relation as Arrow batches
 into `offline_store.delta_writer`. The on-run-start hook `hindsight.register_stream_sources()`
 calls it with `hindsight_event_log` set to create a stream source's empty event log
@@ -19,10 +21,12 @@ from dbt.adapters.duckdb.utils import TargetConfig
 from dbt.adapters.events.logging import AdapterLogger
 from sqlglot import exp
 
+from hindsight.core.object_store import S3Config, delta_storage_options, is_s3
+from hindsight.core.settings import Settings
 from hindsight.offline_store.delta_writer import WriteRequest, write_feature_view
 from hindsight.offline_store.event_log import ensure_event_log, event_log_schema
 from hindsight.offline_store.uris import absolute_uri
-from hindsight.offline_store.duckdb_delta import load_delta_extension
+from hindsight.offline_store.duckdb_delta import enable_s3, load_delta_extension
 
 logger = AdapterLogger("hindsight")
 
@@ -36,17 +40,23 @@ class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._storage_options = plugin_config.get("storage_options") or None
+        # An offline store on S3: DuckDB's delta_scan (ref(), dbt tests) needs httpfs and a secret.
+        # dbt runs in the project folder, where Settings finds hindsight.yml.
+        settings = Settings.load()
+        self._s3 = S3Config.from_settings(settings) if is_s3(settings.offline_store) else None
 
     def configure_connection(self, conn: duckdb.DuckDBPyConnection) -> None:
         load_delta_extension(conn)
+        if self._s3 is not None:
+            enable_s3(conn, self._s3)
         self._conn = conn
 
     def store(self, target_config: TargetConfig) -> None:
         if self._conn is None:
             raise RuntimeError("the hindsight plugin has no DuckDB connection yet")
         config = dict(target_config.config)
-        if self._storage_options and not config.get("storage_options"):
-            config["storage_options"] = self._storage_options
+        if not config.get("storage_options"):
+            config["storage_options"] = self._storage_options or delta_storage_options(config.get("uri"))
         if config.get("hindsight_event_log"):
             self._ensure_event_log(config)
             return

@@ -1,8 +1,9 @@
-"""DuckDB's delta extension, loaded from the `duckdb-extension-delta` wheel.
+"""DuckDB's delta extension (and httpfs for S3), loaded from the `duckdb-extension-*` wheels.
 
-DuckDB would download the extension on `LOAD delta`; Hindsight loads the file the wheel ships for
+DuckDB would download an extension on `LOAD delta`; Hindsight loads the file the wheel ships for
 this exact DuckDB version instead, so `delta_scan()` works offline. Used by the dbt-duckdb plugin
-(every dbt connection) and by training sets (their own DuckDB connection).
+(every dbt connection) and by training sets (their own DuckDB connection). Tables on S3 also need
+httpfs and an S3 secret: `enable_s3`, configured from hindsight.core.object_store.
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ from pathlib import Path
 
 import duckdb
 import duckdb_extension_delta
+import duckdb_extension_httpfs
+from sqlglot import exp
+
+from hindsight.core.object_store import S3Config
+
+#: The name of the connection's S3 secret: created again (replaced) with fresh credentials.
+SECRET_NAME = "hindsight_s3"
 
 
 def delta_extension_path() -> Path:
@@ -19,12 +27,15 @@ def delta_extension_path() -> Path:
     Raises:
         RuntimeError: the wheel has no build for this DuckDB version (the two pins differ).
     """
-    root = Path(duckdb_extension_delta.__file__).parent
-    path = root / "extensions" / f"v{duckdb.__version__}" / "delta.duckdb_extension"
+    return _extension_path(duckdb_extension_delta.__file__, "delta")
+
+
+def _extension_path(package_file: str | None, name: str) -> Path:
+    path = Path(package_file or "").parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     if not path.exists():
         raise RuntimeError(
-            f"no DuckDB delta extension for duckdb {duckdb.__version__} at {path}: pin "
-            "duckdb-extension-delta to the same version as duckdb"
+            f"no DuckDB {name} extension for duckdb {duckdb.__version__} at {path}: pin "
+            f"duckdb-extension-{name} to the same version as duckdb"
         )
     return path
 
@@ -32,3 +43,28 @@ def delta_extension_path() -> Path:
 def load_delta_extension(connection: duckdb.DuckDBPyConnection) -> None:
     """Load the delta extension into `connection` (see `delta_extension_path` for the errors)."""
     connection.load_extension(str(delta_extension_path()))
+
+
+def enable_s3(connection: duckdb.DuckDBPyConnection, config: S3Config | None = None) -> None:
+    """Let `connection` read s3:// (delta_scan, read_parquet): httpfs from its wheel, and a secret
+    with the project's endpoint and region and the credentials boto3 resolves now.
+
+    Raises:
+        RuntimeError: no httpfs extension for this DuckDB, or no AWS credentials.
+    """
+    connection.load_extension(str(_extension_path(duckdb_extension_httpfs.__file__, "httpfs")))
+    connection.execute(_create_secret((config or S3Config.from_settings()).duckdb_secret()))
+
+
+def _create_secret(parameters: dict[str, str | bool]) -> str:
+    """`CREATE OR REPLACE SECRET` with each value rendered as a DuckDB literal by sqlglot.
+
+    sqlglot has no AST for CREATE SECRET (it parses it as an opaque command), so the statement is
+    assembled here; every value still goes through sqlglot's quoting, never pasted raw.
+
+    >>> _create_secret({"KEY_ID": "it's", "USE_SSL": False})
+    "CREATE OR REPLACE TEMPORARY SECRET hindsight_s3 (TYPE s3, KEY_ID 'it''s', USE_SSL FALSE)"
+    """
+    values = [exp.Boolean(this=v) if isinstance(v, bool) else exp.Literal.string(v) for v in parameters.values()]
+    options = ", ".join(["TYPE s3", *(f"{key} {value.sql('duckdb')}" for key, value in zip(parameters, values))])
+    return f"CREATE OR REPLACE TEMPORARY SECRET {SECRET_NAME} ({options})"

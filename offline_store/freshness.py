@@ -22,6 +22,8 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 from sqlglot import exp
 
+from hindsight.core.object_store import delta_storage_options
+
 #: Commit metadata keys the feature_view materialization writes (delta_writer.WriteRequest).
 INVOCATION_KEY = "dbt_invocation_id"
 MODE_KEY = "hindsight_mode"
@@ -163,7 +165,7 @@ def offline_freshness(view: FeatureView, storage_options: dict[str, str] | None 
     Raises:
         deltalake.exceptions.TableNotFoundError: there is no table at `view.delta_uri`.
     """
-    table = DeltaTable(view.delta_uri, storage_options=storage_options)
+    table = DeltaTable(view.delta_uri, storage_options=storage_options or delta_storage_options(view.delta_uri))
     newest, scanned = newest_event(table, view.timestamp_field)
     return OfflineFreshness(
         view=view.name,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import duckdb
-from deltalake import DeltaTable
+from hindsight.offline_store.tables import open_table
 from sqlglot import exp
 
 
@@ -38,7 +38,7 @@ class TableSummary:
 
 
 def summarize(view: FeatureView) -> TableSummary:
-    table = DeltaTable(view.delta_uri)
+    table = open_table(view.delta_uri)
     keys = [exp.column(k, quoted=True) for k in view.join_keys]
     ts = exp.column(view.timestamp_field, quoted=True)
     entity = keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)

@@ -25,6 +25,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from hindsight.core.durations import format_duration
+from hindsight.core.object_store import delta_storage_options
 
 DEFAULT_RETENTION = dt.timedelta(days=7)
 #: Below this a dbt run writing right now could lose files it has not committed yet.
@@ -83,7 +84,7 @@ def vacuum_table(
     """
     check_retention(retention)
     try:
-        table = DeltaTable(uri, storage_options=storage_options)
+        table = DeltaTable(uri, storage_options=storage_options or delta_storage_options(uri))
     except TableNotFoundError:
         return VacuumReport(view, (), 0, dry_run, None)
     version = table.version()

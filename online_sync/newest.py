@@ -19,6 +19,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from sqlglot import exp
 
+from hindsight.offline_store.tables import open_table
 from hindsight.online_sync.tile_items import tile_columns
 from hindsight.registry_sync.model import FeatureView
 
@@ -49,7 +50,7 @@ def open_delta(view: FeatureView) -> DeltaSnapshot:
         ValueError: the table lacks columns the view declares.
     """
     try:
-        table = DeltaTable(view.delta_uri)
+        table = open_table(view.delta_uri)
     except TableNotFoundError as err:
         raise DeltaTableMissing(
             f"feature view {view.name!r}: no Delta table at {view.delta_uri} (build it with dbt first)"

@@ -27,6 +27,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from hindsight.core.durations import format_duration
 from hindsight.offline_store.freshness import commit_time, last_commit, newest_event
+from hindsight.offline_store.tables import open_table
 from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable
 from hindsight.online_sync.state import SyncRecord, read_record
 from hindsight.registry_sync.model import FeatureView, Registry
@@ -146,7 +147,7 @@ def _when(moment: dt.datetime | None) -> str:
 
 def _offline(view: FeatureView, status: dict[str, Any], now: dt.datetime) -> DeltaTable | None:
     try:
-        table = DeltaTable(view.delta_uri)
+        table = open_table(view.delta_uri)
     except TableNotFoundError:
         return None
     newest, _ = newest_event(table, view.timestamp_field)

@@ -4,6 +4,7 @@ Lives beside the registry versions (`<registry>/validations.jsonl`). Each line i
 single `write` on a file opened with O_APPEND, so two validations at once never interleave or
 overwrite each other's lines, and a reader never sees a line that is half someone else's. A line
 cut short by a crash (no trailing newline) is skipped with a warning, never taken as a result.
+A registry on S3 (where nothing appends) keeps one object per record under `<registry>/validations/`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,22 @@ import hashlib
 import json
 import logging
 import os
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hindsight.core.folders import open_folder
+from hindsight.core.object_store import is_s3
 from hindsight.registry_sync.model import Expectation, FeatureView
 
 log = logging.getLogger(__name__)
 
 LOG_FILE = "validations.jsonl"
+#: The folder of records when the registry is on S3.
+S3_FOLDER = "validations"
 
 #: Great Expectations' severities; only a failed "critical" expectation fails the version.
 BLOCKING_SEVERITY = "critical"
@@ -145,17 +152,29 @@ _EXAMPLE = ValidationRecord("v", 0, "id", "all_rows", None, 0, True, "", (), "")
 
 
 class ValidationLog:
-    """The validation records of one project (`<registry>/validations.jsonl`)."""
+    """The validation records of one project (`<registry>/validations.jsonl`, or on S3 one object
+    per record under `<registry>/validations/`: S3 cannot append to an object)."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path | str):
+        self.path: Path | str = path if is_s3(path) else Path(path)
+        #: A registry on S3: records are objects named <time ns>.<random>.<view>.json in this folder.
+        self._objects = open_folder(path) if is_s3(path) else None
 
     @classmethod
-    def in_registry(cls, registry_dir: Path) -> ValidationLog:
+    def in_registry(cls, registry_dir: Path | str) -> ValidationLog:
+        if is_s3(registry_dir):
+            return cls(f"{str(registry_dir).rstrip('/')}/{S3_FOLDER}")
         return cls(Path(registry_dir) / LOG_FILE)
 
     def append(self, record: ValidationRecord) -> None:
         """Add `record` as one line, in one write (see the module docstring), and fsync it."""
+        if self._objects is not None:
+            # Created, never replaced: two validations at once each add their own object.
+            name = f"{time.time_ns():020d}.{uuid.uuid4().hex[:12]}.{record.view}.json"
+            if not self._objects.create(name, record.to_json().encode()):
+                raise OSError(f"{self.path}/{name} exists already; validation record not written")
+            return
+        assert isinstance(self.path, Path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = (record.to_json() + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -169,6 +188,16 @@ class ValidationLog:
 
     def records(self, view: str | None = None) -> Iterator[ValidationRecord]:
         """Every record (of `view`), oldest first."""
+        if self._objects is not None:
+            # Names start with the time they were written: sorted names are oldest first.
+            for name in sorted(self._objects.names()):
+                parts = name.split(".", 2)
+                if len(parts) == 3 and parts[2].endswith(".json") and (view is None or parts[2] == f"{view}.json"):
+                    data = self._objects.read(name)
+                    if data is not None:
+                        yield ValidationRecord.from_dict(json.loads(data))
+            return
+        assert isinstance(self.path, Path)
         if not self.path.exists():
             return
         with self.path.open("rb") as lines:

@@ -25,6 +25,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 from sqlglot import exp
 
 from hindsight.core.suggest import did_you_mean
+from hindsight.offline_store.tables import open_table
 from hindsight.quality.records import ValidationLog, ValidationRecord, fingerprint
 from hindsight.registry_sync.model import FeatureView, Registry
 
@@ -70,7 +71,7 @@ def views_to_validate(registry: Registry, select: Sequence[str] | None) -> list[
 
 def _open(view: FeatureView) -> DeltaTable:
     try:
-        return DeltaTable(view.delta_uri)
+        return open_table(view.delta_uri)
     except TableNotFoundError as error:
         raise FileNotFoundError(
             f"feature view {view.name}: no Delta table at {view.delta_uri}; run `dbt build --select {view.name}`"

@@ -74,6 +74,6 @@ def _tile_parts(view: FeatureView, used: dict[str, list[str]], types: dict[str, 
     }
 
 
-def write_registry_contracts(registry: Registry, registry_dir: Path, read_schema: SchemaReader = delta_schema) -> Path:
+def write_registry_contracts(registry: Registry, registry_dir: Path | str, read_schema: SchemaReader = delta_schema) -> Path | str:
     """Write the contracts of the applied `registry` beside its versions; returns the file."""
     return write_contracts(registry_dir, view_contracts(registry, read_schema), registry.version)

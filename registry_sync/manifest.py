@@ -109,11 +109,11 @@ def registry_from_manifest(
 
 def delta_schema(uri: str) -> pa.Schema | None:
     """The Arrow schema of a Delta table, or None if there is no table there yet."""
-    from deltalake import DeltaTable
+    from hindsight.offline_store.tables import open_table
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        return pa.schema(DeltaTable(uri).schema().to_arrow())
+        return pa.schema(open_table(uri).schema().to_arrow())
     except TableNotFoundError:
         return None
 

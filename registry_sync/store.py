@@ -1,7 +1,8 @@
-"""Registry versions on disk: one immutable JSON file per applied version.
+"""Registry versions: one immutable JSON file per applied version, in a local folder or on S3.
 
-`apply` writes `v000001.json`, `v000002.json`, ... under the registry folder (HINDSIGHT_REGISTRY);
-every past version stays readable, so a training set or a deploy can name the one it used.
+`apply` writes `v000001.json`, `v000002.json`, ... under the registry folder (HINDSIGHT_REGISTRY,
+a path or an s3:// URI: hindsight.core.folders); every past version stays readable, so a training
+set or a deploy can name the one it used.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import datetime as dt
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from hindsight.core.folders import LocalFolder, open_folder
 from hindsight.registry_sync.errors import RegistryError
 from hindsight.registry_sync.model import Registry
 
@@ -22,55 +23,46 @@ _VERSION_FILE = re.compile(r"v(\d{6})\.json")
 
 
 class RegistryStore:
-    """The applied registry versions in one folder."""
+    """The applied registry versions in one folder (local, or an S3 prefix several machines share)."""
 
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
+    def __init__(self, directory: str | os.PathLike[str]):
+        self.folder = open_folder(directory)
+        #: The local folder as a Path; an S3 registry's URI.
+        self.directory: Path | str = self.folder.path if isinstance(self.folder, LocalFolder) else str(self.folder)
 
     def versions(self) -> list[int]:
-        if not self.directory.exists():
-            return []
-        return sorted(int(m.group(1)) for p in self.directory.iterdir() if (m := _VERSION_FILE.fullmatch(p.name)))
+        return sorted(int(m.group(1)) for name in self.folder.names() if (m := _VERSION_FILE.fullmatch(name)))
 
     def latest(self) -> Registry | None:
         versions = self.versions()
         return self.read(versions[-1]) if versions else None
 
     def read(self, version: int) -> Registry:
-        path = self._path(version)
-        if not path.exists():
+        data = self.folder.read(_name(version))
+        if data is None:
             known = ", ".join(map(str, self.versions())) or "none"
             raise RegistryError(f"registry version {version} does not exist in {self.directory} (versions: {known})")
-        return Registry.from_dict(json.loads(path.read_text()))
+        return Registry.from_dict(json.loads(data))
 
     def write(self, registry: Registry) -> Registry:
         """Store `registry` as the next version and return it with its version number set.
 
-        Two writers at once (two `hindsight apply`) get two distinct versions: each file is created
-        exclusively, and a writer that finds its number taken retries with the next one.
+        Two writers at once (two `hindsight apply`, on one machine or two) get two distinct
+        versions: each file is created only if its name is free (a hard link locally, a
+        conditional PUT on S3), and a writer that finds its number taken retries with the next one.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
         version = (self.versions() or [0])[-1] + 1
         while True:
             stamped = dataclasses.replace(
                 registry, version=version, applied_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             )
-            # Written in full to a temporary file, then hard-linked to its final name: the link
-            # fails if the name exists (unlike a rename, which would replace another writer's
-            # version), and a reader never sees half a file.
-            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as out:
-                    json.dump(stamped.to_dict(), out, indent=2, sort_keys=True)
-                os.link(tmp, self._path(version))
+            if self.folder.create(_name(version), json.dumps(stamped.to_dict(), indent=2, sort_keys=True).encode()):
                 return stamped
-            except FileExistsError:
-                version = max(version, *self.versions()) + 1
-            finally:
-                os.unlink(tmp)
+            version = max(version, *self.versions()) + 1
 
-    def _path(self, version: int) -> Path:
-        return self.directory / f"v{version:06d}.json"
+
+def _name(version: int) -> str:
+    return f"v{version:06d}.json"
 
 
 def same_definitions(a: Registry, b: Registry) -> bool:

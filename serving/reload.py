@@ -1,7 +1,8 @@
 """Hot reload: each serving worker follows the registry folder and serves a newly applied version.
 
 `hindsight apply` adds one file per version to the registry folder (HINDSIGHT_REGISTRY). Each
-worker process runs one daemon thread that stats the folder every `reload_interval_ms` and, when
+worker process runs one daemon thread that stats the folder (lists it, when the registry is on S3:
+one LIST request per tick) every `reload_interval_ms` and, when
 the latest version differs from the one served, reads it and hands it to `swap` (which builds the
 new read plans and store client, then replaces the served state in one assignment). Requests
 never wait on this: they keep the state they started with. If a version cannot be loaded the
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hindsight.core.folders import LocalFolder
 from hindsight.registry_sync.model import Registry
 from hindsight.registry_sync.store import RegistryStore
 from hindsight.serving import metrics
@@ -83,13 +85,14 @@ class RegistryFollower:
 
     def check(self) -> bool:
         """Look once; swap in the latest version if it is new. True if a version was swapped in."""
-        try:
-            mtime_ns = os.stat(self.store.directory).st_mtime_ns
-        except OSError:
+        mtime_ns = self.store.folder.changed_ns()
+        if mtime_ns is not None:
+            recent = time.time_ns() - mtime_ns < _RECENT_NS
+            if mtime_ns == self._seen_mtime_ns and not recent and self.failure is None:
+                return False
+        elif isinstance(self.store.folder, LocalFolder):
             return False  # no folder (yet, or any more): keep serving what we have
-        recent = time.time_ns() - mtime_ns < _RECENT_NS
-        if mtime_ns == self._seen_mtime_ns and not recent and self.failure is None:
-            return False
+        # else a registry on S3: no cheap change check, so the prefix is listed every tick.
         versions = self.store.versions()
         latest = versions[-1] if versions else None
         if latest is None or latest == self.served_version:

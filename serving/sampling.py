@@ -75,10 +75,13 @@ def write_rows(uri: str, rows: Sequence[Sample]) -> None:
     """
     from deltalake import write_deltalake
 
+    from hindsight.core.object_store import delta_storage_options
+
     table = to_table(rows)
+    options = delta_storage_options(uri)  # a log on S3 (serving.sample_log) that servers share
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
-            write_deltalake(uri, table, mode="append", partition_by=list(PARTITION_BY))
+            write_deltalake(uri, table, mode="append", partition_by=list(PARTITION_BY), storage_options=options)
             return
         except Exception:  # delta-rs raises its own types (CommitFailedError, DeltaError, ...)
             if attempt == WRITE_ATTEMPTS:

@@ -7,4 +7,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.spark",
     "tests.fixtures.project",
     "tests.fixtures.kinesis",
+    "tests.fixtures.s3",
 ]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from hindsight.offline_store.tables import open_table
 from hindsight.offline_store.uris import absolute_uri
 from hindsight.quality.records import ValidationLog
 from hindsight.registry_sync.model import FeatureView
@@ -31,7 +31,7 @@ def validated_versions(views: Mapping[str, FeatureView], versions: Mapping[str, 
         if not view.expectations:
             continue
         try:
-            table_id = DeltaTable(absolute_uri(view.delta_uri)).metadata().id
+            table_id = open_table(absolute_uri(view.delta_uri)).metadata().id
         except TableNotFoundError as error:
             raise TrainingSetError(f"view {name!r}: no Delta table at {view.delta_uri!r}; has `dbt run` built it?") from error
         if name in chosen:

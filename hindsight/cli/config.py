@@ -33,7 +33,10 @@ def config_command(as_json: bool) -> None:
         "serving.workers": settings.serving.workers,
         "serving.sample_rate": settings.serving.sample_rate,
         "serving.sample_log": settings.sample_log,
+        "s3.endpoint_url": settings.s3.endpoint_url,
+        "s3.region": settings.s3.region,
     }
+    _aws_fallbacks(values, origin)
     problem = None
     try:
         online = OnlineStoreConfig.from_settings(settings)
@@ -58,3 +61,17 @@ def config_command(as_json: bool) -> None:
     if problem:
         click.secho(f"error: {problem}", fg="red", err=True)
         raise SystemExit(1)
+
+
+def _aws_fallbacks(values: dict, origin: dict) -> None:
+    """Show the S3 endpoint and region the commands will use when AWS's own variables supply them
+    (the order of hindsight.core.object_store.S3Config.from_settings)."""
+    import os
+
+    fallbacks = {"s3.endpoint_url": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), "s3.region": ("AWS_REGION", "AWS_DEFAULT_REGION")}
+    for key, names in fallbacks.items():
+        found = next((name for name in names if values[key] is None and os.environ.get(name)), None)
+        if found:
+            values[key], origin[key] = os.environ[found], f"env {found}"
+    if values["s3.endpoint_url"] is None:
+        origin["s3.endpoint_url"] += ": AWS"

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from hindsight.core.config import PROJECT_DIR_ENV, ConfigError
+from hindsight.core.object_store import ObjectStoreError
 from hindsight.core.settings import Settings
 
 _SETTINGS = "hindsight.settings"
@@ -77,6 +78,13 @@ class ProjectGroup(click.Group):
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         super().add_command(project_dir_option(cmd), name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ObjectStoreError as error:
+            # A location on S3 that cannot be reached (no bucket, no credentials): one line, exit 1.
+            raise click.ClickException(str(error)) from None
 
 
 def project_settings() -> Settings:

@@ -52,7 +52,9 @@ def validate_command(select: tuple[str, ...], all_rows: bool, registry_file: Pat
         sys.exit(1)
 
 
-def _shown(path: Path) -> str:
+def _shown(path: Path | str) -> str:
+    if isinstance(path, str):  # a registry on S3: its URI
+        return path
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:

@@ -14,6 +14,7 @@ with `extra="forbid"` at every level give each unknown or mistyped key with its 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -99,6 +100,22 @@ class StreamsSection(_Section):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("should be an http:// or https:// URL such as http://127.0.0.1:4567")
+
+
+class S3Section(_Section):
+    """`s3:`: how Hindsight reaches S3 where a location is an s3:// URI (offline_store, registry,
+    serving.sample_log). Credentials come from AWS's normal chains (environment, ~/.aws, roles)."""
+
+    endpoint_url: str | None = None
+    """Endpoint of an S3-compatible store (MinIO, Ceph, moto); None: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS."""
+    region: str | None = None
+    """The buckets' region; None: boto3's chain (AWS_REGION, ~/.aws/config), else us-east-1."""
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("should be an http:// or https:// URL such as http://127.0.0.1:9000")
         return value
 
 
@@ -108,7 +125,7 @@ class ProjectConfig(_Section):
     offline_store: str = "data/offline_store"
     """Root of the Delta tables: a path (relative to the project) or a URI such as s3://bucket/x."""
     registry: str = "data/registry"
-    """Folder of the versioned registry files."""
+    """Folder of the versioned registry files: a path (relative to the project) or a URI such as s3://bucket/x."""
     state: str = "data/state"
     """Pid files, logs and data of the services Hindsight starts (DynamoDB Local, Sail, serve)."""
     on_demand: str = "on_demand"
@@ -119,6 +136,16 @@ class ProjectConfig(_Section):
     """The serving API."""
     streams: StreamsSection = StreamsSection()
     """Stream sources: Kinesis and the stream consumer."""
+    s3: S3Section = S3Section()
+    """S3 and S3-compatible object stores."""
+
+    @field_validator("state", "on_demand")
+    @classmethod
+    def _local_path(cls, value: str) -> str:
+        # Pid files and Python modules belong to one machine: only what machines share may be a URI.
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+            raise ValueError(f"should be a local folder (a path relative to the project, such as data/state), not a URI: {value!r}")
+        return value
 
 
 #: Environment variable -> the key it overrides (an empty variable counts as unset).
@@ -142,6 +169,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "HINDSIGHT_STREAM_FLUSH_INTERVAL": "streams.flush_interval",
     "HINDSIGHT_STREAM_POLL_INTERVAL": "streams.poll_interval",
     "HINDSIGHT_STREAM_LEASE_SECONDS": "streams.lease_seconds",
+    "HINDSIGHT_S3_ENDPOINT_URL": "s3.endpoint_url",
+    "HINDSIGHT_S3_REGION": "s3.region",
 }
 
 

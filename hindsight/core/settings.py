@@ -18,6 +18,7 @@ from pathlib import Path
 from hindsight.core.config import (
     CONFIG_FILE,
     OnlineStoreSection,
+    S3Section,
     ServingSection,
     StreamsSection,
     find_project_dir,
@@ -56,8 +57,9 @@ class Settings:
     duckdb_path: Path
     #: dbt's target folder, holding manifest.json (DBT_TARGET_PATH).
     dbt_target_dir: Path
-    #: Versioned registry files (registry, HINDSIGHT_REGISTRY).
-    registry_dir: Path
+    #: Versioned registry files (registry, HINDSIGHT_REGISTRY): a local folder, or a URI (str) such
+    #: as s3://bucket/registry that several machines share (hindsight.core.folders reads either).
+    registry_dir: Path | str
     #: Downloaded tools: DynamoDB Local, kinesalite (HINDSIGHT_TOOLS).
     tools_dir: Path
     #: Local state of services Hindsight starts: pid files, DynamoDB Local data (state, HINDSIGHT_STATE).
@@ -71,6 +73,8 @@ class Settings:
     serving: ServingSection = field(default_factory=ServingSection)
     #: The streams section of hindsight.yml (Kinesis, the consumer), env overrides applied.
     streams: StreamsSection = field(default_factory=StreamsSection)
+    #: The s3 section of hindsight.yml, env overrides applied (see hindsight.core.object_store).
+    s3: S3Section = field(default_factory=S3Section)
     #: The hindsight.yml read, or None when the project has none (all defaults).
     config_file: Path | None = None
 
@@ -114,13 +118,14 @@ class Settings:
             offline_store=_resolve_uri(project, config.offline_store),
             duckdb_path=env_path("HINDSIGHT_DUCKDB_PATH", data / "hindsight.duckdb"),
             dbt_target_dir=env_path("DBT_TARGET_PATH", project / "target"),
-            registry_dir=_resolve(project, config.registry),
+            registry_dir=config.registry if _URI.match(config.registry) else _resolve(project, config.registry),
             tools_dir=env_path("HINDSIGHT_TOOLS", project / ".tools"),
             state_dir=_resolve(project, config.state),
             on_demand_dir=_resolve(project, config.on_demand),
             online_store=config.online_store,
             serving=config.serving,
             streams=config.streams,
+            s3=config.s3,
             config_file=config_file if config_file.is_file() else None,
         )
 

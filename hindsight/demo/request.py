@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 
+from hindsight.offline_store.tables import open_table
 from hindsight.registry_sync import load_registry
 
 if TYPE_CHECKING:
@@ -37,6 +37,6 @@ def newest_entities(settings: Settings | None = None, view: str = "user_transact
 
 
 def _newest_row_keys(view) -> dict[str, Any]:
-    table = DeltaTable(view.delta_uri).to_pyarrow_dataset().to_table(columns=[*view.join_keys, view.timestamp_field])
+    table = open_table(view.delta_uri).to_pyarrow_dataset().to_table(columns=[*view.join_keys, view.timestamp_field])
     newest = pc.index(table[view.timestamp_field], pc.max(table[view.timestamp_field])).as_py()
     return {key: table[key][newest].as_py() for key in view.join_keys}
