@@ -379,7 +379,9 @@ def _merge(
         commit_properties=commit,
     )
     # A pushed row is never updated by the model's (the same key was dropped above; this guards the rest).
-    keep = _render(exp.Is(this=_col(request.pushed_column, "t"), expression=exp.null())) if _keeps_pushed_rows(table, request) else None
+    keep = None
+    if request.pushed_column is not None and _keeps_pushed_rows(table, request):
+        keep = _render(exp.Is(this=_col(request.pushed_column, "t"), expression=exp.null()))
     metrics = merger.when_matched_update_all(predicate=keep).when_not_matched_insert_all().execute()
     written = int(metrics.get("num_target_rows_inserted", 0)) + int(metrics.get("num_target_rows_updated", 0))
     table.update_incremental()

@@ -36,7 +36,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -48,8 +48,28 @@ from sqlglot import exp
 from hindsight.core.suggest import did_you_mean
 from hindsight.offline_store.event_log import INGESTED_AT
 
-if TYPE_CHECKING:  # a lower layer: the registry's FeatureView only as a type (any object with its fields)
-    from hindsight.registry_sync.model import FeatureView
+
+
+class FeatureView(Protocol):
+    """What this module reads of a push view: the registry's FeatureView has it (a higher layer, so
+    not imported here)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def push(self) -> bool: ...
+    @property
+    def push_partial(self) -> bool: ...
+    @property
+    def delta_uri(self) -> str: ...
+    @property
+    def join_keys(self) -> tuple[str, ...]: ...
+    @property
+    def timestamp_field(self) -> str: ...
+    @property
+    def created_field(self) -> str | None: ...
+    @property
+    def features(self) -> tuple[Any, ...]: ...
 
 #: The column marking pushed rows in a push view's Delta table: when the push was acknowledged.
 PUSHED_AT = "_hs_pushed_at"

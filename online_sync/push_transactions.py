@@ -142,7 +142,7 @@ class Writer:
                 transaction.append(self.journal.put_request(self.target, entry.entry_id, entry.journal, seq))
                 owners.append(("journal", entry))
             for row, ops in writes:
-                for op in ops:
+                for op in ops or ():
                     transaction.append(op)
                     owners.append(("online", row))
             if not transaction:

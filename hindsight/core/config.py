@@ -100,6 +100,7 @@ class StreamsSection(_Section):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("should be an http:// or https:// URL such as http://127.0.0.1:4567")
+        return value
 
 
 class S3Section(_Section):
