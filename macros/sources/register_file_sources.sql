@@ -10,7 +10,11 @@
 {% endmacro %}
 
 {#- DuckDB reads the files directly through each table's external_location. -#}
+{% macro duckdb__register_file_sources(source_name, root) -%}
+{%- endmacro %}
+
 {% macro default__register_file_sources(source_name, root) -%}
+  {{ hindsight.unsupported_adapter('register_file_sources') }}
 {%- endmacro %}
 
 {#-

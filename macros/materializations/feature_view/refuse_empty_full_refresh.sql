@@ -19,8 +19,12 @@
   {{- return(adapter.dispatch('delta_table_rows', 'hindsight')(location)) -}}
 {% endmacro %}
 
-{#- Spark: feature_view_exists() probes the location itself (and registers what it finds). -#}
 {% macro default__delta_table_rows(location) %}
+  {{ hindsight.unsupported_adapter('delta_table_rows') }}
+{% endmacro %}
+
+{#- Spark: the catalog knows the table (register_feature_views registered one found at its location). -#}
+{% macro spark__delta_table_rows(location) %}
   {%- if not hindsight.feature_view_exists() -%}{{ return(none) }}{%- endif -%}
   {{ return(run_query('select count(*) from ' ~ hindsight.feature_view_relation(location))[0][0]) }}
 {% endmacro %}
