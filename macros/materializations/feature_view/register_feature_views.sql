@@ -1,8 +1,9 @@
 {#-
   Keeps the catalog in step with the feature views' Delta tables before any model is compiled, so
   is_incremental() can answer from the catalog alone (feature_view_exists.sql). An `on-run-start`
-  hook (dbt_project.yml): it runs in `dbt run`, `build`, `test`, `seed` and `snapshot`, never in
-  `dbt compile` or `dbt docs generate`, which must not change the catalog. Renders no SQL.
+  hook (dbt_project.yml) that acts in `dbt run`, `build`, `test`, `seed` and `snapshot`, never in
+  `dbt compile` or `dbt docs generate` (is_build_command), which must not change the catalog.
+  Renders no SQL.
 -#}
 {% macro register_feature_views() %}
   {{- return(adapter.dispatch('register_feature_views', 'hindsight')()) -}}
@@ -27,7 +28,7 @@
   persistent metastore) decides. Reads dbt's relation cache, filled just before on-run-start.
 -#}
 {% macro spark__register_feature_views() %}
-  {%- if not execute -%}{{ return('') }}{%- endif -%}
+  {%- if not hindsight.is_build_command() -%}{{ return('') }}{%- endif -%}
   {%- set list_location = hindsight.spark_capabilities()['list_location'] -%}
   {%- for node in graph.nodes.values()
         if node.resource_type == 'model' and node.config.materialized == 'feature_view'
