@@ -4,9 +4,10 @@
 
 Order: offline store (builds the demo project and keeps it), training sets (on that same
 project), online sync, serving, training sets on Sail, the soak, training sets over an
-aggregation view (on the same raw data) and serving one, then the cost of sampling served
-features, then ingest through the API. `--scale small` runs each on the small demo data and short loads: a check that every
-benchmark works, in minutes, not a figure to quote. The first benchmark that fails stops the run
+aggregation view (on the same raw data) and serving one, the cost of sampling served
+features, incremental aggregation views, the flush of ingested events, ingest through the API and
+Kinesis, then `dbt run` on Sail against DuckDB. `--scale small` runs each on the small demo data
+and short loads: a check that every benchmark works, in minutes, not a figure to quote. The first benchmark that fails stops the run
 with its exit status.
 """
 
@@ -38,6 +39,7 @@ SCRIPTS = {
     "flush": "bench_flush.py",
     "ingest": "bench_ingest.py",
     "stream_kinesis": "bench_stream_kinesis.py",
+    "dbt_engines": "bench_dbt_engines.py",
 }
 #: Benchmarks whose load does not depend on the data's scale (a fixed number of seconds).
 _UNSCALED = {"soak"}
@@ -47,7 +49,7 @@ def commands(scale: str, project_root: Path, selected: list[str]) -> list[tuple[
     """The command line of each selected benchmark; training reuses the project offline builds.
 
     >>> [name for name, _ in commands("small", Path("/tmp/b"), list(SCRIPTS))]
-    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling', 'aggregation_incremental', 'flush', 'ingest', 'stream_kinesis']
+    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling', 'aggregation_incremental', 'flush', 'ingest', 'stream_kinesis', 'dbt_engines']
     >>> commands("small", Path("/tmp/b"), list(SCRIPTS))[1][1][-4:]
     ['--scale', 'small', '--project', '/tmp/b/project']
     """

@@ -13,7 +13,7 @@
 -#}
 {% macro aggregation_functions() %}
   {{ return({
-      'count': {'sql': 'count({v})', 'tile': 'cast(coalesce(sum({n}) over {w}, 0) as bigint)'},
+      'count': {'sql': 'count({v})', 'tile': 'cast(coalesce(sum({n}) over {w}, 0) as ' ~ dbt.type_bigint() ~ ')'},
       'sum': {'sql': 'sum({v})', 'tile': 'sum({s}) over {w}'},
       'mean': {'sql': 'avg({v})', 'tile': 'sum({s}) over {w} / nullif(sum({n}) over {w}, 0)'},
       'min': {'sql': 'min({v})', 'tile': 'min({lo}) over {w}'},

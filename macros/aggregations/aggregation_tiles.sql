@@ -38,7 +38,7 @@ with hs_events as (
         {%- for input in inputs %}, {{ adapter.quote(input.column) }} as hs_c{{ loop.index }}{% endfor %}
     from (
         {#- Spark's unix_micros is defined on timestamp: a timestamp_ntz or date column is cast (UTC session: the instant is kept). #}
-        select *, {{ hindsight.epoch_micros('cast(' ~ ts ~ ' as timestamp)') }} as hs_us
+        select *, {{ hindsight.epoch_micros('cast(' ~ ts ~ ' as ' ~ dbt.type_timestamp() ~ ')') }} as hs_us
         from {{ relation }}
         where {{ ts }} is not null and {{ hindsight.range_predicate(ts, range) }}
     ) as hs_timed
@@ -70,16 +70,16 @@ hs_groups as (
 select {{ key_sql }}, hs_ts as {{ ts }}, {{ hindsight.from_epoch_micros('hs_tile_us') }} as {{ adapter.quote(names.tile_start) }}
     {%- for input in cfg.aggregation.inputs %}
     {%- if input.column == names.star %},
-    cast({{ hindsight.aggregate_over_window('sum', 'hs_g_events', window) }} as bigint) as {{ adapter.quote(names.event_count) }}
+    cast({{ hindsight.aggregate_over_window('sum', 'hs_g_events', window) }} as {{ dbt.type_bigint() }}) as {{ adapter.quote(names.event_count) }}
     {%- else %}
     {%- set i = slots[input.column] %}
     {%- set n = hindsight.aggregate_over_window('sum', 'hs_g_n' ~ i, window) %}
     {%- for column in input.parts %}
     {%- set part = column[(input.column | length) + 2:] %},
     {% if part == 'n' -%}
-    cast({{ n }} as bigint)
+    cast({{ n }} as {{ dbt.type_bigint() }})
     {%- elif part == 'sum' -%}
-    cast({{ hindsight.aggregate_over_window('sum', 'hs_g_sum' ~ i, window) }} as {{ 'bigint' if hindsight._is_integer_type(types[input.column]) else 'double' }})
+    cast({{ hindsight.aggregate_over_window('sum', 'hs_g_sum' ~ i, window) }} as {{ dbt.type_bigint() if hindsight._is_integer_type(types[input.column]) else 'double' }})
     {%- elif part == 'm2' -%}
     {#- n = 1: no deviation (var_samp is NULL there); n = 0: NULL, like the sum. #}
     cast(case when {{ n }} = 1 then 0 else hs_g_v{{ i }} * ({{ n }} - 1) end as double)

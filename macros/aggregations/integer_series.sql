@@ -4,6 +4,10 @@
 {% endmacro %}
 
 {% macro default__integer_series(start, stop) -%}
+  {{ hindsight.unsupported_adapter('integer_series') }}
+{%- endmacro %}
+
+{% macro spark__integer_series(start, stop) -%}
   explode(sequence({{ start }}, {{ stop }}))
 {%- endmacro %}
 

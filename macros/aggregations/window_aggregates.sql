@@ -182,5 +182,5 @@ hs_grid as (
 
 {#- The bucket (grid point index) an instant falls in: the first grid point at or after it. -#}
 {% macro _bucket_of(us_expression, step) -%}
-  cast(ceil({{ us_expression }} / cast({{ step }} as double)) as bigint)
+  cast(ceil({{ us_expression }} / cast({{ step }} as double)) as {{ dbt.type_bigint() }})
 {%- endmacro %}

@@ -10,7 +10,11 @@
 {% endmacro %}
 
 {#- DuckDB reads the files directly through each table's external_location. -#}
+{% macro duckdb__register_file_sources(source_name, root) -%}
+{%- endmacro %}
+
 {% macro default__register_file_sources(source_name, root) -%}
+  {{ hindsight.unsupported_adapter('register_file_sources') }}
 {%- endmacro %}
 
 {#-
@@ -21,7 +25,8 @@
   parquet.`path`.
 -#}
 {% macro spark__register_file_sources(source_name, root) -%}
-  {%- if not execute -%}{{ return('') }}{%- endif -%}
+  {#- Not in `dbt compile` / `docs generate`, which render hooks too and must leave the catalog alone. -#}
+  {%- if not hindsight.is_build_command() -%}{{ return('') }}{%- endif -%}
   {%- set tables = [] -%}
   {%- for node in graph.sources.values() -%}
     {%- set meta = node.source_meta or {} -%}

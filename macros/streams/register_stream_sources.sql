@@ -47,6 +47,8 @@
   delta-rs). The declared columns give its schema; the catalog entry follows a moved location.
 -#}
 {% macro spark__register_stream_sources(streams) %}
+  {#- `dbt compile` and `dbt docs generate` render hooks too: they must leave the catalog alone. -#}
+  {%- if not hindsight.is_build_command() -%}{{ return('') }}{%- endif -%}
   {%- for entry in streams -%}
     {%- set node = entry.node -%}
     {%- set relation = adapter.quote(node.schema) ~ '.' ~ adapter.quote(node.identifier) -%}

@@ -4,6 +4,10 @@
 {% endmacro %}
 
 {% macro default__epoch_micros(ts) -%}
+  {{ hindsight.unsupported_adapter('epoch_micros') }}
+{%- endmacro %}
+
+{% macro spark__epoch_micros(ts) -%}
   unix_micros({{ ts }})
 {%- endmacro %}
 
@@ -17,6 +21,10 @@
 {% endmacro %}
 
 {% macro default__from_epoch_micros(micros) -%}
+  {{ hindsight.unsupported_adapter('from_epoch_micros') }}
+{%- endmacro %}
+
+{% macro spark__from_epoch_micros(micros) -%}
   timestamp_micros({{ micros }})
 {%- endmacro %}
 

@@ -9,7 +9,7 @@
   there (`hindsight spark up`), as it does to the Python side. URIs (s3://...) are kept as they are.
 
   dbt's Jinja cannot open files, so the file is read through the engine (`read_project_file`),
-  once per call; during parsing (execute is false) nothing is read and the default is returned.
+  once per dbt command (run_cache); during parsing (execute is false) nothing is read and the default is returned.
 -#}
 {% macro project_setting(key) %}
   {%- set known = {
@@ -25,7 +25,9 @@
   {%- set value = env_var(spec['env'], '') -%}
   {%- if not value and execute -%}
     {%- set file = 'hindsight.yml' -%}
-    {%- set text = hindsight.read_project_file(file) -%}
+    {%- set files = hindsight.run_cache().setdefault('project_files', {}) -%}
+    {%- if file not in files -%}{%- do files.update({file: hindsight.read_project_file(file)}) -%}{%- endif -%}
+    {%- set text = files[file] -%}
     {%- set settings = fromyaml(text) if text else none -%}
     {%- if settings is not none and settings is not mapping -%}
       {{ exceptions.raise_compiler_error(file ~ ": expected a mapping of settings (offline_store: ..., registry: ...), got " ~ settings) }}

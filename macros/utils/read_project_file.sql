@@ -6,8 +6,12 @@
   {{- return(adapter.dispatch('read_project_file', 'hindsight')(path)) -}}
 {% endmacro %}
 
-{#- DuckDB: glob() says whether the file exists (read_text fails on a missing one), read_text() reads it. -#}
 {% macro default__read_project_file(path) %}
+  {{ hindsight.unsupported_adapter('read_project_file') }}
+{% endmacro %}
+
+{#- DuckDB: glob() says whether the file exists (read_text fails on a missing one), read_text() reads it. -#}
+{% macro duckdb__read_project_file(path) %}
   {%- set literal = "'" ~ (path | string).replace("'", "''") ~ "'" -%}
   {%- if run_query('select count(*) from glob(' ~ literal ~ ')').rows[0][0] == 0 -%}
     {{- return(none) -}}

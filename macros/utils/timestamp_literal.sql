@@ -5,5 +5,5 @@
   {%- else -%}
     {%- set text = value.strftime('%Y-%m-%d %H:%M:%S.%f') -%}
   {%- endif -%}
-  {{- return("cast('" ~ text ~ "' as timestamp)") -}}
+  {{- return("cast('" ~ text ~ "' as " ~ dbt.type_timestamp() ~ ")") -}}
 {% endmacro %}

@@ -1,62 +1,26 @@
 {#-
   Whether the current feature view's Delta table exists, so this run can be incremental or a
-  backfill. Called by is_incremental() and the backfill check, at compile time.
+  backfill. Called by is_incremental(), processing_range() and the materialization, in `dbt compile`
+  and `dbt docs generate` too: it reads dbt's relation cache (filled once at the start of the
+  command) and never changes the catalog. The answer is kept per model for the rest of the command
+  (run_cache), so every caller of one model sees the same one.
 -#}
 {% macro feature_view_exists() %}
-  {{- return(adapter.dispatch('feature_view_exists', 'hindsight')()) -}}
-{% endmacro %}
-
-{% macro default__feature_view_exists() %}
-  {{ return(adapter.get_relation(this.database, this.schema, this.identifier) is not none) }}
+  {%- set cache = hindsight.run_cache().setdefault('feature_view_exists', {}) -%}
+  {%- if this | string not in cache -%}
+    {%- do cache.update({this | string: adapter.dispatch('feature_view_exists', 'hindsight')()}) -%}
+  {%- endif -%}
+  {{- return(cache[this | string]) -}}
 {% endmacro %}
 
 {#-
-  Spark: the Delta table at the view's location decides, not the catalog, which Sail loses on
-  every restart and which points elsewhere once HINDSIGHT_OFFLINE_STORE moves. The catalog entry
-  is made to match: an entry at another location is dropped (external tables only: their files
-  stay), and a table found at the location is registered instead of being rebuilt.
-  Probing a location that may hold nothing raises on Apache Spark, so there the catalog decides,
-  as a metastore persists; on Sail a listing of <location>/_delta_log is empty when there is no
-  table. The catalog is read directly, not from dbt's relation cache, which this macro changes.
+  Any adapter: the catalog decides, through dbt's relation cache, as dbt-spark's own is_incremental()
+  does. On Spark the catalog is kept in step with the Delta tables before any model compiles:
+  register_feature_views(), an on-run-start hook of `dbt run` / `dbt build`, registers a table found
+  at a view's location that the catalog lost (Sail forgets its catalog on restart) and drops an
+  entry that points elsewhere. `dbt compile` and `dbt docs generate` run no hooks: they answer from
+  the catalog as it is.
 -#}
-{% macro spark__feature_view_exists() %}
-  {%- set cfg = hindsight.feature_view_config() -%}
-  {%- set location = hindsight._spark_normalized_location(cfg.location) -%}
-  {%- set entry = hindsight._spark_catalog_entry(this) -%}
-  {%- if entry is not none and hindsight._spark_entry_location(entry) != location -%}
-    {%- do hindsight.spark_drop_external_table(this, entry) -%}
-    {%- set entry = none -%}
-  {%- endif -%}
-  {%- if hindsight.spark_engine() == 'sail' -%}
-    {%- set probe = "select count(*) from binaryFile.`" ~ cfg.location.rstrip('/') ~ "/_delta_log`" -%}
-    {%- set found = run_query(probe)[0][0] > 0 -%}
-  {%- else -%}
-    {%- set found = entry is not none -%}
-  {%- endif -%}
-  {%- if found and entry is none -%}
-    {%- do hindsight.spark_register_delta_table(this, cfg.location) -%}
-  {%- endif -%}
-  {{ return(found) }}
-{% endmacro %}
-
-{#- The catalog's description of `relation` (SHOW TABLE EXTENDED's information), or none. -#}
-{% macro _spark_catalog_entry(relation) %}
-  {%- do run_query('create schema if not exists ' ~ adapter.quote(relation.schema)) -%}
-  {%- set rows = run_query('show table extended in ' ~ adapter.quote(relation.schema) ~ " like '" ~ relation.identifier ~ "'") -%}
-  {%- for row in rows if row[1] == relation.identifier -%}
-    {{ return(row[3] or '') }}
-  {%- endfor -%}
-  {{ return(none) }}
-{% endmacro %}
-
-{#- Where a catalog entry says its table lives (normalised), or none. -#}
-{% macro _spark_entry_location(entry) %}
-  {%- set found = modules.re.search('(?m)^Location: (.*)$', entry) -%}
-  {{ return(hindsight._spark_normalized_location(found.group(1)) if found else none) }}
-{% endmacro %}
-
-{#- Locations compare equal whatever the engine adds: file: schemes, trailing slashes. -#}
-{% macro _spark_normalized_location(location) %}
-  {%- set text = (location | string).strip().rstrip('/') -%}
-  {{ return(modules.re.sub('^file:(//)?', '', text)) }}
+{% macro default__feature_view_exists() %}
+  {{ return(load_relation(this) is not none) }}
 {% endmacro %}

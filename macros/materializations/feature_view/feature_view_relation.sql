@@ -7,6 +7,10 @@
 {% endmacro %}
 
 {% macro default__feature_view_relation(location) -%}
+  {{ hindsight.unsupported_adapter('feature_view_relation') }}
+{%- endmacro %}
+
+{% macro spark__feature_view_relation(location) -%}
   delta.`{{ location }}`
 {%- endmacro %}
 

@@ -4,10 +4,10 @@
   server in one Delta commit, registered in the catalog so ref() and dbt tests read it.
 
   Steps, as on DuckDB: read and validate config -> decide the processing range (full refresh,
-  incremental, backfill; a Delta table found at the location counts even if the catalog lost it)
-  -> stage the model's rows in that range (temporary views; an aggregation view's: its tiles),
-  holding back rows from the future ->
-  validate them (and refuse a full refresh that would empty the table) -> one Delta commit:
+  incremental, backfill; register_feature_views, an on-run-start hook, has already registered a
+  Delta table found at the location that the catalog lost) -> stage the model's rows in that range
+  once (an aggregation view's: its tiles) -> hold back rows from the future -> validate them (and
+  refuse a full refresh that would empty the table) -> one Delta commit:
     full refresh  CREATE OR REPLACE TABLE ... USING delta ... AS SELECT
     incremental   MERGE on (entities, timestamp[, created]); unchanged rows (floats within
                   cfg.float_tolerance relative) are not updated, so a rerun commits nothing
@@ -16,22 +16,23 @@
   Nothing is written unless every check passed. Timestamps are stored as Delta `timestamp` (UTC),
   as delta-rs writes them on DuckDB, so both engines' tables share one Arrow schema.
 
-  Staging uses temporary views, not tables: Sail has no CACHE TABLE and re-parses stored views'
-  SQL without its backticks. The model's SQL therefore runs once per check and once for the write.
+  The model's SQL runs once: its rows are staged (spark_stage_rows, by the engine's capability)
+  and every check and the write read the staged rows.
 -#}
 {% materialization feature_view, adapter='spark' %}
   {%- set cfg = hindsight.feature_view_config() -%}
-  {%- set engine = hindsight.spark_engine() -%}
+  {%- set capabilities = hindsight.spark_capabilities() -%}
   {%- set range = hindsight.processing_range() -%}
   {%- do hindsight.log_widened_range(cfg, range) -%}
-  {#- Registers a Delta table found at the location, whatever the catalog knew. -#}
   {%- set exists = hindsight.feature_view_exists() -%}
   {%- set target_relation = this.incorporate(type='table') -%}
   {%- set model_rows = hindsight._spark_temp_view('model') -%}
   {%- set stage = hindsight._spark_temp_view('stage') -%}
+  {%- set kept = hindsight._spark_temp_view('kept') -%}
 
   {{ run_hooks(pre_hooks) }}
 
+  {#- A temporary view of the model's SQL: analysed for its columns, never run on its own. -#}
   {% call statement('model_rows') -%}
     create or replace temporary view {{ model_rows }} as
     {{ compiled_code }}
@@ -48,17 +49,22 @@
     {%- endcall %}
   {%- endif -%}
   {%- set in_range = hindsight.range_predicate(adapter.quote(range.column or cfg.timestamp_field), range) -%}
-  {%- set deferred = hindsight.future_rows('(select * from ' ~ rows ~ ' where ' ~ in_range ~ ') as hs_in_range', cfg, range) -%}
-  {% call statement('stage') -%}
-    create or replace temporary view {{ stage }} as
+  {%- set staged_sql -%}
     select {{ hindsight._spark_stage_columns(adapter.get_columns_in_relation(rows), cfg) | join(', ') }}
     from {{ rows }}
-    where {{ in_range }}{% if deferred > 0 %} and {{ hindsight.future_rows_kept(cfg, range) }}{% endif %}
+    where {{ in_range }}
+  {%- endset -%}
+  {% do hindsight.spark_stage_rows(stage, staged_sql, capabilities) %}
+
+  {%- set deferred = hindsight.future_rows(stage, cfg, range) -%}
+  {% call statement('kept') -%}
+    create or replace temporary view {{ kept }} as
+    select * from {{ stage }}{% if deferred > 0 %} where {{ hindsight.future_rows_kept(cfg, range) }}{% endif %}
   {%- endcall %}
-  {% set staged_rows = hindsight.validate_feature_view_rows(stage, cfg) %}
-  {% do hindsight.require_feature_descriptions(stage, cfg) %}
+  {% set staged_rows = hindsight.validate_feature_view_rows(kept, cfg) %}
+  {% do hindsight.require_feature_descriptions(kept, cfg) %}
   {% do hindsight.refuse_empty_full_refresh(staged_rows, cfg, range) %}
-  {% do hindsight.spark_check_contract(target_relation, stage, cfg, exists, range.mode) %}
+  {% do hindsight.spark_check_contract(target_relation, kept, cfg, exists, range.mode) %}
 
   {%- set commit_metadata = {
       'dbt_invocation_id': invocation_id,
@@ -66,21 +72,25 @@
       'hindsight_mode': range.mode if exists else 'full_refresh',
   } -%}
   {%- if range.mode == 'full_refresh' or not exists -%}
-    {%- set write_sql = hindsight.spark_replace_table_sql(target_relation, stage, cfg, engine, commit_metadata, exists) -%}
+    {%- set write_sql = hindsight.spark_replace_table_sql(target_relation, kept, cfg, capabilities, commit_metadata, exists) -%}
   {%- elif range.mode in ['incremental', 'backfill'] -%}
-    {%- set write_sql = hindsight.spark_merge_sql(target_relation, stage, cfg, range, engine) -%}
+    {%- set write_sql = hindsight.spark_merge_sql(target_relation, kept, cfg, range, capabilities) -%}
   {%- else -%}
     {{ exceptions.raise_compiler_error(cfg.where ~ ": unknown processing mode " ~ range.mode ~ "; expected full_refresh, incremental or backfill.") }}
   {%- endif -%}
 
-  {% do hindsight._spark_set_commit_metadata(engine, commit_metadata) %}
+  {% do hindsight._spark_set_commit_metadata(capabilities, commit_metadata) %}
   {% call statement('main') -%}
     {{ write_sql }}
   {%- endcall %}
-  {% do hindsight._spark_set_commit_metadata(engine, none) %}
+  {% do hindsight._spark_set_commit_metadata(capabilities, none) %}
   {%- do adapter.cache_added(target_relation) -%}
 
-  {% for view in [stage] + ([rows] if cfg.aggregation else []) + [model_rows] %}
+  {% call statement('drop_kept') -%}
+    drop view if exists {{ kept }}
+  {%- endcall %}
+  {% do hindsight.spark_drop_stage(stage, capabilities) %}
+  {% for view in ([rows] if cfg.aggregation else []) + [model_rows] %}
     {% call statement('drop_' ~ loop.index) -%}
       drop view if exists {{ view }}
     {%- endcall %}
@@ -130,8 +140,8 @@
   nor this setting: there only full refreshes carry it (a CREATE TABLE option, see
   spark_replace_table_sql); its MERGE commits have no userMetadata.
 -#}
-{% macro _spark_set_commit_metadata(engine, metadata) %}
-  {%- if engine == 'sail' -%}{{ return(none) }}{%- endif -%}
+{% macro _spark_set_commit_metadata(capabilities, metadata) %}
+  {%- if not capabilities.session_conf -%}{{ return(none) }}{%- endif -%}
   {%- if metadata is none -%}
     {%- do run_query('reset spark.databricks.delta.commitInfo.userMetadata') -%}
   {%- else -%}

@@ -1,8 +1,9 @@
 {#-
   dbt's is_incremental() only recognises the stock `incremental` materialization; this override
   also answers for `feature_view` models, so `{% if is_incremental() %}` works in them as usual.
-  Whether the view's table exists is the engine's call (feature_view_exists: Spark looks at the
-  Delta location, not only the catalog).
+  Whether the view's table exists is decided once per model and dbt command, from dbt's relation
+  cache, with no side effect (feature_view_exists), so `dbt compile` and `dbt docs generate` leave
+  the catalog as it was.
 -#}
 {% macro is_incremental() %}
   {%- if not execute -%}

@@ -25,8 +25,12 @@
   {{- return('' if computed_of is none else ' where ' ~ hindsight.computed_rows_predicate(computed_of, location)) -}}
 {% endmacro %}
 
-{#- Spark: feature_view_exists() probes the location itself (and registers what it finds). -#}
 {% macro default__delta_table_rows(location, computed_of=none) %}
+  {{ hindsight.unsupported_adapter('delta_table_rows') }}
+{% endmacro %}
+
+{#- Spark: the catalog knows the table (register_feature_views registered one found at its location). -#}
+{% macro spark__delta_table_rows(location, computed_of=none) %}
   {%- if not hindsight.feature_view_exists() -%}{{ return(none) }}{%- endif -%}
   {{ return(run_query('select count(*) from ' ~ hindsight.feature_view_relation(location) ~ hindsight._table_rows_where(location, computed_of))[0][0]) }}
 {% endmacro %}

@@ -16,7 +16,7 @@
   gate is `hindsight plan` (exit 1 on a breaking change) in CI, and this check is skipped.
 -#}
 {% macro spark_check_contract(relation, stage, cfg, exists, mode) %}
-  {%- if hindsight.spark_engine() != 'sail' -%}{{ return(none) }}{%- endif -%}
+  {%- if not hindsight.spark_capabilities().read_local_files -%}{{ return(none) }}{%- endif -%}
   {%- set path = hindsight.registry_location().rstrip('/') ~ '/contracts.jsonl' -%}
   {%- set source = "json.`" ~ path ~ "`" -%}
   {#- A missing (or empty) file has no columns at all. -#}

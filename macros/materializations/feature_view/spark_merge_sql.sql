@@ -13,13 +13,13 @@
   on_schema_change='append_new_columns', Spark adds new columns first (ALTER TABLE: one more
   commit); Sail cannot alter a Delta table's schema, so there it is an error naming the way out.
 -#}
-{% macro spark_merge_sql(relation, stage, cfg, range, engine) %}
+{% macro spark_merge_sql(relation, stage, cfg, range, capabilities) %}
   {%- set existing = hindsight._spark_columns(relation) -%}
   {%- set problems = hindsight._spark_schema_changes(relation, stage, cfg) -%}
   {%- set added = hindsight._spark_added_columns(relation, stage) -%}
-  {%- if problems and not (cfg.on_schema_change == 'append_new_columns' and problems | length == 1 and added and engine != 'sail') -%}
+  {%- if problems and not (cfg.on_schema_change == 'append_new_columns' and problems | length == 1 and added and capabilities.add_columns) -%}
     {%- set remedy = "Rebuild it with `dbt run --select " ~ cfg.model ~ " --full-refresh`" -%}
-    {%- if engine == 'sail' -%}
+    {%- if not capabilities.add_columns -%}
       {%- set remedy = "Sail cannot change the schema of an existing Delta table: move or delete " ~ cfg.location ~ ", then run again" -%}
     {%- elif added and problems | length == 1 -%}
       {%- set remedy = remedy ~ ", or set on_schema_change='append_new_columns'" -%}

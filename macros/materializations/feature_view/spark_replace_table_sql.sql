@@ -2,7 +2,7 @@
   The full-refresh write on Spark: one CREATE OR REPLACE TABLE ... USING delta ... AS SELECT at the
   view's location, partitioned, with the change data feed on (online sync reads it).
 
-  Where Sail differs (measured on Sail 0.7.2):
+  Where Sail differs (measured on Sail 0.7.2; spark_capabilities() names each difference):
     - CREATE OR REPLACE over an existing Delta table keeps the table's schema and casts the new
       rows into it, where Spark replaces the schema. A changed column list therefore fails here,
       before anything is written, naming the columns and the way out.
@@ -16,8 +16,8 @@
       Spark's Delta and delta-rs make every column nullable: `nullif(c, null)`, which is `c`,
       makes the column nullable, so both engines' tables have one Arrow schema.
 -#}
-{% macro spark_replace_table_sql(relation, stage, cfg, engine, commit_metadata, exists) %}
-  {%- if engine == 'sail' and exists -%}
+{% macro spark_replace_table_sql(relation, stage, cfg, capabilities, commit_metadata, exists) %}
+  {%- if exists and not capabilities.replace_schema -%}
     {%- set problems = hindsight._spark_schema_changes(relation, stage, cfg) -%}
     {%- if problems -%}
       {{ exceptions.raise_compiler_error(cfg.where ~ ": the model's columns no longer match its Delta table (" ~ problems | join('; ') ~ "). The table was not changed. Sail cannot replace the schema of an existing Delta table: move or delete " ~ cfg.location ~ ", then run again (Spark and Databricks replace it on --full-refresh).") }}
@@ -32,14 +32,14 @@
   {%- set sql -%}
     create or replace table {{ relation }}
     using delta
-    {%- if engine == 'sail' %}
+    {%- if not capabilities.session_conf %}
     options ('userMetadata' = '{{ hindsight.spark_string(tojson(commit_metadata, sort_keys=true)) }}')
     {%- endif %}
     {%- if partitions %}
     partitioned by ({{ partitions | join(', ') }})
     {%- endif %}
     location '{{ hindsight.spark_string(cfg.location) }}'
-    {%- if engine != 'sail' %}
+    {%- if capabilities.change_data_feed %}
     tblproperties ('delta.enableChangeDataFeed' = 'true')
     {%- endif %}
     as select {{ nullable | join(', ') }} from {{ hindsight._spark_rows_to_write(relation, stage, cfg, exists) }}
