@@ -32,6 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from hindsight.core.object_store import delta_storage_options
 from hindsight.core.suggest import did_you_mean
 from hindsight.offline_store.event_log import INGESTED_AT
 from hindsight.offline_store.event_log_writer import events_table, write_events
@@ -230,6 +231,10 @@ class Flusher:
                      report.seconds)
         return report
 
+    def _options(self, uri: str) -> dict[str, str] | None:
+        """The storage options given, else those of the project's object store for an s3:// table."""
+        return self.storage_options if self.storage_options is not None else delta_storage_options(uri)
+
     def _writer(self, target: str) -> Any:
         """The function writing one batch of `target`'s entries: (rows inserted, commits, version)."""
         if target.startswith(SOURCE_PREFIX):
@@ -237,7 +242,7 @@ class Flusher:
 
             def write_source(batch: list[JournalEntry]) -> tuple[int, int, int | None]:
                 table = events_table(stream, [e.row for e in batch], [e.seq_us for e in batch])
-                result = write_events(stream, table, storage_options=self.storage_options,
+                result = write_events(stream, table, storage_options=self._options(stream.delta_uri),
                                       metadata={"hindsight.target": target, "hindsight.entries": len(batch)})
                 return result.inserted, int(result.committed), result.version
 
@@ -251,7 +256,7 @@ class Flusher:
                 columns = list(dict.fromkeys(k for e in batch for k in e.row))
                 table = pa.table({c: [e.row.get(c) for e in batch] for c in columns}).append_column(
                     INGESTED_AT, pa.array([e.ingested_at for e in batch], pa.timestamp("us", tz="UTC")))
-                added = append_pushed_rows(view, table, storage_options=self.storage_options)
+                added = append_pushed_rows(view, table, storage_options=self._options(view.delta_uri))
                 return added, int(added > 0), None
 
             return write_view
