@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hindsight.core.npm import NpmInstallError, npm_install
-from hindsight.core.processes import BackgroundProcess, ProcessStartError
+from hindsight.core.processes import BackgroundProcess, ProcessStartError, RecordedEndpoint, read_recorded_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +46,9 @@ class LocalStatus:
     in_memory: bool | None
 
 
-@dataclass(frozen=True)
-class RecordedEndpoint:
-    """The endpoint `hindsight online up` recorded, and whether its DynamoDB Local still runs."""
-
-    endpoint: str
-    alive: bool
-    path: Path
-
-
 def recorded_endpoint(state_dir: Path | str) -> RecordedEndpoint | None:
     """The endpoint recorded in `state_dir`, or None if nothing is recorded."""
-    path = Path(state_dir) / ENDPOINT_RECORD
-    try:
-        endpoint = path.read_text().strip()
-    except FileNotFoundError:
-        return None
-    info = BackgroundProcess(_PROCESS_NAME, state_dir, marker=_JAR_MARKER).info()
-    return RecordedEndpoint(endpoint, info is not None and info.get("endpoint") == endpoint, path)
+    return read_recorded_endpoint(BackgroundProcess(_PROCESS_NAME, state_dir, marker=_JAR_MARKER), ENDPOINT_RECORD)
 
 
 def answers(endpoint: str, timeout_s: float = 1.0) -> bool:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,30 @@ class BackgroundProcess:
         if self.marker is None or not cmdline.exists():
             return True
         return self.marker in cmdline.read_bytes()
+
+
+@dataclass(frozen=True)
+class RecordedEndpoint:
+    """An endpoint a `... up` command recorded in the state folder, and whether its process still runs."""
+
+    endpoint: str
+    alive: bool
+    path: Path
+
+
+def read_recorded_endpoint(process: BackgroundProcess, record: str) -> RecordedEndpoint | None:
+    """The endpoint recorded in `process.state_dir / record`, or None if nothing is recorded.
+
+    `alive`: the recorded process runs and its pid file names the same endpoint (a stale record
+    left by a killed process reads as not alive).
+    """
+    path = process.state_dir / record
+    try:
+        endpoint = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    info = process.info()
+    return RecordedEndpoint(endpoint, info is not None and info.get("endpoint") == endpoint, path)
 
 
 def pid_alive(pid: int) -> bool:
