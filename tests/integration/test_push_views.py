@@ -134,9 +134,9 @@ def test_a_pushed_row_wins_over_a_computed_row_with_the_same_key(built, online_c
 
 def test_only_push_views_take_pushes(built, online_config):
     project, registry = built
-    with pytest.raises(PushRefused, match=r"push to 'user_profile': the feature view does not take pushed rows: "
-                                          r"set config push=true on its model \(models/features/user_profile.sql\)"):
-        push(registry, online_config, "user_profile", [{"user_id": 1, "event_timestamp": dt.datetime.now(UTC)}])
+    with pytest.raises(PushRefused, match=r"push to 'merchant_profile': the feature view does not take pushed rows: "
+                                          r"set config push=true on its model \(models/features/merchant_profile.sql\)"):
+        push(registry, online_config, "merchant_profile", [{"merchant_id": 1, "event_timestamp": dt.datetime.now(UTC)}])
     project.add_model("bad_push", MODEL.replace("push=true, ", ""), features=["home_country", "birth_year", "score"])
     with pytest.raises(DbtFailed, match="config push_partial=true needs push=true"):
         project.dbt("run", "--select", "bad_push")
