@@ -54,8 +54,9 @@
 
   {% call statement('stage_out') -%}
     create view {{ stage_out }} as
-    select *{% if cfg.derived_partition %}, cast({{ adapter.quote(cfg.timestamp_field) }} as date) as {{ cfg.partition_by[0] }}{% endif %}
-    {%- if cfg.push %}, {{ hindsight.pushed_at_null() }}{% endif %}
+    {# The partition column last, as Spark keeps it (a partitioned Delta table lists it last there). #}
+    select *{%- if cfg.push %}, {{ hindsight.pushed_at_null() }}{% endif %}
+    {%- if cfg.derived_partition %}, cast({{ adapter.quote(cfg.timestamp_field) }} as date) as {{ cfg.partition_by[0] }}{% endif %}
     from {{ stage }}
   {%- endcall %}
   {{ adapter.commit() }}

@@ -123,11 +123,11 @@
       {%- do select_list.append(name) -%}
     {%- endif -%}
   {%- endfor -%}
-  {%- if cfg.derived_partition -%}
-    {%- do select_list.append('cast(' ~ adapter.quote(cfg.timestamp_field) ~ ' as date) as ' ~ cfg.partition_by[0]) -%}
-  {%- endif -%}
   {%- if cfg.push -%}
     {%- do select_list.append(hindsight.pushed_at_null()) -%}
+  {%- endif -%}
+  {%- if cfg.derived_partition -%}
+    {%- do select_list.append('cast(' ~ adapter.quote(cfg.timestamp_field) ~ ' as date) as ' ~ cfg.partition_by[0]) -%}
   {%- endif -%}
   {{ return(select_list) }}
 {% endmacro %}
