@@ -21,6 +21,7 @@ from hindsight.cli.keys import keys
 from hindsight.cli.project import ProjectGroup
 from hindsight.cli.quality import validate_command
 from hindsight.cli.online import check_parity_command, online, push_command, sync_command
+from hindsight.cli.optimize import optimize
 from hindsight.cli.registry import apply, plan, registry_group, summary
 from hindsight.cli.serve import serve
 from hindsight.cli.spark import spark
@@ -53,5 +54,6 @@ main.add_command(stream)
 main.add_command(training_set_command)
 main.add_command(validate_command)
 main.add_command(vacuum)
+main.add_command(optimize)
 for _registry_command in (plan, apply, registry_group, summary):
     main.add_command(_registry_command)

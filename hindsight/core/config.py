@@ -120,6 +120,17 @@ class S3Section(_Section):
         return value
 
 
+class OptimizeSection(_Section):
+    """`optimize:`: how `hindsight optimize` rewrites feature views' Delta tables into fewer, larger files."""
+
+    target_file_size_mb: int = Field(256, ge=1, le=4096)
+    """Size (MB) the rewritten Parquet files aim at; smaller files are merged up to it."""
+    min_small_files: int = Field(2, ge=2)
+    """A partition is rewritten only when it holds at least this many files below the target size."""
+    z_order: bool = True
+    """Sort rewritten files by the view's entity keys (z-order) so reads by entity skip files."""
+
+
 class ProjectConfig(_Section):
     """The whole hindsight.yml; every key is optional."""
 
@@ -139,6 +150,8 @@ class ProjectConfig(_Section):
     """Stream sources: Kinesis and the stream consumer."""
     s3: S3Section = S3Section()
     """S3 and S3-compatible object stores."""
+    optimize: OptimizeSection = OptimizeSection()
+    """`hindsight optimize`: file sizes and ordering of the feature views' Delta tables."""
 
     @field_validator("state", "on_demand")
     @classmethod
@@ -172,6 +185,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "HINDSIGHT_STREAM_LEASE_SECONDS": "streams.lease_seconds",
     "HINDSIGHT_S3_ENDPOINT_URL": "s3.endpoint_url",
     "HINDSIGHT_S3_REGION": "s3.region",
+    "HINDSIGHT_OPTIMIZE_TARGET_FILE_SIZE_MB": "optimize.target_file_size_mb",
 }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from hindsight.core.config import (
     CONFIG_FILE,
     OnlineStoreSection,
+    OptimizeSection,
     S3Section,
     ServingSection,
     StreamsSection,
@@ -75,6 +76,8 @@ class Settings:
     streams: StreamsSection = field(default_factory=StreamsSection)
     #: The s3 section of hindsight.yml, env overrides applied (see hindsight.core.object_store).
     s3: S3Section = field(default_factory=S3Section)
+    #: The optimize section of hindsight.yml, env overrides applied (see hindsight.offline_store.optimize).
+    optimize: OptimizeSection = field(default_factory=OptimizeSection)
     #: The hindsight.yml read, or None when the project has none (all defaults).
     config_file: Path | None = None
 
@@ -126,6 +129,7 @@ class Settings:
             serving=config.serving,
             streams=config.streams,
             s3=config.s3,
+            optimize=config.optimize,
             config_file=config_file if config_file.is_file() else None,
         )
 

@@ -1,0 +1,146 @@
+"""Training sets against the limit (issue 13): `training_set` vs a hand-written ASOF join over one Parquet file per view.
+
+The limit: the query a data scientist would write by hand over the fastest layout there is, the
+rows of each view in ONE Parquet file (copied from the Delta tables before timing). Hindsight reads
+its Delta tables as `dbt run` and `hindsight optimize` leave them. Both write the same output type,
+measured twice: an Arrow table, and a pandas DataFrame (DuckDB's `.df()` for the reference,
+`.to_pandas()` of the training set). The spine and features are bench/bench_training.py's (1M rows,
+5 features of the demo's two as-of views), with `honor_created=False` so both sides run the same
+ASOF joins. Each run is a fresh subprocess (its peak RSS is its own: resource maxrss); runs
+alternate and the best of `--rounds` is reported, as ratios to the reference of the same output
+type in this command. Target: <= 1.2x in time and in peak memory, for Arrow and for pandas.
+
+    .venv/bin/python bench/bench_layout.py [--scale medium] [--project DIR | --keep DIR] [--rounds 2]
+
+Without --project it builds the demo data of that scale and the two views (`dbt run --select
+user_profile merchant_profile`, then `hindsight optimize`) in a temporary folder, or in --keep DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _support import BIN, BenchProject, new_project
+from bench_training import FEATURES, REFERENCE_SQL, VIEWS, make_spine
+
+END = dt.date(2026, 11, 1)
+MODES = ("reference_arrow", "hindsight_arrow", "reference_pandas", "hindsight_pandas")
+TARGET = 1.2
+
+
+def child(mode: str, project: Path, spine: Path, parquet_dir: Path) -> None:
+    """One measured run, in its own process: prints seconds, rows and peak RSS as JSON."""
+    started = time.perf_counter()
+    output = mode.split("_")[1]
+    if mode.startswith("reference"):
+        import duckdb
+        from sqlglot import exp
+
+        connection = duckdb.connect()
+        connection.execute("SET TimeZone = 'UTC'")
+        for view in VIEWS:
+            scan = exp.func("read_parquet", exp.Literal.string(str(parquet_dir / f"{view}.parquet")))
+            connection.sql(exp.select("*").from_(scan).sql("duckdb")).create_view(view)
+        connection.read_parquet(str(spine)).create("spine_table")
+        relation = connection.sql(REFERENCE_SQL)
+        result = relation.to_arrow_table() if output == "arrow" else relation.df()
+    else:
+        from hindsight.project import project_registry
+        from hindsight.training_sets import training_set
+
+        registry = project_registry(BenchProject(project).settings)
+        table = training_set(str(spine), features=FEATURES, registry=registry, honor_created=False)
+        result = table if output == "arrow" else table.to_pandas()
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "rows": len(result),
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def build(root: Path, scale: str) -> Path:
+    """The demo project with its two as-of views built and optimized, in root/project."""
+    from hindsight.demo_data import generate
+
+    project = new_project(root / "project")
+    started = time.perf_counter()
+    generate(project.settings.raw_data_dir, scale=scale, end=END)
+    project.dbt("run", "--select", *VIEWS)
+    subprocess.run([str(BIN / "hindsight"), "optimize", "--select", VIEWS[0], "--select", VIEWS[1]],
+                   cwd=project.root, env=project.env(), check=True)
+    print(f"built {', '.join(VIEWS)} on {scale} demo data in {time.perf_counter() - started:.0f}s", flush=True)
+    return project.root
+
+
+def layout(project: Path) -> str:
+    from deltalake import DeltaTable
+
+    store = BenchProject(project).settings.offline_store
+    return ", ".join(f"{view} {len(DeltaTable(f'{store}/{view}').file_uris())} file(s)" for view in VIEWS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="medium", choices=["small", "medium"])
+    parser.add_argument("--project", type=Path, default=None, help="a built project of that scale")
+    parser.add_argument("--keep", type=Path, default=None, help="build here and keep it (default: a temp dir)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--child", default=None)
+    parser.add_argument("--spine", type=Path, default=None)
+    parser.add_argument("--parquet-dir", type=Path, default=None)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.project, args.spine, args.parquet_dir)
+        return
+    project = args.project or build(args.keep or Path(tempfile.mkdtemp(prefix="hindsight-bench-")), args.scale)
+    work = Path(tempfile.mkdtemp(prefix="hindsight-layout-"))
+    spine = work / "spine.parquet"
+    spine_rows = make_spine(project, spine, args.scale)
+    _one_parquet_file_per_view(project, work)
+    best: dict[str, dict] = {}
+    for _ in range(args.rounds):
+        for mode in MODES:
+            output = subprocess.run(
+                [sys.executable, __file__, "--child", mode, "--project", str(project), "--spine", str(spine),
+                 "--parquet-dir", str(work)], check=True, capture_output=True, text=True).stdout
+            result = json.loads(output.strip().splitlines()[-1])
+            if mode not in best or result["seconds"] < best[mode]["seconds"]:
+                best[mode] = result
+    print(f"spine: {spine_rows:,} rows ({args.scale} demo data); {len(FEATURES)} features; Delta layout: {layout(project)}; "
+          f"best of {args.rounds}\n")
+    print(f"{'run':<56} {'seconds':>8} {'vs ref':>7} {'peak MB':>8} {'vs ref':>7}")
+    labels = {
+        "reference_arrow": "hand-written ASOF, 1 Parquet file/view -> Arrow (ref)",
+        "hindsight_arrow": "training_set -> Arrow",
+        "reference_pandas": "hand-written ASOF, 1 Parquet file/view -> pandas (ref)",
+        "hindsight_pandas": "training_set(...).to_pandas()",
+    }
+    for mode in MODES:
+        r, ref = best[mode], best[mode.replace("hindsight", "reference")]
+        print(f"{labels[mode]:<56} {r['seconds']:>8.2f} {r['seconds'] / ref['seconds']:>6.2f}x "
+              f"{r['peak_rss_mb']:>8.0f} {r['peak_rss_mb'] / ref['peak_rss_mb']:>6.2f}x")
+    print(f"\ntarget: training_set <= {TARGET}x the reference in time and peak memory, Arrow and pandas")
+
+
+def _one_parquet_file_per_view(project: Path, work: Path) -> None:
+    import duckdb
+    from sqlglot import exp
+
+    from hindsight.offline_store.duckdb_delta import load_delta_extension
+
+    connection = duckdb.connect()
+    load_delta_extension(connection)
+    store = BenchProject(project).settings.offline_store
+    for view in VIEWS:
+        scan = exp.select("*").from_(exp.func("delta_scan", exp.Literal.string(f"{store}/{view}")))
+        connection.sql(scan.sql("duckdb")).write_parquet(str(work / f"{view}.parquet"))
+
+
+if __name__ == "__main__":
+    main()

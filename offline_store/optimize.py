@@ -1,0 +1,124 @@
+"""Optimize feature views' Delta tables: merge small files into fewer, larger ones (and optionally z-order).
+
+Owns the rule for when a table is rewritten and how. Reads a Delta table's log (its add actions);
+writes one `OPTIMIZE` commit through delta-rs (`DeltaTable.optimize.compact` / `.z_order`).
+
+Incremental runs, backfills and pushes each add small files to the partitions they touch; a read
+then opens many files per partition (bench/bench_layout_variants.py). A partition is rewritten
+only when it holds at least `min_small_files` files below the target size, so a table that has no
+small files is left alone: no commit, no new version. An optimize commit changes no row
+(`dataChange: false`): every version before it stays readable with the same rows (Delta
+snapshots), so readers and training sets pinned to an older version are unaffected, and the
+replaced files go only when `hindsight vacuum` deletes them after its retention.
+
+Z-ordering by the view's entity keys sorts rows across the rewritten files so that reads of a few
+entities skip files; it costs a full rewrite of the partitions touched, and for training sets
+(which read every row) it measured slower, so it is off unless `optimize.z_order` is set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from hindsight.core.config import OptimizeSection
+from hindsight.core.object_store import delta_storage_options
+
+#: Recorded in the commit's metadata, so the table's history says who rewrote it.
+COMMIT_METADATA = {"hindsight.operation": "optimize"}
+
+
+@dataclass(frozen=True)
+class FileStats:
+    """The files of one table version."""
+
+    files: int
+    bytes: int
+    #: Partitions holding at least `min_small_files` files below the target size.
+    partitions_to_rewrite: int
+
+
+@dataclass(frozen=True)
+class OptimizeReport:
+    """What optimizing one table did."""
+
+    view: str
+    #: Version before and after (None: there is no table at the location).
+    version_before: int | None
+    version_after: int | None
+    before: FileStats | None
+    after: FileStats | None
+    seconds: float
+    #: The columns the rewritten files were z-ordered by; empty when only compacted (or untouched).
+    z_order_by: tuple[str, ...] = ()
+
+    @property
+    def rewritten(self) -> bool:
+        """Whether a new version was committed."""
+        return self.version_before != self.version_after
+
+
+def file_stats(table: DeltaTable, target_size: int, min_small_files: int) -> FileStats:
+    """Files, bytes and partitions worth rewriting in the table's current version."""
+    # An arro3 table: pyarrow reads it through the Arrow C stream interface.
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
+    sizes = actions.get("size_bytes", [])
+    partition_keys = [name for name in actions if name.startswith("partition.")]
+    small: Counter[tuple] = Counter()
+    for row, size in enumerate(sizes):
+        if size < target_size:
+            small[tuple(actions[key][row] for key in partition_keys)] += 1
+    return FileStats(
+        files=len(sizes),
+        bytes=int(sum(sizes)),
+        partitions_to_rewrite=sum(1 for count in small.values() if count >= min_small_files),
+    )
+
+
+def optimize_table(
+    view: str,
+    uri: str,
+    entity_columns: Sequence[str],
+    settings: OptimizeSection | None = None,
+    *,
+    storage_options: dict[str, str] | None = None,
+) -> OptimizeReport:
+    """Rewrite the small files of one feature view's table into files of the target size.
+
+    Args:
+        view: the feature view's name (for the report).
+        uri: its Delta table.
+        entity_columns: its join keys, the z-order columns when `settings.z_order` is set.
+        settings: hindsight.yml's `optimize:` section (default: its defaults).
+        storage_options: delta-rs storage options (default: the project's for `uri`).
+
+    Returns:
+        What was done; `rewritten` is False when no partition had enough small files.
+    """
+    settings = settings or OptimizeSection()
+    started = time.perf_counter()
+    try:
+        table = DeltaTable(uri, storage_options=storage_options or delta_storage_options(uri))
+    except TableNotFoundError:
+        return OptimizeReport(view, None, None, None, None, time.perf_counter() - started)
+    target = settings.target_file_size_mb * 1024 * 1024
+    version = table.version()
+    before = file_stats(table, target, settings.min_small_files)
+    if before.partitions_to_rewrite == 0:
+        return OptimizeReport(view, version, version, before, before, time.perf_counter() - started)
+    commit = CommitProperties(custom_metadata=COMMIT_METADATA)
+    # One commit for the whole table (min_commit_interval=None), so no reader sees half of it.
+    z_order_by = tuple(entity_columns) if settings.z_order and entity_columns else ()
+    if z_order_by:
+        table.optimize.z_order(list(z_order_by), target_size=target, commit_properties=commit)
+    else:
+        table.optimize.compact(target_size=target, commit_properties=commit)
+    table.update_incremental()
+    after = file_stats(table, target, settings.min_small_files)
+    return OptimizeReport(view, version, table.version(), before, after, time.perf_counter() - started, z_order_by)
