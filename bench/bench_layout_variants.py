@@ -16,8 +16,8 @@ hand-written ASOF query over each, every run in a fresh process (its own peak RS
 
     .venv/bin/python bench/bench_layout_variants.py --project DIR [--scale medium] [--rounds 2]
 
---project is a demo project with user_profile and merchant_profile built (bench/bench_layout.py
---keep DIR leaves one in DIR/project).
+--project reuses a built demo project of that scale (bench/bench_layout.py --keep DIR leaves one in
+DIR/project); without it, one is built in a temporary folder.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def child(layout: str, locations: dict[str, str], spine: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="medium", choices=["small", "medium"])
-    parser.add_argument("--project", type=Path, required=False)
+    parser.add_argument("--project", type=Path, default=None, help="a built demo project of that scale")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--child", default=None)
     parser.add_argument("--locations", default=None)
@@ -123,8 +123,9 @@ def main() -> None:
         child(args.child, json.loads(args.locations), args.spine)
         return
     if args.project is None:
-        parser.error("--project DIR: a demo project with user_profile and merchant_profile built "
-                     "(bench/bench_layout.py --keep DIR builds one)")
+        from bench_layout import build
+
+        args.project = build(Path(tempfile.mkdtemp(prefix="hindsight-bench-")), args.scale)
     work = Path(tempfile.mkdtemp(prefix="hindsight-layouts-"))
     try:
         layouts = build_layouts(args.project, work)

@@ -3,9 +3,10 @@
     .venv/bin/python bench/run_all.py [--scale medium|small] [--only offline,sync ...]
 
 Order: offline store (builds the demo project and keeps it), training sets (on that same
-project), online sync, serving, training sets on Sail, the soak, training sets over an
-aggregation view (on the same raw data) and serving one, the cost of sampling served
-features, incremental aggregation views, the flush of ingested events, ingest through the API and
+project), online sync, serving, training sets on Sail, training sets against one Parquet file per
+view (after `hindsight optimize` on the offline project) and over other Delta layouts of the same
+rows, the soak, training sets over an aggregation view (on the same raw data) and serving one, the
+cost of sampling served features, incremental aggregation views, the flush of ingested events, ingest through the API and
 Kinesis, then `dbt run` on Sail against DuckDB. `--scale small` runs each on the small demo data
 and short loads: a check that every benchmark works, in minutes, not a figure to quote. The first benchmark that fails stops the run
 with its exit status.
@@ -31,6 +32,8 @@ SCRIPTS = {
     "sync": "bench_sync.py",
     "serving": "bench_serving.py",
     "spark_training": "bench_spark_training.py",
+    "layout": "bench_layout.py",
+    "layout_variants": "bench_layout_variants.py",
     "soak": "bench_soak.py",
     "aggregation_training": "bench_aggregation_training.py",
     "serving_aggregation": "bench_serving_aggregation.py",
@@ -49,13 +52,14 @@ def commands(scale: str, project_root: Path, selected: list[str]) -> list[tuple[
     """The command line of each selected benchmark; training reuses the project offline builds.
 
     >>> [name for name, _ in commands("small", Path("/tmp/b"), list(SCRIPTS))]
-    ['offline', 'training', 'sync', 'serving', 'spark_training', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling', 'aggregation_incremental', 'flush', 'ingest', 'stream_kinesis', 'dbt_engines']
+    ['offline', 'training', 'sync', 'serving', 'spark_training', 'layout', 'layout_variants', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling', 'aggregation_incremental', 'flush', 'ingest', 'stream_kinesis', 'dbt_engines']
     >>> commands("small", Path("/tmp/b"), list(SCRIPTS))[1][1][-4:]
     ['--scale', 'small', '--project', '/tmp/b/project']
     """
     extra = {"offline": ["--keep", str(project_root)]}
     if "offline" in selected or (project_root / "project").is_dir():
         extra["training"] = ["--project", str(project_root / "project")]
+        extra["layout"] = extra["layout_variants"] = ["--project", str(project_root / "project")]
         # The same raw demo data, from which it builds its tile table.
         extra["aggregation_training"] = ["--raw", str(project_root / "project" / "data" / "raw")]
     return [
