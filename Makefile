@@ -40,6 +40,7 @@ demo: tools
 	$(HINDSIGHT) demo-data --scale small
 	$(DBT) source freshness
 	$(DBT) build
+	$(HINDSIGHT) optimize
 	$(HINDSIGHT) summary --no-parse
 	$(HINDSIGHT) docs generate --no-compile
 	$(HINDSIGHT) online up --port $(DYNAMODB_PORT)

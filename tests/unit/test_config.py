@@ -79,7 +79,7 @@ def test_the_project_is_the_nearest_folder_with_a_dbt_project(tmp_path, monkeypa
          "unknown key 'online_store.endpont' in {file} (did you mean online_store.endpoint?)"),
         ("port: 9000\n", "unknown key 'port' in {file} (did you mean serving.port?)"),
         ("zzz: 1\n", "unknown key 'zzz' in {file} (valid keys here: offline_store, registry, state, on_demand, "
-                     "online_store, serving, streams, s3)"),
+                     "online_store, serving, streams, s3, optimize)"),
         ("serving:\n  port: '80'\n", "'serving.port' in {file} should be a valid integer, got '80'"),
         ("serving:\n  port: 70000\n", "'serving.port' in {file} should be less than or equal to 65535, got 70000"),
         ("serving:\n  workers: true\n", "'serving.workers' in {file} should be a valid integer, got True"),
