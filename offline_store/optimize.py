@@ -25,13 +25,17 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from hindsight.core.config import OptimizeSection
 from hindsight.core.object_store import delta_storage_options
 
 #: Recorded in the commit's metadata, so the table's history says who rewrote it.
 COMMIT_METADATA = {"hindsight.operation": "optimize"}
+
+
+class OptimizeError(RuntimeError):
+    """delta-rs refused to rewrite a table (e.g. a table feature it cannot write); nothing was committed."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,9 @@ def optimize_table(
 
     Returns:
         What was done; `rewritten` is False when no partition had enough small files.
+
+    Raises:
+        OptimizeError: delta-rs cannot rewrite this table (the message names the view and the cause).
     """
     settings = settings or OptimizeSection()
     started = time.perf_counter()
@@ -115,10 +122,14 @@ def optimize_table(
     commit = CommitProperties(custom_metadata=COMMIT_METADATA)
     # One commit for the whole table (min_commit_interval=None), so no reader sees half of it.
     z_order_by = tuple(entity_columns) if settings.z_order and entity_columns else ()
-    if z_order_by:
-        table.optimize.z_order(list(z_order_by), target_size=target, commit_properties=commit)
-    else:
-        table.optimize.compact(target_size=target, commit_properties=commit)
+    try:
+        if z_order_by:
+            table.optimize.z_order(list(z_order_by), target_size=target, commit_properties=commit)
+        else:
+            table.optimize.compact(target_size=target, commit_properties=commit)
+    except DeltaError as error:
+        # e.g. a writer feature delta-rs does not support, or a conflicting concurrent commit.
+        raise OptimizeError(f"{view}: cannot optimize {uri}: {error}; the table is unchanged") from error
     table.update_incremental()
     after = file_stats(table, target, settings.min_small_files)
     return OptimizeReport(view, version, table.version(), before, after, time.perf_counter() - started, z_order_by)

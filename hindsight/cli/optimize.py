@@ -15,7 +15,7 @@ def optimize(select: tuple[str, ...]) -> None:
     """
     from hindsight.cli.project import project_settings
     from hindsight.core.suggest import did_you_mean
-    from hindsight.offline_store.optimize import optimize_table
+    from hindsight.offline_store.optimize import OptimizeError, optimize_table
     from hindsight.offline_store.vacuum import format_bytes
     from hindsight.project import project_registry
     from hindsight.registry_sync import RegistryError
@@ -35,7 +35,10 @@ def optimize(select: tuple[str, ...]) -> None:
                f"{config.min_small_files} smaller files; z-order by entity: {'on' if config.z_order else 'off'}")
     rewritten = 0
     for name in select or sorted(views):
-        report = optimize_table(name, views[name].delta_uri, views[name].join_keys, config)
+        try:
+            report = optimize_table(name, views[name].delta_uri, views[name].join_keys, config)
+        except OptimizeError as error:
+            raise click.ClickException(str(error)) from None
         if report.before is None or report.after is None:
             click.echo(f"{name}: no Delta table yet, nothing to do")
             continue
