@@ -6,6 +6,8 @@ import datetime as dt
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from deltalake import DeltaTable, write_deltalake
 
 from hindsight.core.config import OptimizeSection
@@ -116,3 +118,36 @@ def test_cli_optimize_keeps_training_sets_identical(project_copy):
 
     typo = project.run("hindsight", "optimize", "--select", "user_profil", check=False)
     assert typo.returncode == 2 and "unknown feature view 'user_profil' (did you mean 'user_profile'" in typo.stderr
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    writes=st.lists(st.lists(st.integers(0, 3), min_size=1, max_size=4), min_size=1, max_size=5),
+    min_small_files=st.integers(2, 4),
+    z_order=st.booleans(),
+)
+def test_optimize_never_changes_a_row_of_any_version(tmp_path_factory, writes, min_small_files, z_order):
+    """Random appends (each a list of day offsets) then optimize: every version reads the same rows,
+    no partition is left with `min_small_files` small files, and a second optimize does nothing."""
+    uri = str(tmp_path_factory.mktemp("prop") / "v")
+    next_id = 0
+    for days in writes:
+        ids = list(range(next_id, next_id + len(days)))
+        next_id += len(days)
+        write_deltalake(uri, pa.table({
+            "user_id": ids,
+            "x": [float(i) / 3 for i in ids],
+            "_partition_date": [dt.date(2026, 10, 1) + dt.timedelta(days=d) for d in days],
+        }), mode="append", partition_by=["_partition_date"])
+    last = len(writes) - 1
+    before = {v: rows(DeltaTable(uri, version=v), ["user_id"]) for v in range(last + 1)}
+    config = OptimizeSection(min_small_files=min_small_files, z_order=z_order)
+
+    report = optimize_table("v", uri, ["user_id"], config)
+
+    assert report.after.partitions_to_rewrite == 0
+    assert report.rewritten == (report.before.partitions_to_rewrite > 0)
+    assert rows(DeltaTable(uri), ["user_id"]).equals(before[last])
+    for version, expected in before.items():
+        assert rows(DeltaTable(uri, version=version), ["user_id"]).equals(expected)
+    assert not optimize_table("v", uri, ["user_id"], config).rewritten
