@@ -50,7 +50,9 @@ def build_layouts(project: Path, work: Path) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {name: {} for name in LAYOUTS}
     for view in VIEWS:
         source = f"{store}/{view}"
-        data = DeltaTable(source).to_pyarrow_table()
+        table = DeltaTable(source)
+        # The rows without the table's own partition columns (from its Delta metadata).
+        data = table.to_pyarrow_table().drop_columns(table.metadata().partition_columns)
         out["today"][view] = out["files"][view] = source
         parquet = work / f"{view}.parquet"
         connection = duckdb.connect()
@@ -59,16 +61,16 @@ def build_layouts(project: Path, work: Path) -> dict[str, dict[str, str]]:
         for layout in ("compact", "zorder"):
             copy = work / layout / view
             shutil.copytree(source, copy)
-            table = DeltaTable(str(copy))
+            copied = DeltaTable(str(copy))
             if layout == "compact":
-                table.optimize.compact(target_size=TARGET_SIZE)
+                copied.optimize.compact(target_size=TARGET_SIZE)
             else:
-                table.optimize.z_order([ENTITY[view]], target_size=TARGET_SIZE)
+                copied.optimize.z_order([ENTITY[view]], target_size=TARGET_SIZE)
             out[layout][view] = str(copy)
         month = data.append_column("_partition_month", pc.strftime(data["event_timestamp"], format="%Y-%m"))
-        write_deltalake(str(work / "month" / view), month.drop_columns(["_partition_date"]), partition_by=["_partition_month"])
+        write_deltalake(str(work / "month" / view), month, partition_by=["_partition_month"])
         out["month"][view] = str(work / "month" / view)
-        write_deltalake(str(work / "none" / view), data.drop_columns(["_partition_date"]))
+        write_deltalake(str(work / "none" / view), data)
         out["none"][view] = out["none_files"][view] = str(work / "none" / view)
     return out
 
