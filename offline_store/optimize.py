@@ -4,9 +4,10 @@ Owns the rule for when a table is rewritten and how. Reads a Delta table's log (
 writes one `OPTIMIZE` commit through delta-rs (`DeltaTable.optimize.compact` / `.z_order`).
 
 Incremental runs, backfills and pushes each add small files to the partitions they touch; a read
-then opens many files per partition (bench/bench_layout_variants.py). A partition is rewritten
-only when it holds at least `min_small_files` files below the target size, so a table that has no
-small files is left alone: no commit, no new version. An optimize commit changes no row
+then opens many files per partition (bench/bench_layout_variants.py). A table is rewritten
+only when one of its partitions holds at least `min_small_files` files below the target size (then
+delta-rs merges the small files of every partition; z-order rewrites every partition), so a table
+that has no small files is left alone: no commit, no new version. An optimize commit changes no row
 (`dataChange: false`): every version before it stays readable with the same rows (Delta
 snapshots), so readers and training sets pinned to an older version are unaffected, and the
 replaced files go only when `hindsight vacuum` deletes them after its retention.
