@@ -23,6 +23,7 @@ from deltalake import DeltaTable
 from sqlglot import exp
 
 from hindsight.core.object_store import delta_storage_options
+from hindsight.offline_store.tables import ROW_PRESERVING_OPERATIONS
 
 #: Commit metadata keys the feature_view materialization writes (delta_writer.WriteRequest).
 INVOCATION_KEY = "dbt_invocation_id"
@@ -103,9 +104,17 @@ def _user_metadata(entry: dict[str, Any]) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+#: How many commits `last_commit` looks back over for one that wrote rows.
+_LOOK_BACK = 20
+
+
 def last_commit(table: DeltaTable) -> Commit:
-    """The commit of the table's loaded version."""
-    return _commit(table.history(limit=1)[0])
+    """The newest commit up to the table's loaded version that wrote rows (a materialization, a
+    flush): compaction and vacuum commits (`hindsight optimize`, `hindsight vacuum`) change no row,
+    so they are not when the view was last materialized."""
+    entries = table.history(limit=_LOOK_BACK)
+    wrote = next((e for e in entries if e.get("operation") not in ROW_PRESERVING_OPERATIONS), entries[-1])
+    return _commit(wrote)
 
 
 def commit_time(table: DeltaTable, version: int) -> dt.datetime | None:

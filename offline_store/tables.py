@@ -11,7 +11,11 @@ from deltalake import DeltaTable
 
 from hindsight.core.object_store import delta_storage_options
 
-__all__ = ["delta_storage_options", "open_table"]
+__all__ = ["ROW_PRESERVING_OPERATIONS", "delta_storage_options", "open_table", "same_rows_versions"]
+
+#: Delta operations that rewrite or forget files without changing a row (`hindsight optimize`,
+#: `hindsight vacuum`): a version one of them made reads the same rows as the version before it.
+ROW_PRESERVING_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
 
 
 def open_table(uri: str, version: int | None = None) -> DeltaTable:
@@ -21,3 +25,20 @@ def open_table(uri: str, version: int | None = None) -> DeltaTable:
         deltalake.exceptions.TableNotFoundError: there is no Delta table at `uri`.
     """
     return DeltaTable(uri, version=version, storage_options=delta_storage_options(uri))
+
+
+def same_rows_versions(table: DeltaTable, version: int) -> list[int]:
+    """`version` and the versions before it that read the same rows, newest first.
+
+    Walks back over commits that changed no row (ROW_PRESERVING_OPERATIONS), so a validation of
+    the version a compaction started from still vouches for the compacted one.
+    """
+    versions: list[int] = []
+    for commit in table.history():
+        number = commit.get("version")
+        if number is None or number > version:
+            continue
+        versions.append(number)
+        if commit.get("operation") not in ROW_PRESERVING_OPERATIONS:
+            break
+    return versions or [version]

@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError
 from tqdm import tqdm
 
 from hindsight.offline_store.freshness import newest_event
+from hindsight.offline_store.tables import same_rows_versions
 from hindsight.online_sync.batching import MAX_GET_BATCH, MAX_WRITE_BATCH, BoundedExecutor, chunked, get_batch, write_batch
 from hindsight.online_sync.codec import (
     EXPIRES_ATTR,
@@ -294,7 +295,8 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
             # Recorded all the same: `hindsight status` shows when the sync last ran successfully.
             lease.commit_state(snapshot.table_id, snapshot.version, state.newest_event_us if state else None)
             return ViewSyncReport(view.name, mode, 0, 0, 0, previous, snapshot.version, time.perf_counter() - started)
-        refusal = check_publish(view, snapshot.table_id, snapshot.version, validations) if validations else None
+        refusal = (check_publish(view, snapshot.table_id, snapshot.version, validations,
+                                   same_rows_versions(snapshot.table, snapshot.version)) if validations else None)
         if refusal is not None and not force:
             return ViewSyncReport(view.name, "refused", 0, 0, 0, previous, snapshot.version,
                                   time.perf_counter() - started, refusal)

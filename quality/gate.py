@@ -62,11 +62,17 @@ class PublishRefused(Exception):
         super().__init__("\n".join(str(r) for r in refusals))
 
 
-def check_publish(view: FeatureView, table_id: str, version: int, log: ValidationLog) -> Refusal | None:
-    """None when `version` of the view's table may be published, else why not."""
+def check_publish(view: FeatureView, table_id: str, version: int, log: ValidationLog,
+                  same_versions: list[int] | None = None) -> Refusal | None:
+    """None when `version` of the view's table may be published, else why not.
+
+    `same_versions`: `version` and the earlier versions that read the same rows, newest first
+    (`offline_store.tables.same_rows_versions`); the newest of them that was validated decides, so
+    `hindsight optimize` or `vacuum` after `validate` does not lock a view out of sync.
+    """
     if not view.expectations:
         return None
-    record = log.status(view, table_id, version)
+    record = next((r for v in same_versions or [version] if (r := log.status(view, table_id, v)) is not None), None)
     if record is None:
         return Refusal(view.name, version, "never_validated")
     if not record.passed:

@@ -81,3 +81,45 @@ def test_a_line_cut_short_is_ignored(tmp_path, caplog):
         out.write('{"view": "spend", "delta_version": 1, "pas')
     assert [r.delta_version for r in log.records()] == [0]
     assert "line 2 is incomplete" in caplog.text
+
+
+def test_a_compaction_or_vacuum_after_validation_keeps_the_validated_rows_publishable(tmp_path):
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    from hindsight.offline_store.tables import same_rows_versions
+
+    uri = str(tmp_path / "view")
+    for value in range(3):
+        write_deltalake(uri, pa.table({"a": [value]}), mode="append")
+    DeltaTable(uri).optimize.compact()  # version 3
+    DeltaTable(uri).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)  # 4, 5
+    write_deltalake(uri, pa.table({"a": [9]}), mode="append")  # version 6 adds a row
+    table = DeltaTable(uri)
+    assert same_rows_versions(table, 5) == [5, 4, 3, 2]
+    assert same_rows_versions(table, 6) == [6]
+    assert same_rows_versions(table, 1) == [1]
+
+    log = ValidationLog(tmp_path / "v.jsonl")
+    log.append(record(2, True))
+    assert check_publish(VIEW, "t1", 5, log, same_rows_versions(table, 5)) is None
+    refused = check_publish(VIEW, "t1", 6, log, same_rows_versions(table, 6))
+    assert refused is not None and refused.version == 6 and refused.reason == "never_validated"
+    log.append(record(5, False))  # a validation of the compacted version itself decides over the older one
+    refused = check_publish(VIEW, "t1", 5, log, same_rows_versions(table, 5))
+    assert refused is not None and refused.reason == "failed"
+
+
+def test_the_last_materialization_skips_compaction_and_vacuum_commits(tmp_path):
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    from hindsight.offline_store.freshness import last_commit
+
+    uri = str(tmp_path / "view")
+    for value in range(2):
+        write_deltalake(uri, pa.table({"a": [value]}), mode="append")
+    DeltaTable(uri).optimize.compact()
+    DeltaTable(uri).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    commit = last_commit(DeltaTable(uri))
+    assert (commit.version, commit.operation) == (1, "WRITE")
