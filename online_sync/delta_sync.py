@@ -1,9 +1,10 @@
-"""`sync`: copy each online feature view's newest row per entity from Delta into its sync slot.
+"""`sync`: copy each online feature view's newest row per entity from Delta into its online item.
 
 Per view: take the view's lease, read the state (last Delta version synced), read either the change
 data feed since then or the whole table, keep the newest row per entity, drop rows the online sync
-slot already has something newer for (incremental only), write the rest with parallel
-BatchWriteItem calls, then advance the state. A sync killed half-way leaves the state where it was:
+item already has something newer for (incremental only), write the rest in parallel under the
+view's write rule (`write_rule`: BatchWriteItem, or newest-wins conditional writes for views that
+take pushes), then advance the state. A sync killed half-way leaves the state where it was:
 the rerun re-reads the same changes and rewrites the same items (puts are idempotent), so nothing is
 lost and, items being keyed by entity, nothing is duplicated.
 
@@ -27,7 +28,7 @@ from botocore.exceptions import BotoCoreError
 from tqdm import tqdm
 
 from hindsight.offline_store.freshness import newest_event
-from hindsight.online_sync.batching import MAX_GET_BATCH, MAX_WRITE_BATCH, BoundedExecutor, chunked, get_batch, write_batch
+from hindsight.online_sync.batching import MAX_GET_BATCH, BoundedExecutor
 from hindsight.online_sync.codec import (
     EXPIRES_ATTR,
     KEY_ATTR,
@@ -45,6 +46,7 @@ from hindsight.online_sync.newest import DeltaSnapshot, NewestRows, change_sourc
 from hindsight.online_sync.state import Lease, LeaseLost, SyncInProgress, SyncState, read_state, record_error
 from hindsight.online_sync.tables import ensure_table, online_views
 from hindsight.online_sync.tile_sync import TileLists, window_source, write_tile_items
+from hindsight.online_sync.write_rule import online_orders, write_synced_items
 from hindsight.quality.gate import PublishRefused, Refusal, check_publish
 from hindsight.quality.records import ValidationLog
 from hindsight.registry_sync.model import FeatureView, Registry
@@ -144,36 +146,19 @@ def items_from_batch(batch: pa.RecordBatch, view: FeatureView, writer: str = SYN
 
 
 def _online_orders(client: Any, table: str, keys: list[str]) -> dict[str, int]:
-    """The order of each key's current sync-slot item (keys without one are absent); <= 100 keys."""
-    request = {
-        table: {
-            "Keys": [{KEY_ATTR: {"S": k}, WRITER_ATTR: {"S": SYNC_WRITER}} for k in dict.fromkeys(keys)],
-            "ProjectionExpression": "#k, #o",
-            "ExpressionAttributeNames": {"#k": KEY_ATTR, "#o": ORDER_ATTR},
-            "ConsistentRead": True,
-        }
-    }
-    found = get_batch(client, request).get(table, [])
-    return {item[KEY_ATTR]["S"]: int(item[ORDER_ATTR]["N"]) for item in found}
+    """The order of each key's current item (keys without one are absent); see `write_rule`."""
+    return online_orders(client, table, keys)
 
 
 def _write_slice(client: Any, table: str, view: FeatureView, rows: pa.RecordBatch,
                  skip_older_than_online: bool) -> tuple[int, int]:
-    """Encode up to 100 rows, drop those the sync slot has something newer for, write the rest.
+    """Encode up to 100 rows and write them under the view's write rule (`write_rule`).
 
     Runs on a writer thread: encoding there, not in a producer thread, avoids the GIL convoy that
     made a CPU-busy producer stall the I/O threads (measured: ~30% fewer items/s).
     """
     encoded = list(items_from_batch(rows, view))
-    skipped = 0
-    if skip_older_than_online:
-        online = _online_orders(client, table, [key for key, _, _ in encoded])
-        # Equal order is written: a later commit corrected the same event in place.
-        kept = [entry for entry in encoded if online.get(entry[0], -1) <= entry[1]]
-        skipped = len(encoded) - len(kept)
-        encoded = kept
-    written = sum(write_batch(client, table, chunk) for chunk in chunked([i for _, _, i in encoded], MAX_WRITE_BATCH))
-    return written, skipped
+    return tuple(write_synced_items(client, table, view, encoded, check_online=skip_older_than_online))
 
 
 def _progress_bar(view: FeatureView, total: int, progress: bool) -> tqdm:
@@ -189,10 +174,10 @@ def write_newest(
     skip_older_than_online: bool,
     progress: bool = True,
 ) -> tuple[int, int]:
-    """Write the newest rows into the view's sync slot; returns (written, skipped as not newer).
+    """Write the newest rows into the view's items; returns (written, skipped as not newer).
 
-    Rows go to the writer threads in slices of 100 (one BatchGetItem for the staleness check, four
-    BatchWriteItem calls); at most 4 slices per thread wait in the queue, so memory stays bounded.
+    Rows go to the writer threads in slices of 100 (one BatchGetItem for the staleness check, then
+    four BatchWriteItem calls, or one TransactWriteItems for a view that takes pushes); at most 4 slices per thread wait in the queue, so memory stays bounded.
     """
     table = config.table_name(view.name)
     totals = [0, 0]
