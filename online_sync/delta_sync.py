@@ -44,7 +44,7 @@ from hindsight.online_sync.codec import (
 from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
 from hindsight.online_sync.newest import DeltaSnapshot, NewestRows, change_source, full_source, open_delta
 from hindsight.online_sync.state import Lease, LeaseLost, SyncInProgress, SyncState, read_state, record_error
-from hindsight.online_sync.tables import ensure_table, online_views
+from hindsight.online_sync.tables import online_views, prepare_table
 from hindsight.online_sync.tile_sync import TileLists, window_source, write_tile_items
 from hindsight.online_sync.write_rule import online_orders, write_synced_items
 from hindsight.quality.gate import PublishRefused, Refusal, check_publish
@@ -75,6 +75,10 @@ class ViewSyncReport:
     refusal: Refusal | None = None
     #: Aggregation views: items deleted because the entity's tiles left the table (incremental).
     items_deleted: int = 0
+    #: Push items of an older version folded into their entities' items (`online_sync.fold`; once).
+    push_items_folded: int = 0
+    #: The view takes pushes: its skipped rows lost to newer pushed rows (or a newer sync).
+    pushes: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,10 @@ class SyncReport:
             )
         lines += [f"{v.view}: {v.items_deleted:,} item{'' if v.items_deleted == 1 else 's'} deleted (entities left without tiles)"
                   for v in self.views if v.items_deleted]
+        lines += [f"{v.view}: {v.push_items_folded:,} push item{'' if v.push_items_folded == 1 else 's'} of an older "
+                  "version folded into the entities' items" for v in self.views if v.push_items_folded]
+        lines += [f"{v.view}: {v.rows_skipped:,} row{'' if v.rows_skipped == 1 else 's'} skipped: newer online (pushed)"
+                  for v in self.views if v.rows_skipped and v.pushes]
         return "\n".join(lines)
 
 
@@ -177,7 +185,8 @@ def write_newest(
     """Write the newest rows into the view's items; returns (written, skipped as not newer).
 
     Rows go to the writer threads in slices of 100 (one BatchGetItem for the staleness check, then
-    four BatchWriteItem calls, or one TransactWriteItems for a view that takes pushes); at most 4 slices per thread wait in the queue, so memory stays bounded.
+    four BatchWriteItem calls, or one TransactWriteItems for a view that takes pushes); at most 4
+    slices per thread wait in the queue, so memory stays bounded.
     """
     table = config.table_name(view.name)
     totals = [0, 0]
@@ -266,7 +275,7 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
               now: dt.datetime | None = None) -> ViewSyncReport:
     """Sync one online view; see `sync`. `validations` is required for a view with expectations."""
     started = time.perf_counter()
-    ensure_table(client, config, view)
+    _, folded = prepare_table(client, config, view)
     table = config.table_name(view.name)
     with Lease(client, table, config.lease_seconds) as lease:
         # The snapshot is taken under the lease: a sync that waited for another must not write an
@@ -278,11 +287,12 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
         if mode == "unchanged":
             # Recorded all the same: `hindsight status` shows when the sync last ran successfully.
             lease.commit_state(snapshot.table_id, snapshot.version, state.newest_event_us if state else None)
-            return ViewSyncReport(view.name, mode, 0, 0, 0, previous, snapshot.version, time.perf_counter() - started)
+            return ViewSyncReport(view.name, mode, 0, 0, 0, previous, snapshot.version, time.perf_counter() - started,
+                                  push_items_folded=folded, pushes=view.push)
         refusal = check_publish(view, snapshot.table_id, snapshot.version, validations) if validations else None
         if refusal is not None and not force:
             return ViewSyncReport(view.name, "refused", 0, 0, 0, previous, snapshot.version,
-                                  time.perf_counter() - started, refusal)
+                                  time.perf_counter() - started, refusal, push_items_folded=folded, pushes=view.push)
         if refusal is not None:
             log.warning("feature view %s: publishing Delta version %s despite the validation gate (--force): %s",
                         view.name, snapshot.version, refusal.reason.replace("_", " "))
@@ -311,6 +321,7 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
     return ViewSyncReport(
         view.name, mode, rows_read, written, skipped,
         previous if mode == "incremental" else None, snapshot.version, seconds, items_deleted=deleted,
+        push_items_folded=folded, pushes=view.push,
     )
 
 
