@@ -5,7 +5,10 @@ same thread count to the same in-memory DynamoDB Local, each into fresh tables. 
 first (the JVM's JIT favours whoever goes second otherwise), then the two alternate `--rounds` times;
 the best round of each is compared. Target: sync >= 70% of the raw loop's items/s.
 
-    .venv/bin/python bench/bench_sync.py [--scale medium] [--rows 200000] [--entities 50000] [--threads 4]
+    .venv/bin/python bench/bench_sync.py [--scale medium] [--rows 200000] [--entities 50000] [--threads 4] [--push]
+
+With --push the view has `push: true`, so sync writes it with newest-wins conditional
+TransactWriteItems (`online_sync.write_rule`) while the raw loop stays BatchWriteItem.
 """
 
 from __future__ import annotations
@@ -111,6 +114,8 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=None, help="entities (default: 50,000 at medium scale)")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--push", action="store_true",
+                        help="sync a view with push: true (newest-wins conditional TransactWriteItems, `write_rule`)")
     args = parser.parse_args()
     args.rows = args.rows or SCALES[args.scale][0]
     args.entities = args.entities or SCALES[args.scale][1]
@@ -123,10 +128,12 @@ def main() -> None:
         endpoint = local.start(port=port, in_memory=True)
         try:
             view = generate_delta(Path(tmp) / "bench_user_features", args.rows, args.entities)
+            view = dataclasses.replace(view, push=args.push)
             registry = Registry("bench", feature_views=(view,))
             items = newest_items(view)
             base = OnlineStoreConfig(endpoint_url=endpoint, region="us-east-1", write_threads=args.threads)
             print(f"{args.rows:,} Delta rows, {len(items):,} entities, {args.threads} threads, "
+                  f"{'push view (conditional transactions)' if args.push else 'view without push'}, "
                   f"~{sum(len(str(i)) for i in items[:1000]) // 1000} chars per item (repr)")
             run_raw(fresh(base), view, items[:20_000], args.threads)  # JVM warm-up
             drop_tables(base)

@@ -1,9 +1,10 @@
-"""`sync`: copy each online feature view's newest row per entity from Delta into its sync slot.
+"""`sync`: copy each online feature view's newest row per entity from Delta into its online item.
 
 Per view: take the view's lease, read the state (last Delta version synced), read either the change
 data feed since then or the whole table, keep the newest row per entity, drop rows the online sync
-slot already has something newer for (incremental only), write the rest with parallel
-BatchWriteItem calls, then advance the state. A sync killed half-way leaves the state where it was:
+item already has something newer for (incremental only), write the rest in parallel under the
+view's write rule (`write_rule`: BatchWriteItem, or newest-wins conditional writes for views that
+take pushes), then advance the state. A sync killed half-way leaves the state where it was:
 the rerun re-reads the same changes and rewrites the same items (puts are idempotent), so nothing is
 lost and, items being keyed by entity, nothing is duplicated.
 
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 from hindsight.offline_store.freshness import newest_event
 from hindsight.offline_store.tables import same_rows_versions
-from hindsight.online_sync.batching import MAX_GET_BATCH, MAX_WRITE_BATCH, BoundedExecutor, chunked, get_batch, write_batch
+from hindsight.online_sync.batching import MAX_GET_BATCH, BoundedExecutor
 from hindsight.online_sync.codec import (
     EXPIRES_ATTR,
     KEY_ATTR,
@@ -44,8 +45,9 @@ from hindsight.online_sync.codec import (
 from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
 from hindsight.online_sync.newest import DeltaSnapshot, NewestRows, change_source, full_source, open_delta
 from hindsight.online_sync.state import Lease, LeaseLost, SyncInProgress, SyncState, read_state, record_error
-from hindsight.online_sync.tables import ensure_table, online_views
+from hindsight.online_sync.tables import online_views, prepare_table
 from hindsight.online_sync.tile_sync import TileLists, window_source, write_tile_items
+from hindsight.online_sync.write_rule import online_orders, write_synced_items
 from hindsight.quality.gate import PublishRefused, Refusal, check_publish
 from hindsight.quality.records import ValidationLog
 from hindsight.registry_sync.model import FeatureView, Registry
@@ -74,6 +76,10 @@ class ViewSyncReport:
     refusal: Refusal | None = None
     #: Aggregation views: items deleted because the entity's tiles left the table (incremental).
     items_deleted: int = 0
+    #: Push items of an older version folded into their entities' items (`online_sync.fold`; once).
+    push_items_folded: int = 0
+    #: The view takes pushes: its skipped rows lost to newer pushed rows (or a newer sync).
+    pushes: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,10 @@ class SyncReport:
             )
         lines += [f"{v.view}: {v.items_deleted:,} item{'' if v.items_deleted == 1 else 's'} deleted (entities left without tiles)"
                   for v in self.views if v.items_deleted]
+        lines += [f"{v.view}: {v.push_items_folded:,} push item{'' if v.push_items_folded == 1 else 's'} of an older "
+                  "version folded into the entities' items" for v in self.views if v.push_items_folded]
+        lines += [f"{v.view}: {v.rows_skipped:,} row{'' if v.rows_skipped == 1 else 's'} skipped: newer online (pushed)"
+                  for v in self.views if v.rows_skipped and v.pushes]
         return "\n".join(lines)
 
 
@@ -145,35 +155,19 @@ def items_from_batch(batch: pa.RecordBatch, view: FeatureView, writer: str = SYN
 
 
 def _online_orders(client: Any, table: str, keys: list[str]) -> dict[str, int]:
-    """The order of each key's current sync-slot item (keys without one are absent); <= 100 keys."""
-    request = {
-        table: {
-            "Keys": [{KEY_ATTR: {"S": k}, WRITER_ATTR: {"S": SYNC_WRITER}} for k in dict.fromkeys(keys)],
-            "ProjectionExpression": "#k, #o",
-            "ExpressionAttributeNames": {"#k": KEY_ATTR, "#o": ORDER_ATTR},
-            "ConsistentRead": True,
-        }
-    }
-    found = get_batch(client, request).get(table, [])
-    return {item[KEY_ATTR]["S"]: int(item[ORDER_ATTR]["N"]) for item in found}
+    """The order of each key's current item (keys without one are absent); see `write_rule`."""
+    return online_orders(client, table, keys)
 
 
 def _write_slice(client: Any, table: str, view: FeatureView, rows: pa.RecordBatch,
                  skip_older_than_online: bool) -> tuple[int, int]:
-    """Encode up to 100 rows, drop those the sync slot has something newer for, write the rest.
+    """Encode up to 100 rows and write them under the view's write rule (`write_rule`).
 
     Runs on a writer thread: encoding there, not in a producer thread, avoids the GIL convoy that
     made a CPU-busy producer stall the I/O threads (measured: ~30% fewer items/s).
     """
     encoded = list(items_from_batch(rows, view))
-    skipped = 0
-    if skip_older_than_online:
-        online = _online_orders(client, table, [key for key, _, _ in encoded])
-        # Equal order is written: a later commit corrected the same event in place.
-        kept = [entry for entry in encoded if online.get(entry[0], -1) <= entry[1]]
-        skipped = len(encoded) - len(kept)
-        encoded = kept
-    written = sum(write_batch(client, table, chunk) for chunk in chunked([i for _, _, i in encoded], MAX_WRITE_BATCH))
+    written, skipped = write_synced_items(client, table, view, encoded, check_online=skip_older_than_online)
     return written, skipped
 
 
@@ -190,10 +184,11 @@ def write_newest(
     skip_older_than_online: bool,
     progress: bool = True,
 ) -> tuple[int, int]:
-    """Write the newest rows into the view's sync slot; returns (written, skipped as not newer).
+    """Write the newest rows into the view's items; returns (written, skipped as not newer).
 
-    Rows go to the writer threads in slices of 100 (one BatchGetItem for the staleness check, four
-    BatchWriteItem calls); at most 4 slices per thread wait in the queue, so memory stays bounded.
+    Rows go to the writer threads in slices of 100 (one BatchGetItem for the staleness check, then
+    four BatchWriteItem calls, or one TransactWriteItems for a view that takes pushes); at most 4
+    slices per thread wait in the queue, so memory stays bounded.
     """
     table = config.table_name(view.name)
     totals = [0, 0]
@@ -282,7 +277,7 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
               now: dt.datetime | None = None) -> ViewSyncReport:
     """Sync one online view; see `sync`. `validations` is required for a view with expectations."""
     started = time.perf_counter()
-    ensure_table(client, config, view)
+    _, folded = prepare_table(client, config, view)
     table = config.table_name(view.name)
     with Lease(client, table, config.lease_seconds) as lease:
         # The snapshot is taken under the lease: a sync that waited for another must not write an
@@ -294,12 +289,13 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
         if mode == "unchanged":
             # Recorded all the same: `hindsight status` shows when the sync last ran successfully.
             lease.commit_state(snapshot.table_id, snapshot.version, state.newest_event_us if state else None)
-            return ViewSyncReport(view.name, mode, 0, 0, 0, previous, snapshot.version, time.perf_counter() - started)
+            return ViewSyncReport(view.name, mode, 0, 0, 0, previous, snapshot.version, time.perf_counter() - started,
+                                  push_items_folded=folded, pushes=view.push)
         refusal = (check_publish(view, snapshot.table_id, snapshot.version, validations,
                                    same_rows_versions(snapshot.table, snapshot.version)) if validations else None)
         if refusal is not None and not force:
             return ViewSyncReport(view.name, "refused", 0, 0, 0, previous, snapshot.version,
-                                  time.perf_counter() - started, refusal)
+                                  time.perf_counter() - started, refusal, push_items_folded=folded, pushes=view.push)
         if refusal is not None:
             log.warning("feature view %s: publishing Delta version %s despite the validation gate (--force): %s",
                         view.name, snapshot.version, refusal.reason.replace("_", " "))
@@ -328,6 +324,7 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
     return ViewSyncReport(
         view.name, mode, rows_read, written, skipped,
         previous if mode == "incremental" else None, snapshot.version, seconds, items_deleted=deleted,
+        push_items_folded=folded, pushes=view.push,
     )
 
 

@@ -6,14 +6,15 @@ entries (`online_sync.journal`, target "view:<name>") of that entity's rows, so 
 push is durable in both halves: the flusher (`streams.flush`) later appends the journaled rows to
 the view's Delta table (`offline_store.pushed_rows`), where training sets see them.
 
-- Online, the entity's newest row goes to its push slot (writer "push"), conditional on the slot
-  holding nothing newer (`_hs_order <= :new`), so pushes racing each other or a sync converge on
-  the newest event. A row older than what is online is not written online (counted stale), but
-  is journaled all the same: it is history, and belongs in training sets.
-- With `push_partial: true` a row may carry a subset of the features. Online, the push item is the
-  entity's newest online item (sync or push slot) with the carried features replaced; the
-  transaction checks that neither slot changed since it was read, and retries otherwise. A partial
-  row older than the online item changes nothing online (counted stale).
+- Online, the entity's newest row goes to the entity's one item (sort key "sync", which `sync`
+  writes too), conditional on the item holding nothing newer (`_hs_order <= :new`); sync writes a
+  push view's items under the same condition (`online_sync.write_rule`), so pushes racing each
+  other or a sync converge on the newest event. A row older than what is online is not written
+  online (counted stale), but is journaled all the same: it is history, and belongs in training sets.
+- With `push_partial: true` a row may carry a subset of the features. Online, the new item is the
+  entity's online item with the carried features replaced; the transaction checks that the item
+  did not change since it was read, and retries otherwise. A partial row older than the online
+  item changes nothing online (counted stale).
 - The journal entry id is a digest of the row's content: a retried push finds its entries already
   journaled (counted as duplicates) and adds nothing offline.
 
@@ -40,7 +41,7 @@ from hindsight.online_sync.codec import (
     EXPIRES_ATTR,
     KEY_ATTR,
     ORDER_ATTR,
-    PUSH_WRITER,
+    SYNC_WRITER,
     WRITER_ATTR,
     check_item_size,
     encoder,
@@ -175,7 +176,7 @@ def _check_row(view: FeatureView, row: Mapping[str, Any], index: int) -> tuple[s
 def push_item(
     view: FeatureView, row: Mapping[str, Any], index: int = 0, bound: FutureBound | None = None
 ) -> tuple[str, int, dict[str, Any]]:
-    """Validate one pushed row and build its push-slot item: (entity key, order, item).
+    """Validate one pushed row and build its online item: (entity key, order, item).
 
     `bound`: the newest event/created time accepted (None: no bound). The item holds the
     features the row carries (every feature, unless the view takes partial pushes).
@@ -197,7 +198,7 @@ def _row(view: FeatureView, row: Mapping[str, Any], index: int, bound: FutureBou
         created = None if created_value is None else to_micros(created_value)
         key = entity_key([row[k] for k in view.join_keys])
         order = order_key(event, created)
-        item: dict[str, Any] = {KEY_ATTR: {"S": key}, WRITER_ATTR: {"S": PUSH_WRITER}, ORDER_ATTR: {"N": str(order)}}
+        item: dict[str, Any] = {KEY_ATTR: {"S": key}, WRITER_ATTR: {"S": SYNC_WRITER}, ORDER_ATTR: {"N": str(order)}}
         if view.ttl_seconds is not None:
             item[EXPIRES_ATTR] = {"N": str(event // 1_000_000 + view.ttl_seconds)}
         journal: dict[str, Any] = {k: _json_key(row[k]) for k in view.join_keys}

@@ -3,8 +3,11 @@
 `online_sync.push` validates the rows and reports; this module groups them per entity, packs the
 groups into TransactWriteItems calls (at most 100 items, ~4 MB), and commits each, retrying what a
 canceled transaction allows: a journal entry that exists is a duplicate (dropped), a whole row
-whose online slot holds something newer is written to the journal only, and a partial row is
-rebuilt from a fresh read when either online slot of its entity changed in between.
+whose online item holds something newer is written to the journal only, and a partial row is
+rebuilt from a fresh read when its entity's online item changed in between.
+
+The online item is the entity's one item (sort key "sync"), which `sync` writes too: under the same
+newest-wins condition (`online_sync.write_rule`) for views that take pushes.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from hindsight.online_sync.batching import MAX_GET_BATCH, backoff_delay, chunked, get_batch
-from hindsight.online_sync.codec import KEY_ATTR, ORDER_ATTR, PUSH_WRITER, SYNC_WRITER, WRITER_ATTR, check_item_size
+from hindsight.online_sync.codec import KEY_ATTR, ORDER_ATTR, SYNC_WRITER, WRITER_ATTR, check_item_size
 from hindsight.online_sync.config import OnlineStoreConfig
 from hindsight.online_sync.journal import Journal, now_us, view_target
 from hindsight.registry_sync.model import FeatureView
@@ -35,7 +38,7 @@ class PushedRow:
     index: int
     key: str
     order: int
-    #: The push-slot item this row alone would write (carried features only).
+    #: The online item this row alone would write (carried features only).
     item: dict[str, Any]
     #: The features the row carries (all of them unless the view takes partial pushes).
     present: tuple[str, ...]
@@ -62,7 +65,7 @@ class _Unit:
 
     @property
     def size(self) -> int:
-        return len(self.entries) + (0 if self.online is None else 2)
+        return len(self.entries) + (0 if self.online is None else 1)
 
     @property
     def nbytes(self) -> int:
@@ -114,7 +117,7 @@ class Writer:
                 if newest is None or newest.order <= row.order:
                     newest = row
             online = newest if self.view.online else None
-            room = MAX_TRANSACTION_ITEMS - (0 if online is None else 2)
+            room = MAX_TRANSACTION_ITEMS - (0 if online is None else 1)
             history = tuple(sorted(entity_rows, key=lambda r: r.order))
             units.append(_Unit(key, online, entity_rows[:room], history))
             for start in range(room, len(entity_rows), MAX_TRANSACTION_ITEMS):
@@ -160,7 +163,7 @@ class Writer:
                 duplicates = {id(row) for kind, row in failed if kind == "journal"}
                 entries = [e for e in entries if id(e) not in duplicates]
                 if not self.view.push_partial:
-                    # A whole row whose slot holds something newer: not written online.
+                    # A whole row whose item holds something newer: not written online.
                     newer = {id(row) for kind, row in failed if kind == "online"}
                     online = [row for row in online if id(row) not in newer]
                 if not failed:
@@ -170,17 +173,17 @@ class Writer:
             f"concurrent writes through {_MAX_ATTEMPTS} attempts; nothing of this group was written, retry it"
         )
 
-    def _read(self, rows: list[PushedRow]) -> dict[tuple[str, str], dict[str, Any]]:
-        """The sync and push items of the rows' entities, read consistently."""
-        keys = [{KEY_ATTR: {"S": row.key}, WRITER_ATTR: {"S": writer}} for row in rows for writer in (SYNC_WRITER, PUSH_WRITER)]
-        found: dict[tuple[str, str], dict[str, Any]] = {}
+    def _read(self, rows: list[PushedRow]) -> dict[str, dict[str, Any]]:
+        """The online items of the rows' entities, read consistently."""
+        keys = [{KEY_ATTR: {"S": row.key}, WRITER_ATTR: {"S": SYNC_WRITER}} for row in rows]
+        found: dict[str, dict[str, Any]] = {}
         for chunk in chunked(keys, MAX_GET_BATCH):
             response = get_batch(self.client, {self.table: {"Keys": chunk, "ConsistentRead": True}})
             for item in response.get(self.table, []):
-                found[(item[KEY_ATTR]["S"], item[WRITER_ATTR]["S"])] = item
+                found[item[KEY_ATTR]["S"]] = item
         return found
 
-    def _online_ops(self, row: PushedRow, current: dict[tuple[str, str], dict[str, Any]],
+    def _online_ops(self, row: PushedRow, current: dict[str, dict[str, Any]],
                     history: tuple[PushedRow, ...] = ()) -> list[dict[str, Any]] | None:
         """The transaction elements writing `row` online; None when the online item is newer.
 
@@ -195,11 +198,7 @@ class Writer:
                 "ExpressionAttributeNames": {"#o": ORDER_ATTR},
                 "ExpressionAttributeValues": {":o": {"N": str(row.order)}},
             }}]
-        synced, pushed = current.get((row.key, SYNC_WRITER)), current.get((row.key, PUSH_WRITER))
-        base = None
-        for item in (synced, pushed):  # the push slot wins a tie, as on reads
-            if item is not None and (base is None or int(item[ORDER_ATTR]["N"]) >= int(base[ORDER_ATTR]["N"])):
-                base = item
+        base = current.get(row.key)
         if base is not None and int(base[ORDER_ATTR]["N"]) > row.order:
             return None
         features = {f.name for f in self.view.features}
@@ -213,15 +212,11 @@ class Writer:
                     values.pop(name, None)
         item = {**{k: v for k, v in row.item.items() if k not in features}, **values}
         check_item_size(item, f"push to {self.view.name!r}, entity {row.key}")
-        return [
-            {"Put": {"TableName": self.table, "Item": item, **_unchanged(pushed)}},
-            {"ConditionCheck": {"TableName": self.table,
-                                "Key": {KEY_ATTR: {"S": row.key}, WRITER_ATTR: {"S": SYNC_WRITER}}, **_unchanged(synced)}},
-        ]
+        return [{"Put": {"TableName": self.table, "Item": item, **_unchanged(base)}}]
 
 
 def _unchanged(item: dict[str, Any] | None) -> dict[str, Any]:
-    """A condition that the slot still holds what was read (or still nothing)."""
+    """A condition that the item still holds what was read (or still nothing)."""
     if item is None:
         return {"ConditionExpression": "attribute_not_exists(#o)", "ExpressionAttributeNames": {"#o": ORDER_ATTR}}
     return {"ConditionExpression": "#o = :o", "ExpressionAttributeNames": {"#o": ORDER_ATTR},

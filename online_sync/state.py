@@ -1,13 +1,14 @@
 """Sync bookkeeping kept in each view's own DynamoDB table, so every machine sees the same state.
 
-Two items live beside the entity items, under the key `_` and writers that entity items never use:
+Two items live beside the entity items, under the key `_` and writers that entity items never use
+(a third, `layout`, is `online_sync.fold`'s marker):
 - `state`: the Delta table id and version synced last, when, and the newest event time synced; and
   running totals (syncs, rows written, failed syncs and the last failure) that `hindsight status`
   and the serving API's /metrics read. A dropped and recreated DynamoDB table loses it with its
   data, which forces the full resync it then needs.
-- `lock`: a lease that serialises syncs of one view. The sync slot is written with unconditional
-  BatchWriteItem (see the package docstring), which is only newest-wins if one sync writes at a
-  time. The holder renews it in a background thread; a killed holder frees it when the lease runs
+- `lock`: a lease that serialises syncs of one view. A view without push has its items written
+  with unconditional BatchWriteItem (`write_rule`), which is only newest-wins if one sync writes at
+  a time. The holder renews it in a background thread; a killed holder frees it when the lease runs
   out, or at once when it ran on this host and its pid is gone.
 The state advances in one transaction that also checks the lease is still ours.
 """

@@ -10,6 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hindsight.online_sync.codec import EXPIRES_ATTR, KEY_ATTR, RESERVED_PREFIX, WRITER_ATTR
 from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
+from hindsight.online_sync.fold import fold_push_items, mark_folded
 from hindsight.registry_sync.model import FeatureView, Registry
 
 log = logging.getLogger(__name__)
@@ -114,11 +115,18 @@ def _ensure_ttl(client: Any, table: str) -> bool:
 
 
 def ensure_table(client: Any, config: OnlineStoreConfig, view: FeatureView) -> str:
-    """Make one view's table exist, be ACTIVE and expire items by TTL.
+    """Make one view's table exist, be ACTIVE and expire items by TTL, and fold old push items.
 
     Returns:
-        "created", "updated" (TTL switched on) or "exists".
+        "created", "updated" (TTL switched on), "folded N push items" (`online_sync.fold`: the
+        push items of an older version, moved into their entities' items) or "exists".
     """
+    state, folded = prepare_table(client, config, view)
+    return f"folded {folded} push item{'' if folded == 1 else 's'}" if folded and state == "exists" else state
+
+
+def prepare_table(client: Any, config: OnlineStoreConfig, view: FeatureView) -> tuple[str, int]:
+    """`ensure_table`, returning ("created" | "updated" | "exists", push items folded)."""
     check_view_fits(view)
     table = config.table_name(view.name)
     created = False
@@ -128,7 +136,12 @@ def ensure_table(client: Any, config: OnlineStoreConfig, view: FeatureView) -> s
             log.info("created DynamoDB table %s for feature view %s", table, view.name)
     _wait_active(client, table)
     ttl_changed = _ensure_ttl(client, table)
-    return "created" if created else ("updated" if ttl_changed else "exists")
+    if created:
+        mark_folded(client, table, 0)  # a new table never held push items
+        folded = 0
+    else:
+        folded = fold_push_items(client, table)
+    return ("created" if created else ("updated" if ttl_changed else "exists")), folded
 
 
 def needs_journal(registry: Registry) -> bool:

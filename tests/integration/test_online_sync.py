@@ -209,11 +209,11 @@ def test_a_sync_failing_half_way_does_not_advance_and_the_rerun_converges(tmp_pa
 KILLED_SYNC = textwrap.dedent("""
     import json, os, signal, sys
     from hindsight.online_sync import OnlineStoreConfig, sync
-    from hindsight.online_sync import delta_sync
+    from hindsight.online_sync import write_rule
     from hindsight.registry_sync.model import Registry
     config = OnlineStoreConfig(**json.loads(sys.argv[1]))
     registry = Registry.from_dict(json.loads(sys.argv[2]))
-    real = delta_sync.write_batch
+    real = write_rule.write_batch
     calls = []
     def die_after_three(client, table, items):
         result = real(client, table, items)
@@ -221,7 +221,7 @@ KILLED_SYNC = textwrap.dedent("""
         if len(calls) >= 3:
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no lease release: a real crash
         return result
-    delta_sync.write_batch = die_after_three
+    write_rule.write_batch = die_after_three
     sync(registry, config, progress=False)
 """)
 

@@ -144,7 +144,6 @@ def test_plan_reads_one_slot_per_entity_and_only_the_parts_asked_for() -> None:
     )
     view = _view(aggregations, {"amount": "float64"})
     plan = _plan(view, "t_txn", ("amount_sum_1d",))
-    assert plan.writers == ("sync",)
     assert set(plan.attribute_names.values()) == {
         "_hs_key", "_hs_writer", "_hs_order", "_hs_expires", "_hs_tiles", "_hs_tiles:amount", "amount__n",
         "amount__sum"}
