@@ -19,7 +19,6 @@ contenders run `--rounds` times in alternating order, and the best round of each
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile
@@ -93,7 +92,8 @@ def main() -> None:
                 drop_tables(base)
                 assert written == entities, f"{name}: wrote {written:,} items, expected {entities:,}"
                 best[name] = max(best.get(name, 0.0), written / seconds)
-                print(f"  {name:<44} {written:,} items in {seconds:6.2f} s = {written / seconds:8,.0f} items/s")
+                print(f"  {name:<44} {read:,} rows read, {written:,} items in {seconds:6.2f} s "
+                      f"= {written / seconds:8,.0f} items/s")
 
             measure("warm-up: single process")
             with sail(Path(tmp) / "sail-local") as remote:

@@ -423,7 +423,7 @@ def _spark_remote(engine: str, spark_remote: str | None) -> str | None:
     import os
 
     from hindsight.core.suggest import did_you_mean
-    from hindsight.training_sets.engine import SPARK_REMOTE_ENV
+    from hindsight.offline_store.sail import SPARK_REMOTE_ENV
 
     if engine == "duckdb":
         return None

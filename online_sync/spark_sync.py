@@ -204,7 +204,7 @@ class SparkSync:
             from pyspark.sql import SparkSession
         except ImportError as error:
             raise RuntimeError("engine='spark' needs pyspark[connect]: install Hindsight's `spark` extra") from error
-        from hindsight.training_sets.engine import own_session_url
+        from hindsight.offline_store.sail import own_session_url
 
         if partitions is not None and partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {partitions}")
