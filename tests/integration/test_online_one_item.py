@@ -4,6 +4,7 @@ older versions are folded into it once (DynamoDB Local, real Delta tables)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -101,3 +102,24 @@ def test_sync_reports_the_fold(tmp_path, online_config, dynamodb_client):
     # The folded push (hour 9) is newer than the Delta row (hour 1): the sync's write skipped it.
     assert (report.views[0].rows_written, report.views[0].rows_skipped) == (0, 1)
     assert amounts(registry, online_config, dynamodb_client, [1]) == [19.0]
+
+
+def test_the_read_clients_fast_decoding_matches_botocores(tmp_path, online_config, dynamodb_client):
+    view = make_view(tmp_path, "pv", {"amount": "float64", "count": "int64", "country": "string", "at": "timestamp"})
+    registry = make_registry(view)
+    rows = [{**row(u, u, u / 3), "at": T0, "country": None if u % 2 else "ÉS"} for u in range(30)]
+    write_rows(view, rows)
+    sync(registry, online_config, progress=False, client=dynamodb_client)
+    store = OnlineStore(registry, online_config)
+    request = {online_config.table_name("pv"): {
+        "Keys": [{KEY_ATTR: {"S": str(u)}, WRITER_ATTR: {"S": "sync"}} for u in range(40)]}}
+    table = online_config.table_name("pv")
+    fast, plain = store.client.batch_get_item(RequestItems=request), dynamodb_client.batch_get_item(RequestItems=request)
+    assert set(fast) == set(plain) == {"Responses", "UnprocessedKeys", "ResponseMetadata"}
+    # Item order within a table is not defined: compare as sorted JSON.
+    assert len(fast["Responses"][table]) == 30
+    assert sorted(json.dumps(i, sort_keys=True) for i in fast["Responses"][table]) == \
+        sorted(json.dumps(i, sort_keys=True) for i in plain["Responses"][table])
+    # Errors still go through botocore's parser: a missing table is its ResourceNotFoundException.
+    with pytest.raises(store.client.exceptions.ResourceNotFoundException):
+        store.client.batch_get_item(RequestItems={"no_such_table": request[online_config.table_name("pv")]})
