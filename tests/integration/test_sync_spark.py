@@ -1,6 +1,6 @@
 """`sync(engine="spark")` on Sail + DynamoDB Local: the same items as the single-process sync, incremental
 reads of the added files, newest-wins against pushes, the lease fence on executors, and a driver
-killed half-way (SIGKILL of its process group) whose rerun leaves `check_parity` clean."""
+CLI killed half-way (SIGKILL of its process group) whose rerun leaves `check_parity` clean."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from hindsight.online_sync import check_parity, ensure_tables, push, sync
+from hindsight.online_sync import ensure_tables, push, sync
 from hindsight.online_sync.codec import KEY_ATTR, WRITER_ATTR
 from hindsight.online_sync.newest import open_delta
 from hindsight.online_sync.spark_sync import added_files, partition_writer
@@ -125,47 +125,41 @@ def test_an_executor_whose_driver_lost_the_lease_writes_nothing(tmp_path, online
     assert list(items_of(dynamodb_client, table)) == ["1"]
 
 
-KILLED_DRIVER = textwrap.dedent("""
-    import json, sys
-    from hindsight.online_sync import OnlineStoreConfig, sync
-    from hindsight.registry_sync.model import Registry
-    config = OnlineStoreConfig(**json.loads(sys.argv[1]))
-    registry = Registry.from_dict(json.loads(sys.argv[2]))
-    sync(registry, config, progress=False, engine="spark", spark_remote=sys.argv[3], partitions=1)
-""")
-
-
-def test_a_driver_killed_half_way_reruns_to_a_clean_parity(tmp_path, online_config, dynamodb_client, sail_remote):
-    users = 8_000
+def test_a_cli_killed_half_way_reruns_to_a_clean_parity(tmp_path, online_config, dynamodb_client, sail_remote):
+    users = 12_000
     view = make_view(tmp_path)
     registry = make_registry(view)
     write_rows(view, [row(u, 1 + u % 3, float(u)) for u in range(users)])
     ensure_tables(registry, online_config, client=dynamodb_client)
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_text(json.dumps(registry.to_dict(), default=str))
     table = online_config.table_name(view.name)
-    # One writer thread and a short lease: the job runs for seconds, and orphaned executors check
-    # the lease every second.
-    slow = dataclasses.replace(online_config, write_threads=1, lease_seconds=3)
-    driver = subprocess.Popen(
-        [sys.executable, "-c", KILLED_DRIVER, json.dumps(dataclasses.asdict(slow)),
-         json.dumps(registry.to_dict(), default=str), sail_remote],
-        cwd=REPO, start_new_session=True, stderr=subprocess.PIPE, text=True,
-    )
+    env = {**os.environ, "HINDSIGHT_DYNAMODB_ENDPOINT": online_config.endpoint_url,
+           "HINDSIGHT_DYNAMODB_TABLE_PREFIX": online_config.table_prefix, "HINDSIGHT_DYNAMODB_REGION": "us-east-1"}
+    command = [str(Path(sys.executable).parent / "hindsight"), "sync", "--engine", "spark", "--spark-remote", sail_remote,
+               "--registry", str(registry_file), "--no-progress"]
+    cli = subprocess.Popen([*command, "--partitions", "1"], cwd=REPO, env=env, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 90
     written = 0
-    while written < 500 and time.monotonic() < deadline and driver.poll() is None:
-        time.sleep(0.2)
+    while written < 1_000 and time.monotonic() < deadline and cli.poll() is None:
+        time.sleep(0.1)
         written = dynamodb_client.scan(TableName=table, Select="COUNT")["Count"]
-    assert driver.poll() is None, f"the sync ended before it could be killed: {driver.communicate()[1][-2000:]}"
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait(timeout=30)
-    assert driver.returncode == -signal.SIGKILL
+    assert cli.poll() is None, f"the sync ended before it could be killed: {cli.communicate()[0][-2000:]}"
+    os.killpg(cli.pid, signal.SIGKILL)  # the CLI and its children: no cleanup, no lease release
+    cli.wait(timeout=30)
+    assert cli.returncode == -signal.SIGKILL
     assert read_state(dynamodb_client, table) is None  # killed before the state advanced
+    assert dynamodb_client.scan(TableName=table, Select="COUNT")["Count"] < users + 2
 
-    report = sync(registry, slow, progress=False, client=dynamodb_client, engine="spark",
-                  spark_remote=sail_remote, partitions=2).views[0]
-    assert (report.mode, report.rows_written) == ("full", users)
+    rerun = subprocess.run([*command, "--partitions", "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert re.search(rf"user_stats\s+full\s+\.\.0\s+{users:,}\s+{users:,}\s+0\s", rerun.stdout), rerun.stdout
     assert read_state(dynamodb_client, table).delta_version == 0
-    parity = check_parity(registry, online_config, sample=users, client=dynamodb_client)
-    assert parity.ok and parity.checked == {view.name: users} and parity.online_newer == 0
-    assert len(items_of(dynamodb_client, table)) == users
-    assert {i[WRITER_ATTR]["S"] for i in items_of(dynamodb_client, table).values()} == {"sync"}
+    parity = subprocess.run([str(Path(sys.executable).parent / "hindsight"), "check-parity", "--sample", str(users),
+                             "--registry", str(registry_file)], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=180)
+    assert parity.returncode == 0, parity.stdout + parity.stderr[-2000:]
+    assert f"checked user_stats: {users}; 0 mismatches; 0 online values newer than Delta" in parity.stdout
+    items = items_of(dynamodb_client, table)
+    assert len(items) == users and {i[WRITER_ATTR]["S"] for i in items.values()} == {"sync"}
