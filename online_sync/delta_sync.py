@@ -432,8 +432,8 @@ def _spark_remote(engine: str, spark_remote: str | None) -> str | None:
                          f"{did_you_mean(engine, ['duckdb', 'spark'])}")
     remote = spark_remote or os.environ.get(SPARK_REMOTE_ENV)
     if not remote:
-        raise ValueError(f"engine 'spark' needs a Spark Connect URL: pass spark_remote='sc://host:port' or set "
-                         f"{SPARK_REMOTE_ENV} (`hindsight spark up` prints it)")
+        raise ValueError(f"engine 'spark' needs a Spark Connect URL (sc://host:port): pass --spark-remote "
+                         f"(spark_remote= in Python) or set {SPARK_REMOTE_ENV} (`hindsight spark up` prints it)")
     return remote
 
 

@@ -12,7 +12,7 @@ def test_engine_names_and_the_spark_url_are_checked_first(monkeypatch):
     assert _spark_remote("duckdb", None) is None
     with pytest.raises(ValueError, match=r"unknown sync engine 'duckbd'; expected 'duckdb' or 'spark' \(did you mean duckdb\?\)"):
         _spark_remote("duckbd", None)
-    with pytest.raises(ValueError, match="needs a Spark Connect URL: .*HINDSIGHT_SPARK_REMOTE"):
+    with pytest.raises(ValueError, match=r"needs a Spark Connect URL \(sc://host:port\): pass --spark-remote .* or set HINDSIGHT_SPARK_REMOTE"):
         _spark_remote("spark", None)
     monkeypatch.setenv("HINDSIGHT_SPARK_REMOTE", "sc://127.0.0.1:1")
     assert _spark_remote("spark", None) == "sc://127.0.0.1:1"
