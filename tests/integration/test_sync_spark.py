@@ -163,3 +163,19 @@ def test_a_cli_killed_half_way_reruns_to_a_clean_parity(tmp_path, online_config,
     assert f"checked user_stats: {users}; 0 mismatches; 0 online values newer than Delta" in parity.stdout
     items = items_of(dynamodb_client, table)
     assert len(items) == users and {i[WRITER_ATTR]["S"] for i in items.values()} == {"sync"}
+
+
+def test_spark_sync_of_a_two_key_view_with_string_keys_matches_the_single_process_sync(
+        tmp_path, online_config, dynamodb_client, sail_remote):
+    view = make_view(tmp_path, "pairs", join_keys=("user_id", "merchant_id"))
+    registry = make_registry(view)
+    rows = [{**row(u, h, float(u + h)), "merchant_id": m} for u in range(5) for m in ("a", "b", 'q"x') for h in (1, 2)]
+    write_rows(view, rows, key_types={"merchant_id": pa.string()})
+    on_duckdb = dataclasses.replace(online_config, table_prefix=online_config.table_prefix + "duck_")
+    sync(registry, on_duckdb, progress=False, client=dynamodb_client)
+    report = sync(registry, online_config, progress=False, client=dynamodb_client, engine="spark",
+                  spark_remote=sail_remote).views[0]
+    assert (report.engine, report.rows_read, report.rows_written) == ("spark", 30, 15)
+    expected = items_of(dynamodb_client, on_duckdb.table_name("pairs"))
+    assert sorted(expected)[-1] == '["4","q\\"x"]' and len(expected) == 15
+    assert items_of(dynamodb_client, online_config.table_name("pairs")) == expected
