@@ -177,7 +177,8 @@ def partition_writer(config: OnlineStoreConfig, view: FeatureView, lease_owner: 
                 totals["rows_read"] += int(pc.sum(batch.column(_ROWS)).as_py() or 0)
                 events = [m for m in _micros(batch.column(view.timestamp_field)) if m is not None]
                 if events:
-                    newest = max(events) if newest is None else max(newest, *events)
+                    top = max(events)
+                    newest = top if newest is None else max(newest, top)
                 for start in range(0, batch.num_rows, MAX_GET_BATCH):
                     pool.submit(write_slice, batch.slice(start, MAX_GET_BATCH))
         yield pa.RecordBatch.from_pydict(
