@@ -7,7 +7,7 @@ project), online sync, serving, training sets on Sail, training sets against one
 view (after `hindsight optimize` on the offline project) and over other Delta layouts of the same
 rows, the soak, training sets over an aggregation view (on the same raw data) and serving one, the
 cost of sampling served features, incremental aggregation views, the flush of ingested events, ingest through the API and
-Kinesis, then `dbt run` on Sail against DuckDB. `--scale small` runs each on the small demo data
+Kinesis, then `dbt run` on Sail against DuckDB, then online sync on Sail executors. `--scale small` runs each on the small demo data
 and short loads: a check that every benchmark works, in minutes, not a figure to quote. The first benchmark that fails stops the run
 with its exit status.
 """
@@ -43,6 +43,7 @@ SCRIPTS = {
     "ingest": "bench_ingest.py",
     "stream_kinesis": "bench_stream_kinesis.py",
     "dbt_engines": "bench_dbt_engines.py",
+    "sync_spark": "bench_sync_spark.py",
 }
 #: Benchmarks whose load does not depend on the data's scale (a fixed number of seconds).
 _UNSCALED = {"soak"}
@@ -52,7 +53,7 @@ def commands(scale: str, project_root: Path, selected: list[str]) -> list[tuple[
     """The command line of each selected benchmark; training reuses the project offline builds.
 
     >>> [name for name, _ in commands("small", Path("/tmp/b"), list(SCRIPTS))]
-    ['offline', 'training', 'sync', 'serving', 'spark_training', 'layout', 'layout_variants', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling', 'aggregation_incremental', 'flush', 'ingest', 'stream_kinesis', 'dbt_engines']
+    ['offline', 'training', 'sync', 'serving', 'spark_training', 'layout', 'layout_variants', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling', 'aggregation_incremental', 'flush', 'ingest', 'stream_kinesis', 'dbt_engines', 'sync_spark']
     >>> commands("small", Path("/tmp/b"), list(SCRIPTS))[1][1][-4:]
     ['--scale', 'small', '--project', '/tmp/b/project']
     """

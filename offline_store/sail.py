@@ -25,6 +25,8 @@ from hindsight.core.processes import BackgroundProcess, ProcessStartError
 
 #: Sail's own default port.
 DEFAULT_PORT = 50051
+#: The environment variable holding the Spark Connect URL that training sets and sync use.
+SPARK_REMOTE_ENV = "HINDSIGHT_SPARK_REMOTE"
 _READY_TIMEOUT_S = 20.0
 _PORT_CLOSE_TIMEOUT_S = 10.0
 
@@ -50,6 +52,19 @@ def remote_url(port: int, host: str = "127.0.0.1") -> str:
     'sc://127.0.0.1:50051'
     """
     return f"sc://{host}:{port}"
+
+
+def own_session_url(remote: str) -> str:
+    """The URL without a pinned `session_id`, so the engine gets (and may release) a session of its own.
+
+    Releasing a session whose id is pinned makes Sail refuse that id until it restarts, and dbt's
+    profile pins one (see the module docstring).
+
+    >>> own_session_url("sc://127.0.0.1:50051/;session_id=0f6e;user_id=me")
+    'sc://127.0.0.1:50051/;user_id=me'
+    """
+    kept = [part for part in remote.split(";") if not part.startswith("session_id=")]
+    return ";".join(kept)
 
 
 def answers(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:

@@ -28,6 +28,7 @@ lease (`online_sync.state`), and the marker that the table's push items were fol
 
 Modules: `config` (OnlineStoreConfig, clients), `codec` (attribute encoding), `tables`
 (ensure_tables), `newest` (Delta/CDF -> newest row per entity, in DuckDB), `delta_sync` (sync),
+`spark_sync` (sync's read, reduce and write on Spark executors: `sync(engine="spark")`),
 `push`, `write_rule` (the write rule of synced rows), `fold` (old push items), `store`
 (OnlineStore), `state` (sync state and lease), `batching` (batch calls, retries), `parity`
 (check_parity), `local` (DynamoDB Local), `keys` (the serving API's keys, hashed, in

@@ -44,6 +44,7 @@ from hindsight.online_sync.codec import (
 )
 from hindsight.online_sync.config import OnlineStoreConfig, OnlineStoreUnavailable, shared_client
 from hindsight.online_sync.newest import DeltaSnapshot, NewestRows, change_source, full_source, open_delta
+from hindsight.online_sync.spark_sync import SparkSync
 from hindsight.online_sync.state import Lease, LeaseLost, SyncInProgress, SyncState, read_state, record_error
 from hindsight.online_sync.tables import online_views, prepare_table
 from hindsight.online_sync.tile_sync import TileLists, window_source, write_tile_items
@@ -80,6 +81,10 @@ class ViewSyncReport:
     push_items_folded: int = 0
     #: The view takes pushes: its skipped rows lost to newer pushed rows (or a newer sync).
     pushes: bool = False
+    #: Where its rows were reduced and written: "duckdb" (this process) or "spark" (executors).
+    engine: str = "duckdb"
+    #: Why a view synced in this process although `engine="spark"` was asked for (else None).
+    not_on_spark: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class SyncReport:
                   "version folded into the entities' items" for v in self.views if v.push_items_folded]
         lines += [f"{v.view}: {v.rows_skipped:,} row{'' if v.rows_skipped == 1 else 's'} skipped: newer online (pushed)"
                   for v in self.views if v.rows_skipped and v.pushes]
+        lines += [f"{v.view}: synced in this process, not on Spark: {v.not_on_spark}" for v in self.views if v.not_on_spark]
         return "\n".join(lines)
 
 
@@ -274,8 +280,12 @@ def _sync_tiles(client: Any, config: OnlineStoreConfig, view: FeatureView, snaps
 
 def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full: bool = False,
               progress: bool = True, validations: ValidationLog | None = None, force: bool = False,
-              now: dt.datetime | None = None) -> ViewSyncReport:
-    """Sync one online view; see `sync`. `validations` is required for a view with expectations."""
+              now: dt.datetime | None = None, spark: SparkSync | None = None) -> ViewSyncReport:
+    """Sync one online view; see `sync`. `validations` is required for a view with expectations.
+
+    With `spark`, a view's rows are read, reduced and written on Spark executors (`spark_sync`);
+    the lease, state, gate and report stay here. Aggregation views stay in this process.
+    """
     started = time.perf_counter()
     _, folded = prepare_table(client, config, view)
     table = config.table_name(view.name)
@@ -291,6 +301,7 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
             lease.commit_state(snapshot.table_id, snapshot.version, state.newest_event_us if state else None)
             return ViewSyncReport(view.name, mode, 0, 0, 0, previous, snapshot.version, time.perf_counter() - started,
                                   push_items_folded=folded, pushes=view.push)
+        engine, not_on_spark = "duckdb", None
         refusal = (check_publish(view, snapshot.table_id, snapshot.version, validations,
                                    same_rows_versions(snapshot.table, snapshot.version)) if validations else None)
         if refusal is not None and not force:
@@ -302,9 +313,17 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
         if view.is_aggregation:
             mode, rows_read, written, deleted = _sync_tiles(client, config, view, snapshot, mode, first, now)
             skipped = 0
+            if spark is not None:
+                not_on_spark = "aggregation view (its tiles are combined per entity in DuckDB)"
             # The tile rows' as-of time is their newest event: the table's maximum, from its statistics.
             newest_at, _ = newest_event(snapshot.table, view.timestamp_field)
             newest_us = None if newest_at is None else to_micros(newest_at)
+        elif spark is not None:
+            deleted = 0
+            engine = "spark"
+            result = spark.write_view(config, view, snapshot, mode, state.delta_version if state else None, lease.owner)
+            mode, rows_read, written, skipped, newest_us = (
+                result.mode, result.rows_read, result.written, result.skipped, result.newest_us)
         else:
             deleted = 0
             with NewestRows(view) as newest:
@@ -324,7 +343,7 @@ def sync_view(client: Any, config: OnlineStoreConfig, view: FeatureView, *, full
     return ViewSyncReport(
         view.name, mode, rows_read, written, skipped,
         previous if mode == "incremental" else None, snapshot.version, seconds, items_deleted=deleted,
-        push_items_folded=folded, pushes=view.push,
+        push_items_folded=folded, pushes=view.push, engine=engine, not_on_spark=not_on_spark,
     )
 
 
@@ -339,6 +358,9 @@ def sync(
     validations: ValidationLog | None = None,
     force: bool = False,
     now: dt.datetime | None = None,
+    engine: str = "duckdb",
+    spark_remote: str | None = None,
+    partitions: int | None = None,
 ) -> SyncReport:
     """Upsert the newest row per entity of every online feature view into DynamoDB.
 
@@ -357,6 +379,13 @@ def sync(
         force: publish versions that failed validation or were never validated.
         now: the sync time, which decides the tiles still in an aggregation view's windows
             (default: the current time, UTC).
+        engine: "duckdb" (this process) or "spark": each view's rows are read, reduced to the
+            newest per entity and written by Spark executors (`spark_sync`), under the same
+            lease, state, gate and write rule. Aggregation views stay in this process (the
+            report says so per view).
+        spark_remote: the Spark Connect URL for engine "spark" (default $HINDSIGHT_SPARK_REMOTE).
+        partitions: engine "spark": partitions, i.e. parallel write tasks, per view (default:
+            the engine's shuffle partitions).
 
     Returns:
         A SyncReport with rows read, rows written, versions and seconds per view.
@@ -369,6 +398,7 @@ def sync(
         PublishRefused: after the other views synced, naming each view whose version failed
             validation or was never validated (its `report` holds what did sync).
     """
+    spark_url = _spark_remote(engine, spark_remote)
     config = config or OnlineStoreConfig.from_env()
     client = client or shared_client(config)
     views = online_views(registry, select)
@@ -377,23 +407,52 @@ def sync(
 
         validations = ValidationLog.in_registry(Settings.load().registry_dir)
     reports = []
-    for view in views:
-        try:
-            reports.append(sync_view(client, config, view, full=full, progress=progress,
-                                     validations=validations, force=force, now=now))
-        except BotoCoreError as err:
-            raise OnlineStoreUnavailable(
-                f"feature view {view.name!r}: DynamoDB at {config.endpoint_url or 'AWS'} is unreachable: {err}"
-            ) from err
-        except Exception as err:
-            if not isinstance(err, SyncInProgress):
-                _record_error(client, config, view, err)
-            err.add_note(f"while syncing feature view {view.name!r}")
-            raise
+    spark = SparkSync(spark_url, partitions) if spark_url and views else None
+    try:
+        for view in views:
+            reports.append(_sync_one(client, config, view, full=full, progress=progress, validations=validations,
+                                     force=force, now=now, spark=spark))
+    finally:
+        if spark is not None:
+            spark.close()
     report = SyncReport(tuple(reports))
     if report.refusals:
         raise PublishRefused(report.refusals, report)
     return report
+
+
+def _spark_remote(engine: str, spark_remote: str | None) -> str | None:
+    """The Spark Connect URL for engine "spark", None for "duckdb"; raises ValueError otherwise."""
+    import os
+
+    from hindsight.core.suggest import did_you_mean
+    from hindsight.offline_store.sail import SPARK_REMOTE_ENV
+
+    if engine == "duckdb":
+        return None
+    if engine != "spark":
+        raise ValueError(f"engine: unknown sync engine {engine!r}; expected 'duckdb' or 'spark'"
+                         f"{did_you_mean(engine, ['duckdb', 'spark'])}")
+    remote = spark_remote or os.environ.get(SPARK_REMOTE_ENV)
+    if not remote:
+        raise ValueError(f"engine 'spark' needs a Spark Connect URL (sc://host:port): pass --spark-remote "
+                         f"(spark_remote= in Python) or set {SPARK_REMOTE_ENV} (`hindsight spark up` prints it)")
+    return remote
+
+
+def _sync_one(client: Any, config: OnlineStoreConfig, view: FeatureView, **options: Any) -> ViewSyncReport:
+    """`sync_view`, with DynamoDB failures named and any failure counted in the view's state."""
+    try:
+        return sync_view(client, config, view, **options)
+    except BotoCoreError as err:
+        raise OnlineStoreUnavailable(
+            f"feature view {view.name!r}: DynamoDB at {config.endpoint_url or 'AWS'} is unreachable: {err}"
+        ) from err
+    except Exception as err:
+        if not isinstance(err, SyncInProgress):
+            _record_error(client, config, view, err)
+        err.add_note(f"while syncing feature view {view.name!r}")
+        raise
 
 
 def _record_error(client: Any, config: OnlineStoreConfig, view: FeatureView, err: BaseException) -> None:

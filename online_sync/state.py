@@ -104,6 +104,16 @@ def read_state(client: Any, table: str) -> SyncState | None:
     return read_record(client, table).state
 
 
+def lease_held(client: Any, table: str, owner: str, *, key: dict[str, Any] | None = None) -> bool:
+    """Whether `owner` still holds the lease on `table`, unexpired (a consistent read).
+
+    Writers that run away from the lease holder (Spark executors of `spark_sync`) check it before
+    writing, so a job orphaned by a killed driver stops instead of racing the rerun.
+    """
+    item = client.get_item(TableName=table, Key=key or _LOCK, ConsistentRead=True).get("Item") or {}
+    return item.get("owner", {}).get("S") == owner and float(item.get("expires_at", {}).get("N", "0")) > time.time()
+
+
 def record_error(client: Any, table: str, message: str) -> None:
     """Count a failed sync of the view and keep its error (the state itself is left as it was)."""
     client.update_item(

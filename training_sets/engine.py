@@ -24,14 +24,13 @@ from sqlglot import exp
 
 from hindsight.core.object_store import is_s3
 from hindsight.offline_store.duckdb_delta import enable_s3, load_delta_extension
+from hindsight.offline_store.sail import SPARK_REMOTE_ENV, own_session_url
 from hindsight.offline_store.tables import open_table
 from hindsight.offline_store.uris import absolute_uri
 from hindsight.registry_sync.model import FeatureView
 from hindsight.training_sets.errors import TrainingSetError
 from hindsight.training_sets.sql_parts import column
 from hindsight.training_sets.sql_parts import table as table_ref
-
-SPARK_REMOTE_ENV = "HINDSIGHT_SPARK_REMOTE"
 
 
 @dataclass(frozen=True)
@@ -189,16 +188,3 @@ class SparkEngine:
 
     def close(self) -> None:
         self.session.stop()
-
-
-def own_session_url(remote: str) -> str:
-    """The URL without a pinned `session_id`, so the engine gets (and may release) a session of its own.
-
-    Releasing a session whose id is pinned makes Sail refuse that id until it restarts, and dbt's
-    profile pins one (see offline_store/sail.py).
-
-    >>> own_session_url("sc://127.0.0.1:50051/;session_id=0f6e;user_id=me")
-    'sc://127.0.0.1:50051/;user_id=me'
-    """
-    kept = [part for part in remote.split(";") if not part.startswith("session_id=")]
-    return ";".join(kept)

@@ -145,13 +145,23 @@ def status() -> None:
 @click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal.")
 @click.option("--force", is_flag=True,
               help="Publish versions of views with expectations that failed validation or were never validated.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="Where rows are reduced and written: this process, or Spark executors ($HINDSIGHT_SPARK_REMOTE).")
+@click.option("--spark-remote", help="Spark Connect URL for --engine spark (default $HINDSIGHT_SPARK_REMOTE).")
+@click.option("--partitions", type=click.IntRange(min=1),
+              help="--engine spark: parallel write tasks per view (default: Spark's shuffle partitions).")
 @_registry_option
 @_user_errors
-def sync_command(select: tuple[str, ...], full: bool, progress: bool, force: bool, registry_file: Path | None) -> None:
+def sync_command(select: tuple[str, ...], full: bool, progress: bool, force: bool, engine: str,
+                 spark_remote: str | None, partitions: int | None, registry_file: Path | None) -> None:
     """Copy the newest row per entity of online feature views from Delta to DynamoDB.
 
     A view with expectations publishes only a Delta version that `hindsight validate` passed;
     the others still sync, and the command exits 1 naming the failed expectations.
+
+    With --engine spark, Spark executors read each view's Delta table, keep the newest row per
+    entity and write the items; this process keeps the lease, the state and the report.
+    Aggregation views sync in this process (the report says so).
     """
     from hindsight.online_sync import sync
     from hindsight.quality import PublishRefused, ValidationLog
@@ -160,7 +170,8 @@ def sync_command(select: tuple[str, ...], full: bool, progress: bool, force: boo
     validations = ValidationLog.in_registry(project_settings().registry_dir)
     try:
         report = sync(_load_registry(registry_file), _online_config(), select=list(select) or None,
-                      full=full, progress=progress, validations=validations, force=force)
+                      full=full, progress=progress, validations=validations, force=force,
+                      engine=engine, spark_remote=spark_remote, partitions=partitions)
     except PublishRefused as refused:
         click.echo(str(refused.report))
         raise click.ClickException(f"not published:\n{refused}") from refused
