@@ -39,13 +39,15 @@
   {%- endcall %}
   {% do hindsight.validate_feature_view_columns(model_rows, cfg) %}
 
-  {#- An aggregation view stages its tiles (macros/aggregations/aggregation_tiles.sql), not the events. -#}
+  {#- An aggregation view stages its tiles (macros/aggregations/aggregation_tiles.sql, or
+      aggregation_tiles_by_join.sql by the engine's capability tile_prefix), not the events. -#}
   {%- set rows = model_rows -%}
   {%- if cfg.aggregation -%}
     {%- set rows = hindsight._spark_temp_view('tiles') -%}
     {% call statement('tiles') -%}
       create or replace temporary view {{ rows }} as
-      {{ hindsight.aggregation_tiles(model_rows, cfg, range, hindsight.validate_aggregation_events(model_rows, cfg)) }}
+      {%- set tiles = hindsight.aggregation_tiles_by_join if capabilities.tile_prefix == 'join' else hindsight.aggregation_tiles %}
+      {{ tiles(model_rows, cfg, range, hindsight.validate_aggregation_events(model_rows, cfg)) }}
     {%- endcall %}
   {%- endif -%}
   {%- set in_range = hindsight.range_predicate(adapter.quote(range.column or cfg.timestamp_field), range) -%}
