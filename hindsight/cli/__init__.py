@@ -22,6 +22,7 @@ from hindsight.cli.project import ProjectGroup
 from hindsight.cli.quality import validate_command
 from hindsight.cli.online import check_parity_command, online, push_command, sync_command
 from hindsight.cli.optimize import optimize
+from hindsight.cli.process_exit import exit_code, leave
 from hindsight.cli.registry import apply, plan, registry_group, summary
 from hindsight.cli.serve import serve
 from hindsight.cli.spark import spark
@@ -57,3 +58,12 @@ main.add_command(vacuum)
 main.add_command(optimize)
 for _registry_command in (plan, apply, registry_group, summary):
     main.add_command(_registry_command)
+
+
+def run() -> None:
+    """The `hindsight` executable: `main`, then an exit that a native library cannot turn into an abort."""
+    try:
+        main(prog_name="hindsight")
+    except SystemExit as done:
+        leave(exit_code(done.code))
+    leave(0)

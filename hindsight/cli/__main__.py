@@ -1,6 +1,6 @@
 """`python -m hindsight.cli`: the same as the `hindsight` command."""
 
-from hindsight.cli import main
+from hindsight.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()
