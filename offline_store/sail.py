@@ -18,8 +18,10 @@ import shutil
 import socket
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hindsight.core.processes import BackgroundProcess, ProcessStartError
 
@@ -27,6 +29,9 @@ from hindsight.core.processes import BackgroundProcess, ProcessStartError
 DEFAULT_PORT = 50051
 #: The environment variable holding the Spark Connect URL that training sets and sync use.
 SPARK_REMOTE_ENV = "HINDSIGHT_SPARK_REMOTE"
+#: Spark Connect's own default port (a URL without one means it).
+SPARK_CONNECT_DEFAULT_PORT = 15002
+_PROBE_TIMEOUT_S = 3.0
 _READY_TIMEOUT_S = 20.0
 _PORT_CLOSE_TIMEOUT_S = 10.0
 
@@ -65,6 +70,57 @@ def own_session_url(remote: str) -> str:
     """
     kept = [part for part in remote.split(";") if not part.startswith("session_id=")]
     return ";".join(kept)
+
+
+class SparkConnectError(ConnectionError):
+    """pyspark is missing, or no Spark Connect server answers at the URL."""
+
+
+def connect_address(remote: str) -> tuple[str, int]:
+    """The host and port of a Spark Connect URL (`sc://host[:port][/;param=value...]`).
+
+    >>> connect_address("sc://127.0.0.1:50051/;session_id=0f6e"), connect_address("sc://spark.internal")
+    (('127.0.0.1', 50051), ('spark.internal', 15002))
+    >>> connect_address("http://x:1")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    SparkConnectError: not a Spark Connect URL: 'http://x:1' (expected sc://host:port, e.g. sc://127.0.0.1:50051)
+    """
+    parsed = urllib.parse.urlsplit(remote.split(";", 1)[0])
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    if parsed.scheme != "sc" or not parsed.hostname or (port is not None and port < 1):
+        raise SparkConnectError(f"not a Spark Connect URL: {remote!r} (expected sc://host:port, e.g. {remote_url(DEFAULT_PORT)})")
+    return parsed.hostname, port or SPARK_CONNECT_DEFAULT_PORT
+
+
+def open_session(remote: str) -> Any:
+    """A Spark Connect session of its own (see `own_session_url`), its session time zone UTC.
+
+    The caller stops it when done.
+
+    Raises:
+        SparkConnectError: pyspark[connect] is not installed, or nothing answers at `remote`.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as error:
+        raise SparkConnectError("engine='spark' needs pyspark[connect]: install Hindsight's `spark` extra") from error
+    host, port = connect_address(remote)
+    # pyspark retries an unreachable server for minutes: a wrong URL should fail at once.
+    if not answers(port, host, timeout_s=_PROBE_TIMEOUT_S):
+        raise SparkConnectError(
+            f"cannot reach Spark Connect at {remote!r}: nothing accepts connections on {host}:{port}"
+            " (start a local server with `hindsight spark up`, or check the URL)"
+        )
+    session = SparkSession.builder.remote(own_session_url(remote)).create()
+    try:
+        session.conf.set("spark.sql.session.timeZone", "UTC")
+    except Exception as error:  # grpc and pyspark raise their own classes for an unreachable server
+        session.stop()
+        raise SparkConnectError(f"cannot reach Spark Connect at {remote!r}: {error}") from error
+    return session
 
 
 def answers(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:

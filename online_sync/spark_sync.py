@@ -201,22 +201,14 @@ class SparkSync:
     """
 
     def __init__(self, remote: str, partitions: int | None = None) -> None:
-        try:
-            from pyspark.sql import SparkSession
-        except ImportError as error:
-            raise RuntimeError("engine='spark' needs pyspark[connect]: install Hindsight's `spark` extra") from error
-        from hindsight.offline_store.sail import own_session_url
+        from hindsight.offline_store.sail import open_session, own_session_url
 
         if partitions is not None and partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {partitions}")
         self.partitions = partitions
         self.remote = own_session_url(remote)
-        self.session: Any = SparkSession.builder.remote(self.remote).create()
-        try:
-            self.session.conf.set("spark.sql.session.timeZone", "UTC")
-        except Exception as error:  # grpc and pyspark raise their own classes for an unreachable server
-            self.session.stop()
-            raise ConnectionError(f"cannot reach Spark Connect at {remote!r}: {error}") from error
+        # SparkConnectError, a ConnectionError: pyspark missing or no server at `remote`.
+        self.session: Any = open_session(remote)
 
     def write_view(self, config: OnlineStoreConfig, view: FeatureView, snapshot: DeltaSnapshot, mode: str,
                    since_version: int | None, lease_owner: str) -> SparkViewResult:

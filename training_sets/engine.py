@@ -24,7 +24,7 @@ from sqlglot import exp
 
 from hindsight.core.object_store import is_s3
 from hindsight.offline_store.duckdb_delta import enable_s3, load_delta_extension
-from hindsight.offline_store.sail import SPARK_REMOTE_ENV, own_session_url
+from hindsight.offline_store.sail import SPARK_REMOTE_ENV, SparkConnectError, open_session, own_session_url
 from hindsight.offline_store.tables import open_table
 from hindsight.offline_store.uris import absolute_uri
 from hindsight.registry_sync.model import FeatureView
@@ -159,19 +159,11 @@ class SparkEngine:
     dialect = "spark"
 
     def __init__(self, remote: str) -> None:
-        try:
-            from pyspark.sql import SparkSession
-        except ImportError as error:
-            raise TrainingSetError(
-                "engine='spark' needs pyspark[connect]: install Hindsight's `spark` extra"
-            ) from error
         self.remote = own_session_url(remote)
-        self.session: Any = SparkSession.builder.remote(self.remote).create()
         try:
-            self.session.conf.set("spark.sql.session.timeZone", "UTC")
-        except Exception as error:  # grpc and pyspark raise their own classes for an unreachable server
-            self.session.stop()
-            raise TrainingSetError(f"cannot reach Spark Connect at {remote!r}: {error}") from error
+            self.session: Any = open_session(remote)
+        except SparkConnectError as error:
+            raise TrainingSetError(str(error)) from error
 
     def register_delta(self, relation: str, table: PinnedTable, columns: list[str]) -> None:
         """Read the pinned version with `versionAsOf` and expose `columns` as a temp view."""

@@ -28,12 +28,13 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     # Imported when a command runs, not when the CLI loads: keeps `hindsight --help` fast.
     from deltalake.exceptions import DeltaError
 
+    from hindsight.offline_store.sail import SparkConnectError
     from hindsight.online_sync.config import OnlineStoreUnavailable
     from hindsight.online_sync.local import DynamoDBLocalError
     from hindsight.online_sync.state import LeaseLost, SyncInProgress
 
     return (ValueError, KeyError, FileNotFoundError, OnlineStoreUnavailable, DynamoDBLocalError,
-            SyncInProgress, LeaseLost, DeltaError)
+            SyncInProgress, LeaseLost, DeltaError, SparkConnectError)
 
 
 def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
