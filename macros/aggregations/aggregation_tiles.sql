@@ -25,8 +25,7 @@
   {%- for e in cfg.entities -%}{%- do keys.append(adapter.quote(e)) -%}{%- endfor -%}
   {%- set key_sql = keys | join(', ') -%}
   {%- set ts = adapter.quote(cfg.timestamp_field) -%}
-  {%- set interval_us = cfg.aggregation.interval_seconds * 1000000 -%}
-  {%- set inputs = cfg.aggregation.inputs | rejectattr('column', 'equalto', names.star) | list -%}
+  {%- set inputs = hindsight.tile_inputs(cfg) -%}
   {%- set slots = {} -%}
   {%- for input in inputs -%}{%- do slots.update({input.column: loop.index}) -%}{%- endfor -%}
   {%- set m2_slots = [] -%}
@@ -34,14 +33,7 @@
   {%- set window = 'hs_tile_prefix' -%}
 select * from (
 with hs_events as (
-    select {{ key_sql }}, {{ ts }} as hs_ts, hs_us, hs_us - (((hs_us % {{ interval_us }}) + {{ interval_us }}) % {{ interval_us }}) as hs_tile_us
-        {%- for input in inputs %}, {{ adapter.quote(input.column) }} as hs_c{{ loop.index }}{% endfor %}
-    from (
-        {#- Spark's unix_micros is defined on timestamp: a timestamp_ntz or date column is cast (UTC session: the instant is kept). #}
-        select *, {{ hindsight.epoch_micros('cast(' ~ ts ~ ' as ' ~ dbt.type_timestamp() ~ ')') }} as hs_us
-        from {{ relation }}
-        where {{ ts }} is not null and {{ hindsight.range_predicate(ts, range) }}
-    ) as hs_timed
+{{ hindsight.tile_events(relation, cfg, range) }}
 ),
 {%- if m2_slots %}
 {#- Over raw events with a RANGE frame, so every event of one event time sees the same prefix. #}

@@ -29,8 +29,7 @@
   {%- for e in cfg.entities -%}{%- do keys.append(adapter.quote(e)) -%}{%- endfor -%}
   {%- set key_sql = keys | join(', ') -%}
   {%- set ts = adapter.quote(cfg.timestamp_field) -%}
-  {%- set interval_us = cfg.aggregation.interval_seconds * 1000000 -%}
-  {%- set inputs = cfg.aggregation.inputs | rejectattr('column', 'equalto', names.star) | list -%}
+  {%- set inputs = hindsight.tile_inputs(cfg) -%}
   {%- set slots = {} -%}
   {%- for input in inputs -%}{%- do slots.update({input.column: loop.index}) -%}{%- endfor -%}
   {%- set sum_slots, m2_slots, last_slots = [], [], [] -%}
@@ -46,13 +45,7 @@
   {%- set window = 'hs_tile_prefix' -%}
 select * from (
 with hs_events as (
-    select {{ key_sql }}, {{ ts }} as hs_ts, hs_us, hs_us - (((hs_us % {{ interval_us }}) + {{ interval_us }}) % {{ interval_us }}) as hs_tile_us
-        {%- for input in inputs %}, {{ adapter.quote(input.column) }} as hs_c{{ loop.index }}{% endfor %}
-    from (
-        select *, {{ hindsight.epoch_micros('cast(' ~ ts ~ ' as ' ~ dbt.type_timestamp() ~ ')') }} as hs_us
-        from {{ relation }}
-        where {{ ts }} is not null and {{ hindsight.range_predicate(ts, range) }}
-    ) as hs_timed
+{{ hindsight.tile_events(relation, cfg, range) }}
 ),
 {#- One row per (entity, event time): each time's `last` candidate, and how many times its interval has. #}
 hs_times as (
