@@ -384,8 +384,8 @@ def sync(
             lease, state, gate and write rule. Aggregation views stay in this process (the
             report says so per view).
         spark_remote: the Spark Connect URL for engine "spark" (default $HINDSIGHT_SPARK_REMOTE).
-        partitions: engine "spark": partitions, i.e. parallel write tasks, per view (default:
-            the engine's shuffle partitions).
+        partitions: engine "spark": partitions, i.e. parallel write tasks, per view (default: one
+            per `spark_sync.ROWS_PER_PARTITION` rows read, at most 200).
 
     Returns:
         A SyncReport with rows read, rows written, versions and seconds per view.

@@ -150,7 +150,7 @@ def status() -> None:
               help="Where rows are reduced and written: this process, or Spark executors ($HINDSIGHT_SPARK_REMOTE).")
 @click.option("--spark-remote", help="Spark Connect URL for --engine spark (default $HINDSIGHT_SPARK_REMOTE).")
 @click.option("--partitions", type=click.IntRange(min=1),
-              help="--engine spark: parallel write tasks per view (default: Spark's shuffle partitions).")
+              help="--engine spark: parallel write tasks per view (default: one per 250,000 rows read, at most 200).")
 @_registry_option
 @_user_errors
 def sync_command(select: tuple[str, ...], full: bool, progress: bool, force: bool, engine: str,
