@@ -86,12 +86,15 @@ def connect_address(remote: str) -> tuple[str, int]:
     SparkConnectError: not a Spark Connect URL: 'http://x:1' (expected sc://host:port, e.g. sc://127.0.0.1:50051)
     """
     parsed = urllib.parse.urlsplit(remote.split(";", 1)[0])
+    example = f"expected sc://host:port, e.g. {remote_url(DEFAULT_PORT)}"
+    if parsed.scheme != "sc" or not parsed.hostname:
+        raise SparkConnectError(f"not a Spark Connect URL: {remote!r} ({example})")
     try:
         port = parsed.port
     except ValueError:
-        port = -1
-    if parsed.scheme != "sc" or not parsed.hostname or (port is not None and port < 1):
-        raise SparkConnectError(f"not a Spark Connect URL: {remote!r} (expected sc://host:port, e.g. {remote_url(DEFAULT_PORT)})")
+        port = 0
+    if port is not None and not 0 < port < 65536:
+        raise SparkConnectError(f"not a Spark Connect URL: {remote!r}: the port must be a number from 1 to 65535 ({example})")
     return parsed.hostname, port or SPARK_CONNECT_DEFAULT_PORT
 
 

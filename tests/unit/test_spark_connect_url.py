@@ -29,6 +29,12 @@ def test_a_url_that_is_not_spark_connect_is_refused_with_an_example(url):
         connect_address(url)
 
 
+@pytest.mark.parametrize("url", ["sc://host:0", "sc://host:99999", "sc://host:port"])
+def test_a_bad_port_is_named(url):
+    with pytest.raises(SparkConnectError, match=r"the port must be a number from 1 to 65535"):
+        connect_address(url)
+
+
 def test_nothing_listening_fails_at_once_not_after_pysparks_retries():
     url = f"sc://127.0.0.1:{free_port()}"
     started = time.monotonic()
