@@ -90,6 +90,7 @@ bench: tools
 	$(BIN)/python bench/run_all.py --scale $(BENCH_SCALE)
 
 clean:
+	-$(HINDSIGHT) serve --stop
 	-$(HINDSIGHT) stream run --stop
 	-$(HINDSIGHT) stream down
 	-$(HINDSIGHT) online down
