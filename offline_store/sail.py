@@ -10,6 +10,10 @@ materialization copes with (it re-registers Delta tables).
 
 Never release (`SparkSession.stop()`) a session whose id is pinned in the URL: Sail then refuses
 that id until it restarts. The URL printed here has no session id; the spark profile adds one.
+
+`open_session` is the one way Hindsight's Python opens a Spark Connect session (training sets, sync
+on executors), on Sail or any Spark Connect server: its own session, UTC, refused at once when the
+URL is malformed or nothing listens.
 """
 
 from __future__ import annotations
