@@ -137,6 +137,7 @@ def write_feature_view(data: pa.RecordBatchReader | pa.Table, request: WriteRequ
             committed then.
     """
     table = _open(request)
+    _check_partitioning(table, request)
     data = _as_reader(data)
     data = _normalize_schema(data)
     allowed = _check_contract(data.schema, table, request)
@@ -178,6 +179,23 @@ def _write(data: pa.RecordBatchReader, table: DeltaTable | None, request: WriteR
     if notice and result.committed:
         result = dataclasses.replace(result, notices=(notice,))
     return result
+
+
+def _check_partitioning(table: DeltaTable | None, request: WriteRequest) -> None:
+    """Refuse to write into a table partitioned otherwise than `partition_by` says, short of a full refresh.
+
+    Only a full refresh rewrites a table's partitioning; any other write would keep the old one
+    while the model's config says another.
+    """
+    if table is None or request.mode == "full_refresh":
+        return
+    current = list(table.metadata().partition_columns)
+    if current != list(request.partition_by):
+        raise FeatureViewWriteError(
+            f"feature view {request.model}: its Delta table is partitioned by {current or 'nothing'}, but "
+            f"partition_by is now {list(request.partition_by) or 'nothing'}; only a full refresh rewrites the "
+            f"partitioning: run `dbt run --full-refresh --select {request.model}`, or set partition_by back"
+        )
 
 
 def _check_contract(incoming: pa.Schema, table: DeltaTable | None, request: WriteRequest) -> list[Breach]:

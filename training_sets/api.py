@@ -244,6 +244,7 @@ def run_plan(
         for name, table in pinned.items():
             runner.register_delta(name, table, plan.columns_needed(name))
         runner.register_arrow(SpineSpec().relation, narrow)
+        del narrow, joined  # the engine has its copy; freed before the join's peak
         query = point_in_time_query(SpineSpec(), plan.view_requests(), dialect or runner.dialect, honor_created)
         joined = _cast_to_stored_types(runner.run(query), plan, pinned)
     _check_order(joined, spine.num_rows)

@@ -97,11 +97,23 @@ def prepare_spine(
     if missing_fields:
         needs = "; ".join(f"{f} (request field of {view})" for f, view in missing_fields.items())
         raise TrainingSetError(f"the spine lacks column(s): {needs}")
-    columns = {ROW_ID: pa.array(np.arange(spine.num_rows, dtype=np.int64))}
+    columns = {ROW_ID: row_ids(spine.num_rows)}
     columns[EVENT_TIME] = event_time_utc(spine.column(event_timestamp), event_timestamp)
     for key, views in key_types.items():
         columns[key] = _checked_key(spine.column(key), key, views)
     return pa.table(columns)
+
+
+def row_ids(count: int) -> pa.Array:
+    """0..count-1 as int64.
+
+    Built from the numpy buffer directly: `pa.array(numpy_array)` first imports pandas (0.2 s of a
+    1M-row training set in a fresh process) to check for pandas objects.
+
+    >>> row_ids(3).to_pylist()
+    [0, 1, 2]
+    """
+    return pa.Array.from_buffers(pa.int64(), count, [None, pa.py_buffer(np.arange(count, dtype=np.int64))])
 
 
 def event_time_utc(values: pa.ChunkedArray, name: str = "event time") -> pa.ChunkedArray:
@@ -162,6 +174,8 @@ def _read_parquet(path: Path) -> pa.Table:
     if not path.exists():
         raise TrainingSetError(f"spine file {str(path)!r} does not exist")
     try:
-        return pq.read_table(path)
+        # One file: ParquetFile, which reads it as read_table does (0.04 s for 1M rows) without
+        # importing pandas for the pandas metadata check (0.25 s in a fresh process).
+        return pq.ParquetFile(path).read() if path.is_file() else pq.read_table(path)
     except (pa.ArrowException, OSError) as error:
         raise TrainingSetError(f"cannot read spine file {str(path)!r} as Parquet: {error}") from error

@@ -7,6 +7,10 @@ visible rows only changes when a row becomes visible, so an index over the view 
 row with the best pair known at that row's visibility time, turns the lookup back into a single
 ASOF join on visibility time. The pair is found in two running maxima (ts, then created among rows
 with that ts) because scalar windows ran 1.4 s where a MAX over a struct took 2.5 s (1M x 4M rows).
+
+When created times are not honoured, every row is visible at its ts, so the index reduces to "the
+newest created per (keys, ts)": the view is cut to those rows (QUALIFY) and ASOF-joined directly,
+without the two windows and the join back (0.50 s instead of 0.60 s on 1M spine x 0.4M rows).
 """
 
 from __future__ import annotations
@@ -33,20 +37,34 @@ from hindsight.training_sets.sql_parts import (
 def add_view(query: exp.Select, spine: SpineSpec, request: ViewRequest, honor_created: bool) -> exp.Select:
     """Join one view to the spine so that `request.relation` names the matched feature row."""
     view, rel = request.view, request.relation
+    on = [*keys_equal(spine.relation, rel, view.join_keys), _not_after_event(spine, rel, view.timestamp_field)]
     if view.created_field is None:
-        on = [*keys_equal(spine.relation, rel, view.join_keys), _not_after_event(spine, rel, view.timestamp_field)]
-        return query.join(_asof_left_join(rel, on), copy=False)
+        return query.join(_asof_left_join(table(rel), on), copy=False)
+    if not honor_created:
+        newest = f"{rel}__newest"
+        query = query.with_(_quoted(newest), as_=_newest_per_ts(request), copy=False)
+        return query.join(_asof_left_join(exp.alias_(table(newest), rel, quoted=True), on), copy=False)
     latest, index = f"{rel}__latest", f"{rel}__known"
     query = query.with_(_quoted(latest), as_=_latest_ts(request, honor_created), copy=False)
     query = query.with_(_quoted(index), as_=_known_pairs(request, latest), copy=False)
     on = [*keys_equal(spine.relation, index, view.join_keys), _not_after_event(spine, index, KNOWN_AT)]
-    query = query.join(_asof_left_join(index, on), copy=False)
+    query = query.join(_asof_left_join(table(index), on), copy=False)
     back = [
         *keys_equal(rel, spine.relation, view.join_keys),
         exp.EQ(this=column(view.timestamp_field, rel), expression=column(MATCH_TS, index)),
         exp.EQ(this=created_or_ts(view, rel), expression=column(MATCH_CREATED, index)),
     ]
     return query.join(table(rel), on=exp.and_(*back), join_type="LEFT", copy=False)
+
+
+def _newest_per_ts(request: ViewRequest) -> exp.Select:
+    """The view's rows, one per (keys, ts): the one with the greatest created time."""
+    view = request.view
+    newest_first = exp.Order(expressions=[exp.Ordered(this=created_or_ts(view), desc=True)])
+    rank = exp.Window(
+        this=exp.RowNumber(), partition_by=[column(c) for c in (*view.join_keys, view.timestamp_field)], order=newest_first
+    )
+    return exp.select(exp.Star()).from_(table(request.relation)).qualify(exp.EQ(this=rank, expression=exp.Literal.number(1)))
 
 
 def _latest_ts(request: ViewRequest, honor_created: bool) -> exp.Select:
@@ -84,8 +102,8 @@ def _not_after_event(spine: SpineSpec, relation: str, time_column: str) -> exp.E
     return exp.GTE(this=column(spine.event_time, spine.relation), expression=column(time_column, relation))
 
 
-def _asof_left_join(relation: str, on: list[exp.Expression]) -> exp.Join:
-    return exp.Join(this=table(relation), side="LEFT", method="ASOF", on=exp.and_(*on))
+def _asof_left_join(relation: exp.Expression, on: list[exp.Expression]) -> exp.Join:
+    return exp.Join(this=relation, side="LEFT", method="ASOF", on=exp.and_(*on))
 
 
 def _quoted(name: str) -> exp.TableAlias:

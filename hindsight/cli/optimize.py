@@ -15,7 +15,7 @@ def optimize(select: tuple[str, ...]) -> None:
     """
     from hindsight.cli.project import project_settings
     from hindsight.core.suggest import did_you_mean
-    from hindsight.offline_store.optimize import OptimizeError, optimize_table
+    from hindsight.offline_store.optimize import OptimizeError, coarser_partition_hint, optimize_table
     from hindsight.offline_store.vacuum import format_bytes
     from hindsight.project import project_registry
     from hindsight.registry_sync import RegistryError
@@ -45,10 +45,13 @@ def optimize(select: tuple[str, ...]) -> None:
         if not report.rewritten:
             click.echo(f"{name}: nothing to do ({report.before.files} file(s), {format_bytes(report.before.bytes)}, "
                        f"no partition with {config.min_small_files}+ small files; version {report.version_before})")
-            continue
-        rewritten += 1
-        order = f", z-ordered by {', '.join(report.z_order_by)}" if report.z_order_by else ""
-        click.echo(f"{name}: {report.before.files} -> {report.after.files} file(s), "
-                   f"{format_bytes(report.before.bytes)} -> {format_bytes(report.after.bytes)}{order} in "
-                   f"{report.seconds:.1f}s (version {report.version_before} -> {report.version_after})")
+        else:
+            rewritten += 1
+            order = f", z-ordered by {', '.join(report.z_order_by)}" if report.z_order_by else ""
+            click.echo(f"{name}: {report.before.files} -> {report.after.files} file(s), "
+                       f"{format_bytes(report.before.bytes)} -> {format_bytes(report.after.bytes)}{order} in "
+                       f"{report.seconds:.1f}s (version {report.version_before} -> {report.version_after})")
+        hint = coarser_partition_hint(report.after)
+        if hint:
+            click.echo(f"  hint: {hint}")
     click.echo(f"total: {rewritten} table(s) rewritten; older versions stay readable until `hindsight vacuum`")

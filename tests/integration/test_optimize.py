@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from deltalake import DeltaTable, write_deltalake
 
 from hindsight.core.config import OptimizeSection
-from hindsight.offline_store.optimize import optimize_table
+from hindsight.offline_store.optimize import coarser_partition_hint, optimize_table
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +52,20 @@ def test_compaction_merges_small_files_per_partition_and_keeps_every_version(tmp
     assert table.history(1)[0]["operation"] == "OPTIMIZE"
     for version, before in versions.items():  # older snapshots read exactly as before
         assert rows(DeltaTable(uri, version=version), ["user_id"]).equals(before)
+
+
+def test_many_tiny_partitions_get_a_hint_with_the_monthly_count(tmp_path):
+    uri = str(tmp_path / "v")
+    small_appends(uri, days=1100, writes=1)  # 2026-10-01 .. 2029-10-04: 37 months, one row a day
+
+    report = optimize_table("v", uri, ["user_id"], OptimizeSection())
+
+    assert not report.rewritten and (report.after.partitions, report.after.months) == (1100, 37)
+    assert coarser_partition_hint(report.after).startswith("1,100 partitions of ")
+    assert "by month they would be 37. Set a coarser partition_by" in coarser_partition_hint(report.after)
+    fewer = str(tmp_path / "fewer")
+    small_appends(fewer, days=900, writes=1)
+    assert coarser_partition_hint(optimize_table("fewer", fewer, ["user_id"]).after) is None
 
 
 def test_no_small_files_means_no_new_version(tmp_path):
