@@ -92,11 +92,9 @@ def file_stats(table: DeltaTable, target_size: int, min_small_files: int) -> Fil
     actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
     sizes = actions.get("size_bytes", [])
     partition_keys = [name for name in actions if name.startswith("partition.")]
-    small: Counter[tuple] = Counter()
-    for row, size in enumerate(sizes):
-        if size < target_size:
-            small[tuple(actions[key][row] for key in partition_keys)] += 1
-    partitions = {tuple(actions[key][row] for key in partition_keys) for row in range(len(sizes))}
+    partition_of = [tuple(actions[key][row] for key in partition_keys) for row in range(len(sizes))]
+    small = Counter(partition for partition, size in zip(partition_of, sizes) if size < target_size)
+    partitions = set(partition_of)
     return FileStats(
         files=len(sizes),
         bytes=int(sum(sizes)),
