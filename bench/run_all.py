@@ -34,6 +34,7 @@ SCRIPTS = {
     "spark_training": "bench_spark_training.py",
     "layout": "bench_layout.py",
     "layout_variants": "bench_layout_variants.py",
+    "partition_grain": "bench_partition_grain.py",
     "soak": "bench_soak.py",
     "aggregation_training": "bench_aggregation_training.py",
     "serving_aggregation": "bench_serving_aggregation.py",
@@ -53,7 +54,7 @@ def commands(scale: str, project_root: Path, selected: list[str]) -> list[tuple[
     """The command line of each selected benchmark; training reuses the project offline builds.
 
     >>> [name for name, _ in commands("small", Path("/tmp/b"), list(SCRIPTS))]
-    ['offline', 'training', 'sync', 'serving', 'spark_training', 'layout', 'layout_variants', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling', 'aggregation_incremental', 'flush', 'ingest', 'stream_kinesis', 'dbt_engines', 'sync_spark']
+    ['offline', 'training', 'sync', 'serving', 'spark_training', 'layout', 'layout_variants', 'partition_grain', 'soak', 'aggregation_training', 'serving_aggregation', 'sampling', 'aggregation_incremental', 'flush', 'ingest', 'stream_kinesis', 'dbt_engines', 'sync_spark']
     >>> commands("small", Path("/tmp/b"), list(SCRIPTS))[1][1][-4:]
     ['--scale', 'small', '--project', '/tmp/b/project']
     """

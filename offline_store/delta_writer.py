@@ -35,6 +35,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from hindsight.offline_store.contracts import Breach, breaches, contracts_path, read_contract
+from hindsight.offline_store.derived_partition import GRAINS, partition_values
 from hindsight.offline_store.uris import absolute_uri
 
 MODES = ("full_refresh", "incremental", "backfill")
@@ -609,9 +610,15 @@ def _without_pushed_keys(data: pa.RecordBatchReader, table: DeltaTable, request:
 
 
 def _project(pushed: pa.Table, schema: pa.Schema, request: WriteRequest) -> pa.Table:
-    """Pushed rows in the schema the full refresh writes: dropped columns go, new ones are NULL."""
+    """Pushed rows in the schema the full refresh writes: dropped columns go, new ones are NULL.
+
+    The derived partition is derived again: the full refresh may have chosen another grain.
+    """
     columns = []
     for target in schema:
+        if target.name in GRAINS and target.name in request.partition_by:
+            columns.append(partition_values(target.name, pushed.column(request.timestamp_field)).cast(target.type))
+            continue
         if target.name not in pushed.column_names:
             columns.append(pa.nulls(pushed.num_rows, target.type))
             continue

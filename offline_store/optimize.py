@@ -36,6 +36,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from hindsight.core.config import OptimizeSection
 from hindsight.core.object_store import delta_storage_options
+from hindsight.offline_store.derived_partition import DEFAULT as DEFAULT_PARTITION
 from hindsight.offline_store.vacuum import format_bytes
 
 #: Recorded in the commit's metadata, so the table's history says who rewrote it.
@@ -64,6 +65,8 @@ class FileStats:
     partitions: int = 1
     #: Distinct months among the partition values, when the table has one partition column of dates.
     months: int | None = None
+    #: The table's partition columns.
+    partition_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ def file_stats(table: DeltaTable, target_size: int, min_small_files: int) -> Fil
         partitions_to_rewrite=sum(1 for count in small.values() if count >= min_small_files),
         partitions=len(partitions),
         months=_months(actions[partition_keys[0]]) if len(partition_keys) == 1 else None,
+        partition_columns=tuple(table.metadata().partition_columns),
     )
 
 
@@ -110,6 +114,11 @@ def coarser_partition_hint(stats: FileStats) -> str | None:
     >>> hint = coarser_partition_hint(FileStats(2162, 3_300_000, 0, partitions=2162, months=72))
     >>> hint[:hint.index(". ")]
     '2,162 partitions of 1.5 kB on average: every read opens them all; by month they would be 72'
+    >>> hint[hint.index(". ") + 2:]
+    'Set a coarser partition_by (docs/feature-views.md, "Partitions"), then `dbt run --full-refresh` the view'
+    >>> derived = coarser_partition_hint(FileStats(2162, 3_300_000, 0, 2162, 72, ("_partition_date",)))
+    >>> derived[derived.index(". ") + 2:derived.index(" (")]
+    '`dbt run --full-refresh` the view: a full build partitions it by month when its rows are that sparse'
     >>> coarser_partition_hint(FileStats(180, 12_700_000, 0, partitions=180, months=6)) is None
     True
     >>> coarser_partition_hint(FileStats(1500, 3_000_000_000, 0, partitions=1500, months=50)) is None
@@ -118,9 +127,13 @@ def coarser_partition_hint(stats: FileStats) -> str | None:
     if stats.partitions < MANY_PARTITIONS or stats.bytes >= SMALL_PARTITION_BYTES * stats.partitions:
         return None
     by_month = f"; by month they would be {stats.months:,}" if stats.months else ""
-    return (f"{stats.partitions:,} partitions of {format_bytes(stats.bytes // stats.partitions)} on average: "
-            f"every read opens them all{by_month}. Set a coarser partition_by "
-            '(docs/feature-views.md, "A coarser partition"), then `dbt run --full-refresh` the view')
+    found = (f"{stats.partitions:,} partitions of {format_bytes(stats.bytes // stats.partitions)} on average: "
+             f"every read opens them all{by_month}")
+    if stats.partition_columns == (DEFAULT_PARTITION,):
+        # A derived daily partition: a full build chooses the grain from the rows it writes.
+        return (f"{found}. `dbt run --full-refresh` the view: a full build partitions it by month when its rows "
+                'are that sparse (docs/feature-views.md, "Partitions"), else set a coarser partition_by')
+    return f'{found}. Set a coarser partition_by (docs/feature-views.md, "Partitions"), then `dbt run --full-refresh` the view'
 
 
 def _months(values: list) -> int | None:

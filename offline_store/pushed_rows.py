@@ -46,6 +46,7 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from sqlglot import exp
 
 from hindsight.core.suggest import did_you_mean
+from hindsight.offline_store.derived_partition import GRAINS, derived_partition_in, partition_values
 from hindsight.offline_store.event_log import INGESTED_AT
 
 
@@ -75,8 +76,6 @@ class FeatureView(Protocol):
 PUSHED_AT = "_hs_pushed_at"
 #: In a partial push's journal row: the features the row carries (the others are filled).
 FEATURES_PRESENT = "_hs_features"
-#: The Delta partition column the materialization derives from the event time (its default).
-DERIVED_PARTITION = "_partition_date"
 
 _COMMIT_ATTEMPTS = 5
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -157,7 +156,7 @@ def _open(view: FeatureView, storage_options: dict[str, str] | None) -> DeltaTab
 def prepare_rows(view: FeatureView, schema: pa.Schema, table: pa.Table) -> pa.Table:
     """The batch in the table's schema, with a presence column per feature (`_hs_has:<name>`).
 
-    Also derives `_partition_date` and the created time (the push time where missing).
+    Also derives the partition column (offline_store.derived_partition) and the created time (the push time where missing).
 
     Raises:
         PushedRowsError: unknown, missing or uncastable columns.
@@ -181,7 +180,8 @@ def prepare_rows(view: FeatureView, schema: pa.Schema, table: pa.Table) -> pa.Ta
         keys.add(view.created_field)
     # Every column of the table that is neither a key, a time nor a derived partition: what a
     # push fills (partial) or must carry (whole rows).
-    derived = {DERIVED_PARTITION} if DERIVED_PARTITION in schema.names and DERIVED_PARTITION not in table.column_names else set()
+    partition = derived_partition_in(schema.names)
+    derived = {partition} if partition is not None and partition not in table.column_names else set()
     values = [n for n in schema.names if n not in keys and n not in derived]
     present = _presence(view, table, values)
 
@@ -195,7 +195,7 @@ def prepare_rows(view: FeatureView, schema: pa.Schema, table: pa.Table) -> pa.Ta
             ts = columns.get(view.timestamp_field)
             if ts is None:
                 ts = _cast(view, view.timestamp_field, table.column(view.timestamp_field), pa.timestamp("us", tz="UTC"))
-            columns[field.name] = pc.cast(ts, pa.date32()).cast(field.type)
+            columns[field.name] = partition_values(field.name, ts).cast(field.type)
         elif field.name in table.column_names:
             columns[field.name] = _cast(view, field.name, table.column(field.name), field.type)
         else:
@@ -288,7 +288,7 @@ def _existing_rows(view: FeatureView, delta: DeltaTable, rows: pa.Table) -> Any:
 
 def _value_columns(rows: pa.Table, view: FeatureView) -> list[str]:
     fixed = {*_unique_key(view), PUSHED_AT}
-    return [n for n in rows.column_names if not n.startswith("_hs_has:") and n not in fixed and n != DERIVED_PARTITION]
+    return [n for n in rows.column_names if not n.startswith("_hs_has:") and n not in fixed and n not in GRAINS]
 
 
 def _new_or_changed(view: FeatureView, delta: DeltaTable, rows: pa.Table) -> pa.Table:
@@ -403,10 +403,11 @@ def _merge(view: FeatureView, delta: DeltaTable, rows: pa.Table) -> None:
 
 
 def _pruning(rows: pa.Table) -> list[exp.Expression]:
-    """Restrict the MERGE's target scan to the partitions of the batch's event dates."""
-    if DERIVED_PARTITION not in rows.column_names:
+    """Restrict the MERGE's target scan to the derived partitions of the batch's event times."""
+    partition = derived_partition_in(rows.column_names)
+    if partition is None:
         return []
-    low, high = pc.min(rows.column(DERIVED_PARTITION)).as_py(), pc.max(rows.column(DERIVED_PARTITION)).as_py()
+    low, high = pc.min(rows.column(partition)).as_py(), pc.max(rows.column(partition)).as_py()
     date = exp.DataType.build("date")
-    return [exp.Between(this=_col(DERIVED_PARTITION, "t"), low=exp.cast(exp.Literal.string(low.isoformat()), date),
+    return [exp.Between(this=_col(partition, "t"), low=exp.cast(exp.Literal.string(low.isoformat()), date),
                         high=exp.cast(exp.Literal.string(high.isoformat()), date))]

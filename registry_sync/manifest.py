@@ -27,6 +27,8 @@ import pyarrow as pa
 
 from hindsight.core.durations import parse_duration
 from hindsight.core.suggest import did_you_mean
+from hindsight.offline_store.derived_partition import DEFAULT as DEFAULT_PARTITION
+from hindsight.offline_store.derived_partition import derived_partition_in
 from hindsight.offline_store.event_log import PROCESSING_RANGE_END, PROCESSING_RANGE_START, event_log_uri
 from hindsight.offline_store.pushed_rows import PUSHED_AT
 from hindsight.offline_store.uris import absolute_uri
@@ -192,7 +194,7 @@ def _feature_view(
         problems.append(f"{where}: no Delta table at {uri}; run `dbt build --select {name}` first")
         return None
     created_field = config.get("created_field")
-    partition_columns = partition_columns_of(config.get("partition_by"))
+    partition_columns = partition_columns_of(config.get("partition_by"), schema.names)
     for column in [*keys, timestamp_field, *([created_field] if created_field else [])]:
         if column not in schema.names:
             problems.append(f"{where}: column {column} (from its config) is not in the Delta table ({', '.join(schema.names)})")
@@ -391,14 +393,19 @@ def delta_location(location: str | None, location_root: str | None, identifier: 
     return f"{location_root.rstrip('/')}/{identifier}"
 
 
-def partition_columns_of(partition_by: str | list[str] | None) -> list[str]:
+def partition_columns_of(partition_by: str | list[str] | None, columns: Iterable[str] = ()) -> list[str]:
     """A view's Delta partition columns (macros/.../feature_view_partition_by.sql): not features.
+
+    Without partition_by, the column derived from the event time: the one the table has
+    (`columns`; its grain is chosen at a full build, offline_store.derived_partition), else the default.
 
     >>> partition_columns_of(None)
     ['_partition_date']
+    >>> partition_columns_of(None, ["user_id", "ts", "_partition_month"])
+    ['_partition_month']
     """
     if partition_by is None:
-        return ["_partition_date"]
+        return [derived_partition_in(columns) or DEFAULT_PARTITION]
     return [partition_by] if isinstance(partition_by, str) else list(partition_by)
 
 

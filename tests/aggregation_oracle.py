@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from hindsight.core.durations import parse_duration
 from hindsight.offline_store import tiles
+from hindsight.offline_store.derived_partition import derived_partition_in, partition_values
 from hindsight.registry_sync.model import Aggregation
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -392,14 +393,25 @@ def _part(tile: list[dict[str, Any]], column: str, name: str, timestamp: str) ->
     return aggregate(tile, "last", column, timestamp)
 
 
+def _at_grain_of(actual: pa.Table, expected: pa.Table) -> pa.Table:
+    """`expected` with its derived partition column at the grain `actual` has."""
+    have, want = derived_partition_in(expected.column_names), derived_partition_in(actual.column_names)
+    if have is None or want is None or have == want:
+        return expected
+    index = expected.column_names.index(have)
+    return expected.set_column(index, pa.field(want, pa.date32()), partition_values(want, expected.column(have)))
+
+
 def assert_tiles_match(actual: pa.Table | pd.DataFrame, expected: pa.Table, *, check_types: bool = True) -> None:
     """Assert a tile table (read from Delta) equals `reference_tiles`' output.
 
     Same columns in the same order (and Arrow types, unless check_types is False), the same rows
     after sorting by entity and as-of time; floats within REL_TOL/ABS_TOL; `last` ties accept any
-    candidate.
+    candidate. The oracle derives `_partition_date`; a table whose full build chose monthly
+    partitions (offline_store.derived_partition) is compared at its grain.
     """
     actual = _table(actual)
+    expected = _at_grain_of(actual, expected)
     assert actual.column_names == expected.column_names, f"columns {actual.column_names} != {expected.column_names}"
     if check_types:
         got = {f.name: _normal_type(f.type) for f in actual.schema}

@@ -5,9 +5,20 @@
   Invalid inputs come back as none: the macros' raising wrappers are thin (parse_duration,
   feature_view_location), and a raised error would end the run at the first case.
 -#}
-{% macro hindsight_conformance(durations, locations, partitions, type_pairs, tile_columns=none, event_logs=none) %}
+{% macro hindsight_conformance(durations, locations, partitions, type_pairs, tile_columns=none, event_logs=none, derived=none) %}
   {%- set out = {'durations': [], 'locations': [], 'partitions': [], 'type_pairs': [],
-                 'tile_features': [], 'tile_default_names': [], 'tile_parts': [], 'event_logs': []} -%}
+                 'tile_features': [], 'tile_default_names': [], 'tile_parts': [], 'event_logs': [],
+                 'derived_of': [], 'derived_sql': [], 'derived_choice': []} -%}
+  {#- A derived partition's value twice: from Jinja (MERGE pruning bounds) and from the engine's SQL. -#}
+  {%- for case in (derived or {}).get('values', []) -%}
+    {%- do out.derived_of.append(hindsight.derived_partition_of(case.column, modules.datetime.datetime.fromisoformat(case.moment))) -%}
+    {%- set value = hindsight.derived_partition_value(case.column, 'ts') -%}
+    {%- set row = run_query("select cast(" ~ value ~ " as varchar) from (select cast('" ~ case.moment ~ "+00:00' as timestamptz) as ts) as t")[0] -%}
+    {%- do out.derived_sql.append(row[0]) -%}
+  {%- endfor -%}
+  {%- for case in (derived or {}).get('choice', []) -%}
+    {%- do out.derived_choice.append(hindsight.derived_partition_for(case.rows, case.days)) -%}
+  {%- endfor -%}
   {%- for text in durations -%}
     {%- do out.durations.append(hindsight._duration_seconds(text)) -%}
   {%- endfor -%}

@@ -21,6 +21,7 @@ STORAGE = load("feature_view_storage")
 SCHEMA_TYPES = load("schema_changes")["types"]
 TILE_COLUMNS = load("tile_columns")
 EVENT_LOGS = load("event_log_locations")
+DERIVED = load("derived_partition")
 MARKER = "HINDSIGHT_CONFORMANCE "
 
 
@@ -35,6 +36,7 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "type_pairs": [[SCHEMA_TYPES[a]["spark"], SCHEMA_TYPES[b]["spark"]] for a, b, _ in type_pairs()],
         "tile_columns": TILE_COLUMNS,
         "event_logs": EVENT_LOGS["location"],
+        "derived": DERIVED,
     }
     result = project.dbt("run-operation", "hindsight_conformance", "--args", json.dumps(args))
     line = next(line for line in result.stdout.splitlines() if line.startswith(MARKER))
@@ -69,3 +71,10 @@ def test_tile_column_names_agree_with_tiles_py(answers: dict) -> None:
 
 def test_event_log_locations_agree_with_event_log_py(answers: dict) -> None:
     assert answers["event_logs"] == [c["expected"] for c in EVENT_LOGS["location"]]
+
+
+def test_derived_partitions_agree_with_derived_partition_py(answers: dict) -> None:
+    expected = [c["expected"] for c in DERIVED["values"]]
+    assert answers["derived_of"] == expected
+    assert answers["derived_sql"] == expected
+    assert answers["derived_choice"] == [c["expected"] for c in DERIVED["choice"]]

@@ -20,9 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+
 import requests
 from deltalake import DeltaTable
 
+from hindsight.offline_store.derived_partition import GRAINS
 from hindsight.project import project_registry
 from tests.fixtures.serving import free_port
 
@@ -33,16 +35,16 @@ BIN = Path(sys.executable).parent
 UTC = dt.timezone.utc
 
 #: The Delta columns of each demo aggregation view: keys, as-of time, interval start, the parts its
-#: functions need (offline_store/tiles.py), the partition column.
+#: functions need (offline_store/tiles.py); the derived partition column follows, at its chosen grain.
 TILE_COLUMNS = {
     "user_transaction_aggregates": [
         "user_id", "event_timestamp", "_tile_start", "_events",
         "amount__n", "amount__sum", "amount__m2", "amount__min", "amount__max",
-        "country__last", "country__last_at", "_partition_date",
+        "country__last", "country__last_at",
     ],
     "merchant_risk": [
         "merchant_id", "event_timestamp", "_tile_start", "_events", "amount__n", "amount__sum",
-        "fraud__n", "fraud__sum", "_partition_date",
+        "fraud__n", "fraud__sum",
     ],
 }
 UNIT_TESTS = {
@@ -61,7 +63,8 @@ def test_dbt_build_builds_and_tests_the_demos_aggregation_views(project_copy):
         data_tests = {k: v for k, v in status.items() if k.startswith("test.hindsight.") and f"_{view}_" in k}
         assert len(data_tests) >= 3 and set(data_tests.values()) == {"pass"}, data_tests
         table = project_copy.table(view)
-        assert [field.name for field in table.schema().fields] == columns
+        assert [field.name for field in table.schema().fields] == columns + table.metadata().partition_columns
+        assert table.metadata().partition_columns[0] in GRAINS
         assert table.history(1)[0]["operation"] == "WRITE"
         tiles = table.to_pyarrow_table(columns=["event_timestamp", "_tile_start"]).to_pandas()
         interval = dt.timedelta(minutes=5) if view == "user_transaction_aggregates" else dt.timedelta(days=1)

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
+from hindsight.offline_store.derived_partition import partition_values
 from tests import aggregation_oracle
 from tests.fixtures.dbt_project import DEMO_CUTOFF, FEATURE_VIEWS, DbtProject
 from tests.integration.backfill_check import backfill_one_day_after_doubling_amounts
@@ -60,14 +61,23 @@ def test_the_demos_aggregation_views_hold_the_reference_tiles(demo_project, view
     aggregation_oracle.assert_tiles_match(actual, expected)
 
 
-def test_every_feature_view_is_partitioned_by_date_and_records_its_dbt_run(demo_project):
+def test_every_feature_view_is_partitioned_at_the_grain_its_rows_choose_and_records_its_dbt_run(demo_project):
+    chosen = {}
     for view in FEATURE_VIEWS:
         table = demo_project.table(view)
-        assert table.metadata().partition_columns == ["_partition_date"]
+        [column] = table.metadata().partition_columns
+        rows = table.to_pyarrow_table(columns=["event_timestamp", column])
+        days = pc.count_distinct(pc.cast(rows.column("event_timestamp"), pa.date32())).as_py()
+        # The rule of macros/materializations/feature_view/derived_partition.sql, on the rows it wrote.
+        assert column == ("_partition_month" if rows.num_rows / days < 10_000 else "_partition_date"), view
+        assert rows.column(column).to_pylist() == partition_values(column, rows.column("event_timestamp")).to_pylist()
+        chosen[view] = column
         commit = table.history(1)[0]
         assert commit["dbt_model"] == f"model.hindsight.{view}"
         assert len(commit["dbt_invocation_id"]) == 36
         assert table.metadata().configuration["delta.enableChangeDataFeed"] == "true"
+    # The small demo has a few rows a day in every view (at medium scale the tiles are daily).
+    assert set(chosen.values()) == {"_partition_month"}
 
 
 def test_incremental_run_after_new_rows_equals_full_refresh_and_reruns_change_nothing(project_copy):

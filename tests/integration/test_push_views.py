@@ -89,6 +89,8 @@ def test_pushed_rows_reach_the_table_survive_rebuilds_and_appear_in_training_set
         (t2, "ZZ", base["birth_year"], 9.5),
     ]
     assert [r[PUSHED_AT] is None for r in stored] == [True, False, False]
+    # The flushed rows' partition, derived at the table's (monthly) grain.
+    assert [r["_partition_month"] for r in stored] == [r["event_timestamp"].date().replace(day=1) for r in stored]
 
     # A retried push adds nothing: its journal entries exist (and the Delta append would dedupe).
     again = push(registry, online_config, VIEW, pushed)
@@ -102,6 +104,15 @@ def test_pushed_rows_reach_the_table_survive_rebuilds_and_appear_in_training_set
         project.dbt("run", "--select", VIEW, *args)
         assert rows_of(project, user) == stored, args
         assert project.table(VIEW).to_pyarrow_table().num_rows == rows_before, args
+
+    # A full refresh that changes the partition grain derives the pushed rows' partitions again.
+    assert project.table(VIEW).metadata().partition_columns == ["_partition_month"]  # a few signups a day
+    project.dbt("run", "--select", VIEW, "--full-refresh", "--vars", '{"hindsight_month_partition_below_rows_per_day": 0}')
+    assert project.table(VIEW).metadata().partition_columns == ["_partition_date"]
+    daily = rows_of(project, user)
+    assert [r.pop("_partition_date") for r in daily] == [r["event_timestamp"].date() for r in stored]
+    assert daily == [{k: v for k, v in r.items() if k != "_partition_month"} for r in stored]
+    assert project.table(VIEW).to_pyarrow_table().num_rows == rows_before
 
     # A training set sees them, point in time.
     spine = pa.table({

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from hindsight.core.durations import format_duration, parse_duration
+from hindsight.offline_store.derived_partition import partition_of, partition_values
 from hindsight.registry_sync.manifest import delta_location, partition_columns_of
 from hindsight.offline_store import tiles
 from hindsight.offline_store.delta_writer import _compatible
@@ -55,6 +56,18 @@ def test_delta_location(case) -> None:
 @pytest.mark.parametrize("case", STORAGE["partition_by"], ids=lambda c: repr(c["partition_by"]))
 def test_partition_columns(case) -> None:
     assert partition_columns_of(case["partition_by"]) == case["expected"]
+
+
+DERIVED = load("derived_partition")
+
+
+@pytest.mark.parametrize("case", DERIVED["values"], ids=lambda c: f"{c['column']}-{c['moment']}")
+def test_derived_partition_values(case) -> None:
+    moment = dt.datetime.fromisoformat(case["moment"]).replace(tzinfo=dt.timezone.utc)
+    expected = dt.date.fromisoformat(case["expected"])
+    assert partition_of(case["column"], moment) == expected
+    column = partition_values(case["column"], pa.array([moment], pa.timestamp("us", tz="UTC")))
+    assert column.to_pylist() == [expected]
 
 
 def _arrow(name: str) -> pa.DataType:

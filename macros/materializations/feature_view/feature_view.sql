@@ -6,7 +6,8 @@
   Steps: read and validate config -> decide the processing range (full refresh, incremental,
   backfill) -> stage the model's rows in that range (an aggregation view's: its tiles), holding
   back rows from the future ->
-  validate them (and refuse a full refresh that would empty the table) -> one Delta commit
+  validate them (and refuse a full refresh that would empty the table) -> choose the derived
+  partition's grain (derived_partition.sql) -> one Delta commit
   (overwrite, MERGE, or replace of the range) -> point the view at the table.
   Nothing is written to Delta unless every check passed.
 -#}
@@ -48,15 +49,18 @@
       delete from {{ stage }} where not {{ hindsight.future_rows_kept(cfg, range) }}
     {%- endcall %}
   {% endif %}
-  {% set staged_rows = hindsight.validate_feature_view_rows(stage, cfg) %}
+  {% set staged = hindsight.validate_feature_view_rows(stage, cfg, count_days=cfg.derived_partition and range.mode == 'full_refresh') %}
   {% do hindsight.require_feature_descriptions(stage, cfg) %}
-  {% do hindsight.refuse_empty_full_refresh(staged_rows, cfg, range) %}
+  {% do hindsight.refuse_empty_full_refresh(staged.rows, cfg, range) %}
+  {%- if cfg.derived_partition -%}
+    {%- do cfg.update({'partition_by': [hindsight.derived_partition_column(cfg, range, staged)]}) -%}
+  {%- endif %}
 
   {% call statement('stage_out') -%}
     create view {{ stage_out }} as
     {# The partition column last, as Spark keeps it (a partitioned Delta table lists it last there). #}
     select *{%- if cfg.push %}, {{ hindsight.pushed_at_null() }}{% endif %}
-    {%- if cfg.derived_partition %}, cast({{ adapter.quote(cfg.timestamp_field) }} as date) as {{ cfg.partition_by[0] }}{% endif %}
+    {%- if cfg.derived_partition %}, {{ hindsight.derived_partition_value(cfg.partition_by[0], cfg.timestamp_field) }} as {{ cfg.partition_by[0] }}{% endif %}
     from {{ stage }}
   {%- endcall %}
   {{ adapter.commit() }}

@@ -10,7 +10,8 @@
                      2 x dbt's freshness.build_after if set, else ttl, else none (not checked)
     online           sync to the online store                              false
     created_field    when each value became known (late corrections)       none
-    partition_by     Delta partition column(s)                             _partition_date (date of timestamp_field)
+    partition_by     Delta partition column(s)                             derived from timestamp_field: _partition_date
+                     or _partition_month, by the full build's rows per day (derived_partition.sql)
     allowed_lateness how far back an incremental run recomputes            '3d'
     on_schema_change fail | append_new_columns                             fail
     future_rows      defer | fail: rows whose time is after the run's clock defer
@@ -103,7 +104,7 @@
   {%- set derived_partition = config.get('partition_by') is none -%}
   {%- set partition_by = hindsight.feature_view_partition_by(config.get('partition_by')) -%}
   {%- for column in partition_by if aggregation and not derived_partition and column not in entities -%}
-    {{ exceptions.raise_compiler_error(where ~ ": partition_by column '" ~ column ~ "' is not in an aggregation view's table (its tiles hold the entities, " ~ timestamp_field ~ ", _tile_start and partial aggregates): partition by an entity column, or leave partition_by unset for the default _partition_date.") }}
+    {{ exceptions.raise_compiler_error(where ~ ": partition_by column '" ~ column ~ "' is not in an aggregation view's table (its tiles hold the entities, " ~ timestamp_field ~ ", _tile_start and partial aggregates): partition by an entity column, or leave partition_by unset for the default date partition (_partition_date or _partition_month).") }}
   {%- endfor -%}
   {#- No root configured: the project's offline store (hindsight.yml, HINDSIGHT_OFFLINE_STORE). -#}
   {%- set location_root = config.get('location_root') or hindsight.project_setting('offline_store') -%}

@@ -7,7 +7,8 @@
   incremental, backfill; register_feature_views, an on-run-start hook, has already registered a
   Delta table found at the location that the catalog lost) -> stage the model's rows in that range
   once (an aggregation view's: its tiles) -> hold back rows from the future -> validate them (and
-  refuse a full refresh that would empty the table) -> one Delta commit:
+  refuse a full refresh that would empty the table) -> choose the derived partition's grain
+  (derived_partition.sql) -> one Delta commit:
     full refresh  CREATE OR REPLACE TABLE ... USING delta ... AS SELECT
     incremental   MERGE on (entities, timestamp[, created]); unchanged rows (floats within
                   cfg.float_tolerance relative) are not updated, so a rerun commits nothing
@@ -63,10 +64,23 @@
     create or replace temporary view {{ kept }} as
     select * from {{ stage }}{% if deferred > 0 %} where {{ hindsight.future_rows_kept(cfg, range) }}{% endif %}
   {%- endcall %}
-  {% set staged_rows = hindsight.validate_feature_view_rows(kept, cfg) %}
+  {#- A full refresh chooses the derived partition's grain, where the engine can replace the table's columns. -#}
+  {%- set choose_grain = cfg.derived_partition and range.mode == 'full_refresh' and (not exists or capabilities.replace_schema) -%}
+  {% set staged = hindsight.validate_feature_view_rows(kept, cfg, count_days=choose_grain) %}
   {% do hindsight.require_feature_descriptions(kept, cfg) %}
-  {% do hindsight.refuse_empty_full_refresh(staged_rows, cfg, range) %}
-  {% do hindsight.spark_check_contract(target_relation, kept, cfg, exists, range.mode) %}
+  {% do hindsight.refuse_empty_full_refresh(staged.rows, cfg, range) %}
+  {#- The derived partition last, at the grain this run keeps or chooses (derived_partition.sql). -#}
+  {%- set out = kept -%}
+  {%- if cfg.derived_partition -%}
+    {%- do cfg.update({'partition_by': [hindsight.derived_partition_column(cfg, range, staged, choose_grain)]}) -%}
+    {%- set out = hindsight._spark_temp_view('out') -%}
+    {% call statement('out') -%}
+      create or replace temporary view {{ out }} as
+      select *, {{ hindsight.derived_partition_value(cfg.partition_by[0], cfg.timestamp_field) }} as {{ cfg.partition_by[0] }}
+      from {{ kept }}
+    {%- endcall %}
+  {%- endif %}
+  {% do hindsight.spark_check_contract(target_relation, out, cfg, exists, range.mode) %}
 
   {%- set commit_metadata = {
       'dbt_invocation_id': invocation_id,
@@ -74,9 +88,9 @@
       'hindsight_mode': range.mode if exists else 'full_refresh',
   } -%}
   {%- if range.mode == 'full_refresh' or not exists -%}
-    {%- set write_sql = hindsight.spark_replace_table_sql(target_relation, kept, cfg, capabilities, commit_metadata, exists) -%}
+    {%- set write_sql = hindsight.spark_replace_table_sql(target_relation, out, cfg, capabilities, commit_metadata, exists) -%}
   {%- elif range.mode in ['incremental', 'backfill'] -%}
-    {%- set write_sql = hindsight.spark_merge_sql(target_relation, kept, cfg, range, capabilities) -%}
+    {%- set write_sql = hindsight.spark_merge_sql(target_relation, out, cfg, range, capabilities) -%}
   {%- else -%}
     {{ exceptions.raise_compiler_error(cfg.where ~ ": unknown processing mode " ~ range.mode ~ "; expected full_refresh, incremental or backfill.") }}
   {%- endif -%}
@@ -88,9 +102,11 @@
   {% do hindsight._spark_set_commit_metadata(capabilities, none) %}
   {%- do adapter.cache_added(target_relation) -%}
 
-  {% call statement('drop_kept') -%}
-    drop view if exists {{ kept }}
-  {%- endcall %}
+  {% for view in ([out] if cfg.derived_partition else []) + [kept] %}
+    {% call statement('drop_kept_' ~ loop.index) -%}
+      drop view if exists {{ view }}
+    {%- endcall %}
+  {% endfor %}
   {% do hindsight.spark_drop_stage(stage, capabilities) %}
   {% for view in ([rows] if cfg.aggregation else []) + [model_rows] %}
     {% call statement('drop_' ~ loop.index) -%}
@@ -112,8 +128,8 @@
 
 {#-
   The staged select list: the model's columns, timestamp_ntz cast to timestamp (delta-rs writes
-  timestamps as UTC-adjusted `timestamp`; the session zone is UTC so the instant is kept), then the
-  derived `_partition_date`.
+  timestamps as UTC-adjusted `timestamp`; the session zone is UTC so the instant is kept), then a
+  push view's pushed-rows column. The derived partition comes after validation, once its grain is known.
 -#}
 {% macro _spark_stage_columns(columns, cfg) %}
   {%- set select_list = [] -%}
@@ -127,9 +143,6 @@
   {%- endfor -%}
   {%- if cfg.push -%}
     {%- do select_list.append(hindsight.pushed_at_null()) -%}
-  {%- endif -%}
-  {%- if cfg.derived_partition -%}
-    {%- do select_list.append('cast(' ~ adapter.quote(cfg.timestamp_field) ~ ' as date) as ' ~ cfg.partition_by[0]) -%}
   {%- endif -%}
   {{ return(select_list) }}
 {% endmacro %}

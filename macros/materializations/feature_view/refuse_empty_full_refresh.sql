@@ -2,7 +2,7 @@
   A full refresh that computed no rows would empty the view's Delta table (a source gone empty, a
   broken filter): refused unless allowed, naming how many rows the table holds. Allowed by config
   allow_empty_full_refresh=true or, for one run, --vars '{"allow_empty_full_refresh": true}'.
-  `staged_rows`: what validate_feature_view_rows counted.
+  `staged_rows`: how many rows validate_feature_view_rows counted.
 -#}
 {% macro refuse_empty_full_refresh(staged_rows, cfg, range) %}
   {%- if range.mode != 'full_refresh' or staged_rows > 0 or cfg.allow_empty_full_refresh -%}

@@ -97,9 +97,10 @@
   {%- if not cfg.derived_partition or range.start is none or range.column != cfg.timestamp_field -%}
     {{ return([]) }}
   {%- endif -%}
-  {%- set clauses = ["t._partition_date >= cast('" ~ range.start.strftime('%Y-%m-%d') ~ "' as date)"] -%}
+  {%- set column = cfg.partition_by[0] -%}
+  {%- set clauses = ["t." ~ column ~ " >= cast('" ~ hindsight.derived_partition_of(column, range.start) ~ "' as date)"] -%}
   {%- if range.end is not none -%}
-    {%- do clauses.append("t._partition_date <= cast('" ~ range.end.strftime('%Y-%m-%d') ~ "' as date)") -%}
+    {%- do clauses.append("t." ~ column ~ " <= cast('" ~ hindsight.derived_partition_of(column, range.end) ~ "' as date)") -%}
   {%- endif -%}
   {{ return(clauses) }}
 {% endmacro %}

@@ -63,7 +63,13 @@
   {%- for column in hindsight._spark_columns(stage) -%}
     {%- set name = adapter.quote(column.name) -%}
     {%- do computed.append('s.' ~ name) -%}
-    {%- do pushed.append('cast(' ~ ('p.' ~ name if column.name in held else 'null') ~ ' as ' ~ column.dtype ~ ') as ' ~ name) -%}
+    {%- if cfg.derived_partition and column.name == cfg.partition_by[0] -%}
+      {#- Derived again: the full refresh may have chosen another grain (derived_partition.sql). -#}
+      {%- set value = hindsight.derived_partition_value(column.name, cfg.timestamp_field) -%}
+    {%- else -%}
+      {%- set value = 'p.' ~ name if column.name in held else 'null' -%}
+    {%- endif -%}
+    {%- do pushed.append('cast(' ~ value ~ ' as ' ~ column.dtype ~ ') as ' ~ name) -%}
   {%- endfor -%}
   {%- set same_key = [] -%}
   {%- for key in cfg.unique_key -%}{%- do same_key.append('k.' ~ adapter.quote(key) ~ ' = s.' ~ adapter.quote(key)) -%}{%- endfor -%}

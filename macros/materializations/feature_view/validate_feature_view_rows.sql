@@ -4,9 +4,10 @@
   validate_feature_view_columns runs on a view of the model's SQL (nothing executes yet):
     1. entity, timestamp and created columns exist
     2. their types are usable (keys: integer or string; times: timestamp or date)
-    3. no reserved column (_partition_date) in the model's output
+    3. no reserved column (_partition_date, _partition_month, _hs_pushed_at) in the model's output
   validate_feature_view_rows runs on the staged rows of this run's range, on every mode (full
-  refresh, incremental, backfill), and returns how many rows are staged:
+  refresh, incremental, backfill), and returns how many rows are staged and, with `count_days`, on
+  how many distinct days of timestamp_field (a derived partition's grain is chosen from them):
     4. no NULL keys
     5. no duplicate (entities, timestamp[, created]) rows (an aggregation view's tiles are unique by construction: not queried)
 -#}
@@ -38,12 +39,12 @@
   {%- if hindsight.pushed_at_column() in types -%}
     {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column " ~ hindsight.pushed_at_column() ~ " marks pushed rows; rename it." ~ unchanged) }}
   {%- endif -%}
-  {%- if cfg.derived_partition and cfg.partition_by[0] in types -%}
-    {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column " ~ cfg.partition_by[0] ~ " is added by the materialization; rename it or set partition_by." ~ unchanged) }}
-  {%- endif -%}
+  {%- for name in hindsight.derived_partition_grains() if cfg.derived_partition and name in types -%}
+    {{ exceptions.raise_compiler_error(fail ~ "reserved columns' failed: column " ~ name ~ " is added by the materialization; rename it or set partition_by." ~ unchanged) }}
+  {%- endfor -%}
 {% endmacro %}
 
-{% macro validate_feature_view_rows(relation, cfg) %}
+{% macro validate_feature_view_rows(relation, cfg, count_days=false) %}
   {%- set fail = cfg.where ~ ": rule '" -%}
   {%- set unchanged = " The Delta table was not changed." -%}
 
@@ -54,6 +55,9 @@
       sum(case when {{ adapter.quote(name) }} is null then 1 else 0 end) as {{ adapter.quote(name) }},
     {%- endfor %}
       count(*) as hs_staged_rows
+      {%- if count_days %},
+      count(distinct cast({{ adapter.quote(cfg.timestamp_field) }} as date)) as hs_staged_days
+      {%- endif %}
     from {{ relation }}
   {%- endset -%}
   {%- set row = run_query(null_counts)[0] -%}
@@ -66,8 +70,9 @@
   {#- An aggregation view's tile rows come from a GROUP BY on (entities, event time) (aggregation_tiles),
       so they cannot repeat a key: the check would only cost a full aggregation of the staged rows
       (about a tenth of a full refresh of 10M events). -#}
+  {%- set staged = {'rows': row[keys | length] or 0, 'days': row[keys | length + 1] if count_days else none} -%}
   {%- if cfg.aggregation -%}
-    {{ return(row[keys | length] or 0) }}
+    {{ return(staged) }}
   {%- endif -%}
   {%- set quoted_keys = [] -%}
   {%- for name in keys -%}{%- do quoted_keys.append(adapter.quote(name)) -%}{%- endfor -%}
@@ -84,7 +89,7 @@
     {%- for name in keys -%}{%- do example.append(name ~ '=' ~ found[0][loop.index0]) -%}{%- endfor -%}
     {{ exceptions.raise_compiler_error(fail ~ "unique (" ~ keys | join(', ') ~ ")' failed: " ~ found[0][-1] ~ " key(s) occur more than once, e.g. " ~ example | join(', ') ~ " (" ~ found[0][-2] ~ " rows)." ~ unchanged) }}
   {%- endif -%}
-  {{ return(row[keys | length] or 0) }}
+  {{ return(staged) }}
 {% endmacro %}
 
 {% macro _is_key_type(dtype) %}
