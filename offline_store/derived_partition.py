@@ -9,7 +9,6 @@ features. tests/cases/derived_partition.yml holds the cases the two sides share.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -17,7 +16,7 @@ import pyarrow.compute as pc
 
 #: Derived partition column -> its grain (the Jinja twin: derived_partition_grains()).
 GRAINS = {"_partition_date": "day", "_partition_month": "month"}
-#: What a view that sets no partition_by is partitioned by before its first build says otherwise.
+#: The derived partition assumed where no table says otherwise (the registry without a schema).
 DEFAULT = "_partition_date"
 
 
@@ -32,20 +31,14 @@ def derived_partition_in(columns: Iterable[str]) -> str | None:
     return next((c for c in columns if c in GRAINS), None)
 
 
-def partition_of(column: str, moment: dt.date) -> dt.date:
-    """The partition value of `column` for a date or a UTC datetime.
-
-    >>> partition_of("_partition_month", dt.datetime(2026, 10, 17, 23, 59, tzinfo=dt.timezone.utc))
-    datetime.date(2026, 10, 1)
-    >>> partition_of("_partition_date", dt.date(2026, 10, 17))
-    datetime.date(2026, 10, 17)
-    """
-    day = moment.astimezone(dt.timezone.utc).date() if isinstance(moment, dt.datetime) else moment
-    return day.replace(day=1) if GRAINS[column] == "month" else day
-
-
 def partition_values(column: str, timestamps: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """The partition values (date32) of `column` for UTC timestamps, as the materialization's SQL derives them."""
+    """The partition values (date32) of `column` for UTC timestamps (or dates), as the materialization's SQL derives them.
+
+    >>> import datetime as dt
+    >>> moment = dt.datetime(2026, 10, 17, 23, 59, tzinfo=dt.timezone.utc)
+    >>> partition_values("_partition_month", pa.array([moment])).to_pylist()
+    [datetime.date(2026, 10, 1)]
+    """
     days = pc.cast(timestamps.cast(pa.timestamp("us", tz="UTC")), pa.date32())
     if GRAINS[column] == "day":
         return days

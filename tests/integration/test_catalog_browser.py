@@ -91,7 +91,8 @@ def test_a_feature_views_page_shows_its_configuration(catalog_site: str, tmp_pat
     assert re.search(r"Delta location \S+/data/offline_store/user_profile", text)
     assert "Feature services fraud_detection , user_spend_profile" in text
     assert "Type feature view (delta)" in text  # the relation type (dbt docs lowercases it), not "view"
-    assert "_partition_date" in text and "Internal: the Delta table's partition column; not a feature." in text
+    # user_profile has a few rows a day: its full build chose monthly partitions (feature-views.md, "Partitions").
+    assert "_partition_month" in text and "Internal: the Delta table's partition column; not a feature." in text
 
 
 def test_a_feature_services_page_lists_its_features_readably(catalog_site: str, tmp_path: Path) -> None:

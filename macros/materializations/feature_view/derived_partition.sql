@@ -5,8 +5,9 @@
     _partition_month   the first day of the event's month
   A full build (the first run, or --full-refresh) chooses the grain from the rows it writes: month
   when they average fewer than month_partition_below_rows_per_day() rows per day that has any
-  (10,000 unless a var says otherwise), day otherwise. Every later run keeps the grain the table has (its column says which), so only a full
-  refresh changes it.
+  (10,000 unless a var says otherwise), day otherwise. Every later run keeps the grain the table
+  has (its column says which), so only a full refresh changes it (not on Sail, which cannot change
+  an existing Delta table's columns).
 
   Why: a training set opens every file of a view, about 0.1 ms each. A view with a few rows a day
   kept by day is mostly file openings (the demo's merchant_profile: 10k rows in 2,162 files); by
