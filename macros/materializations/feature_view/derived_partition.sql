@@ -67,11 +67,10 @@
   {{ return('cast(' ~ ts ~ ' as date)') }}
 {% endmacro %}
 
-{#- The partition value of `column` for a date or datetime (UTC), as an ISO date string. -#}
+{#- The partition value of `column` for a datetime (UTC), as an ISO date string (MERGE pruning bounds). -#}
 {% macro derived_partition_of(column, moment) %}
-  {%- set day = moment if moment.year is defined else modules.datetime.date.fromisoformat(moment | string) -%}
   {%- if hindsight.derived_partition_grains()[column] == 'month' -%}
-    {{ return(day.strftime('%Y-%m-01')) }}
+    {{ return(moment.strftime('%Y-%m-01')) }}
   {%- endif -%}
-  {{ return(day.strftime('%Y-%m-%d')) }}
+  {{ return(moment.strftime('%Y-%m-%d')) }}
 {% endmacro %}
