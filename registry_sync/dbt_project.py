@@ -8,10 +8,12 @@ that has just run dbt). Reads the project's files and dbt_project.yml; writes ta
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -45,18 +47,11 @@ def parse_project(settings: Settings) -> float:
         RegistryError: dbt could not parse the project; the message is dbt's.
     """
     started = time.perf_counter()
-    from dbt.cli.main import dbtRunner  # imported here: dbt takes seconds to import, counted in the parse
-
-    project = settings.project_dir.resolve()
-    args = ["parse", "--project-dir", str(project), "--target-path", str(settings.manifest_path.parent.resolve())]
-    if not os.environ.get("DBT_PROFILES_DIR") and (project / "profiles.yml").exists():
-        args += ["--profiles-dir", str(project)]
     # dbt's console log would mix into `plan --json`; its errors come back in the result instead.
-    args += ["--log-level", "none"]
-    result = dbtRunner().invoke(args)
+    result = invoke_dbt(settings, ["parse", "--target-path", str(settings.manifest_path.parent.resolve()), "--log-level", "none"])
     if not result.success:
         reason = result.exception or "see logs/dbt.log"
-        raise RegistryError(f"dbt could not parse the project in {project}:\n{reason}")
+        raise RegistryError(f"dbt could not parse the project in {settings.project_dir.resolve()}:\n{reason}")
     return time.perf_counter() - started
 
 
@@ -70,24 +65,40 @@ def compile_models(settings: Settings, unique_ids: list[str]) -> dict[str, str]:
     Raises:
         RegistryError: dbt could not compile them; the message is dbt's.
     """
-    from dbt.cli.main import dbtRunner
-
-    project = settings.project_dir.resolve()
     names = sorted({uid.split(".")[-1] for uid in unique_ids})
-    args = ["compile", "--project-dir", str(project), "--target-path", str(settings.manifest_path.parent.resolve()),
-            "--select", *names, "--log-level", "none"]
-    if not os.environ.get("DBT_PROFILES_DIR") and (project / "profiles.yml").exists():
-        args += ["--profiles-dir", str(project)]
-    result = dbtRunner().invoke(args)
+    result = invoke_dbt(settings, ["compile", "--target-path", str(settings.manifest_path.parent.resolve()),
+                                   "--select", *names, "--log-level", "none"])
     if not result.success:
         reason = result.exception or "see logs/dbt.log"
-        raise RegistryError(f"dbt could not compile {', '.join(names)} in {project} (the SQL of stream-fed views):\n{reason}")
+        raise RegistryError(f"dbt could not compile {', '.join(names)} in {settings.project_dir.resolve()} "
+                            f"(the SQL of stream-fed views):\n{reason}")
     compiled = {}
     for run in getattr(result.result, "results", None) or ():
         node = getattr(run, "node", None)
         if node is not None and node.unique_id in unique_ids and getattr(node, "compiled_code", None):
             compiled[node.unique_id] = node.compiled_code
     return compiled
+
+
+def invoke_dbt(settings: Settings, args: list[str]) -> Any:
+    """Run a dbt command in process (dbt's `dbtRunner`) on the project, as `dbt` run in its folder would.
+
+    `args` is the command and its options; the project folder is added, and its profiles.yml unless
+    DBT_PROFILES_DIR names another. The command runs from the project folder: a profile's relative
+    paths (dbt-duckdb's `path: data/x.duckdb`) mean there what they mean to the user's own `dbt`
+    runs, wherever the calling process is (a notebook, `hindsight --project-dir`).
+
+    Returns:
+        dbt's `dbtRunnerResult` (`success`, `exception`, `result`).
+    """
+    from dbt.cli.main import dbtRunner  # imported here: dbt takes seconds to import
+
+    project = settings.project_dir.resolve()
+    args = [*args, "--project-dir", str(project)]
+    if not os.environ.get("DBT_PROFILES_DIR") and (project / "profiles.yml").exists():
+        args += ["--profiles-dir", str(project)]
+    with contextlib.chdir(project):
+        return dbtRunner().invoke(args)
 
 
 def stale_files(settings: Settings) -> list[Path]:

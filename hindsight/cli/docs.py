@@ -25,6 +25,7 @@ from hindsight.core.settings import Settings
 from hindsight.project import project_registry
 from hindsight.registry_sync import RegistryError
 from hindsight.registry_sync.catalog import enrich_docs
+from hindsight.registry_sync.dbt_project import invoke_dbt
 
 #: The site's folder inside dbt's target folder.
 SITE_FOLDER = "catalog"
@@ -94,15 +95,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def _run_dbt_docs(settings: Settings, target: Path, no_compile: bool) -> None:
-    from dbt.cli.main import dbtRunner  # imported here: dbt takes seconds to import
-
-    project = settings.project_dir.resolve()
-    args = ["docs", "generate", "--project-dir", str(project), "--target-path", str(target.resolve())]
-    if not os.environ.get("DBT_PROFILES_DIR") and (project / "profiles.yml").exists():
-        args += ["--profiles-dir", str(project)]
+    args = ["docs", "generate", "--target-path", str(target.resolve())]
     if no_compile:
         args.append("--no-compile")
-    result = dbtRunner().invoke(args)
+    result = invoke_dbt(settings, args)
     if not result.success:
         click.secho(f"error: dbt docs generate failed: {result.exception or 'see logs/dbt.log'}", fg="red", err=True)
         sys.exit(2)

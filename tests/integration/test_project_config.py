@@ -140,3 +140,23 @@ def test_online_up_is_recorded_for_the_next_commands(local_project, tmp_path, mo
     assert down.exit_code == 0 and "stopped DynamoDB Local" in down.output
     assert not record.exists()
     assert OnlineStoreConfig.from_env().endpoint_url is None  # forgotten: back to AWS, said in the docs
+
+
+def test_the_registry_compiles_stream_views_in_the_project_from_any_folder(demo_project, tmp_path, monkeypatch):
+    # A stream-fed view's SQL comes from `dbt compile`, which opens the profile's DuckDB file: the
+    # demo profile's relative `data/hindsight.duckdb` is the project's, not the calling folder's.
+    from hindsight.core.settings import Settings
+    from hindsight.project import project_registry
+    from hindsight.registry_sync.dbt_project import parse_project
+
+    project = demo_project.copy(tmp_path / "project")
+    for name in [k for k in os.environ if k.startswith("HINDSIGHT_")]:
+        monkeypatch.delenv(name)
+    elsewhere = tmp_path / "notebook"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = Settings.load(project.root)
+    parse_project(settings)
+    registry = project_registry(settings)
+    assert "from" in (registry.view("user_stream_activity").stream_sql or "").lower()
+    assert sorted(p.name for p in elsewhere.iterdir()) == []
