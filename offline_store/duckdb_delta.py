@@ -2,8 +2,8 @@
 
 DuckDB would download an extension on `LOAD delta`; Hindsight loads the file the wheel ships for
 this exact DuckDB version instead, so `delta_scan()` works offline. Used by the dbt-duckdb plugin
-(every dbt connection) and by training sets (`delta_cursor`: a connection of their own to one
-in-memory database per process, so the extension loads once). Tables on S3 also need httpfs and
+(every dbt connection) and by training sets (`process_cursor`: a connection of their own to one
+in-memory database per process, so the extension, once a training set needs it, loads once). Tables on S3 also need httpfs and
 an S3 secret: `enable_s3`, configured from hindsight.core.object_store.
 """
 
@@ -51,19 +51,18 @@ def load_delta_extension(connection: duckdb.DuckDBPyConnection) -> None:
     connection.load_extension(str(delta_extension_path()))
 
 
-def delta_cursor() -> duckdb.DuckDBPyConnection:
-    """A new connection to this process's in-memory DuckDB database, which has the delta extension.
+def process_cursor() -> duckdb.DuckDBPyConnection:
+    """A new connection to this process's in-memory DuckDB database.
 
-    Loading the extension takes 0.16 s per database; sharing one database, a notebook pays it on
-    its first training set only. Each cursor keeps its own settings and its own TEMPORARY tables
-    and views (closing it drops them), so concurrent callers must create only temporary objects.
-    A forked child opens a database of its own: DuckDB's threads do not survive a fork.
+    An extension loaded through one cursor (`load_delta_extension`: 0.16 s) is loaded for all: a
+    notebook pays it once. Each cursor keeps its own settings and its own TEMPORARY tables and
+    views (closing it drops them), so concurrent callers must create only temporary objects. A
+    forked child opens a database of its own: DuckDB's threads do not survive a fork.
     """
     global _process_database
     with _process_database_lock:
         if _process_database is None or _process_database[0] != os.getpid():
             database = duckdb.connect()
-            load_delta_extension(database)
             # Return freed memory to the OS between calls: without it this long-lived database kept
             # ~260 MB for good after a 1M-row training set (DuckDB's allocator holds freed pages).
             database.execute("SET allocator_background_threads = true")

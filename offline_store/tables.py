@@ -11,11 +11,16 @@ from deltalake import DeltaTable
 
 from hindsight.core.object_store import delta_storage_options
 
-__all__ = ["ROW_PRESERVING_OPERATIONS", "delta_storage_options", "open_table", "same_rows_versions"]
+__all__ = ["ROW_PRESERVING_OPERATIONS", "delta_storage_options", "open_table", "plain_parquet_files", "same_rows_versions"]
 
 #: Delta operations that rewrite or forget files without changing a row (`hindsight optimize`,
 #: `hindsight vacuum`): a version one of them made reads the same rows as the version before it.
 ROW_PRESERVING_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+
+#: Reader features that change nothing about how a data file's rows are read: with only these (or
+#: reader version 1), a snapshot's rows are exactly its data files read as plain Parquet. Deletion
+#: vectors, column mapping, type widening and any feature not known here need a Delta reader.
+PLAIN_PARQUET_READER_FEATURES = frozenset({"timestampNtz", "vacuumProtocolCheck"})
 
 
 def open_table(uri: str, version: int | None = None) -> DeltaTable:
@@ -25,6 +30,23 @@ def open_table(uri: str, version: int | None = None) -> DeltaTable:
         deltalake.exceptions.TableNotFoundError: there is no Delta table at `uri`.
     """
     return DeltaTable(uri, version=version, storage_options=delta_storage_options(uri))
+
+
+def plain_parquet_files(table: DeltaTable) -> tuple[str, ...] | None:
+    """The data files of `table`'s snapshot when reading them as plain Parquet gives its rows, else None.
+
+    None for a table whose protocol needs a Delta reader (PLAIN_PARQUET_READER_FEATURES) and for
+    an empty one. Partition columns are not in the files (Delta keeps their values in its log),
+    and a file written before a column was added lacks that column: readers of the files must
+    leave partition columns out and union the files by name.
+    """
+    protocol = table.protocol()
+    # Reader version 2 is column mapping; 3 lists its features; anything later is unknown here.
+    features = set(protocol.reader_features or ())
+    if not (protocol.min_reader_version == 1 or (protocol.min_reader_version == 3 and features <= PLAIN_PARQUET_READER_FEATURES)):
+        return None
+    files = tuple(table.file_uris())
+    return files or None
 
 
 def same_rows_versions(table: DeltaTable, version: int) -> list[int]:

@@ -9,8 +9,9 @@ from hindsight.training_sets.engine import DuckDBEngine
 
 
 def test_cursors_share_the_loaded_extension() -> None:
-    first, second = duckdb_delta.delta_cursor(), duckdb_delta.delta_cursor()
+    first, second = duckdb_delta.process_cursor(), duckdb_delta.process_cursor()
     try:
+        duckdb_delta.load_delta_extension(first)
         for cursor in (first, second):
             loaded = cursor.sql("select loaded from duckdb_extensions() where extension_name = 'delta'").fetchall()
             assert loaded == [(True,)]
@@ -40,10 +41,10 @@ def test_engines_keep_their_relations_apart() -> None:
 
 
 def test_a_forked_child_opens_its_own_database(monkeypatch) -> None:
-    duckdb_delta.delta_cursor().close()
+    duckdb_delta.process_cursor().close()
     parent = duckdb_delta._process_database
     monkeypatch.setattr(duckdb_delta, "_process_database", parent)  # restored after the test
     monkeypatch.setattr(duckdb_delta.os, "getpid", lambda: -1)
-    duckdb_delta.delta_cursor().close()
+    duckdb_delta.process_cursor().close()
     assert duckdb_delta._process_database is not parent
     assert duckdb_delta._process_database[0] == -1
