@@ -126,28 +126,35 @@ class DuckDBEngine:
         self._delta_loaded = False
 
     def register_delta(self, relation: str, table: PinnedTable, columns: list[str]) -> None:
-        """Expose the pinned table under `relation`, with only `columns`."""
+        """Expose the pinned table under `relation`, with only `columns`.
+
+        Read by DuckDB's Parquet reader where the snapshot's files give its rows, else by the delta
+        extension; deltalake's dataset reads what DuckDB cannot reach (other object stores, a
+        path with glob characters, on which delta_scan panics).
+        """
         if is_s3(table.uri) and not self._s3_enabled:
             enable_s3(self.connection)  # httpfs and a secret with the credentials boto3 finds now
             self._s3_enabled = True
-        if "://" in table.uri and not is_s3(table.uri):
-            dataset = open_table(table.uri, version=table.version).to_pyarrow_dataset()
-            hidden = f"__hs_dataset__{relation}"
-            self.connection.register(hidden, dataset)
-            self._create_view(relation, exp.Table(this=exp.to_identifier(hidden, quoted=True)), [column(c) for c in columns])
-            return
-        if table.files is not None and not set(columns) & set(table.partition_columns):
+        duckdb_reads = _duckdb_reads(table.uri)
+        if duckdb_reads and _files_read_as_parquet(table, columns):
             try:
                 self._create_view(relation, _read_parquet(table.files), _as_delta_types(columns, table.schema))
                 return
             except duckdb.BinderException:
                 pass  # a column no file has yet (added by ALTER TABLE): delta_scan reads it as null
-        if not self._delta_loaded:
-            load_delta_extension(self.connection)
-            self._delta_loaded = True
-        version = exp.PropertyEQ(this=exp.to_identifier("version"), expression=exp.Literal.number(table.version))
-        scan = exp.Anonymous(this="delta_scan", expressions=[exp.Literal.string(table.uri), version])
-        self._create_view(relation, exp.Table(this=scan), [column(c) for c in columns])
+        selected = [column(c) for c in columns]
+        if duckdb_reads:
+            if not self._delta_loaded:
+                load_delta_extension(self.connection)
+                self._delta_loaded = True
+            version = exp.PropertyEQ(this=exp.to_identifier("version"), expression=exp.Literal.number(table.version))
+            scan = exp.Anonymous(this="delta_scan", expressions=[exp.Literal.string(table.uri), version])
+            self._create_view(relation, exp.Table(this=scan), selected)
+            return
+        dataset = open_table(table.uri, version=table.version).to_pyarrow_dataset()
+        hidden = f"__hs_dataset__{relation}"
+        self.connection.register(hidden, dataset)
+        self._create_view(relation, exp.Table(this=exp.to_identifier(hidden, quoted=True)), selected)
 
     def _create_view(self, relation: str, source: exp.Expression, selected: list[exp.Expression]) -> None:
         query = exp.select(*selected).from_(source)
@@ -173,6 +180,22 @@ class DuckDBEngine:
 
     def close(self) -> None:
         self.connection.close()
+
+
+#: read_parquet takes these as glob patterns even in a list of files; delta_scan panics on them.
+_GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
+def _duckdb_reads(uri: str) -> bool:
+    """Whether DuckDB reads the table at `uri` itself: a local path or S3, without glob characters."""
+    return ("://" not in uri or is_s3(uri)) and not _GLOB_CHARACTERS & set(uri)
+
+
+def _files_read_as_parquet(table: PinnedTable, columns: list[str]) -> bool:
+    """Whether read_parquet over the snapshot's files gives `columns` (partition values live in the log)."""
+    if table.files is None or set(columns) & set(table.partition_columns):
+        return False
+    return not any(_GLOB_CHARACTERS & set(f) for f in table.files)
 
 
 def _read_parquet(files: tuple[str, ...]) -> exp.Expression:

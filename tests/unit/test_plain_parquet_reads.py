@@ -108,3 +108,16 @@ def test_an_older_version_reads_its_own_files(tmp_path) -> None:
         assert _read(engine, "v0") == [(0,), (1,), (2,)]
     finally:
         engine.close()
+
+
+def test_a_path_duckdb_would_take_as_a_glob_reads_through_deltalakes_dataset(tmp_path) -> None:
+    uri = str(tmp_path / "project?1" / "views")  # deltalake cannot write under a path with "["
+    write_deltalake(uri, _rows(0, 3, dt.date(2026, 10, 1), with_score=True), partition_by=["_partition_date"])
+    pinned = pin_tables({"evolving": _view(uri)}, None)["evolving"]
+    engine = DuckDBEngine()
+    try:
+        engine.register_delta("bracketed", pinned, ["user_id", "score"])
+        assert "__hs_dataset__" in engine.connection.sql("select sql from duckdb_views() where view_name = 'bracketed'").fetchone()[0]
+        assert _read(engine, "bracketed") == [(0, 0.0), (1, 1 / 7), (2, 2 / 7)]
+    finally:
+        engine.close()
