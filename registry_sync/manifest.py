@@ -109,15 +109,40 @@ def registry_from_manifest(
     )
 
 
+#: Schema metadata key under which `delta_schema` records the table's partition columns (JSON).
+PARTITION_COLUMNS_KEY = b"hindsight.partition_columns"
+
+
 def delta_schema(uri: str) -> pa.Schema | None:
-    """The Arrow schema of a Delta table, or None if there is no table there yet."""
+    """The Arrow schema of a Delta table, or None if there is no table there yet.
+
+    Its metadata records the table's partition columns (PARTITION_COLUMNS_KEY), which the Arrow
+    schema alone does not say.
+    """
     from hindsight.offline_store.tables import open_table
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        return pa.schema(open_table(uri).schema().to_arrow())
+        table = open_table(uri)
     except TableNotFoundError:
         return None
+    partitioned = json.dumps(list(table.metadata().partition_columns)).encode()
+    return pa.schema(table.schema().to_arrow()).with_metadata({PARTITION_COLUMNS_KEY: partitioned})
+
+
+def _check_partitioning(schema: pa.Schema, configured: list[str], name: str, where: str, problems: list[str]) -> None:
+    """A table partitioned otherwise than its config says: only a full refresh changes a table's
+    partitioning, and dbt-spark's MERGE keeps the old one without a word."""
+    recorded = (schema.metadata or {}).get(PARTITION_COLUMNS_KEY)
+    if recorded is None:
+        return
+    actual = json.loads(recorded)
+    if actual != configured:
+        problems.append(
+            f"{where}: its Delta table is partitioned by {actual or 'nothing'}, but its config says "
+            f"{configured}; only a full refresh rewrites the partitioning: run "
+            f"`dbt run --full-refresh --select {name}`, or set partition_by back"
+        )
 
 
 def _entities(manifest: dict[str, Any], problems: list[str]) -> dict[str, Entity]:
@@ -195,6 +220,7 @@ def _feature_view(
         return None
     created_field = config.get("created_field")
     partition_columns = partition_columns_of(config.get("partition_by"), schema.names)
+    _check_partitioning(schema, partition_columns, name, where, problems)
     for column in [*keys, timestamp_field, *([created_field] if created_field else [])]:
         if column not in schema.names:
             problems.append(f"{where}: column {column} (from its config) is not in the Delta table ({', '.join(schema.names)})")

@@ -118,3 +118,31 @@ def test_a_failed_validation_names_the_problem_and_leaves_the_table_as_it_was(sp
             assert text in result.stdout, f"{variables}: {text!r} not in dbt's output:\n{result.stdout[-3000:]}"
         assert project.version("checked_view") == version, f"{variables} committed"
     assert_same_rows(frame(project, "checked_view"), rows, ["user_id", "event_timestamp"])
+
+
+PARTITIONED_MODEL = """{{{{ config(
+    materialized='feature_view', entities=['user_id'], timestamp_field='event_timestamp', partition_by='{column}',
+) }}}}
+select user_id, signup_ts as event_timestamp, home_country, cast(birth_year as bigint) as birth_year
+from {{{{ source('raw', 'users') }}}}
+"""
+
+
+def test_a_partition_by_that_spark_cannot_apply_is_refused_by_the_registry_with_the_fix(spark_project_copy):
+    # A MERGE keeps the table's partitioning: an incremental Spark run after partition_by changed
+    # succeeds with the old layout, so the registry reads the table's and refuses the mismatch.
+    from hindsight.project import project_registry
+    from hindsight.registry_sync.errors import DefinitionErrors
+
+    project = spark_project_copy
+    project.add_model("user_home", PARTITIONED_MODEL.format(column="home_country"), features=["home_country", "birth_year"])
+    project.dbt("run", "--select", "user_home")
+    assert project_registry(project.settings).view("user_home").partition_columns == ("home_country",)
+    project.add_model("user_home", PARTITIONED_MODEL.format(column="birth_year"))
+    project.dbt("run", "--select", "user_home")
+    assert project.table("user_home").metadata().partition_columns == ["home_country"]
+    with pytest.raises(DefinitionErrors) as refused:
+        project_registry(project.settings)
+    assert ("feature view user_home (models/features/user_home.sql): its Delta table is partitioned by ['home_country'], "
+            "but its config says ['birth_year']") in str(refused.value)
+    assert "run `dbt run --full-refresh --select user_home`, or set partition_by back" in str(refused.value)

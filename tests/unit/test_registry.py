@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 
 import pyarrow as pa
 import pytest
 
 from hindsight.registry_sync.diff import plan
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
-from hindsight.registry_sync.manifest import registry_from_manifest
+from hindsight.registry_sync.manifest import PARTITION_COLUMNS_KEY, registry_from_manifest
 from hindsight.registry_sync.model import Feature, OnDemandFeatureView, Registry, RequestField
 from hindsight.registry_sync.store import RegistryStore, same_definitions
 
@@ -126,6 +127,31 @@ def test_definition_errors_name_the_model_and_file(manifest, change, message):
 def test_missing_delta_table_says_to_build_it(manifest):
     with pytest.raises(DefinitionErrors, match="no Delta table at /store/user_stats; run `dbt build --select user_stats` first"):
         registry_from_manifest(manifest, read_schema=lambda uri: None)
+
+
+def _partitioned(schema: pa.Schema, columns: list[str]) -> pa.Schema:
+    return schema.with_metadata({PARTITION_COLUMNS_KEY: json.dumps(columns).encode()})
+
+
+@pytest.mark.parametrize(("partition_by", "table_partitioned_by", "refused"), [
+    (None, ["_partition_date"], False),
+    ("txn_count_7d", ["txn_count_7d"], False),
+    (["txn_count_7d"], ["_partition_date"], True),  # partition_by set after the first build
+    (None, ["txn_count_7d"], True),  # partition_by removed
+    (None, [], True),
+])
+def test_a_table_partitioned_otherwise_than_its_config_is_refused_with_the_fix(manifest, partition_by, table_partitioned_by, refused):
+    if partition_by is not None:
+        manifest["nodes"]["n1"]["config"]["partition_by"] = partition_by
+    schemas = {**SCHEMAS, "/store/user_stats": _partitioned(SCHEMAS["/store/user_stats"], table_partitioned_by)}
+    if not refused:
+        registry_from_manifest(manifest, read_schema=schemas.get)
+        return
+    with pytest.raises(DefinitionErrors) as raised:
+        registry_from_manifest(manifest, read_schema=schemas.get)
+    assert (f"feature view user_stats (models/features/user_stats.sql): its Delta table is partitioned by "
+            f"{table_partitioned_by or 'nothing'}") in str(raised.value)
+    assert "run `dbt run --full-refresh --select user_stats`, or set partition_by back" in str(raised.value)
 
 
 def test_on_demand_inputs_must_exist(manifest):
