@@ -136,9 +136,10 @@ class DuckDBEngine:
             enable_s3(self.connection)  # httpfs and a secret with the credentials boto3 finds now
             self._s3_enabled = True
         duckdb_reads = _duckdb_reads(table.uri)
-        if duckdb_reads and _files_read_as_parquet(table, columns):
+        files = _parquet_files_of(table, columns) if duckdb_reads else None
+        if files is not None:
             try:
-                self._create_view(relation, _read_parquet(table.files), _as_delta_types(columns, table.schema))
+                self._create_view(relation, _read_parquet(files), _as_delta_types(columns, table.schema))
                 return
             except duckdb.BinderException:
                 pass  # a column no file has yet (added by ALTER TABLE): delta_scan reads it as null
@@ -191,11 +192,11 @@ def _duckdb_reads(uri: str) -> bool:
     return ("://" not in uri or is_s3(uri)) and not _GLOB_CHARACTERS & set(uri)
 
 
-def _files_read_as_parquet(table: PinnedTable, columns: list[str]) -> bool:
-    """Whether read_parquet over the snapshot's files gives `columns` (partition values live in the log)."""
+def _parquet_files_of(table: PinnedTable, columns: list[str]) -> tuple[str, ...] | None:
+    """The snapshot's files when read_parquet over them gives `columns` (partition values live in the log)."""
     if table.files is None or set(columns) & set(table.partition_columns):
-        return False
-    return not any(_GLOB_CHARACTERS & set(f) for f in table.files)
+        return None
+    return None if any(_GLOB_CHARACTERS & set(f) for f in table.files) else table.files
 
 
 def _read_parquet(files: tuple[str, ...]) -> exp.Expression:
