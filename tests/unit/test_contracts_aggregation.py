@@ -40,7 +40,7 @@ def tiles_of(aggregations, events=EVENTS) -> pa.Table:
 def request(tmp_path) -> WriteRequest:
     return WriteRequest(model="user_txn", uri=str(tmp_path / "store" / "user_txn"), mode="full_refresh",
                         unique_key=("user_id", "ts"), timestamp_field="ts", entities=("user_id",),
-                        registry=str(tmp_path / "registry"))
+                        registry=str(tmp_path / "registry"), partition_by=("_partition_date",))
 
 
 @pytest.fixture
