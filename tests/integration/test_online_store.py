@@ -74,15 +74,18 @@ def test_one_entity_over_several_views_is_one_batch_get(tmp_path, online_config)
 
 
 def test_values_older_than_ttl_come_back_expired(tmp_path, online_config):
+    # An event of half an hour ago: DynamoDB Local deletes items past their expiry in the
+    # background, so an item expired in real time may be gone before the reads below.
+    t0 = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(minutes=30)
     view = make_view(tmp_path, "ttl_view", {"x": "int64"}, ttl_seconds=3600)
-    write_rows(view, [{"user_id": 1, "ts": T0, "created": T0, "x": 1}])
+    write_rows(view, [{"user_id": 1, "ts": t0, "created": t0, "x": 1}])
     registry = make_registry(view)
     sync(registry, online_config, progress=False)
     store = OnlineStore(registry, online_config)
-    inside = store.read([{"user_id": 1}], {"ttl_view": ["x"]}, now=T0 + dt.timedelta(minutes=59))[0]["ttl_view"]
-    outside = store.read([{"user_id": 1}], {"ttl_view": ["x"]}, now=T0 + dt.timedelta(minutes=61))[0]["ttl_view"]
+    inside = store.read([{"user_id": 1}], {"ttl_view": ["x"]}, now=t0 + dt.timedelta(minutes=59))[0]["ttl_view"]
+    outside = store.read([{"user_id": 1}], {"ttl_view": ["x"]}, now=t0 + dt.timedelta(minutes=61))[0]["ttl_view"]
     assert (inside.status, inside.values) == ("PRESENT", {"x": 1})
-    assert (outside.status, outside.values, outside.event_timestamp) == ("EXPIRED", {"x": None}, T0)
+    assert (outside.status, outside.values, outside.event_timestamp) == ("EXPIRED", {"x": None}, t0)
 
 
 def test_push_keeps_the_newest_event(tmp_path, online_config):

@@ -159,12 +159,15 @@ def test_full_flag_resyncs_everything(tmp_path, online_config):
 
 
 def test_ttl_attribute_is_event_time_plus_ttl(tmp_path, online_config, dynamodb_client):
-    view = make_view(tmp_path, ttl_seconds=3600)
+    # Expiring a day from now: DynamoDB Local deletes expired items in the background, within
+    # seconds on a loaded machine, so an item already past its expiry may be gone when read.
+    ttl_seconds = int(dt.datetime.now(dt.timezone.utc).timestamp() - T0.timestamp()) + 86_400
+    view = make_view(tmp_path, ttl_seconds=ttl_seconds)
     write_rows(view, [row(1, 0, 1.0)])
     sync(make_registry(view), online_config, progress=False)
     table = online_config.table_name(view.name)
     stored = dynamodb_client.get_item(TableName=table, Key={KEY_ATTR: {"S": "1"}, WRITER_ATTR: {"S": "sync"}})["Item"]
-    assert int(stored[EXPIRES_ATTR]["N"]) == int(T0.timestamp()) + 3600
+    assert int(stored[EXPIRES_ATTR]["N"]) == int(T0.timestamp()) + ttl_seconds
     ttl = dynamodb_client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", EXPIRES_ATTR)
 
