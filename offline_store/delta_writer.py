@@ -36,6 +36,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from hindsight.offline_store.contracts import Breach, breaches, contracts_path, read_contract
 from hindsight.offline_store.derived_partition import GRAINS, partition_values
+from hindsight.offline_store.tables import partitioning_mismatch
 from hindsight.offline_store.uris import absolute_uri
 
 MODES = ("full_refresh", "incremental", "backfill")
@@ -190,13 +191,9 @@ def _check_partitioning(table: DeltaTable | None, request: WriteRequest) -> None
     """
     if table is None or request.mode == "full_refresh":
         return
-    current = list(table.metadata().partition_columns)
-    if current != list(request.partition_by):
-        raise FeatureViewWriteError(
-            f"feature view {request.model}: its Delta table is partitioned by {current or 'nothing'}, but "
-            f"partition_by is now {list(request.partition_by) or 'nothing'}; only a full refresh rewrites the "
-            f"partitioning: run `dbt run --full-refresh --select {request.model}`, or set partition_by back"
-        )
+    problem = partitioning_mismatch(request.model, list(table.metadata().partition_columns), list(request.partition_by))
+    if problem is not None:
+        raise FeatureViewWriteError(f"feature view {request.model}: {problem}")
 
 
 def _check_contract(incoming: pa.Schema, table: DeltaTable | None, request: WriteRequest) -> list[Breach]:

@@ -3,8 +3,9 @@
 DuckDB would download an extension on `LOAD delta`; Hindsight loads the file the wheel ships for
 this exact DuckDB version instead, so `delta_scan()` works offline. Used by the dbt-duckdb plugin
 (every dbt connection) and by training sets (`process_cursor`: a connection of their own to one
-in-memory database per process, so the extension, once a training set needs it, loads once). Tables on S3 also need httpfs and
-an S3 secret: `enable_s3`, configured from hindsight.core.object_store.
+in-memory database per process, so the extension, once a training set needs it, loads once).
+Tables on S3 also need httpfs and an S3 secret: `enable_s3`, configured from
+hindsight.core.object_store.
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ from deltalake import DeltaTable
 
 from hindsight.core.object_store import delta_storage_options
 
-__all__ = ["ROW_PRESERVING_OPERATIONS", "delta_storage_options", "open_table", "plain_parquet_files", "same_rows_versions"]
+__all__ = [
+    "ROW_PRESERVING_OPERATIONS", "delta_storage_options", "open_table", "partitioning_mismatch", "plain_parquet_files",
+    "same_rows_versions",
+]
 
 #: Delta operations that rewrite or forget files without changing a row (`hindsight optimize`,
 #: `hindsight vacuum`): a version one of them made reads the same rows as the version before it.
@@ -47,6 +50,25 @@ def plain_parquet_files(table: DeltaTable) -> tuple[str, ...] | None:
         return None
     files = tuple(table.file_uris())
     return files or None
+
+
+def partitioning_mismatch(model: str, current: list[str], configured: list[str]) -> str | None:
+    """Why a table partitioned by `current` does not match `configured`, with the fix; None if it does.
+
+    Only a full refresh rewrites a table's partitioning: the writers refuse any other write into a
+    table partitioned otherwise (DuckDB), and the registry refuses such a table (Spark's MERGE
+    keeps the old partitioning without a word).
+
+    >>> partitioning_mismatch("v", ["a"], ["a"]) is None
+    True
+    """
+    if current == configured:
+        return None
+    return (
+        f"its Delta table is partitioned by {current or 'nothing'}, but partition_by is now "
+        f"{configured or 'nothing'}; only a full refresh rewrites the partitioning: run "
+        f"`dbt run --full-refresh --select {model}`, or set partition_by back"
+    )
 
 
 def same_rows_versions(table: DeltaTable, version: int) -> list[int]:

@@ -31,6 +31,7 @@ from hindsight.offline_store.derived_partition import DEFAULT as DEFAULT_PARTITI
 from hindsight.offline_store.derived_partition import derived_partition_in
 from hindsight.offline_store.event_log import PROCESSING_RANGE_END, PROCESSING_RANGE_START, event_log_uri
 from hindsight.offline_store.pushed_rows import PUSHED_AT
+from hindsight.offline_store.tables import partitioning_mismatch
 from hindsight.offline_store.uris import absolute_uri
 from hindsight.registry_sync import aggregations, streams
 from hindsight.registry_sync.errors import DefinitionErrors, RegistryError
@@ -131,18 +132,11 @@ def delta_schema(uri: str) -> pa.Schema | None:
 
 
 def _check_partitioning(schema: pa.Schema, configured: list[str], name: str, where: str, problems: list[str]) -> None:
-    """A table partitioned otherwise than its config says: only a full refresh changes a table's
-    partitioning, and dbt-spark's MERGE keeps the old one without a word."""
+    """A table partitioned otherwise than its config says (offline_store.tables.partitioning_mismatch)."""
     recorded = (schema.metadata or {}).get(PARTITION_COLUMNS_KEY)
-    if recorded is None:
-        return
-    actual = json.loads(recorded)
-    if actual != configured:
-        problems.append(
-            f"{where}: its Delta table is partitioned by {actual or 'nothing'}, but its config says "
-            f"{configured}; only a full refresh rewrites the partitioning: run "
-            f"`dbt run --full-refresh --select {name}`, or set partition_by back"
-        )
+    problem = None if recorded is None else partitioning_mismatch(name, json.loads(recorded), configured)
+    if problem is not None:
+        problems.append(f"{where}: {problem}")
 
 
 def _entities(manifest: dict[str, Any], problems: list[str]) -> dict[str, Entity]:

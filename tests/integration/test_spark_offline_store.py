@@ -144,5 +144,5 @@ def test_a_partition_by_that_spark_cannot_apply_is_refused_by_the_registry_with_
     with pytest.raises(DefinitionErrors) as refused:
         project_registry(project.settings)
     assert ("feature view user_home (models/features/user_home.sql): its Delta table is partitioned by ['home_country'], "
-            "but its config says ['birth_year']") in str(refused.value)
+            "but partition_by is now ['birth_year']") in str(refused.value)
     assert "run `dbt run --full-refresh --select user_home`, or set partition_by back" in str(refused.value)
