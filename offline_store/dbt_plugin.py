@@ -22,6 +22,7 @@ from dbt.adapters.events.logging import AdapterLogger
 from sqlglot import exp
 
 from hindsight.core.object_store import S3Config, delta_storage_options, is_s3
+from hindsight.core.config import ConfigError
 from hindsight.core.settings import Settings
 from hindsight.offline_store.delta_writer import WriteRequest, write_feature_view
 from hindsight.offline_store.event_log import ensure_event_log, event_log_schema
@@ -42,7 +43,13 @@ class Plugin(BasePlugin):
         self._storage_options = plugin_config.get("storage_options") or None
         # An offline store on S3: DuckDB's delta_scan (ref(), dbt tests) needs httpfs and a secret.
         # dbt runs in the project folder, where Settings finds hindsight.yml.
-        settings = Settings.load()
+        try:
+            settings = Settings.load()
+        except ConfigError as error:
+            from dbt_common.exceptions import DbtRuntimeError
+
+            # dbt prints its own errors without a traceback; the message names the setting and the fix.
+            raise DbtRuntimeError(f"hindsight: {error}") from None
         self._s3 = S3Config.from_settings(settings) if is_s3(settings.offline_store) else None
 
     def configure_connection(self, conn: duckdb.DuckDBPyConnection) -> None:

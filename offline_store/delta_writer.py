@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from hindsight.core.delta_paths import delta_path_problem
 from hindsight.offline_store.contracts import Breach, breaches, contracts_path, read_contract
 from hindsight.offline_store.derived_partition import GRAINS, partition_values
 from hindsight.offline_store.tables import partitioning_mismatch
@@ -134,10 +135,13 @@ def write_feature_view(data: pa.RecordBatchReader | pa.Table, request: WriteRequ
     """Write `data` to the request's Delta table in a single commit.
 
     Raises:
-        FeatureViewWriteError: on a schema change the policy refuses, a change that breaks what an
+        FeatureViewWriteError: on a local location delta-rs cannot open (hindsight.core.delta_paths),
+            a schema change the policy refuses, a change that breaks what an
             applied feature service uses, or a backfill row outside its range; nothing is
             committed then.
     """
+    if problem := delta_path_problem(request.uri, f"{request.model}'s location", "its config (location or location_root)"):
+        raise FeatureViewWriteError(problem)
     table = _open(request)
     _check_partitioning(table, request)
     data = _as_reader(data)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from hindsight.core.config import (
     CONFIG_FILE,
+    ConfigError,
+    ENV_OVERRIDES,
     OnlineStoreSection,
     OptimizeSection,
     S3Section,
@@ -26,6 +28,7 @@ from hindsight.core.config import (
     load_config,
     require_project,
 )
+from hindsight.core.delta_paths import delta_path_problem
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -101,8 +104,9 @@ class Settings:
             require: raise ProjectNotFound unless the folder holds a dbt_project.yml.
 
         Raises:
-            hindsight.core.config.ConfigError: hindsight.yml or an override is invalid (or, with
-                `require`, there is no dbt project there: ProjectNotFound).
+            hindsight.core.config.ConfigError: hindsight.yml or an override is invalid, a Delta
+                location is a local path delta-rs cannot open (hindsight.core.delta_paths), or,
+                with `require`, there is no dbt project there (ProjectNotFound).
         """
         env = os.environ if environ is None else environ
         project = find_project_dir(project_dir, env)
@@ -115,10 +119,16 @@ class Settings:
             return _resolve(project, env.get(name) or default)
 
         config_file = project / CONFIG_FILE
+        offline_store = _resolve_uri(project, config.offline_store)
+        for setting, location in (("offline_store", offline_store),
+                                  ("serving.sample_log", _resolve_uri(project, config.serving.sample_log))):
+            variable = next(v for v, key in ENV_OVERRIDES.items() if key == setting)
+            if problem := delta_path_problem(location, setting, f"hindsight.yml (or {variable})"):
+                raise ConfigError(problem)
         return cls(
             project_dir=project,
             raw_data_dir=env_path("HINDSIGHT_RAW_DATA", data / "raw"),
-            offline_store=_resolve_uri(project, config.offline_store),
+            offline_store=offline_store,
             duckdb_path=env_path("HINDSIGHT_DUCKDB_PATH", data / "hindsight.duckdb"),
             dbt_target_dir=env_path("DBT_TARGET_PATH", project / "target"),
             registry_dir=config.registry if _URI.match(config.registry) else _resolve(project, config.registry),
