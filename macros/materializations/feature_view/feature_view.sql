@@ -89,6 +89,11 @@
   } -%}
   {% do adapter.store_relation('hindsight', stage_out, [], cfg.location, 'delta', write) %}
 
+  {#- A project's model that was a table before it became a feature view: a view replaces it. -#}
+  {%- set existing = load_cached_relation(target_relation) -%}
+  {%- if existing is not none and not existing.is_view -%}
+    {{ adapter.drop_relation(existing) }}
+  {%- endif %}
   {% call statement('main') -%}
     create or replace view {{ target_relation }} as
     select * from {{ hindsight.feature_view_relation(cfg.location) }}

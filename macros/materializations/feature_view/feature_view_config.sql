@@ -106,9 +106,7 @@
   {%- for column in partition_by if aggregation and not derived_partition and column not in entities -%}
     {{ exceptions.raise_compiler_error(where ~ ": partition_by column '" ~ column ~ "' is not in an aggregation view's table (its tiles hold the entities, " ~ timestamp_field ~ ", _tile_start and partial aggregates): partition by an entity column, or leave partition_by unset for the default date partition (_partition_date or _partition_month).") }}
   {%- endfor -%}
-  {#- No root configured: the project's offline store (hindsight.yml, HINDSIGHT_OFFLINE_STORE). -#}
-  {%- set location_root = config.get('location_root') or hindsight.project_setting('offline_store') -%}
-  {%- set location = hindsight.feature_view_location(config.get('location'), location_root, this.identifier, where) -%}
+  {%- set location = hindsight.this_feature_view_location(where) -%}
 
   {#- The breaking-change gate's way out: a var, so it is a decision of one run, never left in code. -#}
   {%- set allow_breaking = var('hindsight_allow_breaking', false) -%}

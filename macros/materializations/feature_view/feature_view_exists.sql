@@ -1,9 +1,9 @@
 {#-
   Whether the current feature view's Delta table exists, so this run can be incremental or a
   backfill. Called by is_incremental(), processing_range() and the materialization, in `dbt compile`
-  and `dbt docs generate` too: it reads dbt's relation cache (filled once at the start of the
-  command) and never changes the catalog. The answer is kept per model for the rest of the command
-  (run_cache), so every caller of one model sees the same one.
+  and `dbt docs generate` too: it only reads (the catalog or the table's log) and never changes the
+  catalog. The answer is kept per model for the rest of the command (run_cache), so every caller of
+  one model sees the same one.
 -#}
 {% macro feature_view_exists() %}
   {%- set cache = hindsight.run_cache().setdefault('feature_view_exists', {}) -%}
@@ -23,4 +23,19 @@
 -#}
 {% macro default__feature_view_exists() %}
   {{ return(load_relation(this) is not none) }}
+{% endmacro %}
+
+{#-
+  DuckDB: the Delta table decides, not DuckDB's view over it, which is only a pointer. They part
+  when a project's model was a view or table before it became a feature view, when the offline
+  store (or offline_store in hindsight.yml) moved or was deleted, or with a new DuckDB file; asking
+  the relation would then read a table that is not there, or rebuild one that is. A version file in
+  its _delta_log (commit or checkpoint) is a table; a file the pattern matched only because the
+  location itself holds * or ? is not.
+-#}
+{% macro duckdb__feature_view_exists() %}
+  {%- set log = hindsight.this_feature_view_location("feature view " ~ model.name) ~ '/_delta_log/' -%}
+  {%- set literal = "'" ~ log.replace("'", "''") ~ "'" -%}
+  {%- set found = run_query("select count(*) from glob(" ~ literal ~ " || '0*') where starts_with(file, " ~ literal ~ ")") -%}
+  {{ return(found[0][0] > 0) }}
 {% endmacro %}

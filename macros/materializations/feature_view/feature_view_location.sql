@@ -21,3 +21,10 @@
   {%- endif -%}
   {{ return(none) }}
 {% endmacro %}
+
+{#- The current model's Delta table (feature_view_config and feature_view_exists both ask). -#}
+{% macro this_feature_view_location(where) %}
+  {#- No root configured: the project's offline store (hindsight.yml, HINDSIGHT_OFFLINE_STORE). -#}
+  {%- set location_root = config.get('location_root') or hindsight.project_setting('offline_store') -%}
+  {{ return(hindsight.feature_view_location(config.get('location'), location_root, this.identifier, where)) }}
+{% endmacro %}
