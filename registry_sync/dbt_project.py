@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,8 +98,28 @@ def invoke_dbt(settings: Settings, args: list[str]) -> Any:
     args = [*args, "--project-dir", str(project)]
     if not os.environ.get("DBT_PROFILES_DIR") and (project / "profiles.yml").exists():
         args += ["--profiles-dir", str(project)]
-    with contextlib.chdir(project):
-        return dbtRunner().invoke(args)
+    try:
+        with contextlib.chdir(project):
+            return dbtRunner().invoke(args)
+    finally:
+        _close_dbt_duckdb()
+
+
+def _close_dbt_duckdb() -> None:
+    """Close the database dbt-duckdb keeps open in this process after a command.
+
+    dbt-duckdb keeps its DuckDB connection in a class attribute for the next command, so the
+    calling process (a notebook that built a registry, `hindsight apply`) would hold the file's
+    lock until it exits, and the user's own `dbt run` would fail to open the file meanwhile.
+    """
+    connections = sys.modules.get("dbt.adapters.duckdb.connections")
+    if connections is None:
+        return
+    manager = connections.DuckDBConnectionManager
+    environment = manager._ENV
+    manager.close_all_connections()
+    if environment is not None:
+        environment.close()
 
 
 def stale_files(settings: Settings) -> list[Path]:

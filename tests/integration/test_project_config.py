@@ -160,3 +160,5 @@ def test_the_registry_compiles_stream_views_in_the_project_from_any_folder(demo_
     registry = project_registry(settings)
     assert "from" in (registry.view("user_stream_activity").stream_sql or "").lower()
     assert sorted(p.name for p in elsewhere.iterdir()) == []
+    # The notebook keeps running; the user's own `dbt run` must still open the project's database.
+    project.dbt("run", "--select", "user_profile")
