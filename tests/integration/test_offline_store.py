@@ -176,3 +176,26 @@ def test_a_feature_view_config_error_is_reported_before_any_sql_runs(project_cop
     assert result.returncode != 0
     assert "config 'entities' is required" in result.stdout
     assert not (project_copy.settings.raw_data_dir.parent / "offline_store" / "no_entities").exists()
+
+
+DAILY_SPEND = """\
+{{ config(entities=['user_id'], timestamp_field='spend_date', allowed_lateness='2d') }}
+select user_id, cast(ts as date) as spend_date, sum(amount) as amount
+from {{ source('raw', 'transactions') }}
+where {{ hindsight.source_time_filter('ts') }}
+group by all
+"""
+
+
+def test_a_date_event_time_runs_incrementally_like_a_timestamp(project_copy):
+    # A DATE event time counts as its day's midnight: the watermark and the range compare so.
+    project_copy.add_model("user_daily_spend", DAILY_SPEND, features=["amount"])
+    project_copy.dbt("run", "--select", "user_daily_spend")
+    project_copy.generate(loaded_from=DEMO_CUTOFF)
+
+    project_copy.dbt("run", "--select", "user_daily_spend")
+    incremental = frame(project_copy, "user_daily_spend")
+    assert project_copy.table("user_daily_spend").history(1)[0]["operation"] == "MERGE"
+    project_copy.dbt("run", "--select", "user_daily_spend", "--full-refresh")
+
+    assert_same_rows(incremental, frame(project_copy, "user_daily_spend"), ["user_id", "spend_date"])

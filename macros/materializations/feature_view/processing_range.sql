@@ -100,6 +100,10 @@
   {%- if value is string -%}
     {%- set value = modules.datetime.datetime.fromisoformat(value) -%}
   {%- endif -%}
+  {#- A DATE time column: its day's midnight, as DuckDB and Spark compare a date with a timestamp. -#}
+  {%- if value.hour is not defined -%}
+    {%- set value = modules.datetime.datetime.combine(value, modules.datetime.time()) -%}
+  {%- endif -%}
   {%- if value.tzinfo is not none -%}
     {%- set value = value.astimezone(modules.pytz.utc).replace(tzinfo=none) -%}
   {%- endif -%}
