@@ -121,3 +121,35 @@ def test_a_path_duckdb_would_take_as_a_glob_reads_through_deltalakes_dataset(tmp
         assert _read(engine, "bracketed") == [(0, 0.0), (1, 1 / 7), (2, 2 / 7)]
     finally:
         engine.close()
+
+
+def test_int96_timestamps_as_spark_writes_them_read_as_the_same_utc_instants(tmp_path) -> None:
+    """Spark (spark.sql.parquet.outputTimestampType=INT96) writes zone-less INT96 timestamps under a
+    Delta schema that says UTC `timestamp`; read as plain Parquet they must be the same instants."""
+    import pyarrow.parquet as pq
+    from deltalake import Schema
+    from deltalake.transaction import AddAction, create_table_with_add_actions
+
+    uri = tmp_path / "spark_written"
+    rows = _rows(0, 4, dt.date(2026, 10, 1), with_score=True).drop_columns(["_partition_date"])
+    (uri / "_delta_log").mkdir(parents=True)
+    pq.write_table(rows, uri / "part-00000.parquet", use_deprecated_int96_timestamps=True)
+    assert pq.read_metadata(uri / "part-00000.parquet").schema.column(1).physical_type == "INT96"
+    action = AddAction("part-00000.parquet", (uri / "part-00000.parquet").stat().st_size, {}, 0, True, "{}")
+    create_table_with_add_actions(str(uri), Schema.from_arrow(rows.schema), [action])
+    view = FeatureView(
+        name="spark_written", kind="batch", entities=("user",), join_keys=("user_id",), timestamp_field="ts",
+        created_field=None, ttl_seconds=None, online=False, delta_uri=str(uri),
+        features=(Feature("tier", "string"), Feature("score", "float64")),
+    )
+    pinned = pin_tables({"spark_written": view}, None)["spark_written"]
+    assert pinned.files is not None
+    engine = DuckDBEngine()
+    try:
+        engine.register_delta("int96", pinned, ["user_id", "ts"])
+        assert "read_parquet" in engine.connection.sql("select sql from duckdb_views() where view_name = 'int96'").fetchone()[0]
+        read = engine.connection.sql('select user_id, epoch_us("ts") from "int96" order by user_id').fetchall()
+        assert read == [(i, int(ts.timestamp()) * 1_000_000) for i, ts in enumerate(rows["ts"].to_pylist())]
+        assert engine.connection.sql('select typeof("ts") from "int96" limit 1').fetchone()[0] == "TIMESTAMP WITH TIME ZONE"
+    finally:
+        engine.close()
