@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from hindsight.core.instants import utc_instant
 from hindsight.serving.sampling import AD_HOC, LOG_SCHEMA
 
 
@@ -50,9 +51,9 @@ def read_served(uri: str, service: str, since: dt.datetime | None = None, until:
     stamp = LOG_SCHEMA.field("request_time").type
     condition = ds.field("service") == service
     if since is not None:
-        condition &= ds.field("request_time") >= ds.scalar(_utc(since)).cast(stamp)
+        condition &= ds.field("request_time") >= ds.scalar(utc_instant(since)).cast(stamp)
     if until is not None:
-        condition &= ds.field("request_time") < ds.scalar(_utc(until)).cast(stamp)
+        condition &= ds.field("request_time") < ds.scalar(utc_instant(until)).cast(stamp)
     rows = dataset.to_table(columns=["request_time", "registry_version", "features"], filter=condition)
     if rows.num_rows == 0:
         services = sorted(set(dataset.to_table(columns=["service"]).column("service").unique().to_pylist()))
@@ -73,10 +74,6 @@ def read_served(uri: str, service: str, since: dt.datetime | None = None, until:
     versions = rows.column("registry_version").drop_null().unique().to_pylist()
     times = rows.column("request_time")
     return ServedSample(features, rows.num_rows, tuple(sorted(versions)), pc.min(times).as_py(), pc.max(times).as_py())
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
 
 
 def _period(since: dt.datetime | None, until: dt.datetime | None) -> str:

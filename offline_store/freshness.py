@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 from sqlglot import exp
 
+from hindsight.core.instants import utc_instant
 from hindsight.core.object_store import delta_storage_options
 from hindsight.offline_store.tables import ROW_PRESERVING_OPERATIONS
 
@@ -71,13 +72,7 @@ class OfflineFreshness:
 
 
 def _utc(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time(), tzinfo=dt.timezone.utc)
-    raise TypeError(f"not a timestamp: {value!r}")
+    return None if value is None else utc_instant(value)
 
 
 def _commit(entry: dict[str, Any]) -> Commit:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import duckdb
+from hindsight.core.instants import utc_instant
 from hindsight.offline_store.tables import open_table
 from sqlglot import exp
 
@@ -66,9 +67,7 @@ def summarize(view: FeatureView) -> TableSummary:
     )
 
 
-def _utc_text(value) -> str | None:
+def _utc_text(value: dt.datetime | dt.date | None) -> str | None:
     if value is None:
         return None
-    if getattr(value, "tzinfo", None) is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return value.isoformat(sep=" ", timespec="seconds")
+    return utc_instant(value).replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from hindsight.core.instants import utc_instant
 from hindsight.online_sync.combine import CombinePlan
 from hindsight.online_sync.config import OnlineStoreConfig
 from hindsight.online_sync.newest import NewestRows, full_source, open_delta
@@ -82,8 +83,7 @@ def sample_newest(view: FeatureView, sample: int, seed: int | None = None) -> li
 
 def _compare(view: FeatureView, row: dict[str, Any], read: Any, now: dt.datetime) -> tuple[Mismatch | None, bool]:
     entity = {k: row[k] for k in view.join_keys}
-    delta_time = row[view.timestamp_field]
-    delta_time = delta_time if delta_time.tzinfo else delta_time.replace(tzinfo=dt.timezone.utc)
+    delta_time = utc_instant(row[view.timestamp_field])
     if read.status == NOT_FOUND:
         # Past its ttl, the item is DynamoDB's to delete (TTL sweeps run lazily): absent is right.
         if view.ttl is not None and now - delta_time > view.ttl:

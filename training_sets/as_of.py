@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from hindsight.core.instants import utc_instant
 from hindsight.registry_sync.model import OnDemandFeatureView, Registry
 from hindsight.training_sets.errors import TrainingSetError
 from hindsight.training_sets.plan import TrainingPlan
@@ -35,10 +36,8 @@ def instant(when: dt.datetime | dt.date | str) -> dt.datetime:
             when = dt.datetime.fromisoformat(when)
         except ValueError as error:
             raise TrainingSetError(f"cannot read {when!r} as an ISO date or time") from error
-    if isinstance(when, dt.datetime):
-        return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
     if isinstance(when, dt.date):
-        return dt.datetime(when.year, when.month, when.day, tzinfo=dt.timezone.utc)
+        return utc_instant(when)
     raise TrainingSetError(f"features_as_of needs a datetime, date or ISO string, got {type(when).__name__}")
 
 

@@ -179,7 +179,7 @@ def test_a_feature_view_config_error_is_reported_before_any_sql_runs(project_cop
 
 
 DAILY_SPEND = """\
-{{ config(entities=['user_id'], timestamp_field='spend_date', allowed_lateness='2d') }}
+{{ config(entities=['user_id'], timestamp_field='spend_date', allowed_lateness='2d', online=true) }}
 select user_id, cast(ts as date) as spend_date, sum(amount) as amount
 from {{ source('raw', 'transactions') }}
 where {{ hindsight.source_time_filter('ts') }}
@@ -199,3 +199,22 @@ def test_a_date_event_time_runs_incrementally_like_a_timestamp(project_copy):
     project_copy.dbt("run", "--select", "user_daily_spend", "--full-refresh")
 
     assert_same_rows(incremental, frame(project_copy, "user_daily_spend"), ["user_id", "spend_date"])
+
+
+def test_a_date_event_time_is_read_as_midnight_utc_by_every_command(project_copy, online_config, monkeypatch):
+    monkeypatch.setenv("HINDSIGHT_DYNAMODB_ENDPOINT", online_config.endpoint_url)
+    monkeypatch.setenv("HINDSIGHT_DYNAMODB_TABLE_PREFIX", online_config.table_prefix)
+    project_copy.add_model("user_daily_spend", DAILY_SPEND, features=["amount"])
+    project_copy.dbt("run", "--select", "user_daily_spend")
+    newest = max(frame(project_copy, "user_daily_spend")["spend_date"])
+
+    project_copy.run("hindsight", "apply")
+    project_copy.run("hindsight", "sync", "--select", "user_daily_spend", "--no-progress")
+    parity = project_copy.run("hindsight", "check-parity", "--select", "user_daily_spend", "--sample", "20")
+    summary = project_copy.run("hindsight", "summary", "--no-parse")
+    status = project_copy.run("hindsight", "status", "--json", check=False)
+
+    assert "0 mismatches" in parity.stdout, parity.stdout
+    assert f"{newest.isoformat()} 00:00:00" in summary.stdout, summary.stdout
+    view = next(v for v in json.loads(status.stdout)["views"] if v["view"] == "user_daily_spend")
+    assert view["offline_newest_event"].startswith(f"{newest.isoformat()}T00:00:00"), view
