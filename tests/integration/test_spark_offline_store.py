@@ -14,7 +14,7 @@ import pytest
 from tests.fixtures.dbt_project import ALL_FEATURE_VIEWS, DEMO_CUTOFF, FEATURE_VIEWS, DbtProject
 from tests.integration.backfill_check import backfill_one_day_after_doubling_amounts
 from tests.integration.delta_compare import assert_same_rows
-from tests.integration.test_offline_store import BROKEN_VIEW, KEYS
+from tests.integration.test_offline_store import BROKEN_VIEW, DAILY_SPEND, KEYS
 
 pytestmark = pytest.mark.integration
 
@@ -146,3 +146,16 @@ def test_a_partition_by_that_spark_cannot_apply_is_refused_by_the_registry_with_
     assert ("feature view user_home (models/features/user_home.sql): its Delta table is partitioned by ['home_country'], "
             "but partition_by is now ['birth_year']") in str(refused.value)
     assert "run `dbt run --full-refresh --select user_home`, or set partition_by back" in str(refused.value)
+
+
+def test_a_date_event_time_runs_incrementally_on_spark_as_on_duckdb(spark_project_copy, project_copy):
+    # The watermark reads a DATE as its day's midnight on both engines (processing_range.sql).
+    for project in (spark_project_copy, project_copy):
+        project.add_model("user_daily_spend", DAILY_SPEND, features=["amount"])
+        project.dbt("run", "--select", "user_daily_spend")
+        project.generate(loaded_from=DEMO_CUTOFF)
+        project.dbt("run", "--select", "user_daily_spend")
+        assert project.table("user_daily_spend").history(1)[0]["operation"] == "MERGE"
+
+    assert_same_rows(frame(spark_project_copy, "user_daily_spend"), frame(project_copy, "user_daily_spend"),
+                     ["user_id", "spend_date"])
