@@ -183,7 +183,7 @@ DAILY_SPEND = """\
 select user_id, cast(ts as date) as spend_date, sum(amount) as amount
 from {{ source('raw', 'transactions') }}
 where {{ hindsight.source_time_filter('ts') }}
-group by all
+group by user_id, cast(ts as date)
 """
 
 
