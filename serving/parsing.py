@@ -156,10 +156,8 @@ def _entity_row(raw: Any, keys: tuple[JoinKey, ...], where: str) -> dict[str, An
             if type(value) is OutOfRangeNumber and key.dtype != "string":
                 message = f"{where}: join key {key.name!r} {_out_of_range(key.dtype)}, got {show(value)}"
                 raise ApiError(400, "invalid_join_key", message)
-            raise ApiError(
-                400,
-                "invalid_join_key",
-                f"{where}: join key {key.name!r} must be {_key_type(key)}, got {json_type(value)} {show(value)}",
+            raise _wrong_type(
+                "invalid_join_key", f"{where}: join key {key.name!r} must be {_key_type(key)}", value, key.dtype
             )
         problem = _key_problem(value, key.dtype)
         if problem:
@@ -236,13 +234,25 @@ def _request_value(value: Any, field: RequestFieldSpec, where: str) -> Any:
     convert = _CONVERTERS.get(field.dtype)
     converted = convert(value) if convert else value
     if converted is _INVALID:
-        raise ApiError(
-            400,
-            "invalid_request_field",
-            f"{where}: request field {field.name!r} must be {_expected(field.dtype)}, "
-            f"got {json_type(value)} {show(value)}",
+        raise _wrong_type(
+            "invalid_request_field", f"{where}: request field {field.name!r} must be {_expected(field.dtype)}",
+            value, field.dtype,
         )
     return converted
+
+
+def _wrong_type(code: str, rule: str, value: Any, dtype: str | None) -> ApiError:
+    """The 400 for a value of the wrong type, with the nearest valid value when there is one.
+
+    The nearest value is the ingest API's (`streams.validation.nearest_valid`): one rule for both.
+    """
+    from hindsight.streams.validation import nearest_valid
+
+    message = f"{rule}, got {json_type(value)} {show(value)}"
+    nearest = None if dtype is None else nearest_valid(value, dtype)
+    if nearest is None:
+        return ApiError(400, code, message)
+    return ApiError(400, code, f"{message}; nearest valid value: {nearest}", {"nearest": nearest})
 
 
 def _expected(dtype: str) -> str:
@@ -251,6 +261,10 @@ def _expected(dtype: str) -> str:
         return f"{dtype} (an integer in [{low}, {high}])"
     if dtype in ("float32", "float64", "decimal"):
         return f"{dtype} (a finite number)"
+    if dtype == "timestamp":
+        return 'timestamp (an ISO 8601 string, e.g. "2026-01-31T12:00:00Z"; without an offset it is UTC)'
+    if dtype == "date":
+        return 'date (an ISO 8601 string, e.g. "2026-01-31")'
     return dtype
 
 
@@ -268,6 +282,8 @@ _MAX_FLOAT_INT = 2**63  # beyond int64 a JSON integer is out of range here, and 
 
 def _int_in(low: int, high: int) -> Callable[[Any], Any]:
     def convert(value: Any) -> Any:
+        if type(value) is float and value.is_integer():
+            value = int(value)  # 12.0 from a JavaScript or pandas client is 12, as for join keys
         return value if type(value) is int and low <= value <= high else _INVALID
 
     return convert

@@ -222,6 +222,23 @@ def _converter(dtype: str, arrow_type: pa.DataType) -> Any:
     return {"timestamp": _timestamp, "date": _date, "bool": _bool, "string": _string}[dtype]
 
 
+def nearest_valid(value: Any, dtype: str) -> str | None:
+    """The nearest valid value of registry type `dtype` to `value`, as text; None if `value` is valid or has none.
+
+    The rule every API names in its type errors (ingest here, feature requests in `serving.parsing`).
+
+    >>> nearest_valid("12", "int64"), nearest_valid(12, "string"), nearest_valid(2.5, "int64")
+    ('12', "'12'", '2')
+    >>> nearest_valid(12, "int64") is None, nearest_valid("twelve", "int64") is None
+    (True, True)
+    """
+    try:
+        _converter(dtype, ARROW_TYPES[dtype])(value)
+    except _Bad as bad:
+        return bad.nearest
+    return None
+
+
 def _is_null(value: Any) -> bool:
     if value is None:
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -48,8 +49,11 @@ def error_of(response):
         ({**FRAUD, "entities": {"merchant_id": 7}}, 400, "missing_join_key",
          ["entities is missing join key 'user_id' (int64)", "'user_transaction_aggregates'"]),
         ({**FRAUD, "entities": {"user_id": "12", "merchant_id": 7}}, 400, "invalid_join_key",
-         ["join key 'user_id' must be int64", "got string '12'"]),
+         ["join key 'user_id' must be int64", "got string '12'; nearest valid value: 12"]),
+        ({**FRAUD, "entities": {"user_id": " 12 ", "merchant_id": 7}}, 400, "invalid_join_key", ["nearest valid value: 12"]),
         ({**FRAUD, "entities": {"user_id": 1.5, "merchant_id": 7}}, 400, "invalid_join_key", ["got number 1.5"]),
+        ({**FRAUD, "entities": {"user_id": "2" * 30, "merchant_id": 7}}, 400, "invalid_join_key",
+         ["must be int64", "got string '222"]),
         ({**FRAUD, "entities": {"user_id": True, "merchant_id": 7}}, 400, "invalid_join_key", ["got boolean True"]),
         ({**FRAUD, "entities": {"user_id": None, "merchant_id": 7}}, 400, "invalid_join_key", ["got null"]),
         ({**FRAUD, "entities": [{"user_id": 1, "merchant_id": 7}, {"user_id": 2}]}, 400, "missing_join_key",
@@ -62,6 +66,10 @@ def error_of(response):
         ({k: v for k, v in FRAUD.items() if k != "request_context"}, 400, "missing_request_field", ["'amount'"]),
         ({**FRAUD, "request_context": {"amount": "lots", "country": "FR"}}, 400, "invalid_request_field",
          ["request field 'amount' must be float64", "got string 'lots'"]),
+        ({**FRAUD, "request_context": {"amount": "99.5", "country": "FR"}}, 400, "invalid_request_field",
+         ["got string '99.5'; nearest valid value: 99.5"]),
+        ({**FRAUD, "request_context": {"amount": 99.5, "country": 33}}, 400, "invalid_request_field",
+         ["request field 'country' must be string", "nearest valid value: '33'"]),
         ({**FRAUD, "request_context": [{"amount": 1.0, "country": "FR"}]}, 400, "invalid_request_context",
          ["must be an object"]),
         ({**FRAUD, "entities": [FRAUD["entities"]] * 2, "request_context": [{"amount": 1.0, "country": "FR"}]}, 400,
@@ -80,6 +88,23 @@ def test_bad_requests_name_the_problem(serving_client, serving_store, body, stat
     for fragment in fragments:
         assert fragment in message
     assert serving_store.calls == []  # rejected before touching the store
+
+
+def test_the_nearest_valid_value_is_in_details(serving_client):
+    body = {**FRAUD, "entities": {"user_id": "12", "merchant_id": 7}}
+    error = serving_client.post("/v1/features", json=body).get_json()["error"]
+    assert error["details"] == {"nearest": "12"}
+    # Sending the nearest valid value is the fix.
+    body["entities"]["user_id"] = json.loads(error["details"]["nearest"])
+    assert serving_client.post("/v1/features", json=body).status_code == 200
+
+
+def test_an_integral_number_is_an_integer_request_field():
+    """12.0 (JavaScript, pandas) is the integer 12 in request_context, as it is in entities and ingest."""
+    from hindsight.serving.parsing import _CONVERTERS, _INVALID
+
+    assert _CONVERTERS["int64"](12.0) == 12 and type(_CONVERTERS["int64"](12.0)) is int
+    assert _CONVERTERS["int32"](2.0**40) is _INVALID  # still range-checked
 
 
 def test_suggestions_are_listed_in_details(serving_client):
