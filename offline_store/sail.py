@@ -18,11 +18,13 @@ URL is malformed or nothing listens.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import sys
 import time
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,11 @@ def sail_executable() -> Path:
     return Path(found)
 
 
+def _describe_env(env: Mapping[str, str]) -> str:
+    """Object-store settings for a message (they hold no credentials)."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(env.items())) or "none: a local offline store"
+
+
 class SailServer:
     """Start, stop and inspect one background Sail server."""
 
@@ -173,22 +180,33 @@ class SailServer:
         port = int(info["port"])
         return SailStatus(True, answers(port), int(info["pid"]), remote_url(port))
 
-    def start(self, port: int = DEFAULT_PORT) -> str:
+    def start(self, port: int = DEFAULT_PORT, env: Mapping[str, str] | None = None) -> str:
         """Start Sail in the background unless it runs; returns its Spark Connect URL.
+
+        `env` is added to this process's environment for Sail: the S3 settings of an offline
+        store on S3 (`hindsight.core.object_store.S3Config.delta_options`: Sail reads object
+        stores through the same Rust crate as delta-rs, configured by the same variables).
 
         Raises:
             SailError: pysail is missing, the port is taken, or Sail did not listen in time.
         """
         current = self.status()
         if current.running:
+            recorded = (self.process.info() or {}).get("object_store", {})
+            if recorded != dict(env or {}):
+                raise SailError(
+                    f"Sail already runs (pid {current.pid}) with other object-store settings than this project's "
+                    f"offline store needs ({_describe_env(recorded)}; wanted: {_describe_env(env or {})}): "
+                    "run `hindsight spark down`, then `hindsight spark up`"
+                )
             return str(current.remote)
         if answers(port):
             raise SailError(f"port {port} is already in use by a server not started here; pick another --port")
         command = [str(sail_executable()), "spark", "server", "--ip", "127.0.0.1", "--port", str(port),
                    "-C", str(self.working_dir)]
         try:
-            self.process.start(command, lambda: answers(port, timeout_s=0.2), record={"port": port},
-                               timeout_s=_READY_TIMEOUT_S)
+            self.process.start(command, lambda: answers(port, timeout_s=0.2), record={"port": port, "object_store": dict(env or {})},
+                               env={**os.environ, **env} if env else None, timeout_s=_READY_TIMEOUT_S)
         except ProcessStartError as error:
             raise SailError(f"Sail did not start on port {port}: {error}") from error
         return remote_url(port)

@@ -17,6 +17,14 @@ def _server() -> Any:
     return SailServer(settings.state_dir, working_dir=settings.project_dir)
 
 
+def _object_store_env() -> dict[str, str]:
+    """What Sail needs to reach an offline store on S3 (hindsight.yml's `s3:`); nothing for a local one."""
+    from hindsight.core.object_store import S3Config, is_s3
+
+    settings = project_settings()
+    return S3Config.from_settings(settings).delta_options() if is_s3(settings.offline_store) else {}
+
+
 @click.group("spark")
 def spark() -> None:
     """Run Sail, a local Spark Connect server with Delta Lake, for `dbt build --target spark`."""
@@ -32,7 +40,7 @@ def up(port: int) -> None:
     from hindsight.offline_store.sail import SailError
 
     try:
-        remote = _server().start(port=port)
+        remote = _server().start(port=port, env=_object_store_env())
     except SailError as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"Sail (Spark Connect) answers at {remote}; then: HINDSIGHT_TARGET=spark dbt build", err=True)

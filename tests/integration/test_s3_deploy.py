@@ -5,6 +5,8 @@ override them): `dbt build` writes every feature view to S3, `hindsight apply` w
 there, a training set and `hindsight sync` read the tables back, and a `hindsight serve` that only
 knows the S3 registry serves the applied version and picks up the next apply. Two processes
 applying at once each get their own versions.
+On the spark target, `hindsight spark up` gives Sail the project's S3 settings: `dbt build` writes
+the same tables to S3 and a Spark training set over them equals DuckDB's.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 import requests
 
 from hindsight.core.object_store import S3Config, split_s3
+from hindsight.core.ports import free_port
 from hindsight.registry_sync.store import RegistryStore
 from hindsight.training_sets.api import training_set
 from tests.fixtures.dbt_project import DEMO_CUTOFF, FEATURE_VIEWS, new_project
@@ -208,3 +211,46 @@ def test_two_processes_applying_at_once_never_lose_a_version(s3_bucket, s3_env):
     # Each version holds what the process that got its number wrote.
     for name, versions in zip(("ci_a", "ci_b"), got):
         assert {store.read(v).project for v in versions} == {name}
+
+
+def test_spark_builds_and_reads_the_feature_views_on_s3(tmp_path, s3_bucket, s3_env, monkeypatch):
+    """`hindsight spark up` hands Sail the project's S3 settings: the spark target then writes every
+    feature view to S3, and a Spark training set over those tables equals DuckDB's."""
+    project = dataclasses.replace(
+        new_project(tmp_path / "project"), offline_store=f"{s3_bucket}/offline_store", registry=f"{s3_bucket}/registry",
+    )
+    config = project.root / "hindsight.yml"
+    text = config.read_text()
+    for key, value in (("offline_store", project.offline_store), ("registry", project.registry)):
+        text = re.sub(rf"^{key}: \S+", f"{key}: {value}", text, flags=re.M)
+    # The endpoint only in hindsight.yml: Sail can only have it from `hindsight spark up`.
+    config.write_text(text + f"s3:\n  endpoint_url: {s3_env['HINDSIGHT_S3_ENDPOINT_URL']}\n")
+    monkeypatch.delenv("HINDSIGHT_S3_ENDPOINT_URL")
+    monkeypatch.setenv("HINDSIGHT_PROJECT_DIR", str(project.root))  # this process reads S3 as the project says
+    project.generate(loaded_before=DEMO_CUTOFF)
+
+    port = free_port()
+    up = project.run("hindsight", "spark", "up", "--port", str(port))
+    try:
+        spark = project.with_target("spark", up.stdout.strip().split("=", 1)[1])
+        spark.dbt("build")
+        assert not (project.root / "data" / "offline_store").exists()
+        rows = {}
+        for view in FEATURE_VIEWS:
+            assert "_delta_log/00000000000000000000.json" in s3_keys(f"{project.offline_store}/{view}"), view
+            rows[view] = project.table(view).to_pyarrow_table().num_rows
+            assert rows[view] > 0, view
+        spark.dbt("run")  # a rerun with nothing new adds nothing
+        assert {view: project.table(view).to_pyarrow_table().num_rows for view in FEATURE_VIEWS} == rows
+
+        project.run("hindsight", "apply", "--no-parse", "--no-online")
+        users = project.table("user_profile").to_pyarrow_table().column("user_id").to_pylist()[:100]
+        spine = pa.table({"user_id": users,
+                          "event_timestamp": pa.array([DEMO_CUTOFF] * len(users), pa.timestamp("us", tz="UTC"))})
+        on_spark = training_set(spine, service="user_spend_profile", engine="spark", spark_remote=spark.spark_remote,
+                                project_dir=project.root)
+        on_duckdb = training_set(spine, service="user_spend_profile", project_dir=project.root)
+        assert on_spark.num_rows == len(users)
+        assert_same_rows(on_spark.sort_by("user_id"), on_duckdb.select(on_spark.column_names).sort_by("user_id"))
+    finally:
+        project.run("hindsight", "spark", "down", check=False)

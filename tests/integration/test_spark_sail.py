@@ -71,3 +71,21 @@ def test_a_taken_port_is_a_clear_error(tmp_path):
         server.stop()
     assert result.returncode == 1
     assert f"port {port} is already in use" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_running_sail_without_the_offline_stores_s3_settings_is_refused(tmp_path):
+    """Sail reads S3 settings once, at start: one started for a local store cannot reach the bucket."""
+    server = SailServer(tmp_path / "state", working_dir=tmp_path)
+    port = free_port()
+    s3 = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "eu-west-3"}
+    server.start(port=port)
+    try:
+        with pytest.raises(SailError, match=r"other object-store settings.*hindsight spark down`, then"):
+            server.start(port=port, env=s3)
+    finally:
+        server.stop()
+    remote = server.start(port=port, env=s3)
+    try:
+        assert server.start(port=port, env=dict(s3)) == remote  # the same settings: the running server
+    finally:
+        server.stop()
