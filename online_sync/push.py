@@ -35,7 +35,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from hindsight.core.arrow_types import ARROW_TYPES
 from hindsight.core.suggest import did_you_mean
+from hindsight.core.values import ValueProblem, converter
 from hindsight.offline_store.pushed_rows import FEATURES_PRESENT, entry_id
 from hindsight.online_sync.codec import (
     EXPIRES_ATTR,
@@ -190,12 +192,55 @@ def push_item(
     return row_.key, row_.order, row_.item
 
 
+class PushValueError(ValueError):
+    """A pushed row's value that is not of its column's type: names the row, the field, the rule and
+    the nearest valid value (`hindsight.core.values`, the ingest API's rule)."""
+
+    rule = "type"
+
+    def __init__(self, view: str, index: int, field: str, problem: str, nearest: str | None = None) -> None:
+        self.view, self.index, self.field, self.nearest = view, index, field, nearest
+        text = f"push to {view!r}: row {index}: field {field!r}: {problem}"
+        super().__init__(text + (f"; nearest valid value: {nearest}" if nearest else ""))
+
+
+def _typed(view: FeatureView, row: Mapping[str, Any], index: int, present: tuple[str, ...]) -> dict[str, Any]:
+    """The row with its join keys (where the registry knows their types) and features converted to
+    their types, as the view's Delta table will hold them: a value the table cannot take is refused
+    now, before anything is acknowledged, not by the flusher later."""
+    dtypes = dict(zip(view.join_keys, view.join_key_dtypes)) if len(view.join_key_dtypes) == len(view.join_keys) else {}
+    dtypes.update((f.name, f.dtype) for f in view.features if f.name in present)
+    typed = dict(row)
+    for name, dtype in dtypes.items():
+        value = row.get(name)
+        # A decimal's scale is its table's, which the registry does not record: the flusher casts it.
+        if value is None or dtype not in ARROW_TYPES or dtype == "decimal":
+            continue
+        if dtype == "timestamp":  # as the event time: epoch microseconds too
+            _micros(view, row, index, name)
+            continue
+        try:
+            typed[name] = converter(dtype)(value)
+        except ValueProblem as problem:
+            raise PushValueError(view.name, index, name, problem.problem, problem.nearest) from None
+    return typed
+
+
+def _micros(view: FeatureView, row: Mapping[str, Any], index: int, field: str) -> int:
+    try:
+        return to_micros(row[field])
+    except (TypeError, ValueError, OverflowError) as err:
+        raise PushValueError(view.name, index, field, f"expected a timestamp (ISO-8601 text, a datetime or epoch "
+                                                      f"microseconds): {err}", "'2026-11-30T17:00:00+00:00'") from None
+
+
 def _row(view: FeatureView, row: Mapping[str, Any], index: int, bound: FutureBound | None) -> PushedRow:
     present = _check_row(view, row, index)
+    row = _typed(view, row, index, present)
+    event = _micros(view, row, index, view.timestamp_field)
+    created_value = row.get(view.created_field) if view.created_field else None
+    created = None if created_value is None or view.created_field is None else _micros(view, row, index, view.created_field)
     try:
-        event = to_micros(row[view.timestamp_field])
-        created_value = row.get(view.created_field) if view.created_field else None
-        created = None if created_value is None else to_micros(created_value)
         key = entity_key([row[k] for k in view.join_keys])
         order = order_key(event, created)
         item: dict[str, Any] = {KEY_ATTR: {"S": key}, WRITER_ATTR: {"S": SYNC_WRITER}, ORDER_ATTR: {"N": str(order)}}

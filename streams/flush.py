@@ -36,7 +36,7 @@ from hindsight.core.object_store import delta_storage_options
 from hindsight.core.suggest import did_you_mean
 from hindsight.offline_store.event_log import INGESTED_AT
 from hindsight.offline_store.event_log_writer import events_table, write_events
-from hindsight.offline_store.pushed_rows import append_pushed_rows
+from hindsight.offline_store.pushed_rows import PushedRowsError, append_pushed_rows
 from hindsight.online_sync.codec import KEY_ATTR
 from hindsight.online_sync.config import OnlineStoreConfig, shared_client
 from hindsight.online_sync.journal import Journal, JournalEntry, source_target, view_target
@@ -254,7 +254,8 @@ class Flusher:
                 # JSON values as they are: append_pushed_rows casts them to the table's types. The
                 # columns are every row's keys (from_pylist would take the first row's only).
                 columns = list(dict.fromkeys(k for e in batch for k in e.row))
-                table = pa.table({c: [e.row.get(c) for e in batch] for c in columns}).append_column(
+                table = pa.table({c: _journal_column(view.name, c, [e.row.get(c) for e in batch])
+                                  for c in columns}).append_column(
                     INGESTED_AT, pa.array([e.ingested_at for e in batch], pa.timestamp("us", tz="UTC")))
                 added = append_pushed_rows(view, table, storage_options=self._options(view.delta_uri))
                 return added, int(added > 0), None
@@ -307,3 +308,19 @@ class Flusher:
 
 
 __all__ = ["DEFAULT_BATCH_SIZE", "FlushReport", "Flusher", "TargetFlush", "lease_key"]
+
+
+def _journal_column(view: str, name: str, values: list[Any]) -> pa.Array:
+    """One column of journaled pushed rows, or a PushedRowsError naming it (never a bare Arrow error).
+
+    Pushes check their values' types before they are journaled, so only entries written before that
+    check (or by hand) can hold values of several types in one column.
+    """
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        kinds = sorted({type(v).__name__ for v in values if v is not None})
+        raise PushedRowsError(
+            f"journaled rows pushed to {view!r}: column {name!r} holds values of several types ({', '.join(kinds)}), "
+            f"which its Delta table cannot take: {err}"
+        ) from None

@@ -26,20 +26,17 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from hindsight.core.arrow_types import ARROW_TYPES
+from hindsight.core.values import NOT_FINITE, ValueProblem, converter, describe, nearest_valid  # noqa: F401 (nearest_valid: re-exported)
 from hindsight.core.suggest import closest, did_you_mean
 from hindsight.online_sync.push import MAX_FUTURE_SKEW_ENV, FutureBound
 from hindsight.registry_sync.model import StreamSource
 
-_UTC = dt.timezone.utc
-_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 #: Marks "use the environment's bound" (None means no bound).
 _FROM_ENV: Any = object()
 
@@ -74,171 +71,6 @@ class ValidatedRows:
     duplicates: int
 
 
-# ---------------------------------------------------------------------------------------------
-# One value
-# ---------------------------------------------------------------------------------------------
-
-
-class _Bad(Exception):
-    """A value of the wrong type: the problem and the nearest valid value."""
-
-    def __init__(self, problem: str, nearest: str | None = None) -> None:
-        super().__init__(problem)
-        self.problem, self.nearest = problem, nearest
-
-
-def _describe(value: Any) -> str:
-    return f"{value!r} ({type(value).__name__})"
-
-
-def _epoch_guess(number: Any) -> str | None:
-    """An epoch number as the ISO timestamp it most likely means (seconds, ms or us)."""
-    magnitude = abs(float(number))
-    scale = 1 if magnitude < 1e11 else (1e3 if magnitude < 1e14 else 1e6)
-    try:
-        moment = dt.datetime.fromtimestamp(number / scale, _UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    unit = {1: "epoch seconds", 1e3: "epoch milliseconds", 1e6: "epoch microseconds"}[scale]
-    return f"{moment.isoformat()!r} (if {number!r} is in {unit})"
-
-
-def _timestamp(value: Any) -> dt.datetime:
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-        except ValueError:
-            raise _Bad(f"expected an ISO-8601 timestamp, got {value!r}", "'2026-11-30T17:00:00+00:00'") from None
-        return moment.replace(tzinfo=_UTC) if moment.tzinfo is None else moment.astimezone(_UTC)
-    if hasattr(value, "to_pydatetime") and not isinstance(value, dt.datetime):  # pandas.Timestamp
-        value = value.to_pydatetime()
-    if isinstance(value, np.datetime64):
-        value = value.astype("datetime64[us]").astype(dt.datetime)
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-    if isinstance(value, dt.date):
-        raise _Bad(f"expected a timestamp, got the date {value.isoformat()!r}",
-                   repr(dt.datetime.combine(value, dt.time(), _UTC).isoformat()))
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        raise _Bad(f"expected an ISO-8601 timestamp, got the number {value!r}", _epoch_guess(value))
-    raise _Bad(f"expected a timestamp, got {_describe(value)}", "'2026-11-30T17:00:00+00:00'")
-
-
-def _date(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        raise _Bad(f"expected a date, got the timestamp {value.isoformat()!r}", repr(value.date().isoformat()))
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            try:
-                return _date(_timestamp(value))
-            except _Bad:
-                raise _Bad(f"expected an ISO date (YYYY-MM-DD), got {value!r}", "'2026-11-30'") from None
-    raise _Bad(f"expected a date, got {_describe(value)}", "'2026-11-30'")
-
-
-def _integer(value: Any, dtype: str) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise _Bad(f"expected an integer ({dtype}), got {value!r}", str(int(value)))
-    if isinstance(value, (int, np.integer)):
-        number = int(value)
-    elif isinstance(value, (float, np.floating, Decimal)) and math.isfinite(value) and value == int(value):
-        number = int(value)  # JSON clients and pandas send 12.0 for 12
-    elif isinstance(value, (float, np.floating, Decimal)):
-        nearest = str(round(value)) if math.isfinite(value) else None
-        raise _Bad(f"expected an integer ({dtype}), got {value!r}", nearest)
-    elif isinstance(value, str):
-        try:
-            nearest = str(int(Decimal(value.strip())))
-        except (InvalidOperation, ValueError):
-            nearest = None
-        raise _Bad(f"expected an integer ({dtype}), got the text {value!r}", nearest)
-    else:
-        raise _Bad(f"expected an integer ({dtype}), got {_describe(value)}")
-    low, high = _INT_RANGE[dtype]
-    if not low <= number <= high:
-        raise _Bad(f"{number} is out of the {dtype} range [{low}, {high}]", str(max(low, min(high, number))))
-    return number
-
-
-def _float(value: Any, dtype: str) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        raise _Bad(f"expected a number ({dtype}), got {value!r}", str(float(value)))
-    if isinstance(value, (int, float, np.integer, np.floating, Decimal)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            nearest = repr(float(value.strip()))
-        except ValueError:
-            nearest = None
-        raise _Bad(f"expected a number ({dtype}), got the text {value!r}", nearest)
-    raise _Bad(f"expected a number ({dtype}), got {_describe(value)}")
-
-
-def _decimal(value: Any, scale: int) -> Decimal:
-    if isinstance(value, (bool, np.bool_)):
-        raise _Bad(f"expected a decimal, got {value!r}")
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except InvalidOperation:
-        raise _Bad(f"expected a decimal, got {_describe(value)}", "'12.50'") from None
-    if not number.is_finite():
-        raise _Bad(f"expected a finite decimal, got {value!r}")
-    quantum = Decimal(1).scaleb(-scale)
-    if number != number.quantize(quantum):
-        raise _Bad(f"{value!r} has more than {scale} decimal places", repr(str(number.quantize(quantum))))
-    return number
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    nearest = None
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        nearest = value.strip().lower()
-    elif isinstance(value, (int, np.integer)) and value in (0, 1):
-        nearest = "true" if value else "false"
-    raise _Bad(f"expected a boolean, got {_describe(value)}", nearest)
-
-
-def _string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    nearest = None if isinstance(value, (dict, list)) else repr(str(value))
-    raise _Bad(f"expected text (string), got {_describe(value)}", nearest)
-
-
-def _converter(dtype: str, arrow_type: pa.DataType) -> Any:
-    if dtype in _INT_RANGE:
-        return lambda v: _integer(v, dtype)
-    if dtype in ("float32", "float64"):
-        return lambda v: _float(v, dtype)
-    if dtype == "decimal":
-        return lambda v: _decimal(v, arrow_type.scale)
-    return {"timestamp": _timestamp, "date": _date, "bool": _bool, "string": _string}[dtype]
-
-
-def nearest_valid(value: Any, dtype: str) -> str | None:
-    """The nearest valid value of registry type `dtype` to `value`, as text; None if `value` is valid or has none.
-
-    The rule every API names in its type errors (ingest here, feature requests in `serving.parsing`).
-
-    >>> nearest_valid("12", "int64"), nearest_valid(12, "string"), nearest_valid(2.5, "int64")
-    ('12', "'12'", '2')
-    >>> nearest_valid(12, "int64") is None, nearest_valid("twelve", "int64") is None
-    (True, True)
-    """
-    try:
-        _converter(dtype, ARROW_TYPES[dtype])(value)
-    except _Bad as bad:
-        return bad.nearest
-    return None
-
-
 def _is_null(value: Any) -> bool:
     if value is None:
         return True
@@ -268,12 +100,12 @@ def _required(stream: StreamSource) -> tuple[str, ...]:
 def _from_dicts(stream: StreamSource, rows: list[Any], schema: pa.Schema) -> pa.Table:
     names = schema.names
     declared = set(names)
-    converters = [_converter(c.dtype, schema.field(c.name).type) for c in stream.columns]
+    converters = [converter(c.dtype, schema.field(c.name).type) for c in stream.columns]
     columns: list[list[Any]] = [[] for _ in names]
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise IngestValidationError(stream.name, None, index, "not_an_object",
-                                        f"expected an object of field values, got {_describe(row)}")
+                                        f"expected an object of field values, got {describe(row)}")
         if len(row) != len(names) or not declared.issuperset(row):
             _check_fields(stream, list(row), names, index)
         for position, name in enumerate(names):
@@ -283,7 +115,7 @@ def _from_dicts(stream: StreamSource, rows: list[Any], schema: pa.Schema) -> pa.
                 continue
             try:
                 columns[position].append(converters[position](value))
-            except _Bad as bad:
+            except ValueProblem as bad:
                 raise IngestValidationError(stream.name, name, index, "type", bad.problem, bad.nearest) from None
     return pa.table([pa.array(values, schema.field(i).type) for i, values in enumerate(columns)], schema=schema)
 
@@ -332,11 +164,20 @@ def _cast(stream: StreamSource, name: str, dtype: str, data: pa.ChunkedArray, ta
         try:
             if pa.types.is_timestamp(kind) and kind.tz is None:
                 data = pc.assume_timezone(data.cast(pa.timestamp("us")), "UTC")
-            return data.cast(target, safe=True).combine_chunks()
+            cast = data.cast(target, safe=True).combine_chunks()
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
+        else:
+            if not pa.types.is_floating(target):
+                return cast
+            finite = pc.is_finite(cast)
+            if pc.all(finite).as_py() is not False:
+                return cast
+            index = pc.index(finite, False).as_py()
+            raise IngestValidationError(stream.name, name, index, "type",
+                                        f"expected a finite number ({dtype}), got {cast[index].as_py()!r}: {NOT_FINITE}")
     # Slow path: value by value, which names the first bad row and its nearest valid value.
-    convert = _converter(dtype, target)
+    convert = converter(dtype, target)
     values: list[Any] = []
     for index, value in enumerate(data.to_pylist()):
         if _is_null(value):
@@ -344,7 +185,7 @@ def _cast(stream: StreamSource, name: str, dtype: str, data: pa.ChunkedArray, ta
             continue
         try:
             values.append(convert(value))
-        except _Bad as bad:
+        except ValueProblem as bad:
             raise IngestValidationError(stream.name, name, index, "type", bad.problem, bad.nearest) from None
     return pa.array(values, target)
 

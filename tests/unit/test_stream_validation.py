@@ -145,3 +145,13 @@ def test_decimal_dates_and_bools():
     assert (err.field, err.rule, err.nearest) == ("flag", "type", "true")
     err = error([row(fee=1, day="2026-11-30T10:00:00", flag=True)], stream)
     assert (err.field, err.rule) == ("day", "type") and "'2026-11-30'" in err.nearest
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_an_infinite_or_nan_amount_is_refused_as_rows_and_as_arrow(value):
+    """JSON's 1e999 parses as infinity: accepted, it made every sum, mean and max of its window null."""
+    err = error([row(), row(transaction_id="t2", amount=value)])
+    assert (err.field, err.index, err.rule) == ("amount", 1, "type") and "finite number" in str(err)
+    arrow = pa.Table.from_pylist([row(ts=NOW), row(transaction_id="t2", ts=NOW, amount=value)])
+    err = error(arrow)
+    assert (err.field, err.index, err.rule) == ("amount", 1, "type") and "finite number" in str(err)
