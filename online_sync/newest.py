@@ -90,9 +90,19 @@ def change_source(snapshot: DeltaSnapshot, view: FeatureView, from_version: int)
     """
     columns = [*view_columns(view), CHANGE_TYPE, COMMIT_VERSION]
     reader = snapshot.table.load_cdf(
-        starting_version=from_version, ending_version=snapshot.version, columns=columns
+        starting_version=from_version, ending_version=snapshot.version, columns=[_cdf_column(c) for c in columns]
     )
     return pa.RecordBatchReader.from_stream(reader)
+
+
+def _cdf_column(name: str) -> str:
+    """A column for `load_cdf(columns=...)`, quoted: its DataFusion folds bare names to lower case,
+    so a feature `Plan_Tier` would not be found and every sync would fall back to a full resync.
+
+    >>> _cdf_column('Plan_Tier'), _cdf_column('a"b')
+    ('"Plan_Tier"', '"a""b"')
+    """
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _col(name: str) -> exp.Column:

@@ -123,6 +123,10 @@ class TileLists(ScratchSession):
     def __init__(self, view: FeatureView, threads: int = 2) -> None:
         super().__init__(view, threads)
         self.changed_keys: list[str] | None = None
+        # DuckDB 1.5 pushes a join's key filter into the pyarrow scan of the window; for a string
+        # key it sends a string_view constant, which pyarrow cannot compare with the table's string
+        # column. With one changed entity the incremental sync then failed and fell back to full.
+        self._con.execute("SET disabled_optimizers = 'join_filter_pushdown'")
 
     def load(self, window: Any, changes: pa.RecordBatchReader | None = None) -> None:
         """Group the tiles of `window` per entity: all entities, or only those `changes` names.
