@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
@@ -382,7 +382,7 @@ def _entities_of(keys: list[str], entities: dict[str, Entity], where: str, probl
             declared = ", ".join(f"{e.name} [{', '.join(e.join_keys)}]" for e in entities.values()) or "none"
             problems.append(
                 f"{where}: entity column {key} is not a join key of any declared entity (declared: "
-                f"{declared}); declare one in a source's meta.hindsight.entity"
+                f"{declared}); declare one in the meta.hindsight.entity of a source or a seed"
             )
     return tuple(e.name for e in sorted(matched, key=lambda e: keys.index(e.join_keys[0])))
 
@@ -457,7 +457,7 @@ def _services(
         if not _service_declaration_ok(exposure, declared, where, problems):
             continue
         listed = declared["features"]
-        refs = _service_refs(listed, catalog, where, problems, unreadable)
+        refs = _service_refs(listed, catalog, where, problems, unreadable, _other_models(manifest))
         _check_collisions(refs, where, problems)
         owner = exposure.get("owner") or {}
         services.append(
@@ -502,8 +502,27 @@ def _service_declaration_ok(exposure: dict[str, Any], declared: Any, where: str,
     return True
 
 
+def _other_models(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Models that are not feature views, by name: a service naming one gets told how to make it one."""
+    return {
+        node["name"]: node for node in manifest.get("nodes", {}).values()
+        if node.get("resource_type") == "model" and (node.get("config") or {}).get("materialized") != "feature_view"
+    }
+
+
+def _not_a_feature_view(node: dict[str, Any]) -> str:
+    """Why a model a service names is no feature view, and the fix."""
+    materialized = (node.get("config") or {}).get("materialized")
+    return (
+        f": model {node['name']} ({node.get('original_file_path')}) is materialized as {materialized!r}, not "
+        f"'feature_view'; set materialized='feature_view' in its config(), or +materialized: feature_view for "
+        f"its folder in dbt_project.yml (with +on_schema_change: fail, as `hindsight init` sets for models/features)"
+    )
+
+
 def _service_refs(
-    listed: Any, catalog: dict[str, list[str]], where: str, problems: list[str], unreadable: AbstractSet[str] = frozenset()
+    listed: Any, catalog: dict[str, list[str]], where: str, problems: list[str], unreadable: AbstractSet[str] = frozenset(),
+    other_models: Mapping[str, dict[str, Any]] | None = None,
 ) -> list[FeatureRef]:
     refs: list[FeatureRef] = []
     for item in listed if isinstance(listed, list) else [listed]:
@@ -524,7 +543,9 @@ def _service_refs(
         if view in unreadable:
             continue
         if view not in catalog:
-            problems.append(f"{where}: unknown feature view {view}{did_you_mean(view, catalog)}")
+            model = (other_models or {}).get(view)
+            hint = _not_a_feature_view(model) if model is not None else did_you_mean(view, catalog)
+            problems.append(f"{where}: unknown feature view {view}{hint}")
             continue
         if feature == "*":
             refs.extend(FeatureRef(view, f) for f in catalog[view])

@@ -201,7 +201,7 @@ def _entities(
         if entity is None:
             problems.append(
                 f"{where}: entity {name!r} is not declared{did_you_mean(name, entities)}; "
-                f"known: {', '.join(sorted(entities)) or 'none'} (declare one in a source's meta.hindsight.entity)"
+                f"known: {', '.join(sorted(entities)) or 'none'} (declare one in the meta.hindsight.entity of a source or a seed)"
             )
             continue
         for key in entity.join_keys:

@@ -76,3 +76,20 @@ def test_dbt_in_a_folder_delta_rs_cannot_open_says_why_without_a_traceback(demo_
     assert (f"hindsight: offline_store: the path {project.root}/data/offline_store contains '[' and ']'"
             in result.stdout), result.stdout[-3000:]
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_feature_view_outside_models_features_needs_no_on_schema_change(project_copy):
+    """Outside models/features (no folder defaults), dbt fills on_schema_change with its own 'ignore':
+    that is not the user's choice, and the view builds with the documented default, fail."""
+    folder = project_copy.root / "models" / "marts"
+    folder.mkdir(parents=True)
+    (folder / "user_spend.sql").write_text(SPEND.format(materialized="materialized='feature_view', "))
+    (folder / "user_spend.yml").write_text(described_features("user_spend", ["amount"]))
+    project_copy.dbt("run", "--select", "user_spend")
+    assert project_copy.table("user_spend").to_pyarrow_table().num_rows > 0
+
+    (folder / "user_spend.sql").write_text(
+        SPEND.format(materialized="materialized='feature_view', on_schema_change='ignore', "))
+    refused = project_copy.dbt("run", "--select", "user_spend", check=False)
+    assert refused.returncode == 1
+    assert "on_schema_change 'ignore' is not supported by feature views; use one of: fail, append_new_columns" in refused.stdout

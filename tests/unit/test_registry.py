@@ -114,8 +114,14 @@ def test_registry_round_trips_through_json(manifest, tmp_path):
         (lambda m: m["nodes"]["n1"]["config"].update(entities=["account_id"]), "feature view user_stats (models/features/user_stats.sql): entity column account_id is not a join key of any declared entity"),
         (lambda m: m["nodes"]["n1"]["config"].update(entities=["account_id"]), "column account_id (from its config) is not in the Delta table"),
         (lambda m: m["exposures"]["e1"]["meta"]["hindsight"]["features"].append("users:amount"), "unknown feature view users (did you mean user_stats?)"),
+        (lambda m: (m["nodes"].update(n9={"resource_type": "model", "name": "orphan", "original_file_path": "models/other/orphan.sql",
+                                          "config": {"materialized": "view"}}),
+                    m["exposures"]["e1"]["meta"]["hindsight"]["features"].append("orphan:amount")),
+         "unknown feature view orphan: model orphan (models/other/orphan.sql) is materialized as 'view', not 'feature_view'; "
+         "set materialized='feature_view' in its config(), or +materialized: feature_view for its folder"),
     ],
-    ids=["unknown_feature", "collision", "entity_without_keys", "bad_ttl", "undeclared_entity", "missing_entity_column", "unknown_view"],
+    ids=["unknown_feature", "collision", "entity_without_keys", "bad_ttl", "undeclared_entity", "missing_entity_column", "unknown_view",
+         "model_not_a_feature_view"],
 )
 def test_definition_errors_name_the_model_and_file(manifest, change, message):
     change(manifest)

@@ -83,10 +83,12 @@
     {{ exceptions.raise_compiler_error(where ~ ": config 'online' must be true or false, got " ~ online ~ ".") }}
   {%- endif -%}
 
-  {%- set on_schema_change = config.get('on_schema_change') or 'fail' -%}
+  {#- dbt fills in its own default ('ignore') when nothing sets the key: only a value the user set
+      (config(), the .yml or dbt_project.yml: the unrendered config) counts, else 'fail'. -#}
+  {%- set on_schema_change = (config.get('on_schema_change') if 'on_schema_change' in (model.unrendered_config or {}) else none) or 'fail' -%}
   {%- set accepted_policies = ['fail', 'append_new_columns'] -%}
   {%- if on_schema_change not in accepted_policies -%}
-    {{ exceptions.raise_compiler_error(where ~ ": on_schema_change '" ~ on_schema_change ~ "' is not supported by feature views; use one of: " ~ accepted_policies | join(', ') ~ " (dbt_project.yml sets fail for models/features).") }}
+    {{ exceptions.raise_compiler_error(where ~ ": on_schema_change '" ~ on_schema_change ~ "' is not supported by feature views; use one of: " ~ accepted_policies | join(', ') ~ " (the default is fail).") }}
   {%- endif -%}
 
   {%- set future_rows = config.get('future_rows') or 'defer' -%}
