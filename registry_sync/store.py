@@ -22,6 +22,34 @@ from hindsight.registry_sync.model import Registry
 _VERSION_FILE = re.compile(r"v(\d{6})\.json")
 
 
+def registry_from_bytes(data: bytes, where: str) -> Registry:
+    """A registry from a file's bytes (a version file, or a pinned `--registry` file).
+
+    Raises:
+        RegistryError: naming `where` and what is wrong: not UTF-8 JSON, or not a registry.
+    """
+    try:
+        parsed = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise RegistryError(f"{where} is not a registry: not JSON ({error}); use a file `hindsight apply` wrote "
+                            "(a registry version such as v000001.json)") from None
+    try:
+        return Registry.from_dict(parsed)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        missing = f"no {error.args[0]!r}" if isinstance(error, KeyError) else str(error)
+        raise RegistryError(f"{where} is not a registry ({missing}); use a file `hindsight apply` wrote "
+                            "(a registry version such as v000001.json)") from None
+
+
+def read_registry_file(path: str | os.PathLike[str]) -> Registry:
+    """The registry in a local JSON file; RegistryError naming the file when it cannot be one."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise RegistryError(f"cannot read the registry file {os.fspath(path)}: {error.strerror}") from None
+    return registry_from_bytes(data, os.fspath(path))
+
+
 class RegistryStore:
     """The applied registry versions in one folder (local, or an S3 prefix several machines share)."""
 
@@ -42,7 +70,7 @@ class RegistryStore:
         if data is None:
             known = ", ".join(map(str, self.versions())) or "none"
             raise RegistryError(f"registry version {version} does not exist in {self.directory} (versions: {known})")
-        return Registry.from_dict(json.loads(data))
+        return registry_from_bytes(data, f"{self.directory}/{_name(version)}")
 
     def write(self, registry: Registry) -> Registry:
         """Store `registry` as the next version and return it with its version number set.

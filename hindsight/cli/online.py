@@ -55,15 +55,12 @@ def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _load_registry(registry_file: Path | None) -> Any:
-    from hindsight.registry_sync.model import Registry
-
-    if registry_file:
-        return Registry.from_dict(json.loads(registry_file.read_text()))
     from hindsight.registry_sync import load_registry
     from hindsight.registry_sync.errors import RegistryError
+    from hindsight.registry_sync.store import read_registry_file
 
     try:
-        return load_registry(project_settings())
+        return read_registry_file(registry_file) if registry_file else load_registry(project_settings())
     except RegistryError as err:
         raise click.ClickException(str(err)) from err
 
@@ -95,7 +92,7 @@ def install() -> None:
 
 
 @online.command("up")
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--in-memory", is_flag=True, help="Keep tables in memory (lost at `down`).")
 @_user_errors
 def up(port: int, in_memory: bool) -> None:

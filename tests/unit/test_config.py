@@ -168,3 +168,10 @@ def test_config_shows_each_value_and_where_it_came_from(tmp_path, monkeypatch):
     (root / "data" / "state" / "online_endpoint").write_text("http://127.0.0.1:8000\n")
     stale = CliRunner().invoke(main, ["config", "--project-dir", str(root)])
     assert stale.exit_code == 1 and "is not running" in stale.output
+
+
+def test_a_binary_file_is_named_not_a_traceback(tmp_path):
+    root = project(tmp_path)
+    (root / "hindsight.yml").write_bytes(b"\x00\xf0\x9f garbage \xff")
+    with pytest.raises(ConfigError, match=r"hindsight.yml is not UTF-8 text \(byte \d+"):
+        Settings.load(root, environ={})

@@ -198,3 +198,19 @@ def test_store_reads_every_past_version(tmp_path, manifest):
 def test_empty_registry_plan_lists_everything_as_added():
     registry = Registry(project="p")
     assert plan(None, registry).changes == ()
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b'{"not": "a registry"}', "is not a registry (no 'project')"),
+    (b"\xff\xfe garbage", "is not a registry: not JSON"),
+    (b"[1, 2]", "is not a registry"),
+])
+def test_a_registry_file_that_is_not_one_is_named(tmp_path, content, problem):
+    from hindsight.registry_sync.errors import RegistryError
+    from hindsight.registry_sync.store import read_registry_file
+
+    path = tmp_path / "registry.json"
+    path.write_bytes(content)
+    with pytest.raises(RegistryError) as raised:
+        read_registry_file(path)
+    assert str(raised.value).startswith(f"{path} {problem}")
