@@ -37,6 +37,10 @@ class OnlineStoreUnavailable(RuntimeError):
     """The online store cannot be reached or used right now (serving answers 503)."""
 
 
+class OnlineTableMissing(OnlineStoreUnavailable):
+    """The store answered, but a table the call needs does not exist (`hindsight apply` creates it)."""
+
+
 @dataclass(frozen=True)
 class OnlineStoreConfig:
     """Where the online store lives and how the client talks to it."""
@@ -53,7 +57,8 @@ class OnlineStoreConfig:
     connect_timeout_s: float = 2.0
     #: Seconds to wait for a response.
     read_timeout_s: float = 10.0
-    #: botocore's attempts per request (throttling and 5xx are retried with backoff).
+    #: Attempts per call, the first included (botocore's `total_max_attempts`: throttling, 5xx and
+    #: timeouts are retried with backoff); 1 makes one attempt, no retry.
     max_attempts: int = 3
     #: Seconds a sync holds its per-view lease without renewing it (a killed sync frees it then).
     lease_seconds: int = 60
@@ -183,7 +188,9 @@ def make_client(config: OnlineStoreConfig, *, max_pool_connections: int = 16) ->
     client_config = Config(
         connect_timeout=config.connect_timeout_s,
         read_timeout=config.read_timeout_s,
-        retries={"max_attempts": config.max_attempts, "mode": "standard"},
+        # total_max_attempts counts the first attempt; botocore's `max_attempts` counts retries only
+        # (max_attempts=1 would make two attempts, doubling how long a hung store holds a caller).
+        retries={"total_max_attempts": config.max_attempts, "mode": "standard"},
         max_pool_connections=max(max_pool_connections, config.write_threads * 2),
         # Requests are built by this package in the wire format; skipping client-side validation
         # saves a noticeable share of the per-request CPU on the read path.
@@ -218,15 +225,31 @@ def shared_client(config: OnlineStoreConfig) -> Any:
         return _shared_clients[key]
 
 
+def is_timeout(err: BaseException) -> bool:
+    """Whether `err`, or an exception it was raised from, is a botocore connect or read timeout
+    (the store did not answer in time, as opposed to refusing or failing)."""
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    seen: BaseException | None = err
+    for _ in range(10):  # a chain, not a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, (ConnectTimeoutError, ReadTimeoutError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def store_error(err: Exception, where: str) -> Exception:
-    """The exception a DynamoDB failure becomes: OnlineStoreUnavailable or, for bad input, ValueError."""
+    """The exception a DynamoDB failure becomes: OnlineStoreUnavailable (OnlineTableMissing for a
+    table that does not exist) or, for bad input, ValueError."""
     from botocore.exceptions import ClientError
 
     if isinstance(err, ClientError):
         code = err.response["Error"]["Code"]
         message = err.response["Error"].get("Message", "")
         if code == "ResourceNotFoundException":
-            return OnlineStoreUnavailable(f"{where}: a table does not exist ({message}); run `hindsight apply`")
+            return OnlineTableMissing(f"{where}: a table does not exist ({message}); run `hindsight apply`")
         if code == "ValidationException":
             return ValueError(f"{where}: DynamoDB rejected the request: {message}")
         return OnlineStoreUnavailable(f"{where}: {code}: {message}")

@@ -22,23 +22,24 @@ from hindsight.registry_sync.model import Registry
 _VERSION_FILE = re.compile(r"v(\d{6})\.json")
 
 
-def registry_from_bytes(data: bytes, where: str) -> Registry:
+_USE_AN_APPLIED_FILE = "use a file `hindsight apply` wrote (a registry version such as v000001.json)"
+
+
+def registry_from_bytes(data: bytes, where: str, fix: str = _USE_AN_APPLIED_FILE) -> Registry:
     """A registry from a file's bytes (a version file, or a pinned `--registry` file).
 
     Raises:
-        RegistryError: naming `where` and what is wrong: not UTF-8 JSON, or not a registry.
+        RegistryError: naming `where`, what is wrong (not UTF-8 JSON, or not a registry) and `fix`.
     """
     try:
         parsed = json.loads(data)
     except (UnicodeDecodeError, ValueError) as error:
-        raise RegistryError(f"{where} is not a registry: not JSON ({error}); use a file `hindsight apply` wrote "
-                            "(a registry version such as v000001.json)") from None
+        raise RegistryError(f"{where} is not a registry: not JSON ({error}); {fix}") from None
     try:
         return Registry.from_dict(parsed)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         missing = f"no {error.args[0]!r}" if isinstance(error, KeyError) else str(error)
-        raise RegistryError(f"{where} is not a registry ({missing}); use a file `hindsight apply` wrote "
-                            "(a registry version such as v000001.json)") from None
+        raise RegistryError(f"{where} is not a registry ({missing}); {fix}") from None
 
 
 def read_registry_file(path: str | os.PathLike[str]) -> Registry:
@@ -70,7 +71,8 @@ class RegistryStore:
         if data is None:
             known = ", ".join(map(str, self.versions())) or "none"
             raise RegistryError(f"registry version {version} does not exist in {self.directory} (versions: {known})")
-        return registry_from_bytes(data, f"{self.directory}/{_name(version)}")
+        return registry_from_bytes(data, f"{self.directory}/{_name(version)}",
+                                   "the version file is damaged: `hindsight apply` writes a new version")
 
     def write(self, registry: Registry) -> Registry:
         """Store `registry` as the next version and return it with its version number set.

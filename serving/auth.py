@@ -14,26 +14,34 @@ JSON error shape. Which scope each endpoint needs:
 
 Keys are looked up in the online store's key table (`online_sync.keys`) and cached per process
 for hindsight.yml's `serving: key_cache_seconds:` (default 5): a revoked key stops working on every
-server within that time. `serving: auth: none` (or `hindsight serve --no-auth`) turns keys off,
-which `serve` allows on loopback addresses only (`check_bind`).
+server within that time. A lookup is bounded like a feature read: it runs on a small per-process
+pool and is waited for until the store deadline (HINDSIGHT_SERVING_STORE_DEADLINE_MS) from the
+request's arrival, through a client with that deadline as its timeouts and one attempt, so a hung
+store gives a 503 within the deadline instead of botocore's default timeouts and retries.
+`serving: auth: none` (or `hindsight serve --no-auth`) turns keys off, which `serve` allows on
+loopback addresses only (`check_bind`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
-from hindsight.online_sync.config import OnlineStoreUnavailable
+from hindsight.online_sync.config import OnlineStoreUnavailable, is_timeout
 from hindsight.online_sync.keys import ApiKey, KeyStore, parse_key
 from hindsight.serving.errors import ApiError, error_response
+from hindsight.serving.server import request_arrival
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,8 @@ MODES = ("keys", "none")
 #: Endpoints answered without a key: liveness and readiness probes.
 OPEN_ENDPOINTS = frozenset({"ops.healthz", "ops.readyz"})
 _CACHE_MAX_ENTRIES = 10_000
+#: Threads per process that run key lookups (only lookups the cache cannot answer).
+_LOOKUP_THREADS = 4
 _CHALLENGE = 'Bearer realm="hindsight"'
 
 
@@ -149,13 +159,31 @@ class KeyCache:
         return record
 
 
-class Authenticator:
-    """The key checks of one app; the key table client is created per process (after a fork)."""
+def _key_store(deadline_s: float) -> KeyStore:
+    """The key table of the project's online store, read through a client bounded by `deadline_s`."""
+    from hindsight.online_sync.config import OnlineStoreConfig
+    from hindsight.online_sync.store import deadline_config
 
-    def __init__(self, config: AuthConfig, key_source: Any = None) -> None:
+    return KeyStore(deadline_config(OnlineStoreConfig.from_env(), deadline_s))
+
+
+class Authenticator:
+    """The key checks of one app; the key table client and lookup pool are created per process
+    (after a fork).
+
+    Args:
+        config: keys on or off, and the cache's lifetime.
+        key_source: an object with `lookup(key_id)` (default: the online store's key table).
+        deadline_s: longest a request waits for a key lookup, from its arrival (the store deadline).
+    """
+
+    def __init__(self, config: AuthConfig, key_source: Any = None, deadline_s: float = 0.5) -> None:
         self.config = config
+        self.deadline_s = deadline_s
         self._source = key_source
         self._cache: KeyCache | None = None
+        self._store: Any = None
+        self._pool: ThreadPoolExecutor | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -167,14 +195,51 @@ class Authenticator:
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
-                    source = self._source if self._source is not None else KeyStore()
+                    source = self._source if self._source is not None else _key_store(self.deadline_s)
+                    self._store = source
                     self._cache = KeyCache(source.lookup, self.config.cache_seconds)
+                    self._pool = ThreadPoolExecutor(_LOOKUP_THREADS, thread_name_prefix="hindsight-keys")
                     self._pid = os.getpid()
         assert self._cache is not None
         return self._cache
 
-    def authenticate(self, header: str | None) -> ApiKey:
+    def warm(self) -> None:
+        """Create this process's key table client and make its first GetItem (answered or not;
+        never raises), so that the first request's lookup does not pay for them (gunicorn's post_fork)."""
+        if not self.enabled:
+            return
+        self._keys()
+        source = self._source if self._source is not None else self._store
+        # Not through the cache: nothing is remembered. A store that is down is found by real lookups.
+        with contextlib.suppress(Exception):
+            source.lookup("0" * 12)
+
+    def _lookup(self, key_id: str, started: float | None) -> ApiKey | None:
+        """The key's record, waited for until `started` (default: now) plus the deadline.
+
+        Raises:
+            OnlineStoreUnavailable: the key table cannot be read.
+            FutureTimeout: no answer by the deadline (the lookup finishes in the background,
+                bounded by its client's timeouts; a late answer is cached for the next request).
+        """
+        keys = self._keys()
+        assert self._pool is not None
+        began = time.perf_counter()
+        remaining = (began if started is None else started) + self.deadline_s - began
+        if remaining <= 0:
+            raise FutureTimeout  # queued past the deadline: the store is not asked
+        future = self._pool.submit(keys.get, key_id)
+        try:
+            return future.result(timeout=remaining)
+        except FutureTimeout:
+            future.cancel()
+            raise
+
+    def authenticate(self, header: str | None, started: float | None = None) -> ApiKey:
         """The active key an `Authorization` header carries.
+
+        `started`: `time.perf_counter()` at the request's arrival; the lookup is waited for until it
+        plus the deadline (default: from now).
 
         Raises:
             AuthError: no key, or not a valid one (unknown, revoked and mistyped keys are answered
@@ -188,8 +253,15 @@ class Authenticator:
         key = key.strip()
         key_id = parse_key(key)
         try:
-            record = self._keys().get(key_id) if key_id else None
-        except OnlineStoreUnavailable as error:
+            record = self._lookup(key_id, started) if key_id else None
+        except (FutureTimeout, OnlineStoreUnavailable) as error:
+            # The client's timeout is the deadline too and may fire before the wait ends: same answer.
+            if isinstance(error, FutureTimeout) or is_timeout(error):
+                log.warning("cannot check an API key: the key table did not answer within %.0f ms",
+                            self.deadline_s * 1000)
+                raise ApiError(503, "online_store_unavailable",
+                               f"cannot check the API key: the online store's key table did not answer within "
+                               f"{self.deadline_s * 1000:.0f} ms of the request's arrival") from None
             log.warning("cannot check an API key: %s", error)
             raise ApiError(503, "online_store_unavailable",
                            "cannot check the API key: the online store's key table cannot be reached") from None
@@ -281,7 +353,7 @@ def _check_request() -> None:
     # endpoint None: no route matched; the 404/405 that follows reveals nothing about features.
     if not authenticator.enabled or endpoint is None or endpoint in OPEN_ENDPOINTS:
         return
-    key = authenticator.authenticate(request.headers.get("Authorization"))
+    key = authenticator.authenticate(request.headers.get("Authorization"), request_arrival())
     g.hindsight_api_key = key
     if endpoint == "ops.prometheus_metrics" and not key.metrics:
         raise _forbidden(key, "read /metrics", "--metrics")
@@ -292,14 +364,19 @@ def _check_request() -> None:
 def init_app(app: Flask, test_config: Mapping[str, Any] | None = None) -> Authenticator:
     """Check every request's key before its handler runs.
 
-    `test_config` may carry AUTH ("keys" or "none"), KEY_CACHE_SECONDS and API_KEYS (an object with
-    `lookup(key_id)`, in place of the online store's key table).
+    `test_config` may carry AUTH ("keys" or "none"), KEY_CACHE_SECONDS, API_KEYS (an object with
+    `lookup(key_id)`, in place of the online store's key table) and STORE_DEADLINE_MS (the bound
+    on a key lookup, as on a feature read).
 
     Raises:
         ValueError: HINDSIGHT_SERVING_AUTH or the cache setting is not valid.
     """
+    from hindsight.serving.config import ServingConfig
+
     overrides = dict(test_config or {})
-    authenticator = Authenticator(AuthConfig.from_env().updated(overrides), overrides.get("API_KEYS"))
+    deadline_ms = ServingConfig.from_env().updated(overrides).store_deadline_ms
+    authenticator = Authenticator(AuthConfig.from_env().updated(overrides), overrides.get("API_KEYS"),
+                                  deadline_ms / 1000)
     app.extensions[EXTENSION] = authenticator
     app.before_request(_check_request)
 

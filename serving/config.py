@@ -38,8 +38,18 @@ class ServingConfig:
     #: (HINDSIGHT_SERVING_STORE_DEADLINE_MS). Also the store client's connect and read timeout, with
     #: no retry, so a hung store never holds a thread for longer.
     store_deadline_ms: int = 500
+    #: Milliseconds from a `POST /v1/ingest` or `POST /v1/push` request's arrival within which its
+    #: DynamoDB writes must commit; later is a 503, the request not acknowledged (retrying it is safe)
+    #: (HINDSIGHT_SERVING_WRITE_DEADLINE_MS). Also the write client's connect and read timeout, with
+    #: no retry.
+    write_deadline_ms: int = 5000
     #: Milliseconds `/readyz` waits for the online store to answer (HINDSIGHT_SERVING_READY_DEADLINE_MS).
     ready_deadline_ms: int = 1000
+    #: Milliseconds `hindsight serve` waits for a client's next bytes (request line, headers, body)
+    #: or for it to take the response; past that the connection is closed, after a 408 when the body
+    #: was being read (HINDSIGHT_SERVING_CLIENT_TIMEOUT_MS). Without it a few stalled clients hold
+    #: every request thread.
+    client_timeout_ms: int = 5000
     #: A registry JSON file (`Registry.to_dict()`) to serve instead of the latest applied registry
     #: (HINDSIGHT_SERVING_REGISTRY); pins a deployment to one registry version.
     registry_file: str | None = None
@@ -69,7 +79,9 @@ class ServingConfig:
             max_body_bytes=_env_int("HINDSIGHT_SERVING_MAX_BODY_BYTES", cls.max_body_bytes),
             budget_threads=_env_int("HINDSIGHT_SERVING_BUDGET_THREADS", cls.budget_threads),
             store_deadline_ms=_env_int("HINDSIGHT_SERVING_STORE_DEADLINE_MS", cls.store_deadline_ms),
+            write_deadline_ms=_env_int("HINDSIGHT_SERVING_WRITE_DEADLINE_MS", cls.write_deadline_ms),
             ready_deadline_ms=_env_int("HINDSIGHT_SERVING_READY_DEADLINE_MS", cls.ready_deadline_ms),
+            client_timeout_ms=_env_int("HINDSIGHT_SERVING_CLIENT_TIMEOUT_MS", cls.client_timeout_ms),
             registry_file=os.environ.get("HINDSIGHT_SERVING_REGISTRY") or None,
             reload_interval_ms=_env_int("HINDSIGHT_SERVING_RELOAD_INTERVAL_MS", cls.reload_interval_ms),
             sample_queue_rows=_env_int("HINDSIGHT_SERVING_SAMPLE_QUEUE_ROWS", cls.sample_queue_rows),

@@ -31,12 +31,16 @@ _HTTP_CODES = {
 class ApiError(Exception):
     """An error the client can fix, answered as JSON with `status` and a machine-readable `code`."""
 
-    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        #: Response headers some statuses call for (RFC 7694: a 415 for a content coding names the
+        #: codings accepted in Accept-Encoding).
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -86,7 +90,9 @@ def body_too_large(limit: int) -> ApiError:
 
 def error_response(error: ApiError) -> Response:
     metrics.count_error(error.code)
-    return jsonio.response(error.body(), status=error.status)
+    response = jsonio.response(error.body(), status=error.status)
+    response.headers.update(error.headers)
+    return response
 
 
 def register_error_handlers(app: Flask) -> None:

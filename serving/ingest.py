@@ -13,6 +13,14 @@ the registry), then the key's write scope on the target (`auth.require_write`: 4
 unknown name is answered 404), then each row against the registry by the writer, whose
 `IngestValidationError` (field, row, rule, nearest valid value) becomes a 400 naming them.
 
+Deadline: a write runs on a per-process pool and is waited for until HINDSIGHT_SERVING_WRITE_DEADLINE_MS
+(default 5 s) from the request's arrival; later is a 503 saying the request was not acknowledged
+and retrying it is safe. Its DynamoDB client has that deadline as its connect and read timeout and
+makes one attempt per call (`online_sync.store.deadline_config`), so a hung store frees the pool's
+thread soon after too; a write still running at the deadline may complete in the background, which
+the retry finds as duplicates (ingest: the journaled event ids; push: the journal entry ids, a
+digest of each row, and newest-wins online).
+
 Per process (gunicorn forks workers from a preloaded app): one DynamoDB client and one `Ingestor`
 per served registry version, created on first use after the fork, and a `FlushLoop` started by
 gunicorn's post_fork that moves journaled entries to the offline store (Delta) every
@@ -27,11 +35,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from hindsight.online_sync.config import OnlineStoreUnavailable
+from hindsight.online_sync.config import OnlineStoreUnavailable, OnlineTableMissing, is_timeout
 from hindsight.online_sync.tables import needs_journal
 from hindsight.registry_sync.model import Registry
 from hindsight.serving import auth, jsonio, metrics
@@ -52,28 +62,81 @@ PUSH_FIELDS = ("view", "rows")
 #: What a 503 tells the client: part of the request may be written, and a retry is safe.
 _RETRY = ("the request was not acknowledged (rows written before the failure are kept and count as duplicates "
           "when the request is retried, so retrying it is safe)")
+#: Threads per process that run writes (as many as a worker's request threads: `serve --threads`' default).
+_WRITE_THREADS = 32
 #: Fields of an IngestReport the ingest endpoint answers (its timing stays in the server).
 INGEST_REPORT_FIELDS = ("source", "received", "accepted", "duplicates")
 
 
 class Writers:
-    """How one app writes: the Ingestor and push function (real ones, or fakes from test_config)."""
+    """How one app writes: the Ingestor and push function (real ones, or fakes from test_config).
+
+    Args:
+        ingestor_factory: registry -> an object with `ingest(source, rows)` (default: `Ingestor`).
+        push_function: `online_sync.push.push`'s signature (default: it).
+        deadline_s: longest a request waits for its writes, from its arrival (the write deadline).
+    """
 
     def __init__(self, ingestor_factory: Callable[[Registry], Any] | None = None,
-                 push_function: Callable[..., Any] | None = None) -> None:
+                 push_function: Callable[..., Any] | None = None, deadline_s: float = 5.0) -> None:
         self._ingestor_factory = ingestor_factory
         self._push_function = push_function
+        self.deadline_s = deadline_s
         self._ingestors: dict[tuple[int, int], Any] = {}
         self._config: Any = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
         self._lock = threading.Lock()
 
     def store_config(self) -> Any:
-        """The online store's config, read once per app from the project's settings."""
+        """The online store's config, read once per app from the project's settings, with the
+        write deadline as its client's timeouts and one attempt per call."""
         if self._config is None:
             from hindsight.online_sync.config import OnlineStoreConfig
+            from hindsight.online_sync.store import deadline_config
 
-            self._config = OnlineStoreConfig.from_env()
+            self._config = deadline_config(OnlineStoreConfig.from_env(), self.deadline_s)
         return self._config
+
+    def warm(self) -> None:
+        """Create this process's write threads and, for the real writers, the write client
+        (gunicorn's post_fork; no call is made). Never raises."""
+        self._executor()
+        if self._ingestor_factory is None or self._push_function is None:
+            try:
+                from hindsight.online_sync.config import shared_client
+
+                shared_client(self.store_config())
+            except Exception:  # a store that cannot be set up is reported by real writes
+                log.warning("cannot create the write client yet", exc_info=True)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """This process's write threads (created after a fork)."""
+        if self._pool_pid != os.getpid():
+            with self._lock:
+                if self._pool_pid != os.getpid():
+                    self._pool = ThreadPoolExecutor(_WRITE_THREADS, thread_name_prefix="hindsight-write")
+                    self._pool_pid = os.getpid()
+        assert self._pool is not None
+        return self._pool
+
+    def bounded(self, started: float, write: Callable[..., Any], *args: Any) -> Any:
+        """`write(*args)`, waited for until `started` plus the deadline.
+
+        Raises:
+            FutureTimeout: not done by then (not started: never runs; running: its result is dropped).
+            Whatever `write` raises.
+        """
+        began = time.perf_counter()
+        remaining = started + self.deadline_s - began
+        if remaining <= 0:
+            raise FutureTimeout  # queued past the deadline: nothing is written
+        future = self._executor().submit(write, *args)
+        try:
+            return future.result(timeout=remaining)
+        except FutureTimeout:
+            future.cancel()
+            raise
 
     def ingestor(self, registry: Registry) -> Any:
         """This process's Ingestor for `registry` (one per registry version; after a fork, a new one)."""
@@ -111,9 +174,13 @@ class Writers:
 
 def init_app(app: Flask, test_config: Mapping[str, Any] | None = None) -> Writers:
     """Register the writers; `test_config` may carry INGESTOR (registry -> an object with
-    `ingest(source, rows)`) and PUSH (a function with `online_sync.push.push`'s signature)."""
+    `ingest(source, rows)`), PUSH (a function with `online_sync.push.push`'s signature) and
+    WRITE_DEADLINE_MS."""
+    from hindsight.serving.config import ServingConfig
+
     overrides = dict(test_config or {})
-    writers = Writers(overrides.get("INGESTOR"), overrides.get("PUSH"))
+    deadline_ms = ServingConfig.from_env().updated(overrides).write_deadline_ms
+    writers = Writers(overrides.get("INGESTOR"), overrides.get("PUSH"), deadline_ms / 1000)
     app.extensions[EXTENSION] = writers
     app.register_blueprint(bp)
     return writers
@@ -166,6 +233,26 @@ def _rows(body: dict[str, Any], target_field: str, fields: tuple[str, ...], max_
     return target, rows
 
 
+def _write_timed_out(what: str, target: str, deadline_s: float) -> ApiError:
+    log.warning("%s %s: not committed within the write deadline (%.0f ms); answered 503", what, target,
+                deadline_s * 1000)
+    return ApiError(503, "online_store_unavailable",
+                    f"the online store did not commit the write within {deadline_s * 1000:.0f} ms of the request's "
+                    f"arrival (it may still complete); {_RETRY}")
+
+
+def _store_failed(what: str, target: str, error: OnlineStoreUnavailable, deadline_s: float) -> ApiError:
+    """The 503 of a failed write; the detail (endpoint, table names) goes to the log only."""
+    if is_timeout(error):  # the client's timeout is the write deadline too and may fire first
+        return _write_timed_out(what, target, deadline_s)
+    log.warning("%s %s failed: %s", what, target, error)
+    if isinstance(error, OnlineTableMissing):
+        return ApiError(503, "online_store_unavailable", "a table of the online store is missing: run `hindsight "
+                                                         f"apply` (the server log names it); {_RETRY}")
+    return ApiError(503, "online_store_unavailable", f"the online store cannot be reached; {_RETRY}; "
+                                                     "see the server log")
+
+
 def _invalid_row(error: Exception, target_kind: str, target: str) -> ApiError:
     """A writer's refusal of a row (IngestValidationError, a push's ValueError) as a 400."""
     details = {name: getattr(error, attr) for name, attr in (("row", "index"), ("field", "field"), ("rule", "rule"),
@@ -215,14 +302,15 @@ def ingest() -> Response:
         raise _unknown_source(state.registry, name)
     from hindsight.streams.ingest import IngestConflict
 
+    writers = _writers()
     try:
-        report = _writers().ingest(state.registry, source, rows)
+        report = writers.bounded(started, writers.ingest, state.registry, source, rows)
+    except FutureTimeout:
+        raise _write_timed_out("ingest into", source, writers.deadline_s) from None
     except IngestConflict as error:
         raise ApiError(503, "write_conflict", f"{error}; {_RETRY}") from None
     except OnlineStoreUnavailable as error:
-        log.warning("ingest into %s failed: %s", source, error)
-        raise ApiError(503, "online_store_unavailable", f"the online store cannot be reached; {_RETRY}; "
-                                                        "see the server log") from None
+        raise _store_failed("ingest into", source, error, writers.deadline_s) from None
     except ValueError as error:  # IngestValidationError and the store's ValidationException
         raise _invalid_row(error, "stream source", source) from None
     _poke_flusher()
@@ -246,14 +334,15 @@ def push() -> Response:
         raise unknown("feature view", view, pushable, "unknown_feature_view")
     from hindsight.online_sync.push import PushConflict, PushRefused
 
+    writers = _writers()
     try:
-        report = _writers().push(state.registry, view, rows)
-    except OnlineStoreUnavailable as error:
-        log.warning("push to %s failed: %s", view, error)
-        raise ApiError(503, "online_store_unavailable", f"the online store cannot be reached; {_RETRY}; "
-                                                        "see the server log") from None
+        report = writers.bounded(started, writers.push, state.registry, view, rows)
+    except FutureTimeout:
+        raise _write_timed_out("push to", view, writers.deadline_s) from None
     except PushConflict as error:
         raise ApiError(503, "write_conflict", f"{error}; {_RETRY}") from None
+    except OnlineStoreUnavailable as error:
+        raise _store_failed("push to", view, error, writers.deadline_s) from None
     except PushRefused as error:  # a view without push: true, or an aggregation view
         raise ApiError(400, "push_refused", str(error)) from None
     except ValueError as error:  # a malformed row, an event in the future

@@ -302,7 +302,9 @@ def _paths() -> dict[str, Any]:
                     "400": _error("Malformed JSON, missing or mistyped join key or request field, bad field."),
                     "404": _error("Unknown feature service, feature view or feature (close names suggested)."),
                     "413": _error("Batch over the row limit, or body over the size limit."),
-                    "415": _error("Content type is not application/json."),
+                    "408": _error("The client stopped sending its body for longer than the client timeout."),
+                    "415": _error("Content type is not application/json, a charset other than UTF-8, or a "
+                                  "Content-Encoding (gzip, ...): send the body uncompressed."),
                     "500": _error("Server-side failure (an on-demand view failed); details in the server log."),
                     "503": _error("The online store cannot be reached."),
                 },
@@ -339,7 +341,9 @@ def _paths() -> dict[str, Any]:
                                   "are named in details)."),
                     "404": _error("Unknown stream source (close names suggested)."),
                     "413": _error("More rows than the limit per request, or body over the size limit."),
-                    "415": _error("Content type is not application/json."),
+                    "408": _error("The client stopped sending its body for longer than the client timeout."),
+                    "415": _error("Content type is not application/json, a charset other than UTF-8, or a "
+                                  "Content-Encoding (gzip, ...): send the body uncompressed."),
                     "503": _error("The online store cannot be reached; nothing was acknowledged (retry)."),
                 },
             }
@@ -355,7 +359,9 @@ def _paths() -> dict[str, Any]:
                                   "(push_refused)."),
                     "404": _error("Unknown feature view (close names suggested)."),
                     "413": _error("More rows than the limit per request, or body over the size limit."),
-                    "415": _error("Content type is not application/json."),
+                    "408": _error("The client stopped sending its body for longer than the client timeout."),
+                    "415": _error("Content type is not application/json, a charset other than UTF-8, or a "
+                                  "Content-Encoding (gzip, ...): send the body uncompressed."),
                     "503": _error("The online store cannot be reached, or other writers kept changing the same "
                                   "entities (write_conflict); nothing was acknowledged (retry)."),
                 },

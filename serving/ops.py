@@ -25,27 +25,35 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """The online store answers within the readiness deadline: 200 when it does, 503 otherwise.
+    """The online store answers within the readiness deadline and has the table of every online
+    feature view served: 200 when so, 503 otherwise.
 
     Also names the latest applied registry version this worker could not load, if any (it keeps
-    serving the version it has, so it stays ready).
+    serving the version it has, so it stays ready). The tables are listed at most once a second
+    per worker (`ServingState.check_store`). A missing table's name is logged, not answered: this
+    probe is open to anyone who reaches the port, and error bodies never carry table names.
     """
     state = get_state()
     deadline_s = state.config.ready_deadline_ms / 1000
     # On the read pool, so a hung store costs this probe its deadline, not the client's timeouts.
-    future = state.pool.submit(state.store.ping)
+    future = state.pool.submit(state.check_store)
+    missing: tuple[str, ...] | None = None
     try:
-        reachable = bool(future.result(timeout=deadline_s))
+        missing = future.result(timeout=deadline_s)
         reason = "the check failed"
     except FutureTimeout:
         future.cancel()
-        reachable, reason = False, f"no answer within {state.config.ready_deadline_ms} ms"
+        reason = f"no answer within {state.config.ready_deadline_ms} ms"
     except Exception as error:  # noqa: BLE001 - any failure to reach the store means "not ready", not a 500
         # The detail (endpoint URL, ...) goes to the log only.
         log.warning("online store ping failed: %s: %s", type(error).__name__, error)
-        reachable, reason = False, "see the server log"
-    if not reachable:
+        reason = "see the server log"
+    if missing is None:
         message = f"the online store cannot be reached ({reason})"
+        return error_response(ApiError(503, "online_store_unavailable", message))
+    if missing:
+        message = (f"the online store lacks the table of {len(missing)} served feature view(s): run `hindsight "
+                   "apply` to create it (the server log names the tables)")
         return error_response(ApiError(503, "online_store_unavailable", message))
     body: dict[str, object] = {"status": "ready", "registry_version": state.registry.version}
     follower = get_runtime(current_app).follower

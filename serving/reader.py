@@ -51,20 +51,30 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
 
 
 _UNAVAILABLE: tuple[type[BaseException], ...] | None = None
+#: The 503's message when the store answered but a table of a requested view does not exist.
+MISSING_TABLE_MESSAGE = ("the online store has no table for a requested feature view (not created yet, or "
+                         "dropped): run `hindsight apply`; the server log names it")
 
 
 def store_unavailable(error: BaseException) -> ApiError | None:
     """The 503 for a failure to reach the store, or None when `error` is not one.
 
-    The client is told only that the store cannot be reached: botocore's messages carry the
-    endpoint URL and ours the table names, which are the operator's business (they are logged).
+    The client is told what kind of failure it is, never its detail: botocore's messages carry the
+    endpoint URL and ours the table names, which are the operator's business (they are logged;
+    docs/production.md: error bodies never carry the store's endpoint, host or table names). A
+    missing table (`OnlineTableMissing`: the store answered) is told apart from an unreachable
+    store, with its fix.
     """
     global _UNAVAILABLE
     if _UNAVAILABLE is None:
         _UNAVAILABLE = _unavailable_errors()
     if not isinstance(error, _UNAVAILABLE):
         return None
+    from hindsight.online_sync.config import OnlineTableMissing
+
     log.warning("online store unavailable: %s: %s", type(error).__name__, error)
+    if isinstance(error, OnlineTableMissing):
+        return ApiError(503, "online_store_unavailable", MISSING_TABLE_MESSAGE)
     return ApiError(503, "online_store_unavailable", "the online store cannot be reached; see the server log")
 
 
@@ -143,6 +153,11 @@ def _read_store(
         unavailable = store_unavailable(error)
         if unavailable is None:
             raise
+        from hindsight.online_sync.config import is_timeout
+
+        if is_timeout(error) and not partial:
+            # The client's timeout is the deadline too and may fire first: the same answer.
+            raise store_timed_out(deadline - started) from None
         raise unavailable from None
     finally:
         metrics.observe_store_read(time.perf_counter() - began)

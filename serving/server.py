@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
+import logging
 import os
+import selectors
 import tempfile
 import threading
 import time
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from hindsight.core.processes import pid_alive
 
@@ -62,8 +65,94 @@ def request_arrival() -> float | None:
     return getattr(_arrival, "value", None)
 
 
+class TimedConn(TConn):
+    """A client connection whose blocking reads and writes give up after `client_timeout_s` seconds.
+
+    gunicorn's gthread worker reads a request's headers and body on a blocking socket with no
+    timeout: a client that announces a body and stalls holds a request thread for good, and as many
+    such clients as a worker has threads freeze it (/healthz included). With the timeout, the read
+    raises TimeoutError: `serving.body.read_body` answers 408 when it happens in the body, gunicorn
+    closes the connection either way, and the thread is free again.
+    """
+
+    def __init__(self, cfg: Any, sock: Any, client: Any, server: Any, client_timeout_s: float | None) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.client_timeout_s = client_timeout_s
+        self.closed = False
+
+    def init(self) -> None:
+        # Called by the worker thread each time it takes the connection, right after gunicorn set the
+        # socket blocking (which clears any timeout). An HTTP/2 connection idles between streams by
+        # design: it keeps gunicorn's own handling.
+        super().init()
+        if self.client_timeout_s and not self.is_http2:
+            self.sock.settimeout(self.client_timeout_s)
+
+    def close(self, graceful: bool = False) -> None:
+        """Close once (the worker thread closes a finished connection, see ArrivalThreadWorker.handle,
+        then gunicorn's main thread closes it again), lingering only for a client still sending.
+
+        gunicorn's graceful close lingers up to 2 s for the client to close, so that request bytes
+        still arriving do not make the kernel reset the connection (losing the response). A client
+        that has sent nothing more, nor closed, has no such bytes; it may be stalled and never close.
+        Closing at once still delivers the response, and frees the thread.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        super().close(graceful and not self._client_quiet())
+
+    def _client_quiet(self) -> bool:
+        """Nothing (no bytes, no close) is waiting to be read from the client right now."""
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.sock, selectors.EVENT_READ)
+                return not selector.select(0)
+        except (OSError, ValueError):  # already closed
+            return True
+
+
+class _ClientTimeoutLog(logging.Filter):
+    """One INFO line instead of a traceback when gunicorn closes a connection whose client stalled.
+
+    gunicorn logs every socket error but a reset or broken pipe as "Socket error processing request"
+    with its traceback; a client that stopped sending (or reading) is the client's doing, and a
+    crowd of them must not flood the error log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, TimeoutError):
+            record.msg = ("closed the connection of a client that sent or read nothing within the client timeout "
+                          "(HINDSIGHT_SERVING_CLIENT_TIMEOUT_MS)")
+            record.args, record.exc_info, record.exc_text = None, None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 class ArrivalThreadWorker(ThreadWorker):
-    """gunicorn's gthread worker, noting when each request became ready, before it waited for a thread."""
+    """gunicorn's gthread worker, noting when each request became ready, before it waited for a thread,
+    and bounding how long a thread waits on a client (`TimedConn`)."""
+
+    #: Seconds a thread waits for a client's next bytes, or for it to take the response; None waits
+    #: for ever. Set in each worker after the fork from the app's ServingConfig.client_timeout_ms.
+    client_timeout_s: float | None = None
+
+    def init_process(self) -> None:
+        logging.getLogger("gunicorn.error").addFilter(_ClientTimeoutLog())
+        super().init_process()
+
+    def accept(self, listener: Any) -> None:
+        """gunicorn's accept (gunicorn 27.0.1, pinned), making a TimedConn instead of a TConn."""
+        try:
+            client_sock, client_addr = listener.accept()
+            self.nr_conns += 1
+            client_sock.setblocking(True)
+            conn = TimedConn(self.cfg, client_sock, client_addr, listener.getsockname(), self.client_timeout_s)
+            self.enqueue_req(conn)
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
 
     def enqueue_req(self, conn: Any) -> None:
         conn.hindsight_ready_at = time.perf_counter()
@@ -75,9 +164,15 @@ class ArrivalThreadWorker(ThreadWorker):
             stamp = None  # a new connection whose request has not arrived yet: it arrives from now on
         _arrival.value = stamp
         try:
-            return super().handle(conn)
+            keep = super().handle(conn)
         finally:
             _arrival.value = None
+        if keep is False and isinstance(conn, TimedConn):
+            # gunicorn would close it in its main thread, lingering up to 2 s for the client to close
+            # first (RFC 9112 section 9.6). A stalled client never does: one after another, each would
+            # stop the worker accepting and dispatching every other connection for those 2 s.
+            conn.close(graceful=True)
+        return keep
 
 
 @dataclass(frozen=True)
@@ -205,6 +300,8 @@ def _gunicorn_settings(options: ServerOptions) -> dict[str, Any]:
         # requests: building a boto3 client and each operation's first call cost ~0.1 s of CPU
         # (seconds on a busy machine) with the GIL held, stalling every thread of the worker.
         app = worker.app.wsgi()
+        if isinstance(worker, ArrivalThreadWorker):
+            worker.client_timeout_s = state.get_runtime(app).state.config.client_timeout_ms / 1000
         state.warm(app)
         store_warm = getattr(state.get_runtime(app).state.store, "warm", None)
         if store_warm is not None:

@@ -13,14 +13,12 @@ applied version; a request keeps the state `get_state()` gave it, so it never mi
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
@@ -34,6 +32,9 @@ from hindsight.serving.reload import RegistryFollower
 log = logging.getLogger(__name__)
 
 EXTENSION = "hindsight_serving"
+#: Seconds a process reuses its answer to "which served tables are missing" (readiness probes come
+#: often; in between, a probe only pings the store).
+TABLE_CHECK_TTL_S = 1.0
 
 
 class ServingSetupError(RuntimeError):
@@ -65,6 +66,9 @@ class ServingState:
         self._lock = threading.Lock()
         #: The state this one replaces in this process: its read pool is reused.
         self._predecessor = predecessor
+        #: (time.monotonic() of the check, tables missing) of the last table check in this process.
+        self._tables_checked: tuple[float, tuple[str, ...]] | None = None
+        self._missing_logged: tuple[str, ...] = ()
 
     def successor(self, registry: Registry) -> ServingState:
         """The state serving `registry` with this one's code, store source and settings.
@@ -133,6 +137,36 @@ class ServingState:
             self._predecessor = None  # no chain of retired states kept alive
             self._pid = os.getpid()
 
+    def check_store(self) -> tuple[str, ...] | None:
+        """For readiness: None when the store does not answer, else the DynamoDB tables of this
+        registry's online feature views that it lacks (empty when all exist).
+
+        The tables are listed (ListTables, which also tells the store answers) at most once per
+        TABLE_CHECK_TTL_S in this process; a probe in between only pings the store. A store
+        without a boto3 client (a test's fake) is only pinged. Missing tables are logged by name
+        when the set changes (the probe's answer does not name them).
+
+        Raises:
+            Exception: whatever the store's client raises (the caller answers "not ready").
+        """
+        store = self.store
+        now = time.monotonic()
+        checked = self._tables_checked
+        if checked is not None and now - checked[0] < TABLE_CHECK_TTL_S:
+            return checked[1] if store.ping() else None
+        missing = missing_tables(store, self.registry)
+        if missing is None:
+            return () if store.ping() else None
+        self._tables_checked = (now, missing)
+        if missing != self._missing_logged:
+            if missing:
+                log.warning("the online store lacks the table(s) %s of served feature views: /readyz answers 503 "
+                            "until `hindsight apply` creates them", ", ".join(missing))
+            else:
+                log.info("the online store has every served feature view's table again")
+            self._missing_logged = missing
+        return missing
+
     @property
     def store(self) -> Any:
         """This process's online store client (created on first use)."""
@@ -186,17 +220,48 @@ class ServingRuntime:
         self._retired = keep
 
 
+def missing_tables(store: Any, registry: Registry) -> tuple[str, ...] | None:
+    """The tables of `registry`'s online feature views that the store's DynamoDB lacks, sorted;
+    None when `store` has no boto3 client and config to list tables with.
+
+    One ListTables page (100 names) per call, fewer when the names reach past the last wanted one
+    (DynamoDB lists them in order).
+    """
+    client = getattr(store, "client", None)
+    config = getattr(store, "config", None)
+    if client is None or config is None or not hasattr(config, "table_name") or not hasattr(client, "list_tables"):
+        return None
+    wanted = {config.table_name(view.name) for view in registry.feature_views if view.online}
+    if not wanted:
+        client.list_tables(Limit=1)  # still tells whether the store answers
+        return ()
+    last = max(wanted)
+    found: set[str] = set()
+    arguments: dict[str, Any] = {"Limit": 100}
+    while True:
+        page = client.list_tables(**arguments)
+        names = page.get("TableNames", [])
+        found.update(names)
+        start = page.get("LastEvaluatedTableName")
+        if not start or (names and names[-1] >= last):
+            break
+        arguments["ExclusiveStartTableName"] = start
+    return tuple(sorted(wanted - found))
+
+
 def _load_registry(source: Any, config: ServingConfig) -> Registry:
     if isinstance(source, Registry):
         return source
     if callable(source):
         return source()
     if config.registry_file:
-        path = Path(config.registry_file)
+        from hindsight.registry_sync.errors import RegistryError
+        from hindsight.registry_sync.store import read_registry_file
+
         try:
-            return Registry.from_dict(json.loads(path.read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ServingSetupError(f"cannot read the registry file {str(path)!r}: {error}") from error
+            return read_registry_file(config.registry_file)
+        except RegistryError as error:
+            raise ServingSetupError(str(error)) from error
     from hindsight.registry_sync import load_registry
 
     try:
@@ -262,8 +327,14 @@ def _followed_store(overrides: Mapping[str, Any], config: ServingConfig) -> Any:
 
 
 def warm(app: Flask) -> None:
-    """Create this process's store client and thread pool before the first request needs them."""
+    """Create this process's store client and thread pool before the first request needs them, and
+    the API-key and write clients (`serving.auth`, `serving.ingest`): building a boto3 client costs
+    ~0.1 s of CPU (seconds on a busy machine), which would otherwise eat the first request's deadline."""
     app.extensions[EXTENSION].warm()
+    for name in ("hindsight_auth", "hindsight_ingest"):
+        warm_extension = getattr(app.extensions.get(name), "warm", None)
+        if warm_extension is not None:
+            warm_extension()
 
 
 def get_runtime(app: Flask) -> ServingRuntime:

@@ -73,7 +73,7 @@ def test_serve_with_an_unreadable_registry_file(captured_run, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     result = CliRunner().invoke(main, ["serve", "--registry-file", str(bad)])
-    assert result.exit_code == 1 and "cannot read the registry file" in result.output
+    assert result.exit_code == 1 and f"{bad} is not a registry: not JSON" in result.output
 
 
 def test_bad_port_is_rejected(captured_run):

@@ -78,8 +78,9 @@ def test_a_version_that_cannot_load_keeps_the_old_one_serving(following_app, ser
     assert follower.check() is False  # tried again, counted and logged once
     assert reload_failures() == before + 1
     assert [r.getMessage() for r in caplog.records if "cannot be served" in r.getMessage()] == [
-        "registry version 2 cannot be served (still serving version 1): JSONDecodeError: "
-        "Expecting property name enclosed in double quotes: line 1 column 3 (char 2)"
+        f"registry version 2 cannot be served (still serving version 1): RegistryError: {registry_dir}/v000002.json "
+        "is not a registry: not JSON (Expecting property name enclosed in double quotes: line 1 column 3 (char 2)); "
+        "the version file is damaged: `hindsight apply` writes a new version"
     ]
     ready = client.get("/readyz")
     assert ready.status_code == 200
