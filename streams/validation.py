@@ -32,13 +32,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hindsight.core.arrow_types import ARROW_TYPES
-from hindsight.core.values import NOT_FINITE, ValueProblem, converter, describe, nearest_valid  # noqa: F401 (nearest_valid: re-exported)
+from hindsight.core.values import ValueProblem, converter, describe, nearest_valid  # noqa: F401 (nearest_valid: re-exported)
 from hindsight.core.suggest import closest, did_you_mean
 from hindsight.online_sync.push import MAX_FUTURE_SKEW_ENV, FutureBound
 from hindsight.registry_sync.model import StreamSource
 
 #: Marks "use the environment's bound" (None means no bound).
 _FROM_ENV: Any = object()
+
+
+#: Why an event's infinite or NaN number is refused (JSON's 1e999 parses as infinity).
+NOT_FINITE = "sums, means and maxima over it could not be read back (send null for a missing value)"
+
+
+def _event_converter(dtype: str, arrow_type: pa.DataType) -> Any:
+    """`converter` with one rule more for events: a float must be finite, since events are aggregated."""
+    convert = converter(dtype, arrow_type)
+    if dtype not in ("float32", "float64"):
+        return convert
+
+    def finite(value: Any) -> float:
+        number = convert(value)
+        if not math.isfinite(number):
+            raise ValueProblem(f"expected a finite number ({dtype}), got {value!r}: {NOT_FINITE}")
+        return number
+
+    return finite
 
 
 class IngestValidationError(ValueError):
@@ -100,7 +119,7 @@ def _required(stream: StreamSource) -> tuple[str, ...]:
 def _from_dicts(stream: StreamSource, rows: list[Any], schema: pa.Schema) -> pa.Table:
     names = schema.names
     declared = set(names)
-    converters = [converter(c.dtype, schema.field(c.name).type) for c in stream.columns]
+    converters = [_event_converter(c.dtype, schema.field(c.name).type) for c in stream.columns]
     columns: list[list[Any]] = [[] for _ in names]
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
@@ -177,7 +196,7 @@ def _cast(stream: StreamSource, name: str, dtype: str, data: pa.ChunkedArray, ta
             raise IngestValidationError(stream.name, name, index, "type",
                                         f"expected a finite number ({dtype}), got {cast[index].as_py()!r}: {NOT_FINITE}")
     # Slow path: value by value, which names the first bad row and its nearest valid value.
-    convert = converter(dtype, target)
+    convert = _event_converter(dtype, target)
     values: list[Any] = []
     for index, value in enumerate(data.to_pylist()):
         if _is_null(value):

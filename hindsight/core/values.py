@@ -7,7 +7,7 @@ pushed rows (`online_sync.push`) and feature requests (`serving.parsing`, for it
 
 - integers: ints, integral floats (JSON clients and pandas send 12.0 for 12), in range; not bools
   and not text ("12" is refused, naming 12);
-- floats: finite numbers (an infinity would make every sum and mean of the value unreadable);
+- floats: numbers (a feature value may be NaN or infinite; the ingest API refuses those in events);
 - decimals: numbers or text, at most the column's scale;
 - timestamps: datetimes or ISO-8601 text (without an offset: UTC); not numbers (their unit is a
   guess, named as the nearest value); dates: dates or ISO text;
@@ -28,8 +28,6 @@ from hindsight.core.arrow_types import ARROW_TYPES
 
 _UTC = dt.timezone.utc
 _INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
-#: Why an infinity or NaN is refused (JSON's 1e999 parses as infinity).
-NOT_FINITE = "sums, means and maxima over it could not be read back (send null for a missing value)"
 
 
 class ValueProblem(ValueError):
@@ -123,12 +121,9 @@ def _float(value: Any, dtype: str) -> float:
         raise ValueProblem(f"expected a number ({dtype}), got {value!r}", str(float(value)))
     if isinstance(value, (int, float, np.integer, np.floating, Decimal)):
         try:
-            number = float(value)
+            return float(value)
         except OverflowError:  # an int beyond float's range
-            number = math.inf if value > 0 else -math.inf
-        if not math.isfinite(number):
-            raise ValueProblem(f"expected a finite number ({dtype}), got {value!r}: {NOT_FINITE}")
-        return number
+            raise ValueProblem(f"expected a number ({dtype}), got an integer beyond its range") from None
     if isinstance(value, str):
         try:
             parsed = float(value.strip())
