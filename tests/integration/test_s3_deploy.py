@@ -82,23 +82,31 @@ def wait_for(predicate, timeout_s: float) -> float:
     return time.monotonic() - started
 
 
-def test_a_team_deployment_on_s3(tmp_path, s3_bucket, s3_env, dynamodb_endpoint, monkeypatch):
+def project_on_s3(tmp_path, s3_bucket, s3_env, monkeypatch):
+    """A new project with generated raw data whose hindsight.yml puts the offline store and the
+    registry in the bucket: the change a team makes (the endpoint only for an S3-compatible store).
+    The endpoint is then only in hindsight.yml, which this process reads too (HINDSIGHT_PROJECT_DIR),
+    as a notebook in the project would."""
     project = dataclasses.replace(
         new_project(tmp_path / "project"), offline_store=f"{s3_bucket}/offline_store", registry=f"{s3_bucket}/registry",
     )
-    online = {"HINDSIGHT_DYNAMODB_ENDPOINT": dynamodb_endpoint, "HINDSIGHT_DYNAMODB_TABLE_PREFIX": f"s{uuid.uuid4().hex[:8]}_",
-              "HINDSIGHT_DYNAMODB_REGION": "us-east-1"}
-    for name, value in online.items():
-        monkeypatch.setenv(name, value)
-    # The change a team makes to hindsight.yml (the endpoint only for an S3-compatible store).
     config = project.root / "hindsight.yml"
     text = config.read_text()
     for key, value in (("offline_store", project.offline_store), ("registry", project.registry)):
         text = re.sub(rf"^{key}: \S+", f"{key}: {value}", text, flags=re.M)
     config.write_text(text + f"s3:\n  endpoint_url: {s3_env['HINDSIGHT_S3_ENDPOINT_URL']}\n")
     monkeypatch.delenv("HINDSIGHT_S3_ENDPOINT_URL")
-    monkeypatch.setenv("HINDSIGHT_PROJECT_DIR", str(project.root))  # as a notebook in the project finds it
+    monkeypatch.setenv("HINDSIGHT_PROJECT_DIR", str(project.root))
     project.generate(loaded_before=DEMO_CUTOFF)
+    return project
+
+
+def test_a_team_deployment_on_s3(tmp_path, s3_bucket, s3_env, dynamodb_endpoint, monkeypatch):
+    project = project_on_s3(tmp_path, s3_bucket, s3_env, monkeypatch)
+    online = {"HINDSIGHT_DYNAMODB_ENDPOINT": dynamodb_endpoint, "HINDSIGHT_DYNAMODB_TABLE_PREFIX": f"s{uuid.uuid4().hex[:8]}_",
+              "HINDSIGHT_DYNAMODB_REGION": "us-east-1"}
+    for name, value in online.items():
+        monkeypatch.setenv(name, value)
 
     # dbt writes every feature view to S3, and nothing to the project's data/offline_store.
     started = time.perf_counter()
@@ -216,18 +224,8 @@ def test_two_processes_applying_at_once_never_lose_a_version(s3_bucket, s3_env):
 def test_spark_builds_and_reads_the_feature_views_on_s3(tmp_path, s3_bucket, s3_env, monkeypatch):
     """`hindsight spark up` hands Sail the project's S3 settings: the spark target then writes every
     feature view to S3, and a Spark training set over those tables equals DuckDB's."""
-    project = dataclasses.replace(
-        new_project(tmp_path / "project"), offline_store=f"{s3_bucket}/offline_store", registry=f"{s3_bucket}/registry",
-    )
-    config = project.root / "hindsight.yml"
-    text = config.read_text()
-    for key, value in (("offline_store", project.offline_store), ("registry", project.registry)):
-        text = re.sub(rf"^{key}: \S+", f"{key}: {value}", text, flags=re.M)
     # The endpoint only in hindsight.yml: Sail can only have it from `hindsight spark up`.
-    config.write_text(text + f"s3:\n  endpoint_url: {s3_env['HINDSIGHT_S3_ENDPOINT_URL']}\n")
-    monkeypatch.delenv("HINDSIGHT_S3_ENDPOINT_URL")
-    monkeypatch.setenv("HINDSIGHT_PROJECT_DIR", str(project.root))  # this process reads S3 as the project says
-    project.generate(loaded_before=DEMO_CUTOFF)
+    project = project_on_s3(tmp_path, s3_bucket, s3_env, monkeypatch)
 
     port = free_port()
     up = project.run("hindsight", "spark", "up", "--port", str(port))
