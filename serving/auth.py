@@ -32,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +39,7 @@ from flask import Flask, Response, current_app, g, request
 
 from hindsight.online_sync.config import OnlineStoreUnavailable, is_timeout
 from hindsight.online_sync.keys import ApiKey, KeyStore, parse_key
+from hindsight.serving.deadlines import FutureTimeout, call_by
 from hindsight.serving.errors import ApiError, error_response
 from hindsight.serving.server import request_arrival
 
@@ -224,16 +224,8 @@ class Authenticator:
         """
         keys = self._keys()
         assert self._pool is not None
-        began = time.perf_counter()
-        remaining = (began if started is None else started) + self.deadline_s - began
-        if remaining <= 0:
-            raise FutureTimeout  # queued past the deadline: the store is not asked
-        future = self._pool.submit(keys.get, key_id)
-        try:
-            return future.result(timeout=remaining)
-        except FutureTimeout:
-            future.cancel()
-            raise
+        return call_by(self._pool, (time.perf_counter() if started is None else started) + self.deadline_s,
+                       keys.get, key_id)
 
     def authenticate(self, header: str | None, started: float | None = None) -> ApiKey:
         """The active key an `Authorization` header carries.

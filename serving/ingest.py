@@ -36,7 +36,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -46,6 +45,7 @@ from hindsight.online_sync.tables import needs_journal
 from hindsight.registry_sync.model import Registry
 from hindsight.serving import auth, jsonio, metrics
 from hindsight.serving.body import OutOfRangeNumber, json_type, parse_json_body, read_body, show
+from hindsight.serving.deadlines import FutureTimeout, call_by
 from hindsight.serving.errors import ApiError, unknown
 from hindsight.serving.server import request_arrival
 from hindsight.serving.state import get_state
@@ -127,16 +127,7 @@ class Writers:
             FutureTimeout: not done by then (not started: never runs; running: its result is dropped).
             Whatever `write` raises.
         """
-        began = time.perf_counter()
-        remaining = started + self.deadline_s - began
-        if remaining <= 0:
-            raise FutureTimeout  # queued past the deadline: nothing is written
-        future = self._executor().submit(write, *args)
-        try:
-            return future.result(timeout=remaining)
-        except FutureTimeout:
-            future.cancel()
-            raise
+        return call_by(self._executor(), started + self.deadline_s, write, *args)
 
     def ingestor(self, registry: Registry) -> Any:
         """This process's Ingestor for `registry` (one per registry version; after a fork, a new one)."""

@@ -15,10 +15,10 @@ import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from hindsight.serving import metrics
+from hindsight.serving.deadlines import FutureTimeout, call_by
 from hindsight.serving.errors import ApiError
 from hindsight.serving.parsing import FeatureRequest
 from hindsight.serving.plans import OnDemandStep, ReadPlan
@@ -131,17 +131,9 @@ def _read_store(
         return [{} for _ in rows], frozenset()
     began = time.perf_counter()
     try:
-        if began >= deadline:
-            # Queued past its deadline (an overloaded server): shed it without calling the store.
-            raise FutureTimeout
         # One read for every view: DynamoDB answers all of a BatchGetItem or none of it, so reading
         # views separately would multiply calls without making a late answer partial.
-        future = pool.submit(store.read, rows, plan.store_features, deadline=deadline)
-        try:
-            return future.result(timeout=deadline - began), frozenset()
-        except FutureTimeout:
-            future.cancel()  # not started yet: never runs; already running: its result is dropped
-            raise
+        return call_by(pool, deadline, store.read, rows, plan.store_features, deadline=deadline), frozenset()
     except FutureTimeout:
         if partial:
             timed_out = frozenset(plan.store_features)
